@@ -1,0 +1,83 @@
+"""The one small protocol every backend implements.
+
+A backend turns a validated GenerationRequest plus one seed per candidate into raw
+audio: float32 arrays shaped (candidates, channels, samples) at the backend's own
+sample rate (48 kHz stereo for ACE-Step and sketch). Finishing to the user's format
+happens in acestep_core.audio, the same for every backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from acestep_core.progress import CancelCheck, ProgressCallback
+from acestep_core.request import GenerationRequest
+
+if TYPE_CHECKING:  # numpy is not importable from host Pythons
+    import numpy as np
+
+
+@dataclass
+class BackendInfo:
+    """What made the audio; recorded in every sidecar and INFO chunk.
+
+    `label` is the honest one-line description shown to users, e.g.
+    "ACE-Step 1.5 (acestep-v15-turbo)" or "sketch (procedural, no ML model)".
+    """
+
+    name: str
+    label: str
+    model_path: str | None = None
+    model_id: str | None = None
+    device: str = "cpu"
+    dtype: str | None = None
+    loaded: bool = False
+    # Defaults the backend uses when a request leaves steps/guidance/shift empty.
+    defaults: dict[str, Any] = field(default_factory=dict)
+    supports_tasks: tuple[str, ...] = ("text2music",)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dict(self.__dict__)
+        data["supports_tasks"] = list(self.supports_tasks)
+        return data
+
+
+@dataclass
+class RawAudio:
+    """Backend output before finishing. `samples` is (candidates, channels, frames)."""
+
+    samples: "np.ndarray"
+    sample_rate: int
+    # Settings actually used (steps, guidance, shift, ...) for the sidecar.
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    name: str
+
+    def load(self, on_progress: ProgressCallback | None = None) -> None:
+        """Load weights (once; later calls return at once)."""
+
+    def unload(self) -> None:
+        """Free the model's memory; the next generate loads it again."""
+
+    @property
+    def loaded(self) -> bool: ...
+
+    def describe(self) -> BackendInfo: ...
+
+    def generate(
+        self,
+        request: GenerationRequest,
+        seeds: list[int],
+        on_progress: ProgressCallback,
+        is_cancelled: CancelCheck,
+    ) -> RawAudio:
+        """Generate len(seeds) == request.candidates candidates in one go.
+
+        Candidate k uses seeds[k] alone, so generating it by itself with that seed
+        gives the same audio. Raises GenerationCancelled at the next step after
+        is_cancelled() turns true, without decoding half-finished audio.
+        """

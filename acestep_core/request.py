@@ -1,0 +1,262 @@
+"""The one definition of a generation request, used by the CLI, the worker and both hosts.
+
+Standard library only. Validation reports every problem at once, by field, in
+sentences a user understands; the worker returns the same sentences as 4xx bodies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from acestep_core.errors import FieldProblem, InvalidRequest
+
+TASKS = ("text2music", "repaint", "cover")
+OUTPUT_FORMATS = ("wav", "flac", "ogg")
+SAMPLE_RATES = (44100, 48000)
+BIT_DEPTHS = (16, 24)
+MIN_DURATION_S = 1.0
+MAX_DURATION_S = 600.0
+MAX_CANDIDATES = 8
+MIN_BPM = 30.0
+MAX_BPM = 300.0
+MAX_SEED = 2**32 - 1
+MAX_PROMPT_CHARS = 2000
+MAX_LYRICS_CHARS = 8000
+TIME_SIGNATURES = ("2/4", "3/4", "4/4", "6/8")
+
+NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+_FLAT_TO_SHARP = {"Db": "C#", "Eb": "D#", "Gb": "F#", "Ab": "G#", "Bb": "A#", "Cb": "B", "Fb": "E"}
+_SHARP_SPELLING_EXCEPTIONS = {"E#": "F", "B#": "C"}
+_KEY_PATTERN = re.compile(
+    r"^\s*([A-Ga-g])\s*([#b♯♭]?)\s*(major|minor|maj|min|m|M)?\s*$"
+)
+# File names the worker and CLI accept: no folders, no leading dot, nothing a shell or
+# filesystem treats specially. The CLI takes folders through -o, not through this field.
+_FILE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _\-.()]{0,119}$")
+
+
+def normalize_key(text: str) -> str:
+    """'Em', 'e min', 'Bb minor', 'F#' -> 'E minor', 'E minor', 'A# minor', 'F# major'.
+
+    Raises ValueError with a sentence when the text is not a key.
+    """
+    match = _KEY_PATTERN.match(text.replace("♯", "#").replace("♭", "b"))
+    if not match:
+        raise ValueError(
+            f"key must be a note and a mode such as 'E minor' or 'Bb major', got {text!r}"
+        )
+    letter, accidental, mode = match.groups()
+    note = letter.upper() + accidental
+    note = _FLAT_TO_SHARP.get(note, _SHARP_SPELLING_EXCEPTIONS.get(note, note))
+    is_minor = mode in ("minor", "min", "m")
+    return f"{note} {'minor' if is_minor else 'major'}"
+
+
+def key_to_pitch_class(key: str) -> tuple[int, bool]:
+    """'A minor' -> (9, True). The key must already be normalized."""
+    note, mode = key.split()
+    return NOTE_NAMES.index(note), mode == "minor"
+
+
+def beats_per_bar(time_signature: str | None) -> int:
+    """'6/8' -> 6; None -> 4."""
+    if not time_signature:
+        return 4
+    return int(time_signature.split("/")[0])
+
+
+@dataclass
+class GenerationRequest:
+    """What to generate. Every field has a default except the prompt.
+
+    `seed=None` draws a seed and records it. `steps`, `guidance` and `shift` of None use
+    the model's own defaults (turbo and base checkpoints differ). `source_audio` is a
+    file path for the CLI and an upload id for the worker (the worker reads no client path).
+    """
+
+    prompt: str
+    lyrics: str = ""
+    duration: float = 30.0
+    seed: int | None = None
+    candidates: int = 1
+    steps: int | None = None
+    guidance: float | None = None
+    shift: float | None = None
+    bpm: float | None = None
+    key: str | None = None
+    time_signature: str | None = None
+    task: str = "text2music"
+    source_audio: str | None = None
+    repaint_start: float | None = None
+    repaint_end: float | None = None
+    cover_strength: float = 1.0
+    output_format: str = "wav"
+    sample_rate: int = 44100
+    bit_depth: int = 16
+    file_name: str | None = None
+
+    # -- validation ---------------------------------------------------------------
+
+    def problems(self) -> list[FieldProblem]:
+        """Every problem with this request, one per field at most, in field order."""
+        found: list[FieldProblem] = []
+
+        def bad(name: str, message: str) -> None:
+            found.append(FieldProblem(name, message))
+
+        if not isinstance(self.prompt, str) or not self.prompt.strip():
+            bad("prompt", "prompt must describe the music, for example 'calm exploration, ambient, soft pads'")
+        elif len(self.prompt) > MAX_PROMPT_CHARS:
+            bad("prompt", f"prompt must be at most {MAX_PROMPT_CHARS} characters, got {len(self.prompt)}")
+        if not isinstance(self.lyrics, str):
+            bad("lyrics", "lyrics must be text (leave empty for an instrumental)")
+        elif len(self.lyrics) > MAX_LYRICS_CHARS:
+            bad("lyrics", f"lyrics must be at most {MAX_LYRICS_CHARS} characters, got {len(self.lyrics)}")
+        if not _is_number(self.duration) or not (MIN_DURATION_S <= self.duration <= MAX_DURATION_S):
+            bad("duration", f"duration must be between {MIN_DURATION_S:g} and {MAX_DURATION_S:g} seconds, got {self.duration!r}")
+        if self.seed is not None and (not _is_int(self.seed) or not 0 <= self.seed <= MAX_SEED):
+            bad("seed", f"seed must be a whole number from 0 to {MAX_SEED}, or empty to draw one, got {self.seed!r}")
+        if not _is_int(self.candidates) or not 1 <= self.candidates <= MAX_CANDIDATES:
+            bad("candidates", f"candidates must be between 1 and {MAX_CANDIDATES}, got {self.candidates!r}")
+        if self.steps is not None and (not _is_int(self.steps) or not 1 <= self.steps <= 200):
+            bad("steps", f"steps must be between 1 and 200, or empty for the model's default, got {self.steps!r}")
+        if self.guidance is not None and (not _is_number(self.guidance) or not 0.0 <= self.guidance <= 30.0):
+            bad("guidance", f"guidance must be between 0 and 30, or empty for the model's default, got {self.guidance!r}")
+        if self.shift is not None and (not _is_number(self.shift) or not 0.0 < self.shift <= 20.0):
+            bad("shift", f"shift must be above 0 and at most 20, or empty for the model's default, got {self.shift!r}")
+        if self.bpm is not None and (not _is_number(self.bpm) or not MIN_BPM <= self.bpm <= MAX_BPM):
+            bad("bpm", f"bpm must be between {MIN_BPM:g} and {MAX_BPM:g}, or empty to let the music choose, got {self.bpm!r}")
+        if self.key is not None:
+            try:
+                normalize_key(self.key) if isinstance(self.key, str) else normalize_key(repr(self.key))
+            except ValueError as exc:
+                bad("key", str(exc))
+        if self.time_signature is not None and self.time_signature not in TIME_SIGNATURES:
+            bad("time_signature", f"time_signature must be one of {', '.join(TIME_SIGNATURES)}, got {self.time_signature!r}")
+        if self.task not in TASKS:
+            bad("task", f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        elif self.task in ("repaint", "cover"):
+            if not isinstance(self.source_audio, str) or not self.source_audio:
+                bad("source_audio", f"the {self.task} task needs source audio to work from")
+        elif self.source_audio is not None:
+            bad("source_audio", "source_audio is only used by the repaint and cover tasks; remove it or set the task")
+        if self.task == "repaint":
+            start, end = self.repaint_start, self.repaint_end
+            if not _is_number(start) or not _is_number(end) or not 0 <= start < end:
+                bad("repaint_start", f"repaint needs repaint_start and repaint_end in seconds with 0 <= start < end, got {start!r} and {end!r}")
+        elif self.repaint_start is not None or self.repaint_end is not None:
+            bad("repaint_start", "repaint_start and repaint_end are only used by the repaint task")
+        if not _is_number(self.cover_strength) or not 0.0 <= self.cover_strength <= 1.0:
+            bad("cover_strength", f"cover_strength must be between 0 and 1, got {self.cover_strength!r}")
+        if self.output_format not in OUTPUT_FORMATS:
+            bad("output_format", f"output_format must be one of {', '.join(OUTPUT_FORMATS)}, got {self.output_format!r}")
+        if self.sample_rate not in SAMPLE_RATES:
+            bad("sample_rate", f"sample_rate must be 44100 or 48000, got {self.sample_rate!r}")
+        if self.bit_depth not in BIT_DEPTHS:
+            bad("bit_depth", f"bit_depth must be 16 or 24, got {self.bit_depth!r}")
+        if self.file_name is not None and (
+            not isinstance(self.file_name, str)
+            or not _FILE_NAME_PATTERN.match(self.file_name)
+            or ".." in self.file_name
+        ):
+            bad("file_name", f"file_name must be a plain file name (letters, digits, space, _-.(), no folders), got {self.file_name!r}")
+        return found
+
+    def validated(self) -> "GenerationRequest":
+        """This request with its key normalized; raises InvalidRequest listing every problem."""
+        found = self.problems()
+        if found:
+            raise InvalidRequest(found)
+        if self.key is not None:
+            return dataclasses.replace(self, key=normalize_key(self.key))
+        return self
+
+    # -- JSON ---------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "GenerationRequest":
+        """Build and validate a request from JSON-like data. Unknown fields are an error."""
+        if not isinstance(data, dict):
+            raise InvalidRequest([FieldProblem("request", "the request must be a JSON object")])
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        found: list[FieldProblem] = []
+        for name in data:
+            if name not in known:
+                found.append(FieldProblem(str(name), f"unknown field {name!r}; known fields are {', '.join(known)}"))
+        if "prompt" not in data:
+            found.append(FieldProblem("prompt", "prompt is required"))
+        kwargs: dict[str, Any] = {}
+        for name, value in data.items():
+            if name not in known:
+                continue
+            problem = _type_problem(name, value)
+            if problem:
+                found.append(FieldProblem(name, problem))
+            else:
+                kwargs[name] = value
+        if found:
+            raise InvalidRequest(found)
+        return cls(**kwargs).validated()
+
+    @classmethod
+    def from_json(cls, text: str) -> "GenerationRequest":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidRequest([FieldProblem("request", f"the request is not valid JSON: {exc}")]) from None
+        return cls.from_dict(data)
+
+
+# JSON types each field accepts; validation of ranges happens in problems().
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "prompt": (str,),
+    "lyrics": (str,),
+    "duration": (int, float),
+    "seed": (int, type(None)),
+    "candidates": (int,),
+    "steps": (int, type(None)),
+    "guidance": (int, float, type(None)),
+    "shift": (int, float, type(None)),
+    "bpm": (int, float, type(None)),
+    "key": (str, type(None)),
+    "time_signature": (str, type(None)),
+    "task": (str,),
+    "source_audio": (str, type(None)),
+    "repaint_start": (int, float, type(None)),
+    "repaint_end": (int, float, type(None)),
+    "cover_strength": (int, float),
+    "output_format": (str,),
+    "sample_rate": (int,),
+    "bit_depth": (int,),
+    "file_name": (str, type(None)),
+}
+
+_TYPE_WORDS = {str: "text", int: "a whole number", float: "a number", type(None): "empty (null)"}
+
+
+def _type_problem(name: str, value: Any) -> str | None:
+    allowed = _FIELD_TYPES[name]
+    # bool is an int in Python but never a valid value here.
+    if isinstance(value, bool) or not isinstance(value, allowed):
+        words = " or ".join(dict.fromkeys(_TYPE_WORDS[t] for t in allowed))
+        return f"{name} must be {words}, got {type(value).__name__} {value!r}"
+    return None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
