@@ -58,3 +58,32 @@ class GenerationCancelled(AceStepError):
 
 class GenerationFailed(AceStepError):
     """The backend failed while generating (out of memory, for example)."""
+
+
+class WorkerError(AceStepError):
+    """Root of the errors the worker client raises."""
+
+
+class WorkerNotRunning(WorkerError):
+    """No worker answers and none could be started."""
+
+
+class WorkerUnreachable(WorkerError):
+    """A worker was found but did not answer in time (stopped or crashed)."""
+
+
+class WorkerAuthFailed(WorkerError):
+    """The worker refused our token (a stale discovery file, or a wrong token in the preferences)."""
+
+
+class JobNotFound(WorkerError):
+    """The worker has no job with that id."""
+
+
+class WorkerRejected(WorkerError):
+    """The worker refused a request (4xx); `problems` lists field-by-field sentences when it sent them."""
+
+    def __init__(self, message: str, status_code: int = 400, problems: list[FieldProblem] | None = None):
+        self.status_code = status_code
+        self.problems = list(problems or [])
+        super().__init__(message)
