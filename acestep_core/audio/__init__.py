@@ -1,0 +1,1 @@
+"""Audio finishing and writing (numpy, soxr, soundfile). Worker/CLI side only."""

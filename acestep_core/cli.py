@@ -1,0 +1,249 @@
+"""The `acestep-dcc` command.
+
+Every expected failure prints one sentence on stderr and exits with status 2; a
+traceback means a bug in acestep-dcc.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from acestep_core import __version__
+from acestep_core.errors import AceStepError, InvalidRequest
+from acestep_core.request import OUTPUT_FORMATS, TASKS, TIME_SIGNATURES, GenerationRequest
+
+EXIT_USAGE = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return args.handler(args) or 0
+    except InvalidRequest as exc:
+        for problem in exc.problems:
+            print(f"acestep-dcc: {problem.message}", file=sys.stderr)
+        return EXIT_USAGE
+    except AceStepError as exc:
+        print(f"acestep-dcc: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("acestep-dcc: interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="acestep-dcc", description="ACE-Step music cues for games and cutscenes.")
+    parser.add_argument("--version", action="version", version=f"acestep-dcc {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    generate = commands.add_parser("generate", help="generate cues into audio files")
+    generate.add_argument("prompt", help='what the music is, e.g. "intense boss battle, rock, fast tempo"')
+    generate.add_argument("-o", "--output", default="cue.wav",
+                          help="output file; with several candidates NAME-1.wav, NAME-2.wav, ... (default: cue.wav)")
+    generate.add_argument("--seconds", type=float, default=30.0, help="length of each cue in seconds (default: 30)")
+    generate.add_argument("--candidates", type=int, default=1, help="how many versions to make (1-8)")
+    generate.add_argument("--seed", type=int, help="seed of the first candidate (default: draw one)")
+    generate.add_argument("--bpm", type=float, help="tempo in beats per minute")
+    generate.add_argument("--key", help='key, e.g. "E minor" or "Bb major"')
+    generate.add_argument("--time-signature", choices=TIME_SIGNATURES)
+    generate.add_argument("--lyrics", default="", help="lyrics (default: instrumental)")
+    generate.add_argument("--steps", type=int, help="denoising steps (default: the model's own)")
+    generate.add_argument("--guidance", type=float, help="guidance scale (default: the model's own)")
+    generate.add_argument("--shift", type=float, help="timestep shift (default: the model's own)")
+    generate.add_argument("--task", choices=TASKS, default="text2music")
+    generate.add_argument("--source", help="source audio file for repaint and cover")
+    generate.add_argument("--repaint-start", type=float, help="repaint from this second")
+    generate.add_argument("--repaint-end", type=float, help="repaint up to this second")
+    generate.add_argument("--cover-strength", type=float, default=1.0, help="how closely a cover follows the source (0-1)")
+    generate.add_argument("--format", choices=OUTPUT_FORMATS, help="file format (default: from -o, else wav)")
+    generate.add_argument("--sample-rate", type=int, default=44100, help="44100 (default) or 48000")
+    generate.add_argument("--bit-depth", type=int, default=16, help="16 (default) or 24")
+    _add_backend_arguments(generate)
+    generate.add_argument("--json", action="store_true", help="print the written files as JSON on stdout")
+    generate.set_defaults(handler=run_generate)
+
+    download = commands.add_parser("download-model", help="download ACE-Step 1.5 weights from the Hugging Face Hub")
+    download.add_argument("repo_id", nargs="?", default=None, help="Hub repository (default: the XL turbo model)")
+    download.add_argument("--dir", help="where to put it (default: acestep-dcc's models folder)")
+    download.set_defaults(handler=run_download_model)
+
+    doctor = commands.add_parser("doctor", help="check that everything needed to generate is in place")
+    doctor.add_argument("--model", help="model folder to check (default: the configured one)")
+    doctor.add_argument("-o", "--output", default=".", help="output folder to check for write access")
+    doctor.set_defaults(handler=run_doctor)
+
+    worker = commands.add_parser("worker", help="run the local model worker that Blender and REAPER talk to")
+    worker.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    worker.add_argument("--port", type=int, default=0, help="port (default: 0, a free one)")
+    worker.add_argument("--idle-unload", type=float, default=None, metavar="MIN",
+                        help="unload the model after this many idle minutes")
+    _add_backend_arguments(worker)
+    worker.set_defaults(handler=run_worker_command)
+
+    install = commands.add_parser("install", help="install the Blender extension or the REAPER actions")
+    install_targets = install.add_subparsers(title="targets", metavar="TARGET")
+    blender = install_targets.add_parser("blender", help="build the Blender extension and install it")
+    blender.add_argument("--blender", help="Blender executable (default: blender on PATH)")
+    blender.add_argument("--zip-dir", help="where to build the extension zip (default: dist/)")
+    blender.set_defaults(handler=run_install_blender)
+    reaper = install_targets.add_parser("reaper", help="copy the REAPER actions into REAPER and register them")
+    reaper.add_argument("--resource-path", help="REAPER's resource folder (default: the usual one for this system)")
+    reaper.set_defaults(handler=run_install_reaper)
+    return parser
+
+
+def _add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="ACE-Step model folder (default: $ACESTEP_DCC_MODEL or the configured one)")
+    parser.add_argument("--backend", choices=("auto", "acestep", "sketch"), default="auto",
+                        help="auto (default): acestep when a model folder is known, else sketch")
+    parser.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
+
+
+# -- generate -----------------------------------------------------------------------
+
+
+def request_from_args(args: argparse.Namespace) -> tuple[GenerationRequest, Path]:
+    output = Path(args.output).expanduser()
+    suffix = output.suffix.lower().lstrip(".")
+    output_format = args.format or (suffix if suffix in OUTPUT_FORMATS else "wav")
+    source = args.source
+    if source is not None and not Path(source).expanduser().is_file():
+        from acestep_core.errors import FieldProblem
+
+        raise InvalidRequest([FieldProblem("source_audio", f"the source audio file {source} does not exist")])
+    request = GenerationRequest(
+        prompt=args.prompt,
+        lyrics=args.lyrics,
+        duration=args.seconds,
+        seed=args.seed,
+        candidates=args.candidates,
+        steps=args.steps,
+        guidance=args.guidance,
+        shift=args.shift,
+        bpm=args.bpm,
+        key=args.key,
+        time_signature=args.time_signature,
+        task=args.task,
+        source_audio=str(Path(source).expanduser().resolve()) if source else None,
+        repaint_start=args.repaint_start,
+        repaint_end=args.repaint_end,
+        cover_strength=args.cover_strength,
+        output_format=output_format,
+        sample_rate=args.sample_rate,
+        bit_depth=args.bit_depth,
+    ).validated()
+    return request, output
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    # Validate before importing the heavy stack, so a typo costs no start-up time.
+    request, output = request_from_args(args)
+    from acestep_core.backends import SKETCH_NOTICE, create_backend
+    from acestep_core.generation import ensure_output_folder, generate_cues
+
+    ensure_output_folder(output.parent)
+    backend = create_backend(args.backend, args.model, args.device)
+    print(f"acestep-dcc: backend {backend.describe().label}", file=sys.stderr)
+    if backend.name == "sketch":
+        print(f"acestep-dcc: {SKETCH_NOTICE}", file=sys.stderr)
+
+    cancel = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
+    bar = _ProgressBar()
+    try:
+        outputs = generate_cues(request, backend, output, on_progress=bar.update, is_cancelled=cancel.is_set)
+    finally:
+        bar.close()
+        signal.signal(signal.SIGINT, previous)
+    for cue in outputs:
+        print(f"acestep-dcc: wrote {cue.path} ({cue.duration:.2f} s, seed {cue.seed})", file=sys.stderr)
+    if args.json:
+        import json
+
+        print(json.dumps([{"path": c.path, "seed": c.seed, "duration": c.duration, "sidecar": c.sidecar_path}
+                          for c in outputs], indent=2))
+    return 0
+
+
+class _ProgressBar:
+    """A tqdm bar on stderr whose text follows the job's stage."""
+
+    def __init__(self) -> None:
+        from tqdm import tqdm
+
+        self._bar = tqdm(total=1000, file=sys.stderr, unit="", bar_format="{desc:<18} {bar} {percentage:3.0f}% {elapsed}",
+                         disable=None, leave=False)
+
+    def update(self, progress) -> None:
+        self._bar.set_description_str(progress.stage, refresh=False)
+        self._bar.n = int(progress.fraction * 1000)
+        self._bar.refresh()
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+# -- download-model and doctor ----------------------------------------------------------
+
+
+def run_download_model(args: argparse.Namespace) -> int:
+    from acestep_core import config
+    from acestep_core.model_folder import download_model
+
+    repo_id = args.repo_id or config.DEFAULT_REPO_ID
+    dest = Path(args.dir).expanduser() if args.dir else config.default_model_dir(repo_id)
+    path = download_model(repo_id, dest)
+    if not config.load_config().get("model"):
+        config.save_config({"model": str(path)})
+        print(f"acestep-dcc: {path} is now the default model", file=sys.stderr)
+    print(str(path))
+    return 0
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    from acestep_core.doctor import run_checks
+
+    all_ok = True
+    for check in run_checks(model=args.model, output=Path(args.output)):
+        all_ok &= check.ok
+        print(("ok   " if check.ok else "FIX  ") + check.message)
+    return 0 if all_ok else 1
+
+
+# -- worker and installers ----------------------------------------------------------------
+
+
+def run_worker_command(args: argparse.Namespace) -> int:
+    from acestep_core.worker import run_worker
+
+    return run_worker(host=args.host, port=args.port, model=args.model, backend=args.backend,
+                      device=args.device, idle_unload_minutes=args.idle_unload) or 0
+
+
+def run_install_blender(args: argparse.Namespace) -> int:
+    from acestep_core.install.blender import install_blender
+
+    report = install_blender(blender_executable=args.blender, zip_dir=Path(args.zip_dir) if args.zip_dir else None)
+    print(report)
+    return 0
+
+
+def run_install_reaper(args: argparse.Namespace) -> int:
+    from acestep_core.install.reaper import install_reaper
+
+    report = install_reaper(Path(args.resource_path).expanduser() if args.resource_path else None)
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
