@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Sets up the worker environment: a virtual environment at .venv in this checkout with
+# acestep-dcc and everything the worker and CLI need. `--test` adds the test tools and
+# real Blender (bpy) for the add-on tests.
+#
+# PyTorch: the default is the CPU build pinned below. With an NVIDIA GPU, choose your
+# CUDA build instead, e.g.
+#   ACESTEP_TORCH="torch --index-url https://download.pytorch.org/whl/cu128" bash install_scripts/setup.sh
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$here"
+python="${PYTHON:-python3}"
+torch_spec="${ACESTEP_TORCH:-torch==2.13.0}"
+with_tests=0
+for arg in "$@"; do
+  case "$arg" in
+    --test) with_tests=1 ;;
+    *) echo "setup.sh: unknown option $arg (use --test to add the test tools)" >&2; exit 2 ;;
+  esac
+done
+
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  echo "setup.sh: acestep-dcc needs Python 3.11 or newer; set PYTHON=/path/to/python3.11" >&2
+  exit 2
+fi
+
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+pip=(.venv/bin/python -m pip --disable-pip-version-check -q)
+# Torch first, so the unpinned torch in the worker extra is already satisfied and pip
+# never reaches for a multi-gigabyte CUDA build on a machine that did not ask for one.
+# shellcheck disable=SC2086
+"${pip[@]}" install $torch_spec
+"${pip[@]}" install -e ".[worker]"
+if [ "$with_tests" = 1 ]; then
+  "${pip[@]}" install -e ".[worker,test]" "bpy==5.0.1"
+fi
+echo "setup.sh: ready: $(.venv/bin/acestep-dcc --version) in $here/.venv" >&2

@@ -1,0 +1,78 @@
+"""Finishing steps and the atomic writer against real soundfile/soxr."""
+
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from acestep_core.audio.finishing import (
+    apply_peak_ceiling, finish_candidate, fit_length, frames_from_channels_first, replace_non_finite, resample,
+)
+from acestep_core.audio.writer import write_audio_atomic, write_json_atomic
+
+
+def tone(seconds=1.0, rate=48000, freq=440.0, amplitude=0.5):
+    t = np.arange(int(seconds * rate)) / rate
+    mono = amplitude * np.sin(2 * np.pi * freq * t)
+    return np.stack([mono, mono]).astype(np.float32)
+
+
+def test_resample_keeps_the_tone_and_the_length():
+    frames = frames_from_channels_first(tone(1.0, 48000, 1000.0))
+    out = resample(frames, 48000, 44100)
+    assert out.shape == (44100, 2)
+    spectrum = np.abs(np.fft.rfft(out[:, 0]))
+    assert abs(np.argmax(spectrum) * 44100 / out.shape[0] - 1000.0) < 2.0
+
+
+@pytest.mark.parametrize("length", [100, 48000, 50000])
+def test_fit_length_is_exact(length):
+    frames = frames_from_channels_first(tone(1.0))
+    fitted = fit_length(frames, length)
+    assert fitted.shape == (length, 2)
+    if length > 48000:
+        assert not fitted[48000:].any()
+
+
+def test_peak_ceiling_only_turns_down():
+    loud = np.full((10, 2), 1.7, np.float32)
+    assert np.max(np.abs(apply_peak_ceiling(loud, -1.0))) == pytest.approx(10 ** (-1 / 20), rel=1e-6)
+    quiet = np.full((10, 2), 0.1, np.float32)
+    assert np.array_equal(apply_peak_ceiling(quiet), quiet)
+
+
+def test_non_finite_samples_become_silence():
+    frames = np.array([[np.nan, 1.0], [np.inf, -np.inf]], np.float32)
+    assert np.array_equal(replace_non_finite(frames), [[0.0, 1.0], [0.0, 0.0]])
+
+
+@pytest.mark.parametrize("rate, seconds", [(44100, 15.0), (48000, 15.0), (44100, 2.345)])
+def test_finish_candidate_gives_exact_duration_and_no_clipping(rate, seconds):
+    raw = tone(seconds + 0.3, 48000, amplitude=1.4)
+    out = finish_candidate(raw, 48000, rate, seconds)
+    assert out.shape == (round(seconds * rate), 2)
+    assert np.max(np.abs(out)) < 1.0
+
+
+@pytest.mark.parametrize("fmt, depth, subtype", [("wav", 16, "PCM_16"), ("wav", 24, "PCM_24"),
+                                                 ("flac", 24, "PCM_24"), ("ogg", 16, "VORBIS")])
+def test_writer_formats_and_metadata(tmp_path, fmt, depth, subtype):
+    path = tmp_path / f"cue.{fmt}"
+    frames = frames_from_channels_first(tone(0.5, 44100))
+    write_audio_atomic(path, frames, 44100, fmt, depth, {"title": "boss battle", "comment": "backend: sketch"})
+    info = sf.info(path)
+    assert (info.samplerate, info.channels, info.subtype, info.frames) == (44100, 2, subtype, 22050)
+    with sf.SoundFile(path) as f:
+        assert f.title == "boss battle" and f.comment == "backend: sketch"
+    assert os.listdir(tmp_path) == [path.name]
+
+
+def test_failed_write_leaves_no_file(tmp_path):
+    path = tmp_path / "cue.wav"
+    bad = np.zeros((10, 2), np.float32)
+    with pytest.raises(KeyError):
+        write_audio_atomic(path, bad, 44100, "wav", 12)  # no such depth
+    assert os.listdir(tmp_path) == []
+    write_json_atomic(tmp_path / "a.json", {"x": 1})
+    assert sorted(os.listdir(tmp_path)) == ["a.json"]

@@ -1,0 +1,121 @@
+"""GenerationRequest: one definition, every problem reported at once, JSON round trip."""
+
+import json
+
+import pytest
+from hypothesis import given, strategies as st
+
+from acestep_core.errors import InvalidRequest
+from acestep_core.request import GenerationRequest, normalize_key
+
+
+def problems_by_field(excinfo) -> dict[str, str]:
+    return {p.field: p.message for p in excinfo.value.problems}
+
+
+def test_defaults_are_valid_and_instrumental():
+    request = GenerationRequest(prompt="calm exploration, ambient").validated()
+    assert request.lyrics == ""
+    assert (request.output_format, request.sample_rate, request.bit_depth) == ("wav", 44100, 16)
+    assert request.seed is None and request.candidates == 1
+
+
+def test_every_problem_is_reported_at_once_by_field():
+    with pytest.raises(InvalidRequest) as excinfo:
+        GenerationRequest(prompt=" ", duration=0, candidates=9, bpm=500, key="H major", sample_rate=22050,
+                          bit_depth=8, output_format="mp3", time_signature="5/4").validated()
+    found = problems_by_field(excinfo)
+    assert set(found) == {"prompt", "duration", "candidates", "bpm", "key", "sample_rate", "bit_depth",
+                          "output_format", "time_signature"}
+    assert found["duration"] == "duration must be between 1 and 600 seconds, got 0"
+    assert "between 1 and 8" in found["candidates"]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("E minor", "E minor"), ("Em", "E minor"), ("e min", "E minor"), ("Bb minor", "A# minor"),
+    ("F#", "F# major"), ("C major", "C major"), ("Ab maj", "G# major"), ("c♯m", "C# minor"),
+])
+def test_keys_are_normalized(text, expected):
+    assert normalize_key(text) == expected
+    assert GenerationRequest(prompt="x", key=text).validated().key == expected
+
+
+@pytest.mark.parametrize("task, extra, field", [
+    ("repaint", {}, "source_audio"),
+    ("repaint", {"source_audio": "up-1"}, "repaint_start"),
+    ("repaint", {"source_audio": "up-1", "repaint_start": 5.0, "repaint_end": 2.0}, "repaint_start"),
+    ("cover", {}, "source_audio"),
+    ("text2music", {"source_audio": "x.wav"}, "source_audio"),
+    ("text2music", {"repaint_start": 1.0}, "repaint_start"),
+    ("extract", {}, "task"),
+])
+def test_task_fields_must_fit_the_task(task, extra, field):
+    with pytest.raises(InvalidRequest) as excinfo:
+        GenerationRequest(prompt="x", task=task, **extra).validated()
+    assert field in problems_by_field(excinfo)
+
+
+def test_valid_repaint_and_cover():
+    GenerationRequest(prompt="x", task="repaint", source_audio="up-1", repaint_start=1, repaint_end=4).validated()
+    GenerationRequest(prompt="x", task="cover", source_audio="up-1", cover_strength=0.4).validated()
+
+
+def test_unknown_fields_are_an_error_not_dropped():
+    with pytest.raises(InvalidRequest) as excinfo:
+        GenerationRequest.from_dict({"prompt": "x", "temprature": 1.0})
+    assert "unknown field 'temprature'" in problems_by_field(excinfo)["temprature"]
+
+
+@pytest.mark.parametrize("field, value", [
+    ("duration", "30"), ("candidates", 2.5), ("candidates", True), ("seed", "7"), ("prompt", 5),
+    ("bpm", [120]), ("key", 3),
+])
+def test_wrong_json_types_are_named(field, value):
+    with pytest.raises(InvalidRequest) as excinfo:
+        GenerationRequest.from_dict({"prompt": "x", field: value})
+    assert field in problems_by_field(excinfo)
+
+
+def test_missing_prompt_and_bad_json():
+    with pytest.raises(InvalidRequest) as excinfo:
+        GenerationRequest.from_dict({"duration": 10})
+    assert "prompt" in problems_by_field(excinfo)
+    with pytest.raises(InvalidRequest) as excinfo:
+        GenerationRequest.from_json("{not json")
+    assert "not valid JSON" in excinfo.value.problems[0].message
+    with pytest.raises(InvalidRequest):
+        GenerationRequest.from_json("[1, 2]")
+
+
+def test_non_finite_numbers_are_rejected():
+    with pytest.raises(InvalidRequest) as excinfo:
+        GenerationRequest.from_json('{"prompt": "x", "duration": NaN, "bpm": Infinity}')
+    assert {"duration", "bpm"} <= set(problems_by_field(excinfo))
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", "/etc/passwd", ".hidden", "a\\b", "x" * 200, ""])
+def test_file_names_cannot_carry_folders(name):
+    with pytest.raises(InvalidRequest) as excinfo:
+        GenerationRequest(prompt="x", file_name=name).validated()
+    assert "file_name" in problems_by_field(excinfo)
+
+
+valid_requests = st.builds(
+    GenerationRequest,
+    prompt=st.text(min_size=1, max_size=40).filter(str.strip),
+    duration=st.floats(1, 600),
+    seed=st.none() | st.integers(0, 2**32 - 1),
+    candidates=st.integers(1, 8),
+    bpm=st.none() | st.floats(30, 300),
+    key=st.none() | st.sampled_from(["C major", "E minor", "Bb major", "F# minor"]),
+    output_format=st.sampled_from(["wav", "flac", "ogg"]),
+    sample_rate=st.sampled_from([44100, 48000]),
+    bit_depth=st.sampled_from([16, 24]),
+)
+
+
+@given(valid_requests)
+def test_json_round_trip(request):
+    request = request.validated()
+    assert GenerationRequest.from_json(request.to_json()) == request
+    assert json.loads(request.to_json())["prompt"] == request.prompt
