@@ -87,3 +87,7 @@ class WorkerRejected(WorkerError):
         self.status_code = status_code
         self.problems = list(problems or [])
         super().__init__(message)
+
+
+class ModelDownloadFailed(AceStepError):
+    """Fetching model weights failed (offline, unreachable Hub, unknown or gated repo, disk full)."""
