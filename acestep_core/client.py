@@ -1,0 +1,388 @@
+"""The host-side client of the local model worker. Standard library only.
+
+Blender's and REAPER's Pythons import this; it never imports numpy, torch or
+FastAPI. Every call has a short timeout, because hosts call it from their UI thread,
+and every failure is a WorkerError subclass whose message says what to do.
+
+Blocking use (scripts, tests, the CLI):
+
+    client = WorkerClient.connect(worker_command=[python, "-m", "acestep_core.worker"])
+    job = client.submit(GenerationRequest(prompt="tense boss battle, synthwave"))
+    job = client.wait(job.id)
+
+Non-blocking use from a UI thread (a timer or defer loop calls `tick` repeatedly):
+
+    client = find_worker()                       # None: no worker answers yet
+    if client is None and launch is None:
+        launch = start_worker(command)           # returns at once, worker detached
+    ...
+    client = check_started(launch)               # None while it starts; raises if it died
+"""
+
+from __future__ import annotations
+
+import http.client
+import importlib.util
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Any, Callable
+
+from acestep_core.errors import (
+    FieldProblem,
+    JobNotFound,
+    WorkerAuthFailed,
+    WorkerError,
+    WorkerNotRunning,
+    WorkerRejected,
+    WorkerUnreachable,
+)
+from acestep_core.jobs import JobStatus
+from acestep_core.request import GenerationRequest
+from acestep_core.worker import discovery
+
+DEFAULT_TIMEOUT = 2.0
+PROBE_TIMEOUT = 1.0  # find_worker runs on UI ticks: a hung worker must not freeze the host
+TRANSFER_TIMEOUT = 60.0  # uploads and downloads move megabytes; this bounds each socket wait
+EXIT_ALREADY_RUNNING = 3  # the worker's exit status when another one holds the lock
+
+NO_COMMAND_MESSAGE = (
+    "the worker is not running and no worker command is configured: set it in the add-on "
+    "preferences (the Python of the environment where acestep-dcc's worker is installed), "
+    "or start one with 'acestep-dcc worker'"
+)
+NOT_RUNNING_MESSAGE = "no worker is running: start one with 'acestep-dcc worker', or let the add-on start it"
+WORKER_DEPENDENCIES = ("fastapi", "uvicorn", "numpy", "soundfile")
+
+
+class WorkerClient:
+    """One worker, addressed by url and token (both from its discovery file)."""
+
+    def __init__(self, url: str, token: str, timeout: float = DEFAULT_TIMEOUT):
+        parsed = urllib.parse.urlsplit(url)
+        if parsed.scheme != "http" or not parsed.hostname or not parsed.port:
+            raise WorkerError(f"the worker url {url!r} is not like http://127.0.0.1:PORT; reconnect to read it again")
+        self.url = url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+        self.log_path = ""  # where the worker logs, when the discovery file says
+        self._host = parsed.hostname
+        self._port = parsed.port
+
+    def __repr__(self) -> str:
+        return f"WorkerClient({self.url!r})"
+
+    # -- finding or starting a worker ------------------------------------------------
+
+    @classmethod
+    def connect(cls, *, start: bool = True, worker_command: list[str] | None = None, wait: float = 30.0,
+                timeout: float = DEFAULT_TIMEOUT) -> "WorkerClient":
+        """The running worker, or a new one started with worker_command (or the default
+        command when this Python can run the worker). Blocks up to `wait` seconds while a
+        worker starts; raises WorkerNotRunning with a sentence when none can be had."""
+        client = find_worker(timeout=timeout)
+        if client is not None:
+            return client
+        if not start:
+            raise WorkerNotRunning(NOT_RUNNING_MESSAGE)
+        launch = start_worker(worker_command)
+        deadline = time.monotonic() + wait
+        while True:
+            client = check_started(launch, timeout=timeout)
+            if client is not None:
+                return client
+            if time.monotonic() >= deadline:
+                raise WorkerNotRunning(
+                    f"the worker did not start within {wait:g} s; see its log at {discovery.log_path()}")
+            time.sleep(0.05)
+
+    # -- the API ----------------------------------------------------------------------
+
+    def alive(self, timeout: float | None = None) -> bool:
+        """True when the worker answers its liveness probe (no token needed)."""
+        try:
+            status, _, _ = self._call("GET", "/v1/alive", timeout=timeout or PROBE_TIMEOUT)
+        except WorkerError:
+            return False
+        return status == 200
+
+    def health(self) -> dict:
+        """version, backend, label, model, device, loaded, queue_length, running_job, ..."""
+        return self._json("GET", "/v1/health")
+
+    def submit(self, request: GenerationRequest | dict) -> JobStatus:
+        """Queue a request; returns at once with the job's id and queue position.
+        Raises WorkerRejected with .problems (field-by-field sentences) for a bad request."""
+        payload = request.to_dict() if isinstance(request, GenerationRequest) else request
+        return JobStatus.from_dict(self._json("POST", "/v1/jobs", payload))
+
+    def status(self, job_id: str) -> JobStatus:
+        return JobStatus.from_dict(self._json("GET", f"/v1/jobs/{_quote(job_id)}"))
+
+    def cancel(self, job_id: str) -> JobStatus:
+        """A queued job is cancelled at once; a running one stops at its next step
+        (its status says 'cancelling' until then)."""
+        return JobStatus.from_dict(self._json("DELETE", f"/v1/jobs/{_quote(job_id)}"))
+
+    def jobs(self, limit: int = 20) -> list[JobStatus]:
+        """History, newest first."""
+        data = self._json("GET", f"/v1/jobs?limit={int(limit)}")
+        return [JobStatus.from_dict(job) for job in data["jobs"]]
+
+    def upload(self, path: str | os.PathLike) -> str:
+        """Send a source audio file to the worker; returns the id to put in
+        request.source_audio (the worker reads no path a client names)."""
+        path = Path(path)
+        try:
+            size = path.stat().st_size
+            handle = open(path, "rb")
+        except OSError as exc:
+            raise WorkerError(f"cannot read the source audio {path}: {exc.strerror}; choose another file") from None
+        with handle:
+            query = urllib.parse.urlencode({"name": path.name})
+            headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
+            status, _, body = self._call("POST", f"/v1/uploads?{query}", handle, headers,
+                                         timeout=max(self.timeout, TRANSFER_TIMEOUT))
+        return self._decode(status, body)["id"]
+
+    def download(self, job_id: str, index: int, dest: str | os.PathLike) -> Path:
+        """Fetch output file `index` (0-based) of a done job. `dest` is a folder (the
+        worker's file name is kept) or a file path. Written atomically; returns the path."""
+        conn = self._connection(max(self.timeout, TRANSFER_TIMEOUT))
+        try:
+            response = self._send(conn, "GET", f"/v1/jobs/{_quote(job_id)}/files/{int(index)}")
+            if response.status != 200:
+                self._decode(response.status, response.read(), job_id)
+            dest = Path(dest)
+            target = dest / _served_file_name(response, job_id, index) if dest.is_dir() else dest
+            target.parent.mkdir(parents=True, exist_ok=True)
+            temp = target.with_name(f".{target.name}.{os.getpid()}.partial")
+            try:
+                with open(temp, "wb") as out:
+                    while chunk := response.read(1 << 16):
+                        out.write(chunk)
+                os.replace(temp, target)
+            except (OSError, http.client.HTTPException) as exc:
+                temp.unlink(missing_ok=True)
+                if isinstance(exc, OSError) and not isinstance(exc, (socket.timeout, ConnectionError)):
+                    raise WorkerError(f"cannot write {target}: {exc.strerror or exc}; choose another folder") from None
+                raise self._unreachable(exc) from None
+            return target
+        finally:
+            conn.close()
+
+    # -- additions for hosts, scripts and tests ------------------------------------------
+
+    def wait(self, job_id: str, timeout: float | None = None, poll: float = 0.2,
+             on_status: Callable[[JobStatus], None] | None = None) -> JobStatus:
+        """Poll until the job finishes (blocking: for scripts and tests, not UI threads)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = self.status(job_id)
+            if on_status is not None:
+                on_status(job)
+            if job.finished:
+                return job
+            if deadline is not None and time.monotonic() >= deadline:
+                raise WorkerError(f"job {job_id} is still {job.status} ({job.stage}) after {timeout:g} s")
+            time.sleep(poll)
+
+    def shutdown(self) -> None:
+        """Ask the worker to stop cleanly (a running job is recorded as interrupted)."""
+        self._json("POST", "/v1/shutdown")
+
+    # -- HTTP ----------------------------------------------------------------------------
+
+    def _connection(self, timeout: float | None) -> http.client.HTTPConnection:
+        # http.client rather than urllib: no proxy settings can reroute 127.0.0.1.
+        return http.client.HTTPConnection(self._host, self._port, timeout=timeout or self.timeout)
+
+    def _send(self, conn: http.client.HTTPConnection, method: str, path: str, body: Any = None,
+              headers: dict[str, str] | None = None) -> http.client.HTTPResponse:
+        all_headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json", **(headers or {})}
+        try:
+            try:
+                conn.request(method, path, body=body, headers=all_headers)
+            except (BrokenPipeError, ConnectionResetError):
+                # The worker may refuse a large body early (413) and close while we send:
+                # its answer is still there to read.
+                if conn.sock is None:
+                    raise
+            return conn.getresponse()
+        except (OSError, http.client.HTTPException) as exc:
+            raise self._unreachable(exc) from None
+
+    def _call(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
+              timeout: float | None = None) -> tuple[int, http.client.HTTPMessage, bytes]:
+        conn = self._connection(timeout)
+        try:
+            response = self._send(conn, method, path, body, headers)
+            try:
+                data = response.read()
+            except (OSError, http.client.HTTPException) as exc:
+                raise self._unreachable(exc) from None
+            return response.status, response.headers, data
+        finally:
+            conn.close()
+
+    def _json(self, method: str, path: str, payload: Any = None) -> Any:
+        body = headers = None
+        if payload is not None:
+            body = json.dumps(payload).encode("utf-8")
+            headers = {"Content-Type": "application/json"}
+        elif method == "POST":
+            body, headers = b"", {"Content-Length": "0"}
+        status, _, data = self._call(method, path, body, headers)
+        job_id = path.split("/")[3] if path.startswith("/v1/jobs/") else None
+        return self._decode(status, data, job_id)
+
+    def _decode(self, status: int, data: bytes, job_id: str | None = None) -> Any:
+        try:
+            decoded = json.loads(data) if data else {}
+        except ValueError:
+            decoded = {"detail": data[:200].decode("utf-8", "replace")}
+        if 200 <= status < 300:
+            return decoded
+        detail = decoded.get("detail") if isinstance(decoded, dict) else None
+        detail = str(detail or f"HTTP {status}")
+        if status == 401:
+            raise WorkerAuthFailed(
+                "the worker refused our token: it has restarted since we connected, or the token is wrong; "
+                "reconnect (the discovery file has the current token)")
+        if status == 404 and job_id is not None and "no job" in detail:
+            raise JobNotFound(f"the worker has no job {urllib.parse.unquote(job_id)}; it may come from another "
+                              "worker folder, or its history was cleared")
+        if 400 <= status < 500:
+            problems = [FieldProblem(str(p.get("field", "")), str(p.get("message", "")))
+                        for p in (decoded.get("problems") or []) if isinstance(p, dict)]
+            raise WorkerRejected(detail, status, problems)
+        raise WorkerError(f"the worker failed ({status}): {detail}{self._log_hint()}")
+
+    def _unreachable(self, exc: BaseException) -> WorkerUnreachable:
+        if isinstance(exc, ConnectionRefusedError):
+            reason = "nothing is listening there: it has stopped or crashed; reconnect to start a new one"
+        elif isinstance(exc, (socket.timeout, TimeoutError)):
+            reason = f"it did not answer within {self.timeout:g} s (stuck, or the machine is overloaded)"
+        else:
+            reason = f"the connection failed ({type(exc).__name__}: {exc}); it may have crashed, reconnect"
+        return WorkerUnreachable(f"the worker at {self.url} is not answering: {reason}{self._log_hint()}")
+
+    def _log_hint(self) -> str:
+        return f"; its log is at {self.log_path}" if self.log_path else ""
+
+
+# -- finding and starting workers without blocking --------------------------------------
+
+
+def find_worker(state_dir: str | os.PathLike | None = None, timeout: float = PROBE_TIMEOUT) -> WorkerClient | None:
+    """The worker named by the discovery file when its process is alive and it answers;
+    None when there is none (or only a stale file). Takes at most `timeout` seconds."""
+    info = discovery.read_discovery(state_dir)
+    if info is None or not discovery.pid_alive(info.pid):
+        return None
+    try:
+        client = WorkerClient(info.url, info.token, timeout=max(timeout, DEFAULT_TIMEOUT))
+    except WorkerError:
+        return None
+    client.log_path = info.log_path
+    return client if client.alive(timeout) else None
+
+
+def default_worker_command() -> list[str] | None:
+    """[this Python, -m, acestep_core.worker] when this Python has the worker's
+    dependencies; None inside Blender or REAPER, whose Pythons do not."""
+    if all(importlib.util.find_spec(name) is not None for name in WORKER_DEPENDENCIES):
+        return worker_command_for_python(sys.executable)
+    return None
+
+
+def worker_command_for_python(python: str | os.PathLike) -> list[str]:
+    """The command that runs the worker with a given Python (a host preference)."""
+    return [str(python), "-m", "acestep_core.worker"]
+
+
+def start_worker(worker_command: list[str] | None = None) -> subprocess.Popen:
+    """Start a worker detached from this process and return at once (safe on a UI thread).
+
+    Its output goes to the worker log in the state folder. The child gets this
+    acestep_core on its PYTHONPATH, so a worker environment without acestep-dcc
+    installed still runs the same version as the host. A second worker started while
+    one runs exits by itself (the lock); check_started then finds the running one.
+    """
+    command = list(worker_command or default_worker_command() or [])
+    if not command:
+        raise WorkerNotRunning(NO_COMMAND_MESSAGE)
+    state = discovery.make_private_folder(discovery.state_folder())
+    log_file = discovery.log_path()
+    env = dict(os.environ)
+    env.pop("PYTHONHOME", None)  # a host's own Python home would break the worker's Python
+    package_root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join([package_root, *filter(None, [env.get("PYTHONPATH")])])
+    env["PYTHONUNBUFFERED"] = "1"
+    options: dict[str, Any] = {}
+    if sys.platform == "win32":
+        options["creationflags"] = (subprocess.DETACHED_PROCESS | subprocess.CREATE_NEW_PROCESS_GROUP
+                                    | subprocess.CREATE_NO_WINDOW)
+    else:
+        options["start_new_session"] = True  # the worker outlives the host and its Ctrl+C
+    with open(log_file, "ab") as log:
+        log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(command)}\n".encode())
+        log.flush()
+        try:
+            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                       cwd=state, env=env, close_fds=True, **options)
+        except OSError as exc:
+            raise WorkerNotRunning(
+                f"cannot start the worker with {command[0]!r}: {exc.strerror or exc}; check the worker "
+                "command in the add-on preferences") from None
+    process.log_path = str(log_file)  # type: ignore[attr-defined]
+    return process
+
+
+def check_started(process: subprocess.Popen, timeout: float = PROBE_TIMEOUT) -> WorkerClient | None:
+    """One non-blocking look at a worker start_worker began: the client once a worker
+    answers, None while it is still starting. Raises WorkerNotRunning with the end of
+    its log when it exited without a worker to show for it."""
+    client = find_worker(timeout=timeout)
+    if client is not None:
+        return client
+    code = process.poll()
+    if code is None or code in (0, EXIT_ALREADY_RUNNING):
+        # Still starting; or a wrapper that exited 0 after forking; or it lost the race
+        # to another worker that is about to write its discovery file.
+        return None
+    log_file = getattr(process, "log_path", str(discovery.log_path()))
+    raise WorkerNotRunning(f"the worker stopped while starting (exit status {code}): {_log_tail(Path(log_file))}; "
+                           f"full log at {log_file}")
+
+
+def _log_tail(path: Path, lines: int = 3) -> str:
+    try:
+        with open(path, "rb") as log:
+            log.seek(0, os.SEEK_END)
+            log.seek(max(0, log.tell() - 4096))
+            text = log.read().decode("utf-8", "replace")
+    except OSError:
+        return "no log"
+    kept = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("---")]
+    return " | ".join(kept[-lines:]) or "the log is empty"
+
+
+def _quote(value: str) -> str:
+    return urllib.parse.quote(str(value), safe="")
+
+
+def _served_file_name(response: http.client.HTTPResponse, job_id: str, index: int) -> str:
+    """The worker's name for the file, reduced to a bare safe name (never a path)."""
+    header = response.getheader("Content-Disposition") or ""
+    match = re.search(r"filename\*=utf-8''([^;]+)", header, re.IGNORECASE) or re.search(r'filename="?([^";]+)"?', header)
+    name = urllib.parse.unquote(match.group(1)) if match else ""
+    name = re.split(r"[\\/]", name)[-1].lstrip(".")
+    name = re.sub(r"[^A-Za-z0-9 _\-.()]", "_", name)[:120]
+    return name or f"{job_id}-{index}.wav"

@@ -1,0 +1,370 @@
+"""The worker's HTTP API (FastAPI). See the worker protocol in DESIGN.md.
+
+Every route but the liveness probe needs `Authorization: Bearer <token>`. Request
+bodies are read as raw JSON and validated by GenerationRequest.from_dict, the one
+definition of the rules; the OpenAPI schema describes the same dataclass so tools
+and fuzzers see the real fields. Every error is JSON: {"detail": sentence,
+"problems": [{"field", "message"}]}.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import mimetypes
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from acestep_core import __version__
+from acestep_core.backends.base import Backend
+from acestep_core.errors import FieldProblem, InvalidRequest
+from acestep_core.jobs import DONE, CueOutput, JobStatus
+from acestep_core.request import GenerationRequest
+from acestep_core.worker.runner import JOB_ID_PATTERN, JobRunner
+from acestep_core.worker.uploads import NotAudio, UploadFolder, UploadTooLarge
+
+log = logging.getLogger("acestep_core.worker")
+
+ALIVE_PATH = "/v1/alive"
+UPLOADS_PATH = "/v1/uploads"
+DEFAULT_MAX_BODY_BYTES = 256 * 1024  # a request is at most ~10 k characters of prompt and lyrics
+MAX_HISTORY = 1000
+
+
+@dataclass
+class WorkerContext:
+    """Everything the routes need, built once by run_worker."""
+
+    runner: JobRunner
+    uploads: UploadFolder
+    backend: Backend
+    token: str
+    outputs_dir: Path
+    log_path: str = ""
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    request_shutdown: Callable[[], None] = lambda: None
+    started: float = field(default_factory=time.monotonic)
+    supported_tasks: tuple[str, ...] = ()
+
+
+class ApiError(Exception):
+    def __init__(self, status_code: int, detail: str, problems: list[FieldProblem] | None = None,
+                 headers: dict[str, str] | None = None):
+        self.status_code = status_code
+        self.detail = detail
+        self.problems = list(problems or [])
+        self.headers = headers
+        super().__init__(detail)
+
+
+def json_response(data: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    # allow_nan: a metadata value must never turn a status poll into a 500.
+    body = json.dumps(data, allow_nan=True, separators=(",", ":")).encode()
+    return Response(body, status_code=status_code, media_type="application/json", headers=headers)
+
+
+def error_body(detail: str, problems: list[FieldProblem] | None = None) -> dict:
+    return {"detail": detail, "problems": [p.to_dict() for p in problems or []]}
+
+
+# -- middleware: token and size caps before any route runs -----------------------------
+
+
+class GuardMiddleware:
+    """Pure ASGI, so the check costs microseconds on every poll and covers unknown paths
+    too (no route list leaks to a caller without the token)."""
+
+    def __init__(self, app, context: WorkerContext):
+        self.app = app
+        self.context = context
+        self.expected = f"Bearer {context.token}".encode()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"] == ALIVE_PATH:
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        # compare_digest: the time taken says nothing about how much of the token matched.
+        if not hmac.compare_digest(headers.get(b"authorization", b""), self.expected):
+            return await _send_error(send, 401, (
+                "the worker needs its token: send 'Authorization: Bearer <token>' with the token "
+                "from the worker's discovery file (reconnect to read it again)"), {"www-authenticate": "Bearer"})
+        limit = self.context.uploads.max_bytes if scope["path"] == UPLOADS_PATH else self.context.max_body_bytes
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            return await _send_error(send, 413, _too_large_message(scope["path"], limit))
+        return await self.app(scope, receive, send)
+
+
+async def _send_error(send, status_code: int, detail: str, extra_headers: dict[str, str] | None = None) -> None:
+    body = json.dumps(error_body(detail)).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(k.encode(), v.encode()) for k, v in (extra_headers or {}).items()]
+    await send({"type": "http.response.start", "status": status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _too_large_message(path: str, limit: int) -> str:
+    if path == UPLOADS_PATH:
+        return UploadTooLarge(limit).args[0]
+    return f"the request body is larger than {limit // 1024} KB; a generation request is a small JSON object"
+
+
+# -- the app --------------------------------------------------------------------------
+
+
+def create_app(context: WorkerContext) -> FastAPI:
+    app = FastAPI(title="acestep-dcc worker", version=__version__, openapi_url=None, docs_url=None,
+                  redoc_url=None)
+    app.add_middleware(GuardMiddleware, context=context)
+    _add_error_handlers(app, context)
+    runner, uploads = context.runner, context.uploads
+
+    @app.get(ALIVE_PATH, summary="Liveness probe (no token needed, says nothing else)")
+    async def alive() -> Response:
+        return json_response({"alive": True})
+
+    @app.get("/v1/health", summary="Version, backend, model, device, loaded or not, queue length")
+    async def health() -> Response:
+        info = context.backend.describe()
+        return json_response({
+            "version": __version__,
+            "backend": info.name,
+            "label": info.label,
+            "model": info.model_path,
+            "model_id": info.model_id,
+            "device": info.device,
+            "dtype": info.dtype,
+            "loaded": context.backend.loaded,
+            "defaults": info.defaults,
+            "supports_tasks": list(info.supports_tasks),
+            "queue_length": runner.queue_length,
+            "running_job": runner.running_job_id,
+            "pid": os.getpid(),
+            "uptime_seconds": round(time.monotonic() - context.started, 1),
+            "max_upload_bytes": uploads.max_bytes,
+            "log_path": context.log_path,
+        })
+
+    @app.post("/v1/jobs", status_code=202, summary="Queue a generation request; returns its id and place at once",
+              openapi_extra=_request_body_schema(), responses=_responses(202, "JobStatus", 400, 413, 422))
+    async def submit_job(request: Request) -> Response:
+        body = await _read_capped(request, context.max_body_bytes)
+        data = _parse_json(body)
+        generation = _validate_request(data)
+        problems = []
+        if generation.source_audio is not None and uploads.path_for(generation.source_audio) is None:
+            problems.append(FieldProblem("source_audio", (
+                f"source_audio must be the id of an upload to this worker (upload-...), got "
+                f"{generation.source_audio!r}; the worker reads no file paths: upload the audio first")))
+        if context.supported_tasks and generation.task not in context.supported_tasks:
+            problems.append(FieldProblem("task", (
+                f"the {context.backend.name} backend cannot do {generation.task}; it does "
+                f"{', '.join(context.supported_tasks)} (start the worker with an ACE-Step model for more)")))
+        if problems:
+            raise ApiError(422, _problems_sentence(problems), problems)
+        status = runner.submit(generation, generation.to_dict())
+        return json_response(status.to_dict(), 202)
+
+    @app.get("/v1/jobs", summary="Job history, newest first", responses=_responses(200, None, 422))
+    async def list_jobs(limit: int = Query(20, ge=1, le=MAX_HISTORY)) -> Response:
+        return json_response({"jobs": [job.to_dict() for job in runner.recent(limit)]})
+
+    @app.get("/v1/jobs/{job_id}", summary="Status, progress, stage, time left and outputs",
+             responses=_responses(200, "JobStatus", 404))
+    async def job_status(job_id: str) -> Response:
+        return json_response(_known_job(runner, job_id).to_dict())
+
+    @app.delete("/v1/jobs/{job_id}", summary="Cancel: a queued job never runs, a running one stops at its next step",
+                responses=_responses(200, "JobStatus", 404))
+    async def cancel_job(job_id: str) -> Response:
+        _known_job(runner, job_id)
+        return json_response(runner.cancel(job_id).to_dict())
+
+    @app.get("/v1/jobs/{job_id}/files/{index}", summary="One output file of a finished job",
+             responses=_responses(200, None, 404, 409, 410, 422))
+    async def job_file(job_id: str, index: int) -> Response:
+        job = _known_job(runner, job_id)
+        if job.status != DONE:
+            raise ApiError(409, f"job {job_id} is {job.status}; its files can be fetched once it is done")
+        output = next((o for o in job.outputs if o.index == index), None)
+        if output is None:
+            raise ApiError(404, f"job {job_id} has {len(job.outputs)} file(s), numbered from 0; there is no file {index}")
+        path = _inside(Path(output.path), context.outputs_dir)
+        if path is None or not path.is_file():
+            raise ApiError(410, f"file {index} of job {job_id} is no longer in the worker's output folder; generate it again")
+        media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        return FileResponse(path, media_type=media_type, filename=path.name)
+
+    @app.post(UPLOADS_PATH, status_code=201, summary="Upload source audio for repaint or cover; returns its id",
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
+              responses=_responses(201, None, 413, 415))
+    async def upload(request: Request, name: str = Query("", max_length=255)) -> Response:
+        try:
+            record = await uploads.save(request.stream(), name)
+        except UploadTooLarge as exc:
+            raise ApiError(413, str(exc)) from None
+        except NotAudio as exc:
+            raise ApiError(415, str(exc)) from None
+        return json_response(record.to_dict(), 201)
+
+    @app.post("/v1/shutdown", include_in_schema=False)
+    async def shutdown() -> Response:
+        context.request_shutdown()
+        return json_response({"stopping": True})
+
+    @app.get("/v1/openapi.json", include_in_schema=False)
+    async def openapi() -> Response:
+        return json_response(app.openapi())
+
+    _extend_openapi(app)
+    return app
+
+
+# -- request handling helpers -------------------------------------------------------------
+
+
+async def _read_capped(request: Request, limit: int) -> bytes:
+    """The body, or 413 as soon as it passes the limit (a body sent without a length)."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise ApiError(413, _too_large_message(request.url.path, limit))
+    return bytes(body)
+
+
+def _parse_json(body: bytes) -> Any:
+    if not body.strip():
+        raise ApiError(400, "the request body is empty; send the generation request as a JSON object",
+                       [FieldProblem("request", "the request body is empty")])
+    try:
+        return json.loads(body)
+    except RecursionError:
+        message = "the request body is nested too deeply to be a generation request"
+    except (ValueError, UnicodeDecodeError) as exc:
+        message = f"the request body is not valid JSON ({exc}); send the generation request as a JSON object"
+    raise ApiError(400, message, [FieldProblem("request", message)])
+
+
+def _validate_request(data: Any) -> GenerationRequest:
+    try:
+        return GenerationRequest.from_dict(data)
+    except InvalidRequest as exc:
+        raise ApiError(422, _problems_sentence(exc.problems), exc.problems) from None
+    except (OverflowError, ValueError, TypeError, RecursionError) as exc:
+        # The rules live in GenerationRequest; this only keeps a number too big for a float
+        # (or similar) from becoming a 500.
+        message = f"a value in the request is out of range ({exc}); use ordinary numbers"
+        raise ApiError(422, message, [FieldProblem("request", message)]) from None
+
+
+def _problems_sentence(problems: list[FieldProblem]) -> str:
+    return "the request has problems: " + "; ".join(p.message for p in problems)
+
+
+def _known_job(runner: JobRunner, job_id: str) -> JobStatus:
+    job = runner.status(job_id) if JOB_ID_PATTERN.match(job_id) else None
+    if job is None:
+        raise ApiError(404, f"the worker has no job {job_id!r}; list its jobs with GET /v1/jobs")
+    return job
+
+
+def _inside(path: Path, folder: Path) -> Path | None:
+    """The resolved path when it lies inside folder, else None (no escape by links or '..')."""
+    try:
+        resolved = path.resolve(strict=True)
+    except OSError:
+        return None
+    return resolved if resolved.is_relative_to(folder.resolve()) else None
+
+
+def _add_error_handlers(app: FastAPI, context: WorkerContext) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> Response:
+        return json_response(error_body(exc.detail, exc.problems), exc.status_code, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def parameter_error(_: Request, exc: RequestValidationError) -> Response:
+        problems = []
+        for error in exc.errors():
+            name = str(error.get("loc", ["request"])[-1])
+            problems.append(FieldProblem(name, f"{name}: {error.get('msg', 'is not valid')}"))
+        return json_response(error_body(_problems_sentence(problems), problems), 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
+        messages = {404: "there is no such endpoint; the worker's API is under /v1 (see /v1/openapi.json)",
+                    405: "that method is not allowed on this endpoint (see /v1/openapi.json)"}
+        detail = messages.get(exc.status_code, str(exc.detail))
+        return json_response(error_body(detail), exc.status_code, getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> Response:
+        log.exception("request failed")
+        where = f"; see the worker log at {context.log_path}" if context.log_path else ""
+        return json_response(error_body(f"the worker failed on this request ({type(exc).__name__}){where}"), 500)
+
+
+# -- OpenAPI: the real request fields, from the one dataclass ------------------------------
+
+
+def _dataclass_schemas() -> dict[str, dict]:
+    from pydantic import TypeAdapter
+
+    schemas: dict[str, dict] = {}
+    for cls in (GenerationRequest, JobStatus, CueOutput):
+        schema = TypeAdapter(cls).json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[cls.__name__] = schema
+    # Unknown fields are an error in from_dict; say so in the schema too.
+    schemas["GenerationRequest"]["additionalProperties"] = False
+    schemas["Error"] = {
+        "type": "object",
+        "properties": {
+            "detail": {"type": "string"},
+            "problems": {"type": "array", "items": {
+                "type": "object", "properties": {"field": {"type": "string"}, "message": {"type": "string"}}}},
+        },
+        "required": ["detail", "problems"],
+    }
+    return schemas
+
+
+def _request_body_schema() -> dict:
+    return {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/GenerationRequest"}}}}}
+
+
+def _responses(ok: int, ok_schema: str | None, *errors: int) -> dict:
+    content = {"application/json": {"schema": {"$ref": f"#/components/schemas/{ok_schema}"}}} if ok_schema else None
+    responses: dict[int | str, dict] = {ok: {"description": "success", **({"content": content} if content else {})}}
+    for code in (401, *errors):
+        responses[code] = {"description": "error", "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    return responses
+
+
+def _extend_openapi(app: FastAPI) -> None:
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = generate()
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(_dataclass_schemas())
+            schema["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+            schema["security"] = [{"bearer": []}]
+            schema["paths"][ALIVE_PATH]["get"]["security"] = []
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,196 @@
+"""Starting and stopping the worker: lock, backend, store, runner, HTTP server, discovery file.
+
+Order matters. The lock comes first (a second worker exits before touching
+anything); the socket is bound before the discovery file is written, and the file is
+written only once the server accepts connections, so a host that reads it can
+connect at once. On a clean exit (Ctrl+C, SIGTERM, POST /v1/shutdown) the running
+job is recorded as interrupted, the discovery file removed and the locks released.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import ipaddress
+import logging
+import os
+import secrets
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import Callable
+
+import uvicorn
+
+from acestep_core import __version__, config
+from acestep_core.backends import create_backend
+from acestep_core.errors import AceStepError
+from acestep_core.worker.app import WorkerContext, create_app
+from acestep_core.worker.discovery import (
+    LOCK_FILE,
+    WorkerInfo,
+    WorkerLock,
+    make_private_folder,
+    read_discovery,
+    remove_discovery,
+    write_discovery,
+)
+from acestep_core.worker.runner import JobRunner
+from acestep_core.worker.store import JobStore
+from acestep_core.worker.uploads import DEFAULT_MAX_UPLOAD_BYTES, UploadFolder
+
+log = logging.getLogger("acestep_core.worker")
+
+EXIT_OK = 0
+EXIT_ALREADY_RUNNING = 3
+EXIT_CANNOT_START = 2
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def default_data_dir() -> Path:
+    """Job database, outputs and uploads."""
+    return config.app_home() / "worker"
+
+
+def run_worker(host: str = "127.0.0.1", port: int = 0, model: str | os.PathLike | None = None,
+               backend: str = "auto", idle_unload_minutes: float | None = None,
+               state_dir: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None, *,
+               device: str | None = None, max_upload_bytes: int | None = None,
+               preload: bool = False) -> int:
+    """Run the worker until it is stopped; returns the process exit status.
+
+    0 after a clean stop, 3 when another worker already holds this state folder, 2 when
+    it cannot start (unknown backend, no model, port taken). Messages go to stderr.
+    """
+    _configure_logging()
+    state = make_private_folder(Path(state_dir) if state_dir is not None else config.state_dir())
+    data = make_private_folder(Path(data_dir) if data_dir is not None else default_data_dir())
+    if host not in LOCAL_HOSTS:
+        print(f"acestep-dcc worker: warning: listening on {host}, not only this machine; anyone who can reach "
+              f"it and has the token (in {state / 'worker.json'}) can use the worker", file=sys.stderr)
+
+    state_lock = WorkerLock(state / LOCK_FILE)
+    if not state_lock.acquire():
+        running = read_discovery(state)
+        where = f" at {running.url} (pid {running.pid})" if running else ""
+        print(f"acestep-dcc worker: a worker is already running for {state}{where}; use it, or stop it first",
+              file=sys.stderr)
+        return EXIT_ALREADY_RUNNING
+    # Two state folders must not share one job database either.
+    data_lock = WorkerLock(data / LOCK_FILE)
+    if not data_lock.acquire():
+        state_lock.release()
+        print(f"acestep-dcc worker: another worker is using the data folder {data}; give this one its own",
+              file=sys.stderr)
+        return EXIT_ALREADY_RUNNING
+    try:
+        return _serve(host, port, model, backend, device, idle_unload_minutes, state, data,
+                      max_upload_bytes, preload)
+    finally:
+        data_lock.release()
+        state_lock.release()
+
+
+def _serve(host, port, model, backend_name, device, idle_unload_minutes, state: Path, data: Path,
+           max_upload_bytes, preload) -> int:
+    try:
+        backend = create_backend(backend_name, model, device)
+    except AceStepError as exc:
+        print(f"acestep-dcc worker: {exc}", file=sys.stderr)
+        return EXIT_CANNOT_START
+    try:
+        sock = _bind(host, port)
+    except OSError as exc:
+        print(f"acestep-dcc worker: cannot listen on {host}:{port} ({exc.strerror}); "
+              "choose another --port or leave it at 0 for a free one", file=sys.stderr)
+        return EXIT_CANNOT_START
+
+    outputs_dir = make_private_folder(data / "outputs")
+    store = JobStore(data / "jobs.sqlite3")
+    uploads = UploadFolder(data / "uploads", store, max_upload_bytes or DEFAULT_MAX_UPLOAD_BYTES)
+    idle_seconds = idle_unload_minutes * 60.0 if idle_unload_minutes else None
+    runner = JobRunner(store, backend, outputs_dir, resolve_upload=uploads.path_for,
+                       idle_unload_seconds=idle_seconds)
+    token = secrets.token_urlsafe(32)  # fresh on every start: an old discovery file is useless
+    url = _url(host, sock.getsockname()[1])
+    log_file = str(state / "worker.log")
+    info = WorkerInfo(url=url, token=token, pid=os.getpid(), version=__version__,
+                      started_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                      log_path=log_file)
+
+    context = WorkerContext(runner=runner, uploads=uploads, backend=backend, token=token,
+                            outputs_dir=outputs_dir, log_path=log_file,
+                            supported_tasks=tuple(backend.describe().supports_tasks))
+    app = create_app(context)
+    server = WorkerServer(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                                          http="h11", loop="asyncio", timeout_graceful_shutdown=5),
+                           on_started=lambda: write_discovery(info, state))
+    context.request_shutdown = server.request_exit
+
+    runner.start()
+    if runner.interrupted_on_start:
+        log.warning("marked %d job(s) interrupted by the last stop", len(runner.interrupted_on_start))
+    if preload:
+        runner.preload()
+    log.info("worker %s serving %s with the %s backend", __version__, url, backend.name)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        remove_discovery(os.getpid(), state)
+        runner.stop()
+        store.close()
+        sock.close()
+    log.info("worker stopped")
+    return EXIT_OK
+
+
+class WorkerServer(uvicorn.Server):
+    """uvicorn's Server, made to write the discovery file once it accepts connections and
+    to stop through run_worker's cleanup instead of re-raising the signal it caught."""
+
+    def __init__(self, config: uvicorn.Config, on_started: Callable[[], None]):
+        super().__init__(config)
+        self.on_started = on_started
+
+    async def startup(self, sockets=None):
+        await super().startup(sockets=sockets)
+        if not self.should_exit:
+            self.on_started()
+
+    def handle_exit(self, sig, frame):
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True  # a second Ctrl+C stops without waiting for connections
+        self.should_exit = True
+
+    def request_exit(self) -> None:
+        self.should_exit = True
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET
+    try:
+        if ipaddress.ip_address(host).version == 6:
+            family = socket.AF_INET6
+    except ValueError:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    if sys.platform != "win32":
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    sock.set_inheritable(False)
+    return sock
+
+
+def _url(host: str, port: int) -> str:
+    # A worker bound to every address is still reached on this machine through 127.0.0.1.
+    shown = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    if ":" in shown:
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}"
+
+
+def _configure_logging() -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")

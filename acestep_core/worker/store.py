@@ -1,0 +1,175 @@
+"""The worker's SQLite record of jobs and uploads, so a restart loses nothing that finished.
+
+One connection shared by the request handlers and the job runner, guarded by a lock
+(every statement is short). WAL with synchronous=NORMAL survives a killed process:
+what was committed is on disk even after kill -9.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from acestep_core.jobs import CANCELLED, DONE, FAILED, INTERRUPTED_MESSAGE, QUEUED, RUNNING, CueOutput, JobStatus
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    status TEXT NOT NULL,
+    progress REAL NOT NULL DEFAULT 0,
+    stage TEXT NOT NULL DEFAULT '',
+    error TEXT,
+    request TEXT NOT NULL,
+    outputs TEXT NOT NULL DEFAULT '[]',
+    created_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status);
+CREATE TABLE IF NOT EXISTS uploads (
+    id TEXT PRIMARY KEY,
+    path TEXT NOT NULL,
+    original_name TEXT NOT NULL DEFAULT '',
+    size INTEGER NOT NULL,
+    format TEXT NOT NULL,
+    duration REAL NOT NULL,
+    created_at TEXT NOT NULL
+);
+"""
+
+
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class UploadRecord:
+    id: str
+    path: str
+    original_name: str
+    size: int
+    format: str
+    duration: float
+    created_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        # The path stays on the worker: clients only ever see the id.
+        return {"id": self.id, "original_name": self.original_name, "size": self.size,
+                "format": self.format, "duration": self.duration, "created_at": self.created_at}
+
+
+class JobStore:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- jobs -----------------------------------------------------------------------
+
+    def add_job(self, job_id: str, request: dict[str, Any]) -> JobStatus:
+        created = utc_now()
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO jobs (id, status, request, created_at) VALUES (?, ?, ?, ?)",
+                (job_id, QUEUED, json.dumps(request), created),
+            )
+        return JobStatus(id=job_id, status=QUEUED, request=request, created_at=created)
+
+    def mark_running(self, job_id: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "UPDATE jobs SET status = ?, started_at = ? WHERE id = ?", (RUNNING, utc_now(), job_id)
+            )
+
+    def finish(self, job_id: str, status: str, *, outputs: list[CueOutput] | None = None,
+               error: str | None = None, stage: str = "") -> None:
+        progress = 1.0 if status == DONE else None
+        outputs_json = json.dumps([o.__dict__ for o in outputs or []])
+        with self._lock:
+            self._db.execute(
+                "UPDATE jobs SET status = ?, outputs = ?, error = ?, stage = ?, finished_at = ?,"
+                " progress = COALESCE(?, progress) WHERE id = ?",
+                (status, outputs_json, error, stage or status, utc_now(), progress, job_id),
+            )
+
+    def save_progress(self, job_id: str, progress: float, stage: str) -> None:
+        with self._lock:
+            self._db.execute("UPDATE jobs SET progress = ?, stage = ? WHERE id = ?", (progress, stage, job_id))
+
+    def get(self, job_id: str) -> JobStatus | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return _status_from_row(row) if row else None
+
+    def recent(self, limit: int) -> list[JobStatus]:
+        """Newest first (submission order, which is also run order)."""
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM jobs ORDER BY seq DESC LIMIT ?", (limit,)).fetchall()
+        return [_status_from_row(row) for row in rows]
+
+    def queued_ids(self) -> list[str]:
+        """Jobs still waiting, oldest first (the queue to rebuild after a restart)."""
+        with self._lock:
+            rows = self._db.execute("SELECT id FROM jobs WHERE status = ? ORDER BY seq", (QUEUED,)).fetchall()
+        return [row["id"] for row in rows]
+
+    def mark_interrupted(self) -> list[str]:
+        """Jobs that were running when the worker last stopped: failed, so a host can resubmit."""
+        with self._lock:
+            rows = self._db.execute("SELECT id FROM jobs WHERE status = ?", (RUNNING,)).fetchall()
+            self._db.execute(
+                "UPDATE jobs SET status = ?, error = ?, stage = ?, finished_at = ? WHERE status = ?",
+                (FAILED, INTERRUPTED_MESSAGE, FAILED, utc_now(), RUNNING),
+            )
+        return [row["id"] for row in rows]
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._db.execute("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status").fetchall()
+        found = {row["status"]: row["n"] for row in rows}
+        return {state: found.get(state, 0) for state in (QUEUED, RUNNING, DONE, FAILED, CANCELLED)}
+
+    # -- uploads --------------------------------------------------------------------
+
+    def add_upload(self, record: UploadRecord) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO uploads (id, path, original_name, size, format, duration, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (record.id, record.path, record.original_name, record.size, record.format,
+                 record.duration, record.created_at),
+            )
+
+    def get_upload(self, upload_id: str) -> UploadRecord | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM uploads WHERE id = ?", (upload_id,)).fetchone()
+        return UploadRecord(**dict(row)) if row else None
+
+
+def _status_from_row(row: sqlite3.Row) -> JobStatus:
+    return JobStatus(
+        id=row["id"],
+        status=row["status"],
+        progress=row["progress"],
+        stage=row["stage"],
+        error=row["error"],
+        outputs=[CueOutput.from_dict(o) for o in json.loads(row["outputs"])],
+        request=json.loads(row["request"]),
+        created_at=row["created_at"],
+        finished_at=row["finished_at"],
+    )
