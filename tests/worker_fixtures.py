@@ -180,3 +180,30 @@ def acestep_worker(acestep_worker_process: WorkerProcess) -> WorkerClient:
     """A connected client of the module's tiny-checkpoint worker."""
     assert acestep_worker_process.client is not None
     return acestep_worker_process.client
+
+
+def raw_request(client: WorkerClient, method: str, path: str, body: bytes | None = None,
+                headers: dict[str, str] | None = None, token: str | None = "client") -> tuple[int, dict, bytes]:
+    """One real HTTP request to a worker, bypassing the client's own checks (for tests of
+    what the worker does with bad input). token="client" sends the client's token,
+    None sends no Authorization header, any other string sends that token."""
+    import http.client
+    import json
+    import urllib.parse
+
+    parsed = urllib.parse.urlsplit(client.url)
+    conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=10)
+    all_headers = dict(headers or {})
+    if token is not None:
+        all_headers["Authorization"] = f"Bearer {client.token if token == 'client' else token}"
+    try:
+        conn.request(method, path, body=body, headers=all_headers)
+        response = conn.getresponse()
+        data = response.read()
+    finally:
+        conn.close()
+    try:
+        decoded = json.loads(data) if data and response.getheader("content-type", "").startswith("application/json") else {}
+    except ValueError:
+        decoded = {}
+    return response.status, decoded, data

@@ -81,6 +81,8 @@ class JobRunner:
     def start(self) -> None:
         """Mark jobs cut short by the last stop as failed, requeue the ones that never began."""
         self.interrupted_on_start = self.store.mark_interrupted()
+        for job_id in self.interrupted_on_start:
+            _remove_partial_files(self.outputs_dir / job_id)
         for job_id in self.store.queued_ids():
             status = self.store.get(job_id)
             if status is not None:
@@ -279,6 +281,15 @@ class JobRunner:
                 elif progress.fraction > running.steps_began_fraction:
                     per_unit = (now - running.steps_began) / (progress.fraction - running.steps_began_fraction)
                     running.expected_end = now + per_unit * (1.0 - progress.fraction)
+
+
+def _remove_partial_files(folder: Path) -> None:
+    """A worker killed while writing leaves hidden temporary files; no final name is ever
+    half-written (see audio.writer), so only these go."""
+    if folder.is_dir():
+        for temp in folder.glob(".*.partial"):
+            temp.unlink(missing_ok=True)
+        _remove_empty_folder(folder)
 
 
 def _remove_empty_folder(folder: Path) -> None:
