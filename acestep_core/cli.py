@@ -175,18 +175,26 @@ def run_generate(args: argparse.Namespace) -> int:
 
 
 class _ProgressBar:
-    """A tqdm bar on stderr whose text follows the job's stage."""
+    """A tqdm bar on a terminal; on a pipe or log file, one plain line per stage."""
 
     def __init__(self) -> None:
         from tqdm import tqdm
 
-        self._bar = tqdm(total=1000, file=sys.stderr, unit="", bar_format="{desc:<18} {bar} {percentage:3.0f}% {elapsed}",
-                         disable=None, leave=False)
+        self._interactive = sys.stderr.isatty()
+        self._last_stage = ""
+        self._bar = tqdm(total=1000, file=sys.stderr, unit="", leave=False, disable=not self._interactive,
+                         bar_format="{desc:<18} {bar} {percentage:3.0f}% {elapsed}")
 
     def update(self, progress) -> None:
-        self._bar.set_description_str(progress.stage, refresh=False)
-        self._bar.n = int(progress.fraction * 1000)
-        self._bar.refresh()
+        if self._interactive:
+            self._bar.set_description_str(progress.stage, refresh=False)
+            self._bar.n = int(progress.fraction * 1000)
+            self._bar.refresh()
+            return
+        stage = progress.stage.split(" ")[0]  # "generating 5/8" -> "generating"
+        if stage != self._last_stage:
+            self._last_stage = stage
+            print(f"acestep-dcc: {progress.stage}", file=sys.stderr, flush=True)
 
     def close(self) -> None:
         self._bar.close()

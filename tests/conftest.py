@@ -7,6 +7,9 @@ from typing import Callable
 
 import pytest
 
+# Real worker processes shared by the worker, Blender and REAPER tests.
+pytest_plugins = ["worker_fixtures"]
+
 # -- isolation and the tiny ACE-Step checkpoint (tests/tiny_checkpoint.py) -----------------
 
 
