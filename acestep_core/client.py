@@ -49,6 +49,7 @@ from acestep_core.worker import discovery
 
 DEFAULT_TIMEOUT = 2.0
 PROBE_TIMEOUT = 1.0  # find_worker runs on UI ticks: a hung worker must not freeze the host
+MAX_WAIT_S = 10.0  # the worker holds a status request at most this long
 TRANSFER_TIMEOUT = 60.0  # uploads and downloads move megabytes; this bounds each socket wait
 EXIT_ALREADY_RUNNING = 3  # the worker's exit status when another one holds the lock
 
@@ -122,8 +123,14 @@ class WorkerClient:
         payload = request.to_dict() if isinstance(request, GenerationRequest) else request
         return JobStatus.from_dict(self._json("POST", "/v1/jobs", payload))
 
-    def status(self, job_id: str) -> JobStatus:
-        return JobStatus.from_dict(self._json("GET", f"/v1/jobs/{_quote(job_id)}"))
+    def status(self, job_id: str, wait: float = 0.0) -> JobStatus:
+        """The job's status now; with wait > 0 (at most 10 s) the worker holds the answer
+        until the job finishes or `wait` passes (long polling: not for UI threads)."""
+        if wait <= 0:
+            return JobStatus.from_dict(self._json("GET", f"/v1/jobs/{_quote(job_id)}"))
+        wait = min(wait, MAX_WAIT_S)
+        return JobStatus.from_dict(self._json("GET", f"/v1/jobs/{_quote(job_id)}?wait={wait:g}",
+                                              timeout=wait + self.timeout))
 
     def cancel(self, job_id: str) -> JobStatus:
         """A queued job is cancelled at once; a running one stops at its next step
@@ -172,26 +179,27 @@ class WorkerClient:
                 temp.unlink(missing_ok=True)
                 if isinstance(exc, OSError) and not isinstance(exc, (socket.timeout, ConnectionError)):
                     raise WorkerError(f"cannot write {target}: {exc.strerror or exc}; choose another folder") from None
-                raise self._unreachable(exc) from None
+                raise self._unreachable(exc, conn.timeout) from None
             return target
         finally:
             conn.close()
 
     # -- additions for hosts, scripts and tests ------------------------------------------
 
-    def wait(self, job_id: str, timeout: float | None = None, poll: float = 0.2,
+    def wait(self, job_id: str, timeout: float | None = None, poll: float = 0.5,
              on_status: Callable[[JobStatus], None] | None = None) -> JobStatus:
-        """Poll until the job finishes (blocking: for scripts and tests, not UI threads)."""
+        """Block until the job finishes (scripts and tests, not UI threads). The worker
+        answers the moment it finishes; on_status sees the job at least every `poll` s."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            job = self.status(job_id)
+            window = poll if deadline is None else min(poll, max(deadline - time.monotonic(), 0.0))
+            job = self.status(job_id, wait=window)
             if on_status is not None:
                 on_status(job)
             if job.finished:
                 return job
             if deadline is not None and time.monotonic() >= deadline:
                 raise WorkerError(f"job {job_id} is still {job.status} ({job.stage}) after {timeout:g} s")
-            time.sleep(poll)
 
     def shutdown(self) -> None:
         """Ask the worker to stop cleanly (a running job is recorded as interrupted)."""
@@ -216,7 +224,7 @@ class WorkerClient:
                     raise
             return conn.getresponse()
         except (OSError, http.client.HTTPException) as exc:
-            raise self._unreachable(exc) from None
+            raise self._unreachable(exc, conn.timeout) from None
 
     def _call(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
               timeout: float | None = None) -> tuple[int, http.client.HTTPMessage, bytes]:
@@ -226,20 +234,20 @@ class WorkerClient:
             try:
                 data = response.read()
             except (OSError, http.client.HTTPException) as exc:
-                raise self._unreachable(exc) from None
+                raise self._unreachable(exc, conn.timeout) from None
             return response.status, response.headers, data
         finally:
             conn.close()
 
-    def _json(self, method: str, path: str, payload: Any = None) -> Any:
+    def _json(self, method: str, path: str, payload: Any = None, timeout: float | None = None) -> Any:
         body = headers = None
         if payload is not None:
             body = json.dumps(payload).encode("utf-8")
             headers = {"Content-Type": "application/json"}
         elif method == "POST":
             body, headers = b"", {"Content-Length": "0"}
-        status, _, data = self._call(method, path, body, headers)
-        job_id = path.split("/")[3] if path.startswith("/v1/jobs/") else None
+        status, _, data = self._call(method, path, body, headers, timeout)
+        job_id = path.split("?")[0].split("/")[3] if path.startswith("/v1/jobs/") else None
         return self._decode(status, data, job_id)
 
     def _decode(self, status: int, data: bytes, job_id: str | None = None) -> Any:
@@ -264,11 +272,11 @@ class WorkerClient:
             raise WorkerRejected(detail, status, problems)
         raise WorkerError(f"the worker failed ({status}): {detail}{self._log_hint()}")
 
-    def _unreachable(self, exc: BaseException) -> WorkerUnreachable:
+    def _unreachable(self, exc: BaseException, timeout: float | None = None) -> WorkerUnreachable:
         if isinstance(exc, ConnectionRefusedError):
             reason = "nothing is listening there: it has stopped or crashed; reconnect to start a new one"
         elif isinstance(exc, (socket.timeout, TimeoutError)):
-            reason = f"it did not answer within {self.timeout:g} s (stuck, or the machine is overloaded)"
+            reason = f"it did not answer within {timeout or self.timeout:g} s (stuck, or the machine is overloaded)"
         else:
             reason = f"the connection failed ({type(exc).__name__}: {exc}); it may have crashed, reconnect"
         return WorkerUnreachable(f"the worker at {self.url} is not answering: {reason}{self._log_hint()}")

@@ -145,3 +145,23 @@ def test_model_unloads_when_idle_and_loads_again_for_the_next_job(spawn_worker, 
     wait_until(lambda: client.health()["loaded"] is False, timeout=30, poll=0.2)
     assert client.wait(client.submit(GenerationRequest(prompt="y", duration=2.0)).id, 120).status == DONE
     assert "unloading the model" in process.log_text()
+
+
+def test_long_poll_answers_the_moment_a_job_finishes(acestep_worker: WorkerClient):
+    job = acestep_worker.submit(GenerationRequest(prompt="short", duration=2.0))
+    began = time.monotonic()
+    status = acestep_worker.status(job.id, wait=10.0)
+    assert status.finished and status.status == DONE
+    assert time.monotonic() - began < 9.0  # it did not sit out the window
+    began = time.monotonic()
+    assert acestep_worker.status(job.id, wait=10.0).status == DONE  # already finished: no wait at all
+    assert time.monotonic() - began < 0.5
+
+
+def test_long_poll_on_a_running_job_returns_after_its_window(acestep_worker: WorkerClient):
+    job = acestep_worker.submit(GenerationRequest(prompt="long", **LONG))
+    began = time.monotonic()
+    status = acestep_worker.status(job.id, wait=0.5)
+    assert not status.finished and 0.4 < time.monotonic() - began < 2.0
+    acestep_worker.cancel(job.id)
+    assert acestep_worker.wait(job.id, timeout=60).status == CANCELLED

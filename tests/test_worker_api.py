@@ -270,6 +270,14 @@ def test_traversal_in_ids_finds_nothing(worker: WorkerClient, path):
     assert error["detail"]
 
 
+@pytest.mark.parametrize("query", ["wait=100", "wait=-1", "wait=soon", "limit=0", "limit=abc"])
+def test_bad_query_values_are_a_422_with_the_parameter_named(worker: WorkerClient, query):
+    path = f"/v1/jobs/{'0' * 32}?{query}" if query.startswith("wait") else f"/v1/jobs?{query}"
+    status, error, _ = raw_request(worker, "GET", path)
+    assert status == 422
+    assert error["problems"][0]["field"] == query.split("=")[0]
+
+
 def test_file_index_out_of_range_is_a_404(worker: WorkerClient):
     job = worker.wait(worker.submit(short_request(duration=1.0)).id, timeout=60)
     status, error, _ = raw_request(worker, "GET", f"/v1/jobs/{job.id}/files/5")

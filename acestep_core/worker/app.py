@@ -9,6 +9,7 @@ and fuzzers see the real fields. Every error is JSON: {"detail": sentence,
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -38,6 +39,46 @@ ALIVE_PATH = "/v1/alive"
 UPLOADS_PATH = "/v1/uploads"
 DEFAULT_MAX_BODY_BYTES = 256 * 1024  # a request is at most ~10 k characters of prompt and lyrics
 MAX_HISTORY = 1000
+MAX_WAIT_S = 10.0  # longest a status request may be held open for a job to finish
+
+
+class FinishSignal:
+    """Wakes status requests that wait for a job to finish (long polling), so a script
+    learns of the end at once without polling fast. notify() is called from the
+    runner thread; waiters live on the server's event loop."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiters: set[asyncio.Future] = set()
+        self.closing = False
+
+    def register(self) -> asyncio.Future:
+        self._loop = asyncio.get_running_loop()
+        future = self._loop.create_future()
+        self._waiters.add(future)
+        return future
+
+    def discard(self, future: asyncio.Future) -> None:
+        self._waiters.discard(future)
+
+    def notify(self) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(self._wake)
+            except RuntimeError:  # the loop closed in between: nobody is waiting
+                pass
+
+    def close(self) -> None:
+        """Release every waiter now (the server is stopping)."""
+        self.closing = True
+        self.notify()
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, set()
+        for future in waiters:
+            if not future.done():
+                future.set_result(None)
 
 
 @dataclass
@@ -54,6 +95,7 @@ class WorkerContext:
     request_shutdown: Callable[[], None] = lambda: None
     started: float = field(default_factory=time.monotonic)
     supported_tasks: tuple[str, ...] = ()
+    finish_signal: FinishSignal = field(default_factory=FinishSignal)
 
 
 class ApiError(Exception):
@@ -179,9 +221,26 @@ def create_app(context: WorkerContext) -> FastAPI:
         return json_response({"jobs": [job.to_dict() for job in runner.recent(limit)]})
 
     @app.get("/v1/jobs/{job_id}", summary="Status, progress, stage, time left and outputs",
-             responses=_responses(200, "JobStatus", 404))
-    async def job_status(job_id: str) -> Response:
-        return json_response(_known_job(runner, job_id).to_dict())
+             description="With wait=S the answer is held up to S seconds until the job finishes (long polling).",
+             responses=_responses(200, "JobStatus", 404, 422))
+    async def job_status(job_id: str, wait: float = Query(0.0, ge=0.0, le=MAX_WAIT_S)) -> Response:
+        if wait <= 0:
+            return json_response(_known_job(runner, job_id).to_dict())
+        signal = context.finish_signal
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while True:
+            # Register before looking, so a finish in between still wakes us.
+            future = signal.register()
+            job = _known_job(runner, job_id)
+            remaining = deadline - loop.time()
+            if job.finished or remaining <= 0 or signal.closing:
+                signal.discard(future)
+                return json_response(job.to_dict())
+            try:
+                await asyncio.wait_for(future, remaining)
+            except asyncio.TimeoutError:
+                pass
 
     @app.delete("/v1/jobs/{job_id}", summary="Cancel: a queued job never runs, a running one stops at its next step",
                 responses=_responses(200, "JobStatus", 404))

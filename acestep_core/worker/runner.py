@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Callable
 
 from acestep_core.backends.base import Backend
 from acestep_core.errors import AceStepError, GenerationCancelled
@@ -59,13 +60,15 @@ class _RunningJob:
 
 class JobRunner:
     def __init__(self, store: JobStore, backend: Backend, outputs_dir: Path, *,
-                 resolve_upload=None, idle_unload_seconds: float | None = None):
+                 resolve_upload=None, idle_unload_seconds: float | None = None,
+                 on_finished: Callable[[], None] | None = None):
         self.store = store
         self.backend = backend
         self.outputs_dir = Path(outputs_dir)
         # upload id -> path on this machine; the worker reads no path a client names.
         self._resolve_upload = resolve_upload or (lambda upload_id: None)
         self.idle_unload_seconds = idle_unload_seconds
+        self._on_finished = on_finished or (lambda: None)  # wakes long-polling status requests
         self._cond = threading.Condition()
         self._queue: collections.deque[str] = collections.deque()
         self._queued: dict[str, JobStatus] = {}
@@ -140,6 +143,11 @@ class JobRunner:
                 self._queue.remove(job_id)
                 del self._queued[job_id]
                 self.store.finish(job_id, CANCELLED, stage=CANCELLED)
+                cancelled_queued = True
+            else:
+                cancelled_queued = False
+        if cancelled_queued:
+            self._on_finished()
         return self.store.get(job_id)
 
     def recent(self, limit: int) -> list[JobStatus]:
@@ -191,6 +199,7 @@ class JobRunner:
                     self.store.finish(running.status.id, **outcome)
                     self._running = None
                     self._last_active = time.monotonic()
+                self._on_finished()
 
     def _next_job_or_idle(self) -> str | None:
         """Wait (lock held) for the next job id; unload the model when idle long enough.

@@ -25,7 +25,7 @@ import uvicorn
 from acestep_core import __version__, config
 from acestep_core.backends import create_backend
 from acestep_core.errors import AceStepError
-from acestep_core.worker.app import WorkerContext, create_app
+from acestep_core.worker.app import FinishSignal, WorkerContext, create_app
 from acestep_core.worker.discovery import (
     LOCK_FILE,
     WorkerInfo,
@@ -109,8 +109,9 @@ def _serve(host, port, model, backend_name, device, idle_unload_minutes, state: 
     store = JobStore(data / "jobs.sqlite3")
     uploads = UploadFolder(data / "uploads", store, max_upload_bytes or DEFAULT_MAX_UPLOAD_BYTES)
     idle_seconds = idle_unload_minutes * 60.0 if idle_unload_minutes else None
+    finish_signal = FinishSignal()
     runner = JobRunner(store, backend, outputs_dir, resolve_upload=uploads.path_for,
-                       idle_unload_seconds=idle_seconds)
+                       idle_unload_seconds=idle_seconds, on_finished=finish_signal.notify)
     token = secrets.token_urlsafe(32)  # fresh on every start: an old discovery file is useless
     url = _url(host, sock.getsockname()[1])
     log_file = str(state / "worker.log")
@@ -120,12 +121,13 @@ def _serve(host, port, model, backend_name, device, idle_unload_minutes, state: 
 
     context = WorkerContext(runner=runner, uploads=uploads, backend=backend, token=token,
                             outputs_dir=outputs_dir, log_path=log_file,
-                            supported_tasks=tuple(backend.describe().supports_tasks))
+                            supported_tasks=tuple(backend.describe().supports_tasks), finish_signal=finish_signal)
     app = create_app(context)
     server = WorkerServer(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                                           http="h11", loop="asyncio", timeout_graceful_shutdown=5),
                            on_started=lambda: write_discovery(info, state))
     context.request_shutdown = server.request_exit
+    server.on_exit = finish_signal.close  # held status requests answer at once on the way out
 
     runner.start()
     if runner.interrupted_on_start:
@@ -151,6 +153,7 @@ class WorkerServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, on_started: Callable[[], None]):
         super().__init__(config)
         self.on_started = on_started
+        self.on_exit: Callable[[], None] = lambda: None
 
     async def startup(self, sockets=None):
         await super().startup(sockets=sockets)
@@ -160,10 +163,11 @@ class WorkerServer(uvicorn.Server):
     def handle_exit(self, sig, frame):
         if self.should_exit and sig == signal.SIGINT:
             self.force_exit = True  # a second Ctrl+C stops without waiting for connections
-        self.should_exit = True
+        self.request_exit()
 
     def request_exit(self) -> None:
         self.should_exit = True
+        self.on_exit()
 
 
 def _bind(host: str, port: int) -> socket.socket:

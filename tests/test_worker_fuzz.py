@@ -1,0 +1,83 @@
+"""Property-based fuzzing of the real worker over real HTTP: schemathesis generates
+requests from the worker's own OpenAPI schema (valid and invalid), hypothesis throws
+arbitrary JSON at the submit endpoint. No 5xx, and the worker keeps serving."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from schemathesis.checks import not_a_server_error
+from worker_fixtures import raw_request
+
+from acestep_core.client import WorkerClient
+
+pytestmark = pytest.mark.slow
+
+FUZZ_SETTINGS = settings(max_examples=60, deadline=None, derandomize=True,
+                         suppress_health_check=list(HealthCheck))
+
+
+@pytest.fixture(scope="module")
+def api_schema(worker: WorkerClient):
+    status, schema, _ = raw_request(worker, "GET", "/v1/openapi.json")
+    assert status == 200
+    return schemathesis.openapi.from_dict(schema)
+
+
+api = schemathesis.pytest.from_fixture("api_schema")
+
+
+def _cancel_if_queued(worker: WorkerClient, response) -> None:
+    """Accepted fuzz jobs are cancelled at once, so the queue stays short."""
+    if response.status_code == 202:
+        worker.cancel(response.json()["id"])
+
+
+@api.parametrize()
+@FUZZ_SETTINGS
+def test_no_request_from_the_schema_makes_the_worker_fail(case, worker: WorkerClient):
+    response = case.call(base_url=worker.url, headers={"Authorization": f"Bearer {worker.token}"}, timeout=10)
+    case.validate_response(response, checks=[not_a_server_error])
+    assert response.status_code < 500
+    _cancel_if_queued(worker, response)
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=50),
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=20), children, max_size=5),
+    max_leaves=20,
+)
+FIELDS = ["prompt", "lyrics", "duration", "seed", "candidates", "steps", "guidance", "shift", "bpm", "key",
+          "time_signature", "task", "source_audio", "repaint_start", "repaint_end", "cover_strength",
+          "output_format", "sample_rate", "bit_depth", "file_name"]
+REQUEST_LIKE = st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=10), JSON_VALUES, max_size=8)
+
+
+@given(body=REQUEST_LIKE | JSON_VALUES)
+@FUZZ_SETTINGS
+def test_any_json_body_gets_an_answer_not_a_crash(worker: WorkerClient, body):
+    status, answer, _ = raw_request(worker, "POST", "/v1/jobs", json.dumps(body).encode(),
+                                    {"Content-Type": "application/json"})
+    assert status in (202, 400, 422), answer
+    if status == 202:
+        worker.cancel(answer["id"])
+    else:
+        assert answer["detail"] and isinstance(answer["problems"], list)
+
+
+@given(body=st.binary(max_size=2000))
+@FUZZ_SETTINGS
+def test_any_bytes_get_an_answer_not_a_crash(worker: WorkerClient, body):
+    status, answer, _ = raw_request(worker, "POST", "/v1/jobs", body)
+    assert status in (202, 400, 422), answer
+    if status == 202:
+        worker.cancel(answer["id"])
+
+
+def test_the_worker_is_still_serving_after_the_fuzzing(worker: WorkerClient, worker_process):
+    assert worker.health()["version"]
+    assert "request failed" not in worker_process.log_text()  # no handler raised
