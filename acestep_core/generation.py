@@ -17,7 +17,9 @@ import platform
 import random
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from acestep_core import __version__
 from acestep_core.audio.finishing import finish_candidate
@@ -36,6 +38,9 @@ from acestep_core.progress import (
     never_cancelled,
 )
 from acestep_core.request import MAX_SEED, GenerationRequest
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # Share of the job's progress bar each phase takes.
 _LOAD_SPAN = (0.0, 0.1)
@@ -117,37 +122,36 @@ def generate_cues(
     timings["generate_s"] = time.perf_counter() - started
     _raise_if_cancelled(is_cancelled)
 
-    started = time.perf_counter()
     on_progress(Progress(FINISHING, _FINISH_SPAN[0]))
-    finished = [
-        finish_candidate(raw.samples[k], raw.sample_rate, request.sample_rate, request.duration)
-        for k in range(request.candidates)
-    ]
-    timings["finish_s"] = time.perf_counter() - started
-    _raise_if_cancelled(is_cancelled)
-
-    on_progress(Progress(WRITING, (_FINISH_SPAN[0] + _FINISH_SPAN[1]) / 2))
     info = backend.describe()
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    outputs: list[CueOutput] = []
-    staged: list[tuple[Path, Path]] = []  # (temporary, final)
+    staged = [temporary_path_beside(path) for path in targets]
+    started = time.perf_counter()
+
+    def finish_and_stage(k: int) -> CueOutput:
+        frames = finish_candidate(raw.samples[k], raw.sample_rate, request.sample_rate, request.duration,
+                                  request.bit_depth)
+        write_audio(staged[k], frames, request.sample_rate, request.output_format, request.bit_depth,
+                    _info_chunk(request, info, seeds[k], created))
+        path = targets[k]
+        return CueOutput(index=k, path=str(path.resolve()), seed=seeds[k],
+                         duration=frames.shape[0] / request.sample_rate, sample_rate=request.sample_rate,
+                         sidecar_path=str(sidecar_path(path).resolve()),
+                         metadata=_sidecar(request, info, raw.settings, k, seeds[k], path, frames, created))
+
     try:
-        for k, (frames, path) in enumerate(zip(finished, targets)):
-            metadata = _sidecar(request, info, raw.settings, k, seeds[k], path, frames.shape[0], timings, created)
-            temp = temporary_path_beside(path)
-            staged.append((temp, path))
-            write_audio(temp, frames, request.sample_rate, request.output_format, request.bit_depth,
-                        _info_chunk(request, info, seeds[k], created))
-            outputs.append(CueOutput(index=k, path=str(path.resolve()), seed=seeds[k],
-                                     duration=frames.shape[0] / request.sample_rate,
-                                     sample_rate=request.sample_rate,
-                                     sidecar_path=str(sidecar_path(path).resolve()), metadata=metadata))
+        # soxr and libsndfile release the GIL, so candidates finish side by side.
+        with ThreadPoolExecutor(max_workers=min(request.candidates, os.cpu_count() or 1)) as pool:
+            outputs = list(pool.map(finish_and_stage, range(request.candidates)))
+        timings["finish_s"] = time.perf_counter() - started
         _raise_if_cancelled(is_cancelled)
-        for (temp, path), output in zip(staged, outputs):
-            write_json_atomic(sidecar_path(path), output.metadata)
-            os.replace(temp, path)
+        on_progress(Progress(WRITING, (_FINISH_SPAN[0] + _FINISH_SPAN[1]) / 2))
+        for temp, output in zip(staged, outputs):
+            output.metadata["timings"] = {name: round(value, 4) for name, value in timings.items()}
+            os.replace(temp, output.path)
+            write_json_atomic(Path(output.sidecar_path), output.metadata)
     except BaseException:
-        for temp, path in staged:
+        for temp in staged:
             temp.unlink(missing_ok=True)
         raise
     on_progress(Progress("done", 1.0))
@@ -186,7 +190,7 @@ def package_versions() -> dict[str, str | None]:
 
 
 def _sidecar(request: GenerationRequest, info: BackendInfo, settings: dict, index: int, seed: int,
-             path: Path, frames: int, timings: dict[str, float], created: str) -> dict:
+             path: Path, frames: "np.ndarray", created: str) -> dict:
     return {
         "file": path.name,
         "software": SOFTWARE,
@@ -205,11 +209,10 @@ def _sidecar(request: GenerationRequest, info: BackendInfo, settings: dict, inde
         "seed": seed,
         "settings": settings,
         "format": {"container": request.output_format, "sample_rate": request.sample_rate,
-                   "bit_depth": request.bit_depth, "channels": 2},
+                   "bit_depth": request.bit_depth, "channels": frames.shape[1]},
         "duration_requested": request.duration,
-        "duration_written": frames / request.sample_rate,
-        "frames_written": frames,
-        "timings": {name: round(value, 4) for name, value in timings.items()},
+        "duration_written": frames.shape[0] / request.sample_rate,
+        "frames_written": frames.shape[0],
         "versions": package_versions(),
     }
 
