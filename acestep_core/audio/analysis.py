@@ -1,0 +1,190 @@
+"""Tempo and key measured from audio, for cues whose request left them open.
+
+Pure numpy, deterministic, a second or so for a minute of audio.
+
+Tempo: an onset-strength envelope (half-wave rectified spectral flux of log magnitude,
+10 ms hops), its autocorrelation weighted by a log-normal tempo prior around 120 BPM
+to choose between octaves (60 / 120 / 240 all repeat; far from 120 BPM the estimate
+can land an octave off, as every autocorrelation tracker can), then refined to a hundredth of
+a BPM by the envelope's Fourier magnitude summed over the first four harmonics of the
+beat frequency, which is sharper than the autocorrelation's lag grid.
+
+Key: a chromagram (spectral magnitude folded onto the 12 pitch classes, 80 Hz-2.5 kHz,
+from 8192-point frames) correlated with Temperley's major and minor key profiles in all
+12 rotations; the best correlation names the key. Chroma alone cannot tell a key from
+its relative minor when both use the same chords equally (C-G-Am-F vs Am-F-C-G).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+MIN_TEMPO_BPM = 30.0
+MAX_TEMPO_BPM = 300.0
+# The tempo prior: log-normal around 120 BPM, one octave wide (as in most beat trackers).
+PRIOR_CENTER_BPM = 120.0
+PRIOR_OCTAVES = 1.0
+_ONSET_HOP_S = 0.01
+_ONSET_WINDOW = 2048
+_REFINE_SPAN = 0.03  # +-3% around the autocorrelation's choice
+_REFINE_STEP_BPM = 0.05  # then a parabola through the best three points
+_REFINE_HARMONICS = 4
+# Analyse at most this much audio; tempo and key do not change past a couple of minutes.
+MAX_ANALYSIS_S = 120.0
+
+_CHROMA_WINDOW = 8192
+_CHROMA_HOP = 4096
+_CHROMA_BAND_HZ = (80.0, 2500.0)
+# Temperley's Kostka-Payne key profiles (2001), tonic first: pitch-class frequencies in
+# a corpus of tonal music. Chosen over Krumhansl-Kessler, which on chord-based audio
+# often names the dominant or the relative minor instead of the key.
+MAJOR_PROFILE = np.array([0.748, 0.060, 0.488, 0.082, 0.670, 0.460, 0.096, 0.715, 0.104, 0.366, 0.057, 0.400])
+MINOR_PROFILE = np.array([0.712, 0.084, 0.474, 0.618, 0.049, 0.460, 0.105, 0.747, 0.404, 0.067, 0.133, 0.330])
+
+
+@dataclass(frozen=True)
+class TempoEstimate:
+    bpm: float
+    confidence: float  # 0..1: how far the chosen period stands out of the autocorrelation
+
+
+@dataclass(frozen=True)
+class KeyEstimate:
+    key: str  # "A minor", spelled as acestep_core.request.normalize_key spells keys
+    correlation: float  # Pearson r with the winning profile, -1..1
+    runner_up: str
+    runner_up_correlation: float
+
+
+def mono(frames: np.ndarray) -> np.ndarray:
+    """(frames, channels) or (frames,) -> float64 mono."""
+    data = np.asarray(frames, dtype=np.float64)
+    return data if data.ndim == 1 else data.mean(axis=1)
+
+
+def _frames_of(signal: np.ndarray, window: int, hop: int) -> np.ndarray:
+    """Overlapping frames as a (count, window) view; the signal is padded to one window."""
+    if signal.size < window:
+        signal = np.pad(signal, (0, window - signal.size))
+    count = 1 + (signal.size - window) // hop
+    return np.lib.stride_tricks.as_strided(
+        signal, shape=(count, window), strides=(signal.strides[0] * hop, signal.strides[0]), writeable=False
+    )
+
+
+def _magnitudes(signal: np.ndarray, window: int, hop: int, block: int = 1024):
+    """Yield magnitude spectra block by block, so a long cue never holds its whole STFT."""
+    frames = _frames_of(signal, window, hop)
+    taper = np.hanning(window)
+    for first in range(0, frames.shape[0], block):
+        yield np.abs(np.fft.rfft(frames[first : first + block] * taper, axis=1))
+
+
+def onset_envelope(frames: np.ndarray, sample_rate: int) -> tuple[np.ndarray, float]:
+    """(onset strength per hop, hop in seconds)."""
+    signal = mono(frames)[: int(MAX_ANALYSIS_S * sample_rate)]
+    hop = max(1, int(round(_ONSET_HOP_S * sample_rate)))
+    top_bin = int(8000.0 / sample_rate * _ONSET_WINDOW)
+    flux: list[np.ndarray] = []
+    previous = None
+    for magnitude in _magnitudes(signal, _ONSET_WINDOW, hop):
+        log_mag = np.log1p(100.0 * magnitude[:, 1:top_bin])
+        stacked = log_mag if previous is None else np.vstack([previous, log_mag])
+        rise = np.maximum(np.diff(stacked, axis=0), 0.0).sum(axis=1)
+        flux.append(rise if previous is not None else np.concatenate([[0.0], rise]))
+        previous = log_mag[-1:]
+    envelope = np.concatenate(flux)
+    # Remove the slow loudness contour so only attacks remain.
+    local = np.convolve(envelope, np.ones(51) / 51, mode="same")
+    return np.maximum(envelope - local, 0.0), hop / sample_rate
+
+
+def tempo_prior(bpm: np.ndarray) -> np.ndarray:
+    return np.exp(-0.5 * (np.log2(bpm / PRIOR_CENTER_BPM) / PRIOR_OCTAVES) ** 2)
+
+
+def estimate_tempo(frames: np.ndarray, sample_rate: int) -> TempoEstimate | None:
+    """The tempo in BPM, or None when the audio has no rhythm to measure (silence, a drone)."""
+    envelope, hop_s = onset_envelope(frames, sample_rate)
+    if envelope.size < 8 or not np.any(envelope > 0):
+        return None
+    # Onset peaks are a hop or two wide; a beat period is rarely a whole number of hops,
+    # and reading the autocorrelation between two samples of a needle-thin peak would
+    # favour whichever tempo happens to fall on the hop grid. Widen the peaks first.
+    smoothed = np.convolve(envelope, np.hanning(7)[1:-1], mode="same")
+    centred = smoothed - smoothed.mean()
+    size = 1 << int(math.ceil(math.log2(2 * centred.size)))
+    spectrum = np.fft.rfft(centred, size)
+    acf = np.fft.irfft(spectrum * np.conj(spectrum), size)[: centred.size]
+    if acf[0] <= 0:
+        return None
+    acf /= acf[0]
+    candidates = np.arange(MIN_TEMPO_BPM, MAX_TEMPO_BPM + 0.25, 0.25)
+    lags = 60.0 / (candidates * hop_s)
+    usable = lags < centred.size - 1
+    if not np.any(usable):
+        return None
+    candidates, lags = candidates[usable], lags[usable]
+    strength = np.interp(lags, np.arange(acf.size), acf)
+    # A beat is usually split in two (eighth notes), so the true beat period repeats at
+    # half its lag too; a 3/2 impostor (three eighths) does not. Counting the half lag
+    # keeps the estimate off dotted periods that the prior alone would prefer.
+    half = np.interp(lags / 2, np.arange(acf.size), acf)
+    score = (np.maximum(strength, 0.0) + 0.25 * np.maximum(half, 0.0)) * tempo_prior(candidates)
+    best = int(np.argmax(score))
+    coarse = float(candidates[best])
+    refined = _refine_tempo(envelope, hop_s, coarse)
+    confidence = float(np.clip(strength[best], 0.0, 1.0))
+    return TempoEstimate(bpm=round(refined, 2), confidence=round(confidence, 3))
+
+
+def _refine_tempo(envelope: np.ndarray, hop_s: float, coarse_bpm: float) -> float:
+    times = np.arange(envelope.size) * hop_s
+    centred = envelope - envelope.mean()
+    grid = np.arange(coarse_bpm * (1 - _REFINE_SPAN), coarse_bpm * (1 + _REFINE_SPAN), _REFINE_STEP_BPM)
+    score = np.zeros(grid.size)
+    for harmonic in range(1, _REFINE_HARMONICS + 1):
+        phase = np.exp(-2j * np.pi * np.outer(grid * harmonic / 60.0, times))
+        score += np.abs(phase @ centred)
+    best = int(np.argmax(score))
+    if 0 < best < grid.size - 1:
+        left, middle, right = score[best - 1], score[best], score[best + 1]
+        curvature = left - 2 * middle + right
+        if curvature < 0:
+            return float(grid[best] + 0.5 * (left - right) / curvature * _REFINE_STEP_BPM)
+    return float(grid[best])
+
+
+def chromagram(frames: np.ndarray, sample_rate: int) -> np.ndarray:
+    """12 pitch-class energies (C first), summed over the audio and normalized to sum 1."""
+    signal = mono(frames)[: int(MAX_ANALYSIS_S * sample_rate)]
+    freqs = np.fft.rfftfreq(_CHROMA_WINDOW, 1.0 / sample_rate)
+    band = (freqs >= _CHROMA_BAND_HZ[0]) & (freqs <= _CHROMA_BAND_HZ[1])
+    pitch_class = (np.round(12.0 * np.log2(freqs[band] / 440.0)).astype(int) + 9) % 12
+    chroma = np.zeros(12)
+    for magnitude in _magnitudes(signal, _CHROMA_WINDOW, _CHROMA_HOP, block=256):
+        # Square-root magnitude keeps one loud bass note from outvoting the chord above it.
+        per_bin = np.sqrt(magnitude[:, band]).sum(axis=0)
+        chroma += np.bincount(pitch_class, weights=per_bin, minlength=12)
+    total = chroma.sum()
+    return chroma / total if total > 0 else chroma
+
+
+def estimate_key(frames: np.ndarray, sample_rate: int) -> KeyEstimate | None:
+    """The key ("E minor"), or None when the audio has no pitched content to measure."""
+    chroma = chromagram(frames, sample_rate)
+    if not np.any(chroma > 0) or np.allclose(chroma, chroma.mean()):
+        return None
+    scored: list[tuple[float, str]] = []
+    for tonic in range(12):
+        for mode, profile in (("major", MAJOR_PROFILE), ("minor", MINOR_PROFILE)):
+            r = float(np.corrcoef(chroma, np.roll(profile, tonic))[0, 1])
+            scored.append((r, f"{NOTE_NAMES[tonic]} {mode}"))
+    scored.sort(reverse=True)
+    (best_r, best), (second_r, second) = scored[0], scored[1]
+    return KeyEstimate(key=best, correlation=round(best_r, 3), runner_up=second,
+                       runner_up_correlation=round(second_r, 3))

@@ -1,0 +1,173 @@
+"""Seamless loops on whole bars: the bar grid, the loop's length, and the tail fold.
+
+The backend is asked for a little more than the loop (the tail). The loop is the first
+`bars` bars; the audio that follows the loop's end is the music's own continuation, so
+folding it over the loop's start with a crossfade makes the last frame of the loop run
+on into the first without a step: at the seam the tail is at full gain and the start at
+zero. All positions are frames at the output rate; a loop's length is rounded once, so
+bar lines never drift more than half a frame from the tempo.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from acestep_core.errors import AceStepError
+
+# The crossfade is one beat, kept between these lengths: long enough to blend two
+# different musical moments, short enough that the loop's first beat keeps its attack.
+MIN_CROSSFADE_S = 0.05
+MAX_CROSSFADE_S = 0.5
+# How far past the loop the backend is asked to go: one bar, at most this long, and
+# never less than the crossfade. Models tend to wind down at the end of what they are
+# asked for; a spare bar keeps that out of the fold.
+MAX_TAIL_S = 4.0
+# A bar when the tempo is not known before generating (60 BPM in 4/4): the most a
+# "fit" loop can run past the requested duration, plus a tail.
+UNKNOWN_TEMPO_MARGIN_S = 6.0
+
+
+class LoopDoesNotFit(AceStepError, ValueError):
+    """The generated audio is too short for the loop asked for."""
+
+
+@dataclass(frozen=True)
+class LoopPlan:
+    """Where the loop is, in frames at `sample_rate`."""
+
+    bars: int
+    bpm: float
+    beats_per_bar: int
+    sample_rate: int
+    length: int  # frames in the loop; the loop is [0, length)
+    crossfade: int  # frames folded over the start
+
+    @property
+    def start(self) -> int:
+        return 0
+
+    @property
+    def end_exclusive(self) -> int:
+        return self.length
+
+    def bar_lines(self) -> list[int]:
+        """Frame of each bar line from bar 1 to the loop's end (bars + 1 values)."""
+        return bar_lines(self.bars, self.bpm, self.beats_per_bar, self.sample_rate)
+
+
+def frames_per_bar(bpm: float, beats_per_bar: int, sample_rate: int) -> float:
+    """Exact (fractional) frames in one bar: 120 BPM, 4/4, 48 kHz -> 96000.0."""
+    if bpm <= 0 or beats_per_bar <= 0:
+        raise ValueError(f"bpm and beats per bar must be positive, got {bpm!r} and {beats_per_bar!r}")
+    return beats_per_bar * 60.0 / bpm * sample_rate
+
+
+def bar_lines(bars: int, bpm: float, beats_per_bar: int, sample_rate: int) -> list[int]:
+    """Nearest frame of each bar line 0..bars; the last one is the loop's length."""
+    bar = frames_per_bar(bpm, beats_per_bar, sample_rate)
+    return [int(round(k * bar)) for k in range(bars + 1)]
+
+
+def fit_bars(duration_s: float, bpm: float, beats_per_bar: int) -> int:
+    """Whole bars nearest to a duration (at least one): 30 s at 120 BPM 4/4 -> 15."""
+    bar_s = beats_per_bar * 60.0 / bpm
+    return max(1, int(round(duration_s / bar_s)))
+
+
+def crossfade_frames(bpm: float, sample_rate: int) -> int:
+    beat_s = 60.0 / bpm
+    return int(round(min(max(beat_s, MIN_CROSSFADE_S), MAX_CROSSFADE_S) * sample_rate))
+
+
+def tail_seconds(bpm: float | None, beats_per_bar: int) -> float:
+    """Seconds to generate past the loop's end."""
+    if bpm is None:
+        return UNKNOWN_TEMPO_MARGIN_S
+    bar_s = beats_per_bar * 60.0 / bpm
+    return max(min(bar_s, MAX_TAIL_S), MAX_CROSSFADE_S)
+
+
+def plan_loop(bpm: float, beats_per_bar: int, sample_rate: int, *, bars: int | None,
+              duration_s: float, available_frames: int | None = None) -> LoopPlan:
+    """The loop for a cue: `bars` whole bars, or (bars=None) the whole bars nearest `duration_s`.
+
+    With `available_frames` (the audio actually generated), a fitted loop shrinks to the
+    bars that fit with their crossfade; an explicit bar count that does not fit raises
+    LoopDoesNotFit with a sentence saying what to change.
+    """
+    fade = crossfade_frames(bpm, sample_rate)
+    wanted = bars if bars is not None else fit_bars(duration_s, bpm, beats_per_bar)
+    count = wanted
+    if available_frames is not None:
+        bar = frames_per_bar(bpm, beats_per_bar, sample_rate)
+        fitting = int(math.floor((available_frames - fade) / bar + 1e-9))
+        if bars is not None and fitting < bars:
+            seconds_needed = (bars * bar + fade) / sample_rate
+            raise LoopDoesNotFit(
+                f"{bars} bars at {bpm:.1f} BPM need {seconds_needed:.1f} s of audio but only "
+                f"{available_frames / sample_rate:.1f} s was generated; set the tempo (--bpm), "
+                f"ask for fewer bars, or use --loop fit"
+            )
+        count = min(wanted, fitting)
+        if count < 1:
+            raise LoopDoesNotFit(
+                f"the generated audio ({available_frames / sample_rate:.1f} s) is shorter than one bar "
+                f"at {bpm:.1f} BPM plus its crossfade; ask for a longer duration"
+            )
+    length = bar_lines(count, bpm, beats_per_bar, sample_rate)[-1]
+    return LoopPlan(bars=count, bpm=float(bpm), beats_per_bar=beats_per_bar, sample_rate=sample_rate,
+                    length=length, crossfade=min(fade, length))
+
+
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Normalized correlation of two equally long blocks, clipped to [0, 1]."""
+    energy = math.sqrt(float(np.sum(a.astype(np.float64) ** 2)) * float(np.sum(b.astype(np.float64) ** 2)))
+    if energy == 0.0:
+        return 0.0
+    return min(max(float(np.sum(a.astype(np.float64) * b)) / energy, 0.0), 1.0)
+
+
+def crossfade_gains(length: int, rho: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """(fade_in, fade_out) gains for `length` frames: equal-power, corrected for correlation.
+
+    With uncorrelated signals (rho = 0) this is the sin/cos equal-power fade. The two
+    sides of a music loop are often alike (the same chords a bar later), and summing
+    alike signals at equal power swells by up to 3 dB mid-fade; dividing by
+    sqrt(1 + 2*rho*sin*cos) keeps the power constant for any correlation rho in [0, 1]
+    (rho = 1 gives gains that sum to one).
+    """
+    theta = (np.pi / 2.0) * np.arange(length, dtype=np.float64) / max(length, 1)
+    fade_in, fade_out = np.sin(theta), np.cos(theta)
+    norm = 1.0 / np.sqrt(1.0 + 2.0 * rho * fade_in * fade_out)
+    return fade_in * norm, fade_out * norm
+
+
+def fold_tail(frames: np.ndarray, plan: LoopPlan) -> np.ndarray:
+    """The loop [0, plan.length) with the audio after it crossfaded over its start.
+
+    `frames` is (frames, channels) and must run at least plan.crossfade frames past the
+    loop. Frame 0 of the result is the frame that followed the loop's last frame in the
+    generated audio, so playing end -> start continues the music exactly.
+    """
+    needed = plan.length + plan.crossfade
+    if frames.shape[0] < needed:
+        raise LoopDoesNotFit(
+            f"the loop needs {needed} frames (the loop and its crossfade) but the audio has {frames.shape[0]}"
+        )
+    loop = np.array(frames[: plan.length], dtype=np.float32, copy=True)
+    fade = plan.crossfade
+    if fade == 0:
+        return loop
+    head = frames[:fade].astype(np.float64)
+    tail = frames[plan.length : plan.length + fade].astype(np.float64)
+    fade_in, fade_out = crossfade_gains(fade, correlation(head, tail))
+    loop[:fade] = (head * fade_in[:, None] + tail * fade_out[:, None]).astype(np.float32)
+    return loop
+
+
+def with_guard_frame(loop: np.ndarray) -> np.ndarray:
+    """The loop followed by a copy of its first frame (see acestep_core.audio.riff on dwEnd)."""
+    return np.concatenate([loop, loop[:1]], axis=0)
