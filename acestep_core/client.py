@@ -99,8 +99,7 @@ class WorkerClient:
             if client is not None:
                 return client
             if time.monotonic() >= deadline:
-                raise WorkerNotRunning(
-                    f"the worker did not start within {wait:g} s; see its log at {discovery.log_path()}")
+                raise WorkerNotRunning(_why_no_worker(wait))
             time.sleep(0.05)
 
     # -- the API ----------------------------------------------------------------------
@@ -368,6 +367,15 @@ def check_started(process: subprocess.Popen, timeout: float = PROBE_TIMEOUT) -> 
     log_file = getattr(process, "log_path", str(discovery.log_path()))
     raise WorkerNotRunning(f"the worker stopped while starting (exit status {code}): {_log_tail(Path(log_file))}; "
                            f"full log at {log_file}")
+
+
+def _why_no_worker(waited: float) -> str:
+    info = discovery.read_discovery()
+    if info is not None and discovery.pid_alive(info.pid):
+        # It holds the lock (so ours could not start) but does not answer its probe.
+        return (f"a worker is running (pid {info.pid}, {info.url}) but does not answer; end that process "
+                f"and try again (its log is at {info.log_path or discovery.log_path()})")
+    return f"the worker did not start within {waited:g} s; see its log at {discovery.log_path()}"
 
 
 def _log_tail(path: Path, lines: int = 3) -> str:

@@ -106,6 +106,19 @@ def test_health_says_what_serves(worker: WorkerClient):
     assert health["device"]
 
 
+def test_openapi_schema_describes_the_one_request_definition(worker: WorkerClient):
+    import dataclasses
+
+    status, schema, _ = raw_request(worker, "GET", "/v1/openapi.json")
+    assert status == 200
+    body = schema["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body == {"$ref": "#/components/schemas/GenerationRequest"}
+    request_schema = schema["components"]["schemas"]["GenerationRequest"]
+    assert set(request_schema["properties"]) == {f.name for f in dataclasses.fields(GenerationRequest)}
+    assert request_schema["required"] == ["prompt"] and request_schema["additionalProperties"] is False
+    assert schema["paths"]["/v1/alive"]["get"]["security"] == []
+
+
 def test_cancel_of_a_finished_job_leaves_it_done(worker: WorkerClient):
     job = worker.wait(worker.submit(short_request(duration=1.0)).id, timeout=60)
     assert worker.cancel(job.id).status == DONE
