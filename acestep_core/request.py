@@ -28,6 +28,15 @@ MAX_SEED = 2**32 - 1
 MAX_PROMPT_CHARS = 2000
 MAX_LYRICS_CHARS = 8000
 TIME_SIGNATURES = ("2/4", "3/4", "4/4", "6/8")
+MAX_LOOP_BARS = 256
+# Integrated loudness targets (LUFS) by name: EBU R128 / console platforms, and the level
+# mobile stores and streaming expect. "none" leaves the loudness as generated.
+LOUDNESS_PRESETS: dict[str, float | None] = {"console": -23.0, "mobile": -16.0, "none": None}
+MIN_LOUDNESS_LUFS = -60.0
+MAX_LOUDNESS_LUFS = -5.0
+MIN_TRUE_PEAK_DB = -20.0
+MAX_TRUE_PEAK_DB = 0.0
+LOOP_TASKS = ("text2music", "cover")
 
 NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 _FLAT_TO_SHARP = {"Db": "C#", "Eb": "D#", "Gb": "F#", "Ab": "G#", "Bb": "A#", "Cb": "B", "Fb": "E"}
@@ -99,6 +108,22 @@ class GenerationRequest:
     sample_rate: int = 44100
     bit_depth: int = 16
     file_name: str | None = None
+    # Game-ready output. `loop` makes a seamless loop on whole bars (loop_bars of them, or
+    # None for the whole bars nearest `duration`). `loudness` is a preset name from
+    # LOUDNESS_PRESETS or a target in LUFS; None leaves the loudness as generated. The
+    # true-peak ceiling (dBTP) always applies. `intensity` (0 = sparsest, 1 = fullest) asks
+    # for one level of a dynamic-music set; None is the backend's natural arrangement.
+    loop: bool = False
+    loop_bars: int | None = None
+    loudness: str | float | None = None
+    true_peak_ceiling_db: float = -1.0
+    intensity: float | None = None
+
+    def loudness_target_lufs(self) -> float | None:
+        """The integrated loudness target in LUFS, or None to leave loudness alone."""
+        if isinstance(self.loudness, str):
+            return LOUDNESS_PRESETS[self.loudness.strip().lower()]
+        return None if self.loudness is None else float(self.loudness)
 
     # -- validation ---------------------------------------------------------------
 
@@ -165,6 +190,32 @@ class GenerationRequest:
             or ".." in self.file_name
         ):
             bad("file_name", f"file_name must be a plain file name (letters, digits, space, _-.(), no folders), got {self.file_name!r}")
+        if not isinstance(self.loop, bool):
+            bad("loop", f"loop must be true or false, got {self.loop!r}")
+        elif self.loop and self.task not in LOOP_TASKS:
+            bad("loop", f"loop works with the {' and '.join(LOOP_TASKS)} tasks; turn loop off for {self.task}")
+        if self.loop_bars is not None:
+            if not _is_int(self.loop_bars) or not 1 <= self.loop_bars <= MAX_LOOP_BARS:
+                bad("loop_bars", f"loop_bars must be a whole number from 1 to {MAX_LOOP_BARS}, or empty to fit the duration, got {self.loop_bars!r}")
+            elif self.loop is not True:
+                bad("loop_bars", "loop_bars is only used by a loop; set loop to true or remove loop_bars")
+            elif _is_number(self.bpm) and MIN_BPM <= self.bpm <= MAX_BPM:
+                bar_s = beats_per_bar(self.time_signature if self.time_signature in TIME_SIGNATURES else None) * 60.0 / self.bpm
+                if (self.loop_bars + 1) * bar_s > MAX_DURATION_S:
+                    bad("loop_bars", f"{self.loop_bars} bars at {self.bpm:g} BPM (plus one bar to fold over the seam) "
+                                     f"last more than {MAX_DURATION_S:g} seconds; ask for fewer bars")
+        if isinstance(self.loudness, str):
+            if self.loudness.strip().lower() not in LOUDNESS_PRESETS:
+                bad("loudness", f"loudness must be {', '.join(LOUDNESS_PRESETS)} or a target in LUFS such as -18, got {self.loudness!r}")
+        elif self.loudness is not None and (not _is_number(self.loudness)
+                                            or not MIN_LOUDNESS_LUFS <= self.loudness <= MAX_LOUDNESS_LUFS):
+            bad("loudness", f"loudness must be a preset ({', '.join(LOUDNESS_PRESETS)}) or between "
+                            f"{MIN_LOUDNESS_LUFS:g} and {MAX_LOUDNESS_LUFS:g} LUFS, got {self.loudness!r}")
+        if not _is_number(self.true_peak_ceiling_db) or not MIN_TRUE_PEAK_DB <= self.true_peak_ceiling_db <= MAX_TRUE_PEAK_DB:
+            bad("true_peak_ceiling_db", f"true_peak_ceiling_db must be between {MIN_TRUE_PEAK_DB:g} and {MAX_TRUE_PEAK_DB:g} dBTP "
+                                        f"(-1 suits every platform), got {self.true_peak_ceiling_db!r}")
+        if self.intensity is not None and (not _is_number(self.intensity) or not 0.0 <= self.intensity <= 1.0):
+            bad("intensity", f"intensity must be between 0 (sparsest) and 1 (fullest), or empty for the natural arrangement, got {self.intensity!r}")
         return found
 
     def validated(self) -> "GenerationRequest":
@@ -172,9 +223,12 @@ class GenerationRequest:
         found = self.problems()
         if found:
             raise InvalidRequest(found)
+        changes: dict[str, Any] = {}
         if self.key is not None:
-            return dataclasses.replace(self, key=normalize_key(self.key))
-        return self
+            changes["key"] = normalize_key(self.key)
+        if isinstance(self.loudness, str):
+            changes["loudness"] = self.loudness.strip().lower()
+        return dataclasses.replace(self, **changes) if changes else self
 
     # -- JSON ---------------------------------------------------------------------
 
@@ -240,15 +294,20 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "sample_rate": (int,),
     "bit_depth": (int,),
     "file_name": (str, type(None)),
+    "loop": (bool,),
+    "loop_bars": (int, type(None)),
+    "loudness": (str, int, float, type(None)),
+    "true_peak_ceiling_db": (int, float),
+    "intensity": (int, float, type(None)),
 }
 
-_TYPE_WORDS = {str: "text", int: "a whole number", float: "a number", type(None): "empty (null)"}
+_TYPE_WORDS = {str: "text", int: "a whole number", float: "a number", bool: "true or false", type(None): "empty (null)"}
 
 
 def _type_problem(name: str, value: Any) -> str | None:
     allowed = _FIELD_TYPES[name]
-    # bool is an int in Python but never a valid value here.
-    if isinstance(value, bool) or not isinstance(value, allowed):
+    # bool is an int in Python, but only a bool field takes true/false.
+    if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
         words = " or ".join(dict.fromkeys(_TYPE_WORDS[t] for t in allowed))
         return f"{name} must be {words}, got {type(value).__name__} {value!r}"
     return None
