@@ -9,8 +9,8 @@ can land an octave off, as every autocorrelation tracker can), then refined to a
 a BPM by the envelope's Fourier magnitude summed over the first four harmonics of the
 beat frequency, which is sharper than the autocorrelation's lag grid.
 
-Key: a chromagram (spectral magnitude folded onto the 12 pitch classes, 80 Hz-2.5 kHz,
-from 8192-point frames) correlated with Temperley's major and minor key profiles in all
+Key: a chromagram (spectral magnitude folded onto the 12 pitch classes, 55 Hz-2 kHz,
+from 16384-point frames, each bin weighted by how close it sits to a semitone's centre) correlated with Temperley's major and minor key profiles in all
 12 rotations; the best correlation names the key. Chroma alone cannot tell a key from
 its relative minor when both use the same chords equally (C-G-Am-F vs Am-F-C-G).
 """
@@ -36,9 +36,10 @@ _REFINE_HARMONICS = 4
 # Analyse at most this much audio; tempo and key do not change past a couple of minutes.
 MAX_ANALYSIS_S = 120.0
 
-_CHROMA_WINDOW = 8192
-_CHROMA_HOP = 4096
-_CHROMA_BAND_HZ = (80.0, 2500.0)
+# 16384-point frames resolve semitones down to about 55 Hz at 48 kHz.
+_CHROMA_WINDOW = 16384
+_CHROMA_HOP = 8192
+_CHROMA_BAND_HZ = (55.0, 2000.0)
 # Temperley's Kostka-Payne key profiles (2001), tonic first: pitch-class frequencies in
 # a corpus of tonal music. Chosen over Krumhansl-Kessler, which on chord-based audio
 # often names the dominant or the relative minor instead of the key.
@@ -164,11 +165,15 @@ def chromagram(frames: np.ndarray, sample_rate: int) -> np.ndarray:
     signal = mono(frames)[: int(MAX_ANALYSIS_S * sample_rate)]
     freqs = np.fft.rfftfreq(_CHROMA_WINDOW, 1.0 / sample_rate)
     band = (freqs >= _CHROMA_BAND_HZ[0]) & (freqs <= _CHROMA_BAND_HZ[1])
-    pitch_class = (np.round(12.0 * np.log2(freqs[band] / 440.0)).astype(int) + 9) % 12
+    semitones = 12.0 * np.log2(freqs[band] / 440.0)
+    nearest = np.round(semitones)
+    pitch_class = (nearest.astype(int) + 9) % 12
+    # Bins between two semitones are leakage, not notes: they count less the further off they sit.
+    centredness = np.clip(1.0 - 2.0 * np.abs(semitones - nearest), 0.0, 1.0)
     chroma = np.zeros(12)
-    for magnitude in _magnitudes(signal, _CHROMA_WINDOW, _CHROMA_HOP, block=256):
+    for magnitude in _magnitudes(signal, _CHROMA_WINDOW, _CHROMA_HOP, block=128):
         # Square-root magnitude keeps one loud bass note from outvoting the chord above it.
-        per_bin = np.sqrt(magnitude[:, band]).sum(axis=0)
+        per_bin = np.sqrt(magnitude[:, band]).sum(axis=0) * centredness
         chroma += np.bincount(pitch_class, weights=per_bin, minlength=12)
     total = chroma.sum()
     return chroma / total if total > 0 else chroma
