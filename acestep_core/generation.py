@@ -3,9 +3,24 @@
 1. validate the request and check the output folder before loading anything,
 2. draw seeds (one per candidate, so each candidate is reproducible alone),
 3. load the backend (once) and generate every candidate in one call,
-4. finish each candidate (resample, exact length, peak-safe),
-5. write every file and sidecar under temporary names, then rename them all into place.
+4. finish each candidate: resample; measure tempo and key; cut to the exact length, or
+   (loop mode) to whole bars with the tail folded over the start; loudness to the
+   target under the true-peak ceiling,
+5. write every file and sidecar under temporary names (a looped WAV gets its smpl/cue
+   chunks while still under the temporary name), then rename them all into place.
 A cancel or an error at any point leaves no file behind.
+
+Loop mode asks the backend for more than the loop: one bar past it when the tempo is
+known before generating (the request's bpm), else the requested duration plus a margin;
+the loop's tempo is then the request's bpm, else the one the backend reports choosing
+(sketch), else the one measured from the audio.
+
+Looped FLAC and Ogg files hold exactly the loop (no smpl chunk exists for them, and
+engines loop such files end to end); a looped WAV holds the loop plus one guard frame
+that the smpl chunk's end points at (acestep_core.audio.riff explains why). Every
+sidecar records loop_start and loop_end_exclusive in frames, the one reading that is
+exact for every engine. Vorbis comments such as LOOPSTART cannot be written through
+libsndfile, so Ogg loops are described by the sidecar only.
 """
 
 from __future__ import annotations
@@ -18,11 +33,18 @@ import random
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from acestep_core import __version__
-from acestep_core.audio.finishing import finish_candidate
+from acestep_core.audio import loops
+from acestep_core.audio.analysis import estimate_key, estimate_tempo
+from acestep_core.audio.finishing import (
+    finish_candidate, frames_from_channels_first, replace_non_finite, resample, resampler_quality,
+)
+from acestep_core.audio.loudness import LoudnessReport, finish_loudness, integrated_loudness, true_peak_dbtp
+from acestep_core.audio.riff import CueMarker, WavLoop, write_loop_chunks
 from acestep_core.audio.writer import temporary_path_beside, write_audio, write_json_atomic
 from acestep_core.backends.base import Backend, BackendInfo
 from acestep_core.errors import AceStepError, GenerationCancelled, GenerationFailed, OutputNotWritable
@@ -37,7 +59,7 @@ from acestep_core.progress import (
     ignore_progress,
     never_cancelled,
 )
-from acestep_core.request import MAX_SEED, GenerationRequest
+from acestep_core.request import MAX_DURATION_S, MAX_SEED, GenerationRequest, beats_per_bar
 
 if TYPE_CHECKING:
     import numpy as np
@@ -48,6 +70,28 @@ _GENERATE_SPAN = (0.1, 0.9)
 _FINISH_SPAN = (0.9, 1.0)
 
 SOFTWARE = f"acestep-dcc {__version__}"
+
+# How the sidecar states the loop convention (see acestep_core.audio.riff).
+LOOP_CONVENTION = (
+    "frames [loop_start, loop_end_exclusive) repeat. WAV: one guard frame (a copy of frame "
+    "loop_start) follows the loop and the smpl chunk's end points at it (smpl_end = "
+    "loop_end_exclusive), which Godot 4 plays seamlessly; RIFF-spec readers (libsndfile, "
+    "FMOD, Wwise) hold the first frame for one extra sample per pass. FLAC/Ogg: the file "
+    "is exactly the loop."
+)
+# Lossy encoding moves peaks; re-encode this many times at most to get under the ceiling.
+_MAX_LOSSY_PASSES = 3
+
+
+@dataclass
+class FinishedCue:
+    """One candidate after finishing, ready to write."""
+
+    frames: "np.ndarray"  # what goes in the file (a looped WAV includes its guard frame)
+    loop: loops.LoopPlan | None
+    loudness: LoudnessReport
+    tempo: dict[str, Any]
+    key: dict[str, Any]
 
 
 def draw_seed() -> int:
@@ -112,7 +156,7 @@ def generate_cues(
 
     started = time.perf_counter()
     try:
-        raw = backend.generate(request, seeds, _scaled(on_progress, _GENERATE_SPAN), is_cancelled)
+        raw = backend.generate(backend_request(request), seeds, _scaled(on_progress, _GENERATE_SPAN), is_cancelled)
     except AceStepError:
         raise
     except MemoryError:
@@ -129,15 +173,14 @@ def generate_cues(
     started = time.perf_counter()
 
     def finish_and_stage(k: int) -> CueOutput:
-        frames = finish_candidate(raw.samples[k], raw.sample_rate, request.sample_rate, request.duration,
-                                  request.bit_depth)
-        write_audio(staged[k], frames, request.sample_rate, request.output_format, request.bit_depth,
-                    _info_chunk(request, info, seeds[k], created))
+        cue = finish_cue(raw.samples[k], raw.sample_rate, request, raw.settings)
+        cue.loudness = write_cue(staged[k], cue, request, _info_chunk(request, info, seeds[k], created, cue))
         path = targets[k]
+        frames = cue.frames
         return CueOutput(index=k, path=str(path.resolve()), seed=seeds[k],
                          duration=frames.shape[0] / request.sample_rate, sample_rate=request.sample_rate,
                          sidecar_path=str(sidecar_path(path).resolve()),
-                         metadata=_sidecar(request, info, raw.settings, k, seeds[k], path, frames, created))
+                         metadata=_sidecar(request, info, raw.settings, k, seeds[k], path, cue, created))
 
     try:
         # soxr and libsndfile release the GIL, so candidates finish side by side.
@@ -156,6 +199,126 @@ def generate_cues(
         raise
     on_progress(Progress("done", 1.0))
     return outputs
+
+
+def backend_request(request: GenerationRequest) -> GenerationRequest:
+    """What the backend is asked for: in loop mode, enough audio for the loop and its tail."""
+    if not request.loop:
+        return request
+    per_bar = beats_per_bar(request.time_signature)
+    if request.bpm is None:
+        seconds = request.duration + loops.tail_seconds(None, per_bar)
+    else:
+        bar_s = per_bar * 60.0 / request.bpm
+        bars = request.loop_bars or loops.fit_bars(request.duration, request.bpm, per_bar)
+        # Whole bars: a backend that ends cues musically (sketch) keeps its groove going.
+        seconds = (bars + 1) * bar_s
+    return replace(request, duration=min(seconds, MAX_DURATION_S))
+
+
+def finish_cue(samples: "np.ndarray", source_rate: int, request: GenerationRequest, settings: dict) -> FinishedCue:
+    """The finishing chain for one candidate (channels-first samples at the backend's rate)."""
+    rate = request.sample_rate
+    if request.loop:
+        frames = replace_non_finite(frames_from_channels_first(samples))
+        frames = resample(frames, source_rate, rate, resampler_quality(request.bit_depth))
+    else:
+        frames = finish_candidate(samples, source_rate, rate, request.duration, request.bit_depth)
+    tempo = _tempo_record(request, settings, frames, rate)
+    key = _key_record(request, settings, frames, rate)
+    plan = None
+    if request.loop:
+        bpm = tempo["used"]
+        if bpm is None:
+            raise GenerationFailed(
+                "the loop needs a tempo, and none could be measured from this audio; set one with --bpm"
+            )
+        per_bar = int(settings.get("beats_per_bar") or beats_per_bar(request.time_signature))
+        plan = loops.plan_loop(bpm, per_bar, rate, bars=request.loop_bars, duration_s=request.duration,
+                               available_frames=frames.shape[0])
+        frames = loops.fold_tail(frames, plan)
+    frames, report = finish_loudness(frames, rate, request.loudness_target_lufs(), request.true_peak_ceiling_db,
+                                     circular=plan is not None)
+    if plan is not None and request.output_format == "wav":
+        frames = loops.with_guard_frame(frames)
+    return FinishedCue(frames=frames, loop=plan, loudness=report, tempo=tempo, key=key)
+
+
+def write_cue(path: Path, cue: FinishedCue, request: GenerationRequest, info: dict[str, str]) -> LoudnessReport:
+    """Write a finished cue (and a looped WAV's chunks) to `path`; returns the loudness as written.
+
+    A lossy codec moves peaks, so an Ogg file is decoded again and, if its true peak came
+    out over the ceiling, turned down by the excess and encoded again.
+    """
+    import soundfile as sf
+
+    frames, report = cue.frames, cue.loudness
+    for _ in range(_MAX_LOSSY_PASSES):
+        write_audio(path, frames, request.sample_rate, request.output_format, request.bit_depth, info)
+        if request.output_format != "ogg":
+            break
+        decoded, _ = sf.read(path, dtype="float32", always_2d=True)
+        peak = true_peak_dbtp(decoded, circular=cue.loop is not None)
+        report = replace(report, true_peak_dbtp=round(peak, 3),
+                         integrated_lufs=round(integrated_loudness(decoded, request.sample_rate), 3))
+        excess = peak - request.true_peak_ceiling_db
+        if excess <= 0:
+            break
+        frames = (frames * 10.0 ** (-(excess + 0.1) / 20.0)).astype(frames.dtype)
+    if cue.loop is not None and request.output_format == "wav":
+        plan = cue.loop
+        markers = [CueMarker(plan.start, "Loop start (bar 1)"), CueMarker(plan.end_exclusive, "Loop end")]
+        write_loop_chunks(path, WavLoop(plan.start, plan.end_exclusive), markers, request.sample_rate)
+    return report
+
+
+def _tempo_record(request: GenerationRequest, settings: dict, frames: "np.ndarray", rate: int) -> dict[str, Any]:
+    measured = estimate_tempo(frames, rate)
+    backend_bpm = settings.get("bpm") if isinstance(settings.get("bpm"), (int, float)) else None
+    if request.bpm is not None:
+        used, source = float(request.bpm), "request"
+    elif backend_bpm:
+        used, source = float(backend_bpm), "backend"
+    elif measured is not None:
+        used, source = measured.bpm, "measured"
+    else:
+        used, source = None, None
+    return {"requested": request.bpm, "backend": backend_bpm,
+            "measured": measured.bpm if measured else None,
+            "measured_confidence": measured.confidence if measured else None,
+            "used": used, "source": source}
+
+
+def _key_record(request: GenerationRequest, settings: dict, frames: "np.ndarray", rate: int) -> dict[str, Any]:
+    measured = estimate_key(frames, rate)
+    backend_key = settings.get("key") if isinstance(settings.get("key"), str) else None
+    used = request.key or backend_key or (measured.key if measured else None)
+    source = "request" if request.key else "backend" if backend_key else "measured" if measured else None
+    return {"requested": request.key, "backend": backend_key,
+            "measured": measured.key if measured else None,
+            "measured_correlation": measured.correlation if measured else None,
+            "used": used, "source": source}
+
+
+def _loop_record(cue: FinishedCue, request: GenerationRequest) -> dict[str, Any] | None:
+    plan = cue.loop
+    if plan is None:
+        return None
+    record = {
+        "loop_start": plan.start,
+        "loop_end_exclusive": plan.end_exclusive,
+        "loop_length": plan.length,
+        "bars": plan.bars,
+        "bpm": plan.bpm,
+        "beats_per_bar": plan.beats_per_bar,
+        "bar_lines": plan.bar_lines(),
+        "crossfade_frames": plan.crossfade,
+        "frames_in_file": int(cue.frames.shape[0]),
+        "convention": LOOP_CONVENTION,
+    }
+    if request.output_format == "wav":
+        record.update(smpl_start=plan.start, smpl_end=plan.end_exclusive, guard_frame=plan.end_exclusive)
+    return record
 
 
 def _raise_if_cancelled(is_cancelled: CancelCheck) -> None:
@@ -190,7 +353,8 @@ def package_versions() -> dict[str, str | None]:
 
 
 def _sidecar(request: GenerationRequest, info: BackendInfo, settings: dict, index: int, seed: int,
-             path: Path, frames: "np.ndarray", created: str) -> dict:
+             path: Path, cue: FinishedCue, created: str) -> dict:
+    frames = cue.frames
     return {
         "file": path.name,
         "software": SOFTWARE,
@@ -213,19 +377,28 @@ def _sidecar(request: GenerationRequest, info: BackendInfo, settings: dict, inde
         "duration_requested": request.duration,
         "duration_written": frames.shape[0] / request.sample_rate,
         "frames_written": frames.shape[0],
+        "loop": _loop_record(cue, request),
+        "tempo": cue.tempo,
+        "key": cue.key,
+        "loudness": cue.loudness.to_dict(),
         "versions": package_versions(),
     }
 
 
-def _info_chunk(request: GenerationRequest, info: BackendInfo, seed: int, created: str) -> dict[str, str]:
+def _info_chunk(request: GenerationRequest, info: BackendInfo, seed: int, created: str,
+                cue: FinishedCue | None = None) -> dict[str, str]:
     parts = [f"backend: {info.label}"]
     if info.model_id:
         parts.append(f"model: {info.model_id}")
     parts.append(f"seed: {seed}")
-    if request.bpm:
-        parts.append(f"bpm: {request.bpm:g}")
-    if request.key:
-        parts.append(f"key: {request.key}")
+    bpm = cue.tempo["used"] if cue else request.bpm
+    key = cue.key["used"] if cue else request.key
+    if bpm:
+        parts.append(f"bpm: {bpm:g}")
+    if key:
+        parts.append(f"key: {key}")
+    if cue and cue.loop:
+        parts.append(f"loop: frames {cue.loop.start}-{cue.loop.end_exclusive} ({cue.loop.bars} bars)")
     return {
         "title": request.prompt[:250],
         "comment": "; ".join(parts),
