@@ -67,9 +67,34 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--format", choices=OUTPUT_FORMATS, help="file format (default: from -o, else wav)")
     generate.add_argument("--sample-rate", type=int, default=44100, help="44100 (default) or 48000")
     generate.add_argument("--bit-depth", type=int, default=16, help="16 (default) or 24")
+    generate.add_argument("--loop", nargs="?", const="fit", metavar="BARS|fit",
+                          help="make a seamless loop of BARS whole bars, or 'fit' (the default with no value): "
+                               "the whole bars nearest --seconds; WAV files get smpl loop points")
+    _add_game_audio_arguments(generate)
     _add_backend_arguments(generate)
     generate.add_argument("--json", action="store_true", help="print the written files as JSON on stdout")
     generate.set_defaults(handler=run_generate)
+
+    sets = commands.add_parser("set", help="make a dynamic-music set: matched loops at rising intensity, "
+                                                "stingers, and a manifest for FMOD, Wwise and Godot")
+    sets.add_argument("prompt", help='what the music is, e.g. "boss battle, rock"')
+    sets.add_argument("-o", "--output", help="folder for the set (default: a folder named after the prompt)")
+    sets.add_argument("--intensities", type=int, default=3, help="how many intensity levels (1-8, default: 3)")
+    sets.add_argument("--bars", default="16", metavar="BARS|fit",
+                      help="loop length in bars, or 'fit' for the whole bars nearest --seconds (default: 16)")
+    sets.add_argument("--stingers", type=int, default=2, help="how many short stingers in the same key (0-8, default: 2)")
+    sets.add_argument("--seconds", type=float, default=30.0, help="approximate loop length with --bars fit (default: 30)")
+    sets.add_argument("--seed", type=int, help="seed shared by every loop of the set (default: draw one)")
+    sets.add_argument("--bpm", type=float, help="tempo in beats per minute (default: the music's own, measured)")
+    sets.add_argument("--key", help='key, e.g. "E minor" (default: measured from the music)')
+    sets.add_argument("--time-signature", choices=TIME_SIGNATURES)
+    sets.add_argument("--format", choices=OUTPUT_FORMATS, default="wav", help="file format (default: wav)")
+    sets.add_argument("--sample-rate", type=int, default=44100, help="44100 (default) or 48000")
+    sets.add_argument("--bit-depth", type=int, default=16, help="16 (default) or 24")
+    _add_game_audio_arguments(sets)
+    _add_backend_arguments(sets)
+    sets.add_argument("--json", action="store_true", help="print the manifest on stdout")
+    sets.set_defaults(handler=run_set)
 
     download = commands.add_parser("download-model", help="download ACE-Step 1.5 weights from the Hugging Face Hub")
     download.add_argument("repo_id", nargs="?", default=None, help="Hub repository (default: the XL turbo model)")
@@ -101,6 +126,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_game_audio_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--loudness", default="none", metavar="console|mobile|none|LUFS",
+                        help="integrated loudness target: console (-23 LUFS), mobile (-16 LUFS), none "
+                             "(default: as generated), or a number such as -18")
+    parser.add_argument("--true-peak", type=float, default=-1.0, metavar="DBTP",
+                        help="true-peak ceiling in dBTP, measured 4x oversampled (default: -1)")
+
+
+def loudness_from_text(text: str | None) -> str | float | None:
+    """'console' -> 'console', '-18' -> -18.0; anything else is left for validation to name."""
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def loop_from_text(text: str | None, option: str = "--loop") -> tuple[bool, int | None]:
+    """None -> (False, None); 'fit' -> (True, None); '16' -> (True, 16)."""
+    if text is None:
+        return False, None
+    if text.strip().lower() == "fit":
+        return True, None
+    try:
+        return True, int(text)
+    except ValueError:
+        from acestep_core.errors import FieldProblem
+
+        raise InvalidRequest([FieldProblem("loop_bars", f"{option} takes a number of bars or 'fit', got {text!r}")]) from None
+
+
 def _add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="ACE-Step model folder (default: $ACESTEP_DCC_MODEL or the configured one)")
     parser.add_argument("--backend", choices=("auto", "acestep", "sketch"), default="auto",
@@ -120,6 +177,7 @@ def request_from_args(args: argparse.Namespace) -> tuple[GenerationRequest, Path
         from acestep_core.errors import FieldProblem
 
         raise InvalidRequest([FieldProblem("source_audio", f"the source audio file {source} does not exist")])
+    loop, loop_bars = loop_from_text(args.loop)
     request = GenerationRequest(
         prompt=args.prompt,
         lyrics=args.lyrics,
@@ -140,6 +198,10 @@ def request_from_args(args: argparse.Namespace) -> tuple[GenerationRequest, Path
         output_format=output_format,
         sample_rate=args.sample_rate,
         bit_depth=args.bit_depth,
+        loop=loop,
+        loop_bars=loop_bars,
+        loudness=loudness_from_text(args.loudness),
+        true_peak_ceiling_db=args.true_peak,
     ).validated()
     return request, output
 
@@ -171,6 +233,43 @@ def run_generate(args: argparse.Namespace) -> int:
 
         print(json.dumps([{"path": c.path, "seed": c.seed, "duration": c.duration, "sidecar": c.sidecar_path}
                           for c in outputs], indent=2))
+    return 0
+
+
+def run_set(args: argparse.Namespace) -> int:
+    loop, bars = loop_from_text(args.bars, "--bars")
+    request = GenerationRequest(
+        prompt=args.prompt, duration=args.seconds, seed=args.seed, bpm=args.bpm, key=args.key,
+        time_signature=args.time_signature, output_format=args.format, sample_rate=args.sample_rate,
+        bit_depth=args.bit_depth, loop=True, loop_bars=bars, loudness=loudness_from_text(args.loudness),
+        true_peak_ceiling_db=args.true_peak,
+    ).validated()
+    from acestep_core.backends import SKETCH_NOTICE, create_backend
+    from acestep_core.dynamic_sets import build_dynamic_set
+    from acestep_core.generation import slug_from_prompt
+
+    folder = Path(args.output).expanduser() if args.output else Path(slug_from_prompt(args.prompt))
+    backend = create_backend(args.backend, args.model, args.device)
+    print(f"acestep-dcc: backend {backend.describe().label}", file=sys.stderr)
+    if backend.name == "sketch":
+        print(f"acestep-dcc: {SKETCH_NOTICE}", file=sys.stderr)
+    cancel = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
+    bar = _ProgressBar()
+    try:
+        result = build_dynamic_set(request, backend, folder, intensities=args.intensities, bars=bars,
+                                   stingers=args.stingers, on_progress=bar.update, is_cancelled=cancel.is_set)
+    finally:
+        bar.close()
+        signal.signal(signal.SIGINT, previous)
+    manifest = result.manifest
+    print(f"acestep-dcc: wrote a set of {len(result.layers)} loops ({manifest['bars']} bars, {manifest['bpm']:g} BPM, "
+          f"{manifest['key']}) and {len(result.stingers)} stingers to {folder}", file=sys.stderr)
+    print(f"acestep-dcc: manifest {result.manifest_path}", file=sys.stderr)
+    if args.json:
+        import json
+
+        print(json.dumps(manifest, indent=2))
     return 0
 
 
