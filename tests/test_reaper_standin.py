@@ -250,18 +250,23 @@ def test_an_undo_block_is_one_step(reaper):
     reapy = reaper.reapy
     project = reapy.Project()
     track = project.add_track(name="Music")
+    reapy.reascript_api.Undo_OnStateChange2(project.id, "Add track")
     project.begin_undo_block()
     item = track.add_item(start=2.0, length=4.0)
     item.add_take()
     reapy.reascript_api.GetSetMediaItemInfo_String(item.id, "P_NOTES", "seed 1", True)
     project.end_undo_block("ACE-Step: generate")
-    assert reaper.snapshot()["project"]["undo"] == ["ACE-Step: generate"]
+    assert reaper.snapshot()["project"]["undo"] == ["Add track", "ACE-Step: generate"]
     assert reapy.reascript_api.Undo_CanUndo2(project.id) == "ACE-Step: generate"
     project.undo()
     assert reaper.snapshot()["project"]["tracks"][0]["items"] == []
     project.redo()
     restored = reaper.snapshot()["project"]["tracks"][0]["items"]
     assert [(i["position"], i["length"], i["notes"], len(i["takes"])) for i in restored] == [(2.0, 4.0, "seed 1", 1)]
+    # undo restores the state recorded last: a change made with no undo point goes too
+    project.add_track(name="Unrecorded")
+    project.undo()
+    assert [t["name"] for t in reaper.snapshot()["project"]["tracks"]] == ["Music"]
 
 
 def test_ext_state(reaper):

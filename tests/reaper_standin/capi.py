@@ -21,10 +21,13 @@ from .prototypes import Prototype, parse
 FUNCTIONS: list[tuple[Prototype, object]] = []
 
 
-def c_function(text: str):
+def c_function(text: str, raw_pointers: bool = False):
+    """Register `function` as REAPER's `text`. raw_pointers: the function gets addresses,
+    not objects (for the validation functions, which must take any address)."""
     prototype = parse(text)
 
     def register(function):
+        function.raw_pointers = raw_pointers
         FUNCTIONS.append((prototype, function))
         return function
 
@@ -185,20 +188,16 @@ def EnumProjExtState(app, proj, extname, idx, keyOut, keyOut_sz, valOut, valOut_
 
 
 def _begin_block(project: Project) -> None:
-    if project.undo_depth == 0:
-        project.block_before = project.capture()
     project.undo_depth += 1
 
 
 def _end_block(project: Project, description: str) -> None:
-    """The outermost end adds one undo point; undoing it restores the state the block
-    began with."""
+    """The outermost end adds one undo point."""
     if project.undo_depth == 0:
         return  # an unmatched end block does nothing
     project.undo_depth -= 1
     if project.undo_depth == 0:
-        project.add_undo_point(description or "", project.block_before)
-        project.block_before = None
+        project.add_undo_point(description or "")
 
 
 @c_function("void Undo_BeginBlock()")
@@ -439,21 +438,27 @@ def set_action_options(app, flag):
 OBJECT_TYPES = ("ReaProject*", "MediaTrack*", "MediaItem*", "MediaItem_Take*", "PCM_source*", "TrackEnvelope*")
 
 
-@c_function("bool ValidatePtr(void* pointer, const char* ctypename)")
+@c_function("bool ValidatePtr(void* pointer, const char* ctypename)", raw_pointers=True)
 def ValidatePtr(app, pointer, ctypename):
     return app.pointers.is_valid(pointer or 0, ctypename or "")
 
 
-@c_function("bool ValidatePtr2(ReaProject* proj, void* pointer, const char* ctypename)")
+@c_function("bool ValidatePtr2(ReaProject* proj, void* pointer, const char* ctypename)", raw_pointers=True)
 def ValidatePtr2(app, proj, pointer, ctypename):
     """True when the pointer is a live object of that type in proj (proj is ignored
-    when the pointer is itself a project)."""
+    when the pointer is itself a project; NULL proj is the current project)."""
     if not app.pointers.is_valid(pointer or 0, ctypename or ""):
         return False
     obj = app.pointers.objects[pointer]
     if isinstance(obj, Project):
         return True
-    return _owner(obj) is _proj(app, proj)
+    if not proj:
+        project = app.current
+    elif app.pointers.is_valid(proj, "ReaProject*"):
+        project = app.pointers.objects[proj]
+    else:
+        return False
+    return _owner(obj) is project
 
 
 def _owner(obj) -> Project | None:

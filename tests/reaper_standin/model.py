@@ -384,7 +384,6 @@ class Project:
         self.dirty = False
         self.change_count = 0
         self.undo_depth = 0
-        self.block_before: dict | None = None  # the state when the outermost undo block began
         self.undo_points: list[UndoPoint] = []
         self.redo_points: list[UndoPoint] = []
         self.base_state: dict = {}
@@ -420,10 +419,10 @@ class Project:
     def next_order(self) -> int:
         return next(self._counter)
 
-    def add_undo_point(self, label: str, before: dict | None = None) -> None:
-        """Record the changes made since `before` (default: the last recorded state)."""
-        if before is None:
-            before = self.undo_points[-1].after if self.undo_points else self.base_state
+    def add_undo_point(self, label: str) -> None:
+        """Record the project as it is now. Undoing it restores the state recorded last,
+        so changes made with no undo point of their own go with it, as in REAPER."""
+        before = self.undo_points[-1].after if self.undo_points else self.base_state
         self.undo_points.append(UndoPoint(label, before, self.capture()))
         self.redo_points.clear()
         self.dirty = True

@@ -52,6 +52,7 @@ class _Pending(threading.local):
 
 def _callee(app: ReaperApp, prototype: Prototype, function, strings: StringStore, pending: _Pending):
     params = prototype.params
+    raw_pointers = getattr(function, "raw_pointers", False)
     sizes = {}
     for index, param in enumerate(params):
         following = params[index + 1] if index + 1 < len(params) else None
@@ -61,7 +62,7 @@ def _callee(app: ReaperApp, prototype: Prototype, function, strings: StringStore
     def convert(index, param, value, raw):
         kind = param.kind
         if kind == PTR:
-            if param.ctype in capi.OBJECT_TYPES:
+            if param.ctype in capi.OBJECT_TYPES and not raw_pointers:
                 return app.pointers.resolve(value, param.ctype)
             return value
         if kind == CSTR:

@@ -106,7 +106,7 @@ class ScriptHost:
         instance = ScriptInstance(os.path.abspath(path), action)
         self.instances.append(instance)
         project = self.app.current
-        changes, points, before = project.change_count, len(project.undo_points), project.capture()
+        changes, points = project.change_count, len(project.undo_points)
         try:
             with open(instance.path, encoding="utf-8") as handle:
                 code = compile(handle.read(), instance.path, "exec")
@@ -126,7 +126,7 @@ class ScriptHost:
         if (not instance.deferred_ever and project.change_count != changes
                 and len(project.undo_points) == points and project in self.app.projects):
             name = action.description if action else os.path.basename(instance.path)
-            project.add_undo_point(name, before)
+            project.add_undo_point(name)
         return instance
 
     def cycle(self) -> None:
