@@ -71,7 +71,7 @@ def test_submit_poll_done_writes_files_under_the_output_folder(worker: WorkerCli
 
 def test_status_reports_stage_text_and_queue_position(worker: WorkerClient):
     first = worker.submit(short_request(duration=20.0))
-    second = worker.submit(short_request(duration=1.0))
+    second = worker.submit(short_request())
     assert second.position is not None and second.position >= 0
     seen_positions = []
     while True:
@@ -87,7 +87,7 @@ def test_status_reports_stage_text_and_queue_position(worker: WorkerClient):
 
 
 def test_history_is_newest_first_and_limited(worker: WorkerClient):
-    ids = [worker.submit(short_request(duration=1.0)).id for _ in range(3)]
+    ids = [worker.submit(short_request()).id for _ in range(3)]
     for job_id in ids:
         worker.wait(job_id, timeout=60)
     recent = worker.jobs(limit=2)
@@ -120,7 +120,7 @@ def test_openapi_schema_describes_the_one_request_definition(worker: WorkerClien
 
 
 def test_cancel_of_a_finished_job_leaves_it_done(worker: WorkerClient):
-    job = worker.wait(worker.submit(short_request(duration=1.0)).id, timeout=60)
+    job = worker.wait(worker.submit(short_request()).id, timeout=60)
     assert worker.cancel(job.id).status == DONE
 
 
@@ -292,7 +292,7 @@ def test_bad_query_values_are_a_422_with_the_parameter_named(worker: WorkerClien
 
 
 def test_file_index_out_of_range_is_a_404(worker: WorkerClient):
-    job = worker.wait(worker.submit(short_request(duration=1.0)).id, timeout=60)
+    job = worker.wait(worker.submit(short_request()).id, timeout=60)
     status, error, _ = raw_request(worker, "GET", f"/v1/jobs/{job.id}/files/5")
     assert status == 404 and "numbered from 0" in error["detail"]
 
@@ -349,5 +349,5 @@ def test_oversized_upload_is_a_413(spawn_worker, tmp_path):
 
 
 def test_worker_still_serves_after_all_of_the_above(worker: WorkerClient):
-    job = worker.wait(worker.submit(short_request(duration=1.0)).id, timeout=60)
+    job = worker.wait(worker.submit(short_request()).id, timeout=60)
     assert job.status == DONE

@@ -26,7 +26,7 @@ def test_two_clients_submitting_ten_jobs_each_at_once(worker: WorkerClient):
         try:
             start.wait()
             for n in range(10):
-                request = GenerationRequest(prompt=f"client {k} cue {n}", duration=1.0, seed=100 * k + n)
+                request = GenerationRequest(prompt=f"client {k} cue {n}", duration=2.0, bpm=120.0, seed=100 * k + n)
                 submitted[k].append(clients[k].submit(request).id)
         except BaseException as exc:  # surfaced below; a thread's exception is otherwise lost
             errors.append(exc)
