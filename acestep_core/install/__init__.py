@@ -1,0 +1,1 @@
+"""Installers for the hosts: the Blender extension and the REAPER actions (standard library only)."""

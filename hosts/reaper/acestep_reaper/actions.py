@@ -1,0 +1,269 @@
+"""The four REAPER actions. Each asks what it needs, starts a Generation and returns
+to REAPER at once; errors end in a message box that says what to do.
+
+    Generate at edit cursor      generate_at_edit_cursor()
+    Generate variations          generate_variations()
+    Score regions                score_regions()
+    Cancel                       cancel()
+
+`run_action(name)` is what the action scripts call.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import traceback
+
+from acestep_core.client import find_worker
+from acestep_core.errors import AceStepError, FieldProblem, InvalidRequest, WorkerError
+from acestep_core.keywords import compose_prompt
+from acestep_core.request import GenerationRequest
+from acestep_core.timeline import CueSheet
+
+from . import generation, media, project, settings
+from .generation import Generation
+from .loops import default_loop
+from .placements import SCORE_TRACK_NAME, NewItem, NewTakes, ScoreCues
+
+# The keyword library's template with its slots showing, as the prompt's default text.
+PROMPT_TEMPLATE = compose_prompt("[mood]", "[scene]", "[style]", ["[instruments]"], "[tempo]")
+DEFAULT_SECONDS = 30.0
+DEFAULT_CANDIDATES = 2
+DEFAULT_CROSSFADE = 2.0
+PROMPT_EXAMPLE = "tense boss battle, synthwave, fast drums"
+
+
+# -- reading the dialog ----------------------------------------------------------------------
+
+
+def clean_prompt(text: str) -> str:
+    """The prompt without the template's unfilled [slots] and the commas they leave."""
+    text = re.sub(r"\[[^\]]*\]", " ", text)
+    parts = [" ".join(part.split()) for part in text.split(",")]
+    return ", ".join(part for part in parts if part)
+
+
+def _number(text: str, field: str, caption: str, kind=float, optional: bool = False):
+    text = text.strip()
+    if not text and optional:
+        return None
+    try:
+        return kind(text)
+    except ValueError:
+        example = "30" if kind is float else "2"
+        raise InvalidRequest([FieldProblem(field, f"{caption} must be a {'number' if kind is float else 'whole number'}, like {example}; got {text!r}")]) from None
+
+
+def _fmt(value: float) -> str:
+    return f"{round(value, 3):g}"
+
+
+def _ask_until_valid(title: str, fields: list[tuple[str, str]], parse):
+    """Show the dialog until `parse(values)` accepts it; None when the user cancels.
+    A refused value is explained in a message box and the dialog comes back filled in."""
+    while True:
+        values = project.ask(title, fields)
+        if values is None:
+            return None
+        try:
+            return parse(values)
+        except InvalidRequest as error:
+            lines = [f"- {p.message}" for p in error.problems]
+            project.message("Some values need changing:\n\n" + "\n".join(lines) + "\n\nChange them and try again.")
+            fields = [(caption, value) for (caption, _), value in zip(fields, values)]
+
+
+# -- Generate at edit cursor -----------------------------------------------------------------------
+
+
+def generate_at_edit_cursor(loop=None) -> Generation | None:
+    context = project.read_edit_context()
+    seconds = context.selection[1] - context.selection[0] if context.selection else DEFAULT_SECONDS
+    last_prompt = project.get_state("last_prompt", settings.EXT_SECTION)
+    fields = [
+        ("Prompt", last_prompt or PROMPT_TEMPLATE),
+        ("Seconds", _fmt(seconds)),
+        ("Candidates (one take each)", str(DEFAULT_CANDIDATES)),
+        ("Seed (empty: random)", ""),
+        ("BPM", _fmt(context.bpm)),
+        ("Time signature", context.time_signature or ""),
+        ("Key (empty: any)", ""),
+    ]
+
+    def parse(values: list[str]) -> GenerationRequest:
+        prompt = clean_prompt(values[0])
+        if not prompt:
+            raise InvalidRequest([FieldProblem("prompt", f"Type a prompt: replace the [words] in brackets, for example '{PROMPT_EXAMPLE}'")])
+        return GenerationRequest(
+            prompt=prompt,
+            duration=_number(values[1], "duration", "Seconds"),
+            candidates=_number(values[2], "candidates", "Candidates", int),
+            seed=_number(values[3], "seed", "Seed", int, optional=True),
+            bpm=_number(values[4], "bpm", "BPM", float, optional=True),
+            time_signature=values[5].strip() or None,
+            key=values[6].strip() or None,
+        ).validated()
+
+    request = _ask_until_valid("ACE-Step: Generate at edit cursor", fields, parse)
+    if request is None:
+        return None
+    project.set_state("last_prompt", request.prompt, settings.EXT_SECTION, persist=True)
+    folder, notice = media.media_folder(context.rpp_path, context.media_folder)
+    placement = NewItem(context.project, context.track, context.cursor, request.duration).start()
+    run = Generation([request], placement, folder, notice)
+    (loop or default_loop()).start(run)
+    return run
+
+
+# -- Generate variations of the selected item ----------------------------------------------------
+
+
+def _worker_tasks() -> list[str]:
+    """The tasks the running worker's backend supports; text2music when none answers yet."""
+    client = find_worker(timeout=generation.PROBE_TIMEOUT)
+    if client is None:
+        return ["text2music"]
+    try:
+        return list(client.health().get("supports_tasks") or ["text2music"])
+    except WorkerError:
+        return ["text2music"]
+
+
+def generate_variations(loop=None) -> Generation | None:
+    context = project.read_edit_context()
+    item = project.read_selected_item(context.project)
+    if item is None:
+        raise AceStepError("Select the item to make variations of (click it), then run this action again.")
+    try:
+        base = GenerationRequest.from_dict(json.loads(item.request_json)) if item.request_json else None
+    except (ValueError, AceStepError):
+        base = None
+    can_cover = "cover" in _worker_tasks() and bool(item.active_source)
+    fields = [
+        ("Prompt", base.prompt if base else (item.active_take_name or PROMPT_TEMPLATE)),
+        ("Variations (one take each)", str(DEFAULT_CANDIDATES)),
+        ("Seed (empty: random)", ""),
+    ]
+    if can_cover:
+        fields.append(("Cover strength 0-1 (empty: new seeds)", ""))
+
+    def parse(values: list[str]) -> GenerationRequest:
+        prompt = clean_prompt(values[0])
+        if not prompt:
+            raise InvalidRequest([FieldProblem("prompt", f"Type a prompt, for example '{PROMPT_EXAMPLE}'")])
+        data = base.to_dict() if base else {}
+        data.update(prompt=prompt, duration=max(1.0, round(item.length, 3)),
+                    candidates=_number(values[1], "candidates", "Variations", int),
+                    seed=_number(values[2], "seed", "Seed", int, optional=True))
+        if data.get("bpm") is None:
+            data["bpm"], data["time_signature"] = project.tempo_at(context.project, item.position)
+        strength = _number(values[3], "cover_strength", "Cover strength", float, optional=True) if can_cover else None
+        if strength is not None:
+            data.update(task="cover", cover_strength=strength, source_audio="upload pending")
+        request = GenerationRequest(**data).validated()
+        if request.task == "cover":
+            request.source_audio = None  # replaced by the upload's id before submitting
+        return request
+
+    request = _ask_until_valid("ACE-Step: Generate variations", fields, parse)
+    if request is None:
+        return None
+    folder, notice = media.media_folder(context.rpp_path, context.media_folder)
+    uploads = [item.active_source if request.task == "cover" else None]
+    run = Generation([request], NewTakes(context.project, item), folder, notice, uploads)
+    (loop or default_loop()).start(run)
+    return run
+
+
+# -- Score regions ----------------------------------------------------------------------------------
+
+
+def score_regions(loop=None) -> Generation | None:
+    context = project.read_edit_context()
+    regions = project.read_regions(context.project)
+    if not regions:
+        raise AceStepError("This project has no regions. Add a region over each part that needs music "
+                           "(Markers > Insert region from time selection) and name it for the music, "
+                           f"for example '{PROMPT_EXAMPLE}'; then run this action again.")
+    unnamed = [r.number for r in regions if not clean_prompt(r.name)]
+    if unnamed:
+        numbers = ", ".join(str(n) for n in unnamed)
+        raise AceStepError(f"Region {numbers} {'has' if len(unnamed) == 1 else 'have'} no name. Each region's name is "
+                           f"its prompt: double-click the region and name it for its music, for example '{PROMPT_EXAMPLE}'.")
+    fields = [("Crossfade (seconds)", _fmt(DEFAULT_CROSSFADE)), ("Seed (empty: random)", "")]
+
+    def parse(values: list[str]):
+        crossfade = _number(values[0], "crossfade", "Crossfade", float)
+        seed = _number(values[1], "seed", "Seed", int, optional=True)
+        sheet = CueSheet.from_regions([(clean_prompt(r.name), r.start, r.end) for r in regions], crossfade=crossfade)
+        requests = []
+        problems = []
+        for section in sheet.sections:
+            bpm, signature = project.tempo_at(context.project, float(section.start))
+            request = GenerationRequest(prompt=section.name, duration=round(float(section.duration), 3), candidates=1,
+                                        seed=None if seed is None else seed + section.index, bpm=bpm,
+                                        time_signature=signature)
+            problems += [FieldProblem(p.field, f"region '{section.name}': {p.message}") for p in request.problems()]
+            requests.append(request)
+        if problems:
+            raise InvalidRequest(problems)
+        return sheet, requests
+
+    parsed = _ask_until_valid("ACE-Step: Score regions", fields, parse)
+    if parsed is None:
+        return None
+    sheet, requests = parsed
+    folder, notice = media.media_folder(context.rpp_path, context.media_folder)
+    track = project.find_track(context.project, SCORE_TRACK_NAME)
+    placement = ScoreCues(context.project, track, list(sheet.sections)).start()
+    run = Generation(requests, placement, folder, notice)
+    (loop or default_loop()).start(run)
+    return run
+
+
+# -- Cancel ----------------------------------------------------------------------------------------
+
+
+def cancel() -> int:
+    """Cancel every run in flight: their jobs stop at the worker, and each run removes
+    its placeholders on its next tick. Returns how many runs were asked to stop."""
+    runs = generation.running_runs()
+    if not runs:
+        project.message("ACE-Step is not generating anything right now.")
+        return 0
+    client = find_worker(timeout=generation.PROBE_TIMEOUT)
+    for job_ids in runs.values():
+        for job_id in job_ids:
+            if client is not None:
+                try:
+                    client.cancel(job_id)
+                except WorkerError:
+                    pass  # finished or gone: the run sees the cancel request anyway
+    generation.request_cancel(list(runs))
+    return len(runs)
+
+
+# -- running an action ----------------------------------------------------------------------------
+
+ACTIONS = {
+    "generate": generate_at_edit_cursor,
+    "variations": generate_variations,
+    "score": score_regions,
+    "cancel": cancel,
+}
+
+
+def run_action(name: str, loop=None):
+    """Run an action; every error ends in a message box (and, when unexpected, the
+    traceback in the ReaScript console as well)."""
+    try:
+        action = ACTIONS[name]
+        return action() if name == "cancel" else action(loop)
+    except AceStepError as error:
+        project.message(str(error))
+    except Exception as error:
+        project.console(traceback.format_exc())
+        project.message(f"ACE-Step stopped because of an unexpected error: {error}\n\n"
+                        "The details are in the ReaScript console; please include them when you report it.")
+    return None

@@ -1,0 +1,263 @@
+"""A generation in flight: requests go to the worker and come back as takes, one short
+step per tick so REAPER never waits.
+
+Each tick does at most one call to the worker (probe, upload, submit, status or a
+file fetch) and touches REAPER only to check for a Cancel and to update a progress
+label when its text changes. The steps: find or start the worker, upload source
+audio (covers), submit, poll until every job is done, bring each file into the media
+folder, then hand everything to the Placement, which edits the project in one undo
+block. A Placement also shows progress and removes its placeholders when the run is
+cancelled or fails, so nothing is left half-made.
+
+The runs in flight are listed in the ExtState ("runs": run id -> job ids), so the
+Cancel action, a separate script in REAPER, can find them; it cancels their jobs at
+the worker and lists their run ids under "cancel".
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from acestep_core import client as worker_client
+from acestep_core.errors import AceStepError, WorkerError, WorkerNotRunning
+from acestep_core.jobs import CANCELLED, DONE, FAILED, JobStatus
+from acestep_core.request import GenerationRequest
+
+from . import media, project, settings
+
+WORKER_START_TIMEOUT = 90.0
+PROBE_TIMEOUT = 0.5  # a tick may wait this long for a worker that does not answer
+
+RUNNING: dict[str, "Generation"] = {}  # this Python's runs (REAPER keeps one interpreter)
+
+
+@dataclass
+class Result:
+    request: GenerationRequest
+    job: JobStatus
+    files: list[Path] = field(default_factory=list)  # one per output, in output order
+
+
+class Placement(Protocol):
+    """Where a run's results go, and what shows it is on its way."""
+
+    project: str
+
+    def progress(self, index: int, text: str) -> None: ...
+
+    def place(self, results: list[Result]) -> None: ...
+
+    def discard(self) -> None: ...
+
+
+# -- the run list in the ExtState ---------------------------------------------------------------
+
+
+def _read_json(key: str, default):
+    try:
+        return json.loads(project.get_state(key, settings.EXT_SECTION) or "null") or default
+    except ValueError:
+        return default
+
+
+def running_runs() -> dict[str, list[str]]:
+    return _read_json("runs", {})
+
+
+def cancelled_runs() -> list[str]:
+    return _read_json("cancel", [])
+
+
+def _set_run(run_id: str, job_ids: list[str] | None) -> None:
+    runs = running_runs()
+    if job_ids is None:
+        runs.pop(run_id, None)
+    else:
+        runs[run_id] = job_ids
+    project.set_state("runs", json.dumps(runs) if runs else "", settings.EXT_SECTION)
+    if job_ids is None:
+        cancelled = [r for r in cancelled_runs() if r != run_id]
+        project.set_state("cancel", json.dumps(cancelled) if cancelled else "", settings.EXT_SECTION)
+
+
+def request_cancel(run_ids: list[str]) -> None:
+    project.set_state("cancel", json.dumps(sorted(set(cancelled_runs()) | set(run_ids))), settings.EXT_SECTION)
+
+
+# -- the run ------------------------------------------------------------------------------------
+
+
+class Generation:
+    """One action's requests, from the worker to the timeline."""
+
+    def __init__(self, requests: list[GenerationRequest], placement: Placement, folder: Path,
+                 notice: str | None = None, uploads: list[str | None] | None = None):
+        self.run_id = uuid.uuid4().hex
+        self.requests = list(requests)
+        self.placement = placement
+        self.folder = folder
+        self.notice = notice
+        self.uploads = list(uploads or [None] * len(requests))
+        self.jobs: list[JobStatus | None] = [None] * len(requests)
+        self.results: list[Result] = []
+        self.client: worker_client.WorkerClient | None = None
+        self.launch = None
+        self.launched_at = 0.0
+        self.phase = "connect"
+        self.finished = False
+        self.outcome = ""  # "placed", "cancelled" or the error shown
+        self._poll_next = 0
+        self._fetch_queue: list[tuple[int, int]] = []
+        RUNNING[self.run_id] = self
+        _set_run(self.run_id, [])
+
+    # -- one step ----------------------------------------------------------------------------
+
+    def tick(self) -> bool:
+        """Take the next step; False once the run is over (placed, cancelled or failed)."""
+        if self.finished:
+            return False
+        try:
+            if self.run_id in cancelled_runs():
+                self._end_cancelled()
+            else:
+                getattr(self, "_" + self.phase)()
+        except WorkerNotRunning as error:
+            self._fail(_worker_message(error))
+        except AceStepError as error:
+            self._fail(str(error))
+        except Exception as error:  # shown, not only printed: users do not watch the console
+            project.console(traceback.format_exc())
+            self._fail(f"ACE-Step stopped because of an unexpected error: {error}\n\n"
+                       "The details are in the ReaScript console; please include them when you report it.")
+        return not self.finished
+
+    def abandon(self) -> None:
+        """The user stopped the script (REAPER's atexit): cancel the jobs and clean up."""
+        if self.finished:
+            return
+        for job in self.jobs:
+            if job is not None and self.client is not None:
+                try:
+                    self.client.cancel(job.id)
+                except WorkerError:
+                    pass
+        self._end_cancelled()
+
+    # -- the steps -----------------------------------------------------------------------------
+
+    def _connect(self) -> None:
+        self.client = worker_client.find_worker(timeout=PROBE_TIMEOUT)
+        if self.client is not None:
+            self.phase = "upload"
+            return
+        command = settings.worker_command()
+        if not command:
+            raise WorkerNotRunning(settings.NO_WORKER_MESSAGE)
+        self._show_all("ACE-Step: starting the worker")
+        self.launch = worker_client.start_worker(command)
+        self.launched_at = time.monotonic()
+        self.phase = "starting"
+
+    def _starting(self) -> None:
+        self.client = worker_client.check_started(self.launch, timeout=PROBE_TIMEOUT)
+        if self.client is not None:
+            self.phase = "upload"
+        elif time.monotonic() - self.launched_at > WORKER_START_TIMEOUT:
+            raise WorkerNotRunning(f"the worker did not start within {WORKER_START_TIMEOUT:g} s; "
+                                   f"its log is at {getattr(self.launch, 'log_path', 'the worker log')}")
+
+    def _upload(self) -> None:
+        for index, path in enumerate(self.uploads):
+            if path is not None:
+                self._show(index, "ACE-Step: sending the source audio")
+                upload_id = self.client.upload(path)
+                self.requests[index].source_audio = upload_id
+                self.uploads[index] = None
+                return
+        self.phase = "submit"
+
+    def _submit(self) -> None:
+        index = self.jobs.index(None)
+        self.jobs[index] = self.client.submit(self.requests[index])
+        _set_run(self.run_id, [job.id for job in self.jobs if job is not None])
+        self._show(index, "ACE-Step queued")
+        if None not in self.jobs:
+            self.phase = "poll"
+
+    def _poll(self) -> None:
+        pending = [i for i, job in enumerate(self.jobs) if not job.finished]
+        index = min((i for i in pending if i >= self._poll_next), default=pending[0])
+        job = self.jobs[index] = self.client.status(self.jobs[index].id)
+        self._poll_next = index + 1
+        if job.status == FAILED:
+            raise AceStepError(f"ACE-Step could not generate {media.short_prompt(self.requests[index].prompt)!r}: "
+                               f"{job.error or 'the worker gave no reason'}. Change the request and try again.")
+        if job.status == CANCELLED:
+            self._end_cancelled()
+            return
+        if job.status == DONE:
+            self._show(index, "ACE-Step 100%")
+        elif job.status == "queued":
+            self._show(index, "ACE-Step queued")
+        else:
+            self._show(index, f"ACE-Step {int(job.progress * 100)}%")
+        if all(job.status == DONE for job in self.jobs):
+            self.results = [Result(request, job) for request, job in zip(self.requests, self.jobs)]
+            self._fetch_queue = [(i, k) for i, job in enumerate(self.jobs) for k in range(len(job.outputs))]
+            self.phase = "fetch"
+
+    def _fetch(self) -> None:
+        index, output_index = self._fetch_queue.pop(0)
+        result = self.results[index]
+        output = result.job.outputs[output_index]
+        result.files.append(media.bring_home(self.client, result.job.id, output, self.folder, result.request.prompt))
+        if not self._fetch_queue:
+            self.phase = "place"
+
+    def _place(self) -> None:
+        self.placement.place(self.results)
+        if self.notice:
+            project.console(self.notice)
+        self._end("placed")
+
+    # -- endings -------------------------------------------------------------------------------
+
+    def _end(self, outcome: str) -> None:
+        self.finished = True
+        self.outcome = outcome
+        RUNNING.pop(self.run_id, None)
+        _set_run(self.run_id, None)
+
+    def _end_cancelled(self) -> None:
+        self.placement.discard()
+        self._end("cancelled")
+
+    def _fail(self, text: str) -> None:
+        try:
+            self.placement.discard()
+        finally:
+            self._end(text)
+            project.message(text)
+
+    def _show(self, index: int, text: str) -> None:
+        self.placement.progress(index, text)
+
+    def _show_all(self, text: str) -> None:
+        for index in range(len(self.requests)):
+            self.placement.progress(index, text)
+
+
+def _worker_message(error: WorkerNotRunning) -> str:
+    text = str(error)
+    if text == settings.NO_WORKER_MESSAGE:
+        return text
+    return (f"ACE-Step's worker could not be started: {text}\n\n"
+            "Check the worker command (run 'acestep-dcc install reaper' again from the environment where "
+            "acestep-dcc is installed), or start the worker yourself with 'acestep-dcc worker'.")
