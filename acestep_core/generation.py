@@ -79,6 +79,9 @@ LOOP_CONVENTION = (
     "FMOD, Wwise) hold the first frame for one extra sample per pass. FLAC/Ogg: the file "
     "is exactly the loop."
 )
+# A cue that is not a loop starts and stops wherever the cut falls; a short fade at each
+# end keeps that from clicking (and from ringing over the true-peak ceiling).
+DECLICK_S = 0.005
 # Lossy encoding moves peaks; re-encode this many times at most to get under the ceiling.
 _MAX_LOSSY_PASSES = 3
 
@@ -223,7 +226,7 @@ def finish_cue(samples: "np.ndarray", source_rate: int, request: GenerationReque
         frames = replace_non_finite(frames_from_channels_first(samples))
         frames = resample(frames, source_rate, rate, resampler_quality(request.bit_depth))
     else:
-        frames = finish_candidate(samples, source_rate, rate, request.duration, request.bit_depth)
+        frames = _declick_edges(finish_candidate(samples, source_rate, rate, request.duration, request.bit_depth), rate)
     tempo = _tempo_record(request, settings, frames, rate)
     key = _key_record(request, settings, frames, rate)
     plan = None
@@ -242,6 +245,19 @@ def finish_cue(samples: "np.ndarray", source_rate: int, request: GenerationReque
     if plan is not None and request.output_format == "wav":
         frames = loops.with_guard_frame(frames)
     return FinishedCue(frames=frames, loop=plan, loudness=report, tempo=tempo, key=key)
+
+
+def _declick_edges(frames: "np.ndarray", rate: int) -> "np.ndarray":
+    import numpy as np
+
+    length = min(int(round(DECLICK_S * rate)), frames.shape[0] // 2)
+    if length == 0:
+        return frames
+    ramp = (0.5 - 0.5 * np.cos(np.pi * (np.arange(length) + 0.5) / length)).astype(np.float32)[:, None]
+    out = frames.copy()
+    out[:length] *= ramp
+    out[-length:] *= ramp[::-1]
+    return out
 
 
 def write_cue(path: Path, cue: FinishedCue, request: GenerationRequest, info: dict[str, str]) -> LoudnessReport:
