@@ -18,8 +18,11 @@ from pathlib import Path
 from acestep_core.client import WorkerClient
 from acestep_core.jobs import CueOutput
 
-UNSAVED_FOLDER = Path(tempfile.gettempdir()) / "acestep-dcc" / "unsaved-projects"
 NAME_LIMIT = 48
+
+
+def unsaved_folder() -> Path:
+    return Path(tempfile.gettempdir()) / "acestep-dcc" / "unsaved-projects"
 
 
 def unsaved_notice(folder: Path) -> str:
@@ -36,7 +39,8 @@ def media_folder(rpp_path: str, recording_path: str) -> tuple[Path, str | None]:
     if rpp_path:
         folder = Path(recording_path or os.path.dirname(rpp_path))
         return folder, None
-    return UNSAVED_FOLDER, unsaved_notice(UNSAVED_FOLDER)
+    folder = unsaved_folder()
+    return folder, unsaved_notice(folder)
 
 
 def short_prompt(prompt: str, limit: int = NAME_LIMIT) -> str:

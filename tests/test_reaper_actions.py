@@ -1,0 +1,405 @@
+"""The REAPER actions end to end: a real sketch-backend worker, python-reapy, and the
+REAPER stand-in, both with the actions running inside REAPER (the action scripts run
+as REAPER runs them, deferred ticks pumped like REAPER's main loop) and from outside
+it through reapy's distant API over TCP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import wave
+from pathlib import Path
+
+import pytest
+
+from acestep_core.timeline import CueSheet
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPTS = REPO / "hosts" / "reaper" / "scripts"
+SCRIPT_NAMES = {
+    "generate": "ACE-Step - Generate at edit cursor.py",
+    "variations": "ACE-Step - Generate variations of selected item.py",
+    "score": "ACE-Step - Score regions.py",
+    "cancel": "ACE-Step - Cancel.py",
+}
+if str(REPO / "hosts" / "reaper") not in sys.path:
+    sys.path.insert(0, str(REPO / "hosts" / "reaper"))  # for the distant runs, made in this process
+
+PROMPT = "tense boss battle, synthwave"
+
+
+class InsideReaperSession:
+    """The actions as REAPER runs them: the action script, then REAPER's defer cycles."""
+
+    mode = "inside"
+
+    def __init__(self, reaper):
+        self.reaper = reaper
+        self.reapy = reaper.reapy
+
+    def run(self, action: str) -> None:
+        self.reaper.run_script(SCRIPTS / SCRIPT_NAMES[action])
+
+    def busy(self) -> bool:
+        return bool(self.reaper.app.scripts.running())
+
+    def step(self) -> None:
+        self.reaper.pump()
+
+    def __getattr__(self, name):
+        return getattr(self.reaper, name)
+
+
+class DistantSession:
+    """The actions run in this process, outside REAPER, through reapy's distant API."""
+
+    mode = "distant"
+
+    def __init__(self, reaper):
+        from acestep_reaper.loops import ManualLoop
+
+        self.reaper = reaper
+        self.reapy = reaper.reapy
+        self.loop = ManualLoop()
+
+    def run(self, action: str) -> None:
+        from acestep_reaper.actions import run_action
+
+        run_action(action, self.loop)
+
+    def busy(self) -> bool:
+        return any(not run.finished for run in self.loop.runs)
+
+    def step(self) -> None:
+        self.loop.tick()
+
+    def __getattr__(self, name):
+        return getattr(self.reaper, name)
+
+
+def wait(session, timeout: float = 60.0) -> None:
+    """Tick until the action's runs are over, as REAPER's main loop would."""
+    deadline = time.monotonic() + timeout
+    while session.busy():
+        assert time.monotonic() < deadline, "the ACE-Step action did not finish"
+        session.step()
+        time.sleep(0.01)
+
+
+def step_until(session, condition, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting for the action"
+        session.step()
+        time.sleep(0.01)
+
+
+@pytest.fixture(params=["inside", "distant"])
+def session(request, worker):
+    if request.param == "inside":
+        return InsideReaperSession(request.getfixturevalue("reaper_inside"))
+    return DistantSession(request.getfixturevalue("reapy_distant"))
+
+
+@pytest.fixture
+def inside(worker, reaper_inside):
+    return InsideReaperSession(reaper_inside)
+
+
+def prepare(session, tmp_path: Path, saved: bool = True, select: bool = True, bpm: float = 96.0):
+    """A project the way a user leaves it: saved, a Dialogue and a Music track (Music
+    selected), a time selection 4-10 s with the edit cursor at its start, all recorded
+    in one undo point."""
+    if saved:
+        session.open_saved_project(tmp_path / "game" / "level1.rpp")
+    reapy = session.reapy
+    project = reapy.Project()
+    project.add_track(name="Dialogue")
+    music = project.add_track(index=1, name="Music")
+    if select:
+        music.select()
+    reapy.reascript_api.SetCurrentBPM(project.id, bpm, False)
+    project.time_selection = 4, 10
+    project.cursor_position = 4
+    reapy.reascript_api.Undo_OnStateChange2(project.id, "test setup")
+    return project
+
+
+def wav_seconds(path: str) -> float:
+    with wave.open(path) as handle:
+        return handle.getnframes() / handle.getframerate()
+
+
+# -- Generate at edit cursor ------------------------------------------------------------------------
+
+
+def test_generate_puts_one_item_at_the_edit_cursor_with_every_candidate_as_a_take(session, tmp_path):
+    project = prepare(session, tmp_path)
+    session.answer_inputs([PROMPT, "6", "2", "7"])  # BPM, signature and key keep their defaults
+    session.run("generate")
+    wait(session)
+
+    state = session.snapshot()
+    dialog = state["dialogs"][0]
+    assert dialog["defaults"][1:] == ["6", "2", "", "96", "4/4", ""]  # seconds = time selection
+    assert dialog["defaults"][0] == "[mood] [scene], [style], [tempo] [instruments]"
+    assert state["message_boxes"] == [] and state["script_errors"] == []
+    music = state["project"]["tracks"][1]
+    assert music["name"] == "Music" and state["project"]["tracks"][0]["items"] == []
+    [item] = music["items"]
+    assert (item["position"], item["length"], item["active_take"]) == (4.0, 6.0, 0)
+    assert [take["name"] for take in item["takes"]] == [f"{PROMPT} (seed 7)", f"{PROMPT} (seed 8)"]
+    media_folder = tmp_path / "game"
+    for take in item["takes"]:
+        assert Path(take["source"]).parent == media_folder and Path(take["source"]).is_file()
+        assert wav_seconds(take["source"]) == pytest.approx(6.0, abs=0.01)
+    assert item["notes"].startswith("ACE-Step\n")
+    assert f"prompt: {PROMPT}" in item["notes"] and "seed: 7 (take 1), 8 (take 2)" in item["notes"]
+    assert "model: sketch" in item["notes"] and "96 bpm" in item["notes"]
+    assert json.loads(item["ext"]["acestep-dcc"])["bpm"] == 96.0  # the request had the project tempo
+    assert state["project"]["undo"] == ["test setup", "ACE-Step: generate at edit cursor"]
+    assert "acestep-dcc/runs" not in state["ext_state"]
+
+    # T (Take: Switch items to next take) switches between the candidates
+    reapy = session.reapy
+    item_id = reapy.reascript_api.GetTrackMediaItem(project.tracks[1].id, 0)
+    reapy.reascript_api.SetMediaItemSelected(item_id, True)
+    project.perform_action(40125)
+    assert session.snapshot()["project"]["tracks"][1]["items"][0]["active_take"] == 1
+    # and one undo takes the whole generation away
+    project.undo()
+    project.undo()
+    assert session.snapshot()["project"]["tracks"][1]["items"] == []
+
+
+def test_generate_returns_to_reaper_at_once_and_shows_progress(inside, tmp_path):
+    prepare(inside, tmp_path)
+    inside.answer_inputs([PROMPT, "20", "3"])
+    started = time.perf_counter()
+    inside.run("generate")
+    assert time.perf_counter() - started < 0.5
+    labels = set()
+
+    def placeholder_labels():
+        items = inside.snapshot()["project"]["tracks"][1]["items"]
+        labels.update(take["name"] for item in items for take in item["takes"] if take["source"] is None)
+        return not inside.busy()
+
+    step_until(inside, placeholder_labels)
+    assert "ACE-Step queued" in labels or any(label.endswith("%") for label in labels)
+    assert all(label.startswith("ACE-Step") for label in labels)
+    items = inside.snapshot()["project"]["tracks"][1]["items"]
+    assert len(items) == 1 and len(items[0]["takes"]) == 3  # the placeholder is gone
+
+
+def test_with_no_track_selected_the_item_goes_on_a_new_ace_step_track(inside, tmp_path):
+    prepare(inside, tmp_path, select=False)
+    inside.answer_inputs([PROMPT, "3", "1"])
+    inside.run("generate")
+    wait(inside)
+    tracks = inside.snapshot()["project"]["tracks"]
+    assert [t["name"] for t in tracks] == ["Dialogue", "Music", "ACE-Step"]
+    assert len(tracks[2]["items"]) == 1 and tracks[2]["items"][0]["position"] == 4.0
+
+
+def test_an_unsaved_project_gets_a_temporary_folder_and_a_notice(inside, tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "temp"))
+    prepare(inside, tmp_path, saved=False)
+    inside.answer_inputs([PROMPT, "3", "1"])
+    inside.run("generate")
+    wait(inside)
+    state = inside.snapshot()
+    [take] = state["project"]["tracks"][1]["items"][0]["takes"]
+    assert Path(take["source"]).parent == tmp_path / "temp" / "acestep-dcc" / "unsaved-projects"
+    assert "not saved yet" in state["console"] and "Save project as" in state["console"]
+
+
+def test_cancelling_the_dialog_changes_nothing(inside, tmp_path):
+    prepare(inside, tmp_path)
+    before = inside.snapshot()["project"]
+    inside.answer_inputs(None)
+    inside.run("generate")
+    assert not inside.busy()
+    assert inside.snapshot()["project"] == before
+
+
+def test_refused_values_are_explained_and_the_dialog_comes_back(inside, tmp_path):
+    prepare(inside, tmp_path)
+    inside.answer_inputs(["[mood] [scene], [style], [tempo] [instruments]", "900", "2"])
+    inside.answer_inputs(lambda dialog: ["calm exploration, ambient", "900", "2"])
+    inside.answer_inputs(lambda dialog: [dialog.defaults[0], "4", "1"])
+    inside.run("generate")
+    wait(inside)
+    state = inside.snapshot()
+    first, second = [box["message"] for box in state["message_boxes"]]
+    assert "Type a prompt" in first
+    assert "duration must be between 1 and 600 seconds" in second
+    # the dialog came back with what the user had typed
+    assert state["dialogs"][2]["defaults"][:2] == ["calm exploration, ambient", "900"]
+    assert state["project"]["tracks"][1]["items"][0]["length"] == 4.0
+
+
+# -- Cancel and failures ------------------------------------------------------------------------------
+
+
+def test_cancel_leaves_nothing_half_made(session, worker, tmp_path):
+    prepare(session, tmp_path)
+    before = session.snapshot()["project"]
+    session.answer_inputs([PROMPT, "120", "4"])
+    session.run("generate")
+    step_until(session, lambda: any(json.loads(session.snapshot()["ext_state"].get("acestep-dcc/runs", "{}")).values()))
+    assert len(session.snapshot()["project"]["tracks"][1]["items"]) == 1  # the placeholder
+    session.run("cancel")
+    wait(session)
+    state = session.snapshot()
+    assert state["project"]["tracks"] == before["tracks"]
+    assert state["project"]["undo"] == before["undo"]
+    assert state["message_boxes"] == [] and state["script_errors"] == []
+    assert not any(key in state["ext_state"] for key in ("acestep-dcc/runs", "acestep-dcc/cancel"))
+    job = worker.jobs(limit=1)[0]
+    assert worker.wait(job.id, timeout=60).status == "cancelled"  # the worker stops too
+
+
+def test_cancel_with_nothing_running_says_so(inside):
+    inside.run("cancel")
+    assert [box["message"] for box in inside.snapshot()["message_boxes"]] == ["ACE-Step is not generating anything right now."]
+
+
+def test_a_worker_that_cannot_start_gives_a_message_that_says_what_to_do(session, tmp_path, monkeypatch):
+    home = tmp_path / "no-worker-home"
+    home.mkdir()
+    (home / "config.json").write_text(json.dumps({"worker_command": [sys.executable, "-c", "raise SystemExit(2)"]}))
+    monkeypatch.setenv("ACESTEP_DCC_HOME", str(home))
+    prepare(session, tmp_path, select=False)
+    before = session.snapshot()["project"]
+    session.answer_inputs([PROMPT, "5", "1"])
+    session.run("generate")
+    wait(session)
+    state = session.snapshot()
+    [box] = state["message_boxes"]
+    assert "worker could not be started" in box["message"] and "exit status 2" in box["message"]
+    assert "acestep-dcc worker" in box["message"]
+    assert state["project"]["tracks"] == before["tracks"]  # no placeholder, no new track
+    assert state["script_errors"] == []
+
+
+# -- Variations ----------------------------------------------------------------------------------------
+
+
+def test_variations_add_new_takes_to_the_selected_item(session, tmp_path):
+    project = prepare(session, tmp_path)
+    session.answer_inputs([PROMPT, "4", "1", "3"])
+    session.run("generate")
+    wait(session)
+    rpr = session.reapy.reascript_api
+    item_id = rpr.GetTrackMediaItem(project.tracks[1].id, 0)
+    rpr.SetMediaItemSelected(item_id, True)
+    session.answer_inputs([PROMPT, "2", "40"])
+    session.run("variations")
+    wait(session)
+    state = session.snapshot()
+    dialog = state["dialogs"][1]
+    assert dialog["defaults"][0] == PROMPT  # from the request kept on the item
+    assert len(dialog["captions"]) == 3  # the sketch backend cannot cover
+    [item] = state["project"]["tracks"][1]["items"]
+    assert [t["name"] for t in item["takes"]] == [f"{PROMPT} (seed {s})" for s in (3, 40, 41)]
+    assert item["active_take"] == 1 and item["length"] == 4.0
+    assert all(wav_seconds(t["source"]) == pytest.approx(4.0, abs=0.01) for t in item["takes"])
+    assert "variations:" in item["notes"]
+    assert state["project"]["undo"][-2:] == ["ACE-Step: generate at edit cursor", "ACE-Step: variations"]
+
+
+def test_variations_need_a_selected_item(inside, tmp_path):
+    prepare(inside, tmp_path)
+    inside.run("variations")
+    [box] = inside.snapshot()["message_boxes"]
+    assert box["message"].startswith("Select the item")
+
+
+# -- Score regions ---------------------------------------------------------------------------------------
+
+
+def test_score_regions_puts_one_cue_per_region_on_a_score_track_with_crossfades(session, tmp_path):
+    project = prepare(session, tmp_path)
+    regions = [("calm exploration, ambient", 0.0, 8.0), ("tense boss battle, synthwave", 8.0, 14.0),
+               ("victory, orchestral", 20.0, 25.0)]
+    for name, start, end in reversed(regions):
+        project.add_region(start, end, name=name)
+    session.reapy.reascript_api.Undo_OnStateChange2(project.id, "regions")
+    session.answer_inputs(["1.5", "11"])
+    session.run("score")
+    wait(session)
+
+    state = session.snapshot()
+    assert state["message_boxes"] == [] and state["script_errors"] == []
+    score = state["project"]["tracks"][2]
+    assert score["name"] == "Score"
+    sheet = CueSheet.from_regions(regions, crossfade=1.5)
+    placed = [(i["position"], i["length"], i["fade_in"], i["fade_out"]) for i in score["items"]]
+    assert placed == [(float(s.start), float(s.duration), float(s.fade_in), float(s.fade_out)) for s in sheet]
+    assert placed == [(0.0, 9.5, 0.0, 1.5), (8.0, 6.0, 1.5, 0.0), (20.0, 5.0, 0.0, 0.0)]
+    assert [i["takes"][0]["name"] for i in score["items"]] == [f"{name} (seed {11 + n})" for n, (name, _, _) in enumerate(regions)]
+    for item in score["items"]:
+        assert wav_seconds(item["takes"][0]["source"]) == pytest.approx(item["length"], abs=0.01)
+    assert state["project"]["markers"] == [
+        {"is_region": True, "position": s, "end": e, "name": n, "number": 3 - i, "color": 0} for i, (n, s, e) in enumerate(regions)
+    ]
+    assert state["project"]["undo"] == ["test setup", "regions", "ACE-Step: score regions"]
+
+
+def test_score_regions_explains_missing_and_unnamed_regions(inside, tmp_path):
+    project = prepare(inside, tmp_path)
+    inside.run("score")
+    project.add_region(2.0, 6.0, name="")
+    inside.run("score")
+    first, second = [box["message"] for box in inside.snapshot()["message_boxes"]]
+    assert first.startswith("This project has no regions")
+    assert second.startswith("Region 1 has no name")
+
+
+# -- running from outside REAPER and from the Actions list -------------------------------------------------
+
+
+def test_from_outside_reaper_an_action_runs_to_the_end(worker, reapy_distant, tmp_path):
+    from acestep_reaper.actions import run_action
+
+    prepare(DistantSession(reapy_distant), tmp_path)
+    reapy_distant.answer_inputs([PROMPT, "3", "1"])
+    run = run_action("generate")  # the default outside REAPER: loop here until placed
+    assert run.finished and run.outcome == "placed"
+    assert len(reapy_distant.snapshot()["project"]["tracks"][1]["items"]) == 1
+
+
+def test_installed_actions_run_from_the_actions_list(inside, tmp_path):
+    from acestep_core.install.reaper import command_name, install_reaper
+    from reaper_standin.config_files import load_actions
+
+    resource = Path(inside.app.resource_path)
+    install_reaper(resource)
+    load_actions(inside.app)  # what REAPER does when it starts
+    prepare(inside, tmp_path)
+    inside.answer_inputs([PROMPT, "3", "1"])
+    assert inside.run_action("_" + command_name("acestep-dcc/ACE-Step - Generate at edit cursor.py"))
+    wait(inside)
+    import acestep_reaper
+
+    assert Path(acestep_reaper.__file__).is_relative_to(resource / "Scripts" / "acestep-dcc" / "lib")
+    assert len(inside.snapshot()["project"]["tracks"][1]["items"]) == 1
+
+
+def test_acestep_reaper_imports_with_the_standard_library_and_reapy_only():
+    code = (
+        "import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]\n"
+        "import warnings; warnings.simplefilter('ignore')\n"
+        "import acestep_reaper.actions, acestep_reaper.loops\n"
+        "heavy = {'numpy', 'torch', 'diffusers', 'fastapi', 'uvicorn', 'soundfile', 'pydantic', 'soxr'}\n"
+        "print(sorted(heavy & {name.split('.')[0] for name in sys.modules}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(REPO / "hosts" / "reaper"), str(REPO)],
+                         capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

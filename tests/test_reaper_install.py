@@ -1,0 +1,99 @@
+"""`acestep-dcc install reaper` against a temporary REAPER resource folder, and the
+ReaPack index."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
+import pytest
+
+from acestep_core.install.reaper import (
+    ReaperInstallError, command_name, install_reaper, library_files, reapack_index, script_files,
+)
+from reaper_standin import start_reaper
+
+REPO = Path(__file__).resolve().parent.parent
+ACTIONS = [
+    "ACE-Step - Cancel.py",
+    "ACE-Step - Generate at edit cursor.py",
+    "ACE-Step - Generate variations of selected item.py",
+    "ACE-Step - Score regions.py",
+]
+REAPY_LINE = 'SCR 4 0 RSreapy0123 "Custom: activate_reapy_server.py" /opt/reapy/activate_reapy_server.py'
+
+
+@pytest.fixture
+def resource(tmp_path: Path) -> Path:
+    folder = tmp_path / "REAPER"
+    folder.mkdir()
+    (folder / "reaper.ini").write_text("[REAPER]\n")
+    # what a user with reapy configured has: reapy writes its line with no newline
+    (folder / "reaper-kb.ini").write_text("KEY 1 65 40001 0\n" + REAPY_LINE)
+    return folder
+
+
+def test_install_copies_the_actions_and_what_they_import(resource):
+    report = install_reaper(resource, worker_command=["/envs/acestep/bin/python", "-m", "acestep_core.worker"])
+    folder = resource / "Scripts" / "acestep-dcc"
+    assert sorted(p.name for p in folder.glob("*.py")) == ACTIONS
+    for script in script_files():
+        assert (folder / script.name).read_bytes() == script.read_bytes()
+    lib = folder / "lib"
+    for module in ("acestep_reaper/actions.py", "acestep_reaper/project.py", "acestep_core/client.py",
+                   "acestep_core/timeline.py", "acestep_core/worker/discovery.py", "reapy/__init__.py"):
+        assert (lib / module).is_file(), module
+    assert not (lib / "acestep_core" / "backends").exists()  # the heavy parts stay out of REAPER
+    settings = json.loads((lib / "acestep-dcc.json").read_text())
+    assert settings["worker_command"] == ["/envs/acestep/bin/python", "-m", "acestep_core.worker"]
+    assert report.scripts == [folder / name for name in ACTIONS]
+    assert "Installed 4 REAPER actions" in str(report)
+
+
+def test_install_registers_each_action_in_reaper_kb_ini_once(resource):
+    install_reaper(resource)
+    kb = (resource / "reaper-kb.ini").read_text()
+    expected = [
+        f'SCR 4 0 {command_name("acestep-dcc/" + name)} "Custom: {name}" "acestep-dcc/{name}"' for name in ACTIONS
+    ]
+    assert kb.splitlines() == ["KEY 1 65 40001 0", REAPY_LINE, *expected]
+    assert all(len(command_name("acestep-dcc/" + name)) == 42 for name in ACTIONS)  # RS + 40 hex digits
+
+    again = install_reaper(resource)
+    assert again.kb_lines_added == [] and len(again.kb_lines_present) == 4
+    assert (resource / "reaper-kb.ini").read_text() == kb
+    assert "already registered" in str(again)
+
+
+def test_reaper_reads_the_registered_actions(resource):
+    install_reaper(resource)
+    app, rpr = start_reaper(resource)  # REAPER starting with this resource folder
+    scripts = resource / "Scripts" / "acestep-dcc"
+    registered = {a.description: Path(a.path) for a in app.actions.values()}
+    assert registered == {f"Custom: {name}": scripts / name for name in ACTIONS} | {
+        "Custom: activate_reapy_server.py": Path("/opt/reapy/activate_reapy_server.py")}
+    command = rpr.RPR_NamedCommandLookup("_" + command_name("acestep-dcc/ACE-Step - Score regions.py"))
+    assert app.actions[command].path == str(scripts / "ACE-Step - Score regions.py")
+
+
+def test_a_missing_resource_folder_says_what_to_do(tmp_path):
+    with pytest.raises(ReaperInstallError, match="--resource-path"):
+        install_reaper(tmp_path / "nowhere")
+
+
+def test_the_reapack_index_is_current_and_lists_every_file():
+    committed = (REPO / "hosts" / "reaper" / "index.xml").read_text(encoding="utf-8")
+    assert committed == reapack_index(), (
+        "hosts/reaper/index.xml is out of date; regenerate it with: python -c \"from acestep_core.install.reaper "
+        "import reapack_index; open('hosts/reaper/index.xml', 'w').write(reapack_index())\"")
+    root = ElementTree.fromstring(committed)
+    sources = root.findall(".//source")
+    mains = sorted(s.get("file") for s in sources if s.get("main") == "main")
+    assert mains == ACTIONS
+    files = {s.get("file") for s in sources}
+    assert {"lib/acestep_reaper/actions.py", "lib/acestep_core/client.py", "lib/acestep_core/timeline.py"} <= files
+    for source in sources:
+        relative = source.text.split("/main/", 1)[1].replace("%20", " ")
+        assert (REPO / relative).is_file(), relative
+    assert len(files) == len(ACTIONS) + len(library_files())
