@@ -14,6 +14,7 @@ import contextlib
 import gc
 import os
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -162,14 +163,22 @@ class AceStepBackend:
             # Folder problems surface as one sentence before any weights are read.
             self._report = check_model_folder(self.model_dir)
             from diffusers import AceStepPipeline
+            from diffusers.utils import logging as diffusers_logging
+            from transformers.utils import logging as transformers_logging
 
             try:
-                pipe = AceStepPipeline.from_pretrained(
-                    str(self.model_dir),
-                    dtype=self.dtype,
-                    use_safetensors=True,
-                    local_files_only=True,
-                )
+                # Our own progress reports cover loading; diffusers' console bar and its
+                # deprecation chatter would only fill the terminal and the worker log.
+                diffusers_logging.disable_progress_bar()
+                transformers_logging.disable_progress_bar()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", FutureWarning)
+                    pipe = AceStepPipeline.from_pretrained(
+                        str(self.model_dir),
+                        dtype=self.dtype,
+                        use_safetensors=True,
+                        local_files_only=True,
+                    )
                 report_progress(Progress(LOADING, 0.8))
                 pipe = pipe.to(self.device)
             except torch.cuda.OutOfMemoryError:
