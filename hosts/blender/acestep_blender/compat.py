@@ -1,0 +1,75 @@
+"""The few places Blender 4.2-4.5 and 5.x differ for a sequencer add-on.
+
+- Strips live in `sequence_editor.sequences` up to 4.x and `.strips` from 4.4 on
+  (`sequences` is gone in 5.0).
+- 5.x edits the workspace's `context.sequencer_scene`, which may differ from
+  `context.scene`; before 5.0 the sequencer always shows `context.scene`.
+"""
+
+from __future__ import annotations
+
+import bpy
+
+
+def sequencer_scene(context) -> "bpy.types.Scene | None":
+    return getattr(context, "sequencer_scene", None) or getattr(context, "scene", None)
+
+
+def sequence_editor(scene, create: bool = False):
+    """The scene's sequence editor; None when it has none and `create` is False."""
+    if scene is None:
+        return None
+    editor = scene.sequence_editor
+    if editor is None and create:
+        editor = scene.sequence_editor_create()
+    return editor
+
+
+def top_strips(editor):
+    """The strips at the top level (not inside meta strips): where channels are shared."""
+    # hasattr, not truthiness: an empty collection is falsy.
+    return editor.strips if hasattr(editor, "strips") else editor.sequences
+
+
+def all_strips(editor):
+    return editor.strips_all if hasattr(editor, "strips_all") else editor.sequences_all
+
+
+def strip_by_name(scene, name: str):
+    editor = sequence_editor(scene)
+    if editor is None:
+        return None
+    return all_strips(editor).get(name)
+
+
+def occupied_ranges(editor, exclude=()) -> list[tuple[int, int, int]]:
+    """(channel, first frame, end frame exclusive) of every top-level strip."""
+    if editor is None:
+        return []
+    skip = {s.name for s in exclude}
+    return [
+        (s.channel, s.frame_final_start, s.frame_final_end)
+        for s in top_strips(editor)
+        if s.name not in skip
+    ]
+
+
+def selected_strips(scene) -> list:
+    editor = sequence_editor(scene)
+    if editor is None:
+        return []
+    return [s for s in top_strips(editor) if s.select]
+
+
+def tag_sequencer_redraw(context=None) -> None:
+    """Redraw every open sequencer, so progress shows without the mouse moving."""
+    wm = getattr(context or bpy.context, "window_manager", None)
+    if wm is None:
+        return
+    for window in wm.windows:
+        screen = window.screen
+        if screen is None:
+            continue
+        for area in screen.areas:
+            if area.type == "SEQUENCE_EDITOR":
+                area.tag_redraw()

@@ -1,0 +1,295 @@
+"""Operators: each one checks, hands work to the tracker or the placement code, and
+returns at once. Failures become a report and a panel message that say what to do;
+none of them raises into a traceback dialog."""
+
+from __future__ import annotations
+
+import traceback
+
+import bpy
+from bpy.props import EnumProperty, StringProperty
+
+from acestep_core import keywords
+from acestep_core.errors import AceStepError, WorkerError
+
+from . import compat, cue_plans, job_tracking, strip_placement, worker_link
+from .job_tracking import tracker
+from .preferences import addon_settings
+from .properties import NONE
+
+
+def _settings(context):
+    scene = compat.sequencer_scene(context)
+    return getattr(scene, "acestep", None)
+
+
+def _not_busy(context) -> bool:
+    return not tracker.busy and _settings(context) is not None
+
+
+def _fail(operator, context, message: str) -> set[str]:
+    tracker.say(message, "ERROR")
+    job_tracking.sync_ui(context)
+    operator.report({"ERROR"}, message)
+    return {"CANCELLED"}
+
+
+def _start(operator, context, make_task) -> set[str]:
+    """Plan (every check before any request), connect without blocking, hand over."""
+    addon = addon_settings(context)
+    try:
+        task = make_task(addon)
+    except WorkerError as exc:
+        worker_link.link.lost(exc)
+        return _fail(operator, context, str(exc))
+    except AceStepError as exc:
+        return _fail(operator, context, str(exc))
+    link = worker_link.link
+    link.connect(addon)
+    if link.state == worker_link.DOWN:
+        return _fail(operator, context, f"{link.summary}. {link.fix}")
+    job_tracking.start_task(task, context)
+    operator.report({"INFO"}, f"{task.label}: started; keep working, the music lands when it is ready")
+    return {"FINISHED"}
+
+
+class ACESTEP_OT_generate(bpy.types.Operator):
+    """Generate music from the prompt and place it at the playhead (or over the span chosen in Length)"""
+
+    bl_idname = "acestep.generate"
+    bl_label = "Generate"
+    bl_options = {"REGISTER"}
+
+    @classmethod
+    def poll(cls, context):
+        try:
+            return _not_busy(context)
+        except Exception:
+            return False
+
+    def execute(self, context):
+        settings = _settings(context)
+        return _start(self, context, lambda addon: cue_plans.plan_generate(context, settings, addon))
+
+
+class ACESTEP_OT_score_cutscene(bpy.types.Operator):
+    """One cue per marker section, crossfaded on a pair of channels, placed in one undo step"""
+
+    bl_idname = "acestep.score_cutscene"
+    bl_label = "Score Cutscene"
+    bl_options = {"REGISTER"}
+
+    @classmethod
+    def poll(cls, context):
+        try:
+            return _not_busy(context)
+        except Exception:
+            return False
+
+    def execute(self, context):
+        settings = _settings(context)
+        return _start(self, context, lambda addon: cue_plans.plan_score(context, settings, addon))
+
+
+class ACESTEP_OT_regenerate(bpy.types.Operator):
+    """Make another take of the active generated strip: same prompt, new seed (or a cover of it)"""
+
+    bl_idname = "acestep.regenerate"
+    bl_label = "Regenerate Variation"
+    bl_options = {"REGISTER"}
+
+    @classmethod
+    def poll(cls, context):
+        try:
+            return _not_busy(context) and strip_placement.PROP_PROMPT in _active_strip(context)
+        except Exception:
+            return False
+
+    def execute(self, context):
+        settings, strip = _settings(context), _active_strip(context)
+        return _start(self, context, lambda addon: cue_plans.plan_variation(context, settings, addon, strip))
+
+
+class ACESTEP_OT_cancel(bpy.types.Operator):
+    """Stop the running generation; nothing is placed"""
+
+    bl_idname = "acestep.cancel"
+    bl_label = "Cancel"
+    bl_options = {"REGISTER"}
+
+    @classmethod
+    def poll(cls, context):
+        return tracker.busy
+
+    def execute(self, context):
+        self.report({"WARNING"}, job_tracking.cancel_task(context))
+        return {"FINISHED"}
+
+
+class ACESTEP_OT_connect(bpy.types.Operator):
+    """Find the worker, or start it, and show what it runs"""
+
+    bl_idname = "acestep.connect"
+    bl_label = "Connect"
+    bl_options = {"REGISTER"}
+
+    def execute(self, context):
+        link = worker_link.link
+        if link.client is not None:
+            try:
+                link.refresh_health()
+            except WorkerError:
+                pass  # lost: connect again below
+        link.connect(addon_settings(context))
+        if link.state == worker_link.STARTING:
+            job_tracking.ensure_timer()
+        job_tracking.sync_ui(context)
+        if link.state == worker_link.DOWN:
+            self.report({"WARNING"}, f"{link.summary}. {link.fix}")
+        return {"FINISHED"}
+
+
+class ACESTEP_OT_use_template(bpy.types.Operator):
+    """Write the prompt from the picked words: [mood] [scene], [style], [tempo] [instruments]"""
+
+    bl_idname = "acestep.use_template"
+    bl_label = "Use Template"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        s = _settings(context)
+        if s is None:
+            return {"CANCELLED"}
+        word = lambda value: None if value == NONE else value  # noqa: E731
+        prompt = keywords.compose_prompt(
+            mood=word(s.mood), scene=word(s.scene_word), style=word(s.style),
+            instruments=[w for w in keywords.WORDS_BY_CATEGORY["instrument"] if w in s.instruments],
+            tempo=word(s.tempo_word))
+        if not prompt:
+            self.report({"WARNING"}, "pick at least one word first")
+            return {"CANCELLED"}
+        s.prompt = prompt
+        return {"FINISHED"}
+
+
+class ACESTEP_OT_use_candidate(bpy.types.Operator):
+    """Keep the active take: unmute it and remove the other takes of the same generation"""
+
+    bl_idname = "acestep.use_candidate"
+    bl_label = "Use This Take"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        try:
+            return strip_placement.PROP_GROUP in _active_strip(context)
+        except Exception:
+            return False
+
+    def execute(self, context):
+        scene = compat.sequencer_scene(context)
+        editor = compat.sequence_editor(scene)
+        removed = strip_placement.use_candidate(editor, editor.active_strip)
+        self.report({"INFO"}, f"kept '{editor.active_strip.name}', removed {removed} other take(s)")
+        return {"FINISHED"}
+
+
+class ACESTEP_OT_fill_section_prompts(bpy.types.Operator):
+    """List the scene's markers so each section can get its own prompt (typed prompts are kept)"""
+
+    bl_idname = "acestep.fill_section_prompts"
+    bl_label = "List Markers"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        scene = compat.sequencer_scene(context)
+        settings = scene.acestep
+        typed = {item.marker: item.prompt for item in settings.section_prompts}
+        settings.section_prompts.clear()
+        names = []
+        for marker in sorted(scene.timeline_markers, key=lambda m: m.frame):
+            if marker.name not in names:
+                names.append(marker.name)
+        for name in names:
+            item = settings.section_prompts.add()
+            item.marker, item.prompt = name, typed.get(name, "")
+        if not names:
+            self.report({"WARNING"}, "the scene has no markers: add one where each section starts (M)")
+        return {"FINISHED"}
+
+
+class _PlaceResults:
+    """Creates the strips of a finished task (called by the tick, with undo on)."""
+
+    bl_options = {"REGISTER", "UNDO", "INTERNAL"}
+
+    def execute(self, context):
+        task = strip_placement.handoff.task
+        if task is None:
+            return {"CANCELLED"}
+        try:
+            strip_placement.handoff.summary = strip_placement.place_task(task)
+        except AceStepError as exc:
+            strip_placement.handoff.error = str(exc)
+            return {"CANCELLED"}
+        except Exception as exc:
+            traceback.print_exc()
+            strip_placement.handoff.error = f"placing failed ({type(exc).__name__}: {exc}); the system console has details"
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
+class ACESTEP_OT_place_cue(_PlaceResults, bpy.types.Operator):
+    bl_idname = "acestep.place_cue"
+    bl_label = "Generate Music"
+
+
+class ACESTEP_OT_place_score(_PlaceResults, bpy.types.Operator):
+    bl_idname = "acestep.place_score"
+    bl_label = "Score Cutscene"
+
+
+class ACESTEP_OT_notify(bpy.types.Operator):
+    """Report a message from the timer to the status bar"""
+
+    bl_idname = "acestep.notify"
+    bl_label = "ACE-Step Message"
+    bl_options = {"INTERNAL"}
+
+    message: StringProperty()
+    level: EnumProperty(items=[("INFO", "Info", ""), ("WARNING", "Warning", ""), ("ERROR", "Error", "")])
+
+    def execute(self, context):
+        self.report({self.level}, self.message)
+        return {"FINISHED"}
+
+
+def _active_strip(context):
+    editor = compat.sequence_editor(compat.sequencer_scene(context))
+    strip = editor.active_strip if editor is not None else None
+    return strip if strip is not None else {}
+
+
+CLASSES = (
+    ACESTEP_OT_generate,
+    ACESTEP_OT_score_cutscene,
+    ACESTEP_OT_regenerate,
+    ACESTEP_OT_cancel,
+    ACESTEP_OT_connect,
+    ACESTEP_OT_use_template,
+    ACESTEP_OT_use_candidate,
+    ACESTEP_OT_fill_section_prompts,
+    ACESTEP_OT_place_cue,
+    ACESTEP_OT_place_score,
+    ACESTEP_OT_notify,
+)
+
+
+def register():
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+
+
+def unregister():
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

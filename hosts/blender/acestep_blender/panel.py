@@ -1,0 +1,222 @@
+"""The "ACE-Step" tab in the Sequencer sidebar.
+
+`draw` and `poll` never raise: a broken panel would hide the Cancel button. Anything
+unexpected is drawn as a line of text instead (see `_never_raises`).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import bpy
+
+from . import compat, strip_placement
+from .job_tracking import tracker
+
+CATEGORY = "ACE-Step"
+LEVEL_ICONS = {"INFO": "INFO", "WARNING": "ERROR", "ERROR": "CANCEL"}
+WORKER_ICONS = {"CONNECTED": "CHECKMARK", "STARTING": "SORTTIME", "DOWN": "ERROR", "UNKNOWN": "QUESTION"}
+
+
+def _never_raises(draw):
+    @functools.wraps(draw)
+    def safe_draw(self, context):
+        try:
+            draw(self, context)
+        except Exception as exc:  # show it, never break the sidebar
+            self.layout.label(text=f"Panel error: {type(exc).__name__}: {exc}", icon="ERROR")
+    return safe_draw
+
+
+def _settings(context):
+    return getattr(compat.sequencer_scene(context), "acestep", None)
+
+
+def _runtime(context):
+    return getattr(context.window_manager, "acestep", None)
+
+
+class _SequencerSidebar:
+    bl_space_type = "SEQUENCE_EDITOR"
+    bl_region_type = "UI"
+    bl_category = CATEGORY
+
+    @classmethod
+    def poll(cls, context):
+        try:
+            return _settings(context) is not None and _runtime(context) is not None
+        except Exception:
+            return False
+
+
+class ACESTEP_PT_main(_SequencerSidebar, bpy.types.Panel):
+    bl_label = "ACE-Step Music"
+
+    @_never_raises
+    def draw(self, context):
+        layout = self.layout
+        settings, runtime = _settings(context), _runtime(context)
+        draw_worker_status(layout, runtime)
+        layout.prop(settings, "prompt", text="")
+        col = layout.column(align=True)
+        col.prop(settings, "duration_source")
+        if settings.duration_source == "SECONDS":
+            col.prop(settings, "duration")
+        elif settings.duration_source == "MARKERS":
+            scene = compat.sequencer_scene(context)
+            col.prop_search(settings, "marker_from", scene, "timeline_markers", text="From")
+            col.prop_search(settings, "marker_to", scene, "timeline_markers", text="To")
+        col = layout.column(align=True)
+        col.prop(settings, "candidates")
+        row = col.row(align=True)
+        row.prop(settings, "use_seed", text="")
+        sub = row.row(align=True)
+        sub.active = settings.use_seed
+        sub.prop(settings, "seed")
+        row = col.row(align=True)
+        row.prop(settings, "use_bpm", text="")
+        sub = row.row(align=True)
+        sub.active = settings.use_bpm
+        sub.prop(settings, "bpm")
+        col.prop(settings, "key", text="Key")
+        col.prop(settings, "time_signature", text="Meter")
+        layout.row().prop(settings, "quality", expand=True)
+        draw_run_controls(layout, runtime, "acestep.generate", "Generate", "PLAY_SOUND")
+
+
+def draw_worker_status(layout, runtime) -> None:
+    box = layout.box()
+    row = box.row()
+    state = runtime.worker_state
+    text = {"CONNECTED": "Worker", "STARTING": "Worker starting", "DOWN": "Worker not running",
+            "UNKNOWN": "Worker not checked"}.get(state, state)
+    row.label(text=f"{text}: {runtime.worker_summary}" if runtime.worker_summary else text,
+              icon=WORKER_ICONS.get(state, "QUESTION"))
+    row.operator("acestep.connect", text="", icon="FILE_REFRESH")
+    if runtime.worker_fix:
+        _wrapped(box, runtime.worker_fix, icon="INFO")
+
+
+def draw_run_controls(layout, runtime, operator: str, text: str, icon: str) -> None:
+    """The one busy flag: Generate while idle; progress, stage and Cancel while busy."""
+    if runtime.busy:
+        col = layout.column()
+        if hasattr(col, "progress"):  # UILayout.progress is 4.0+
+            col.progress(factor=runtime.progress, type="BAR", text=f"{runtime.progress:.0%} {runtime.stage}")
+        else:
+            col.label(text=f"{runtime.progress:.0%} {runtime.stage}")
+        col.label(text=runtime.task_label)
+        col.operator("acestep.cancel", icon="CANCEL")
+    else:
+        layout.operator(operator, text=text, icon=icon)
+    if runtime.message:
+        _wrapped(layout.box(), runtime.message, icon=LEVEL_ICONS.get(runtime.message_level, "INFO"))
+
+
+def _wrapped(layout, text: str, icon: str = "NONE", width: int = 48) -> None:
+    """Labels do not wrap; long messages are split on words so the fix stays readable."""
+    words, line, first = text.split(), "", True
+    for word in words:
+        if line and len(line) + 1 + len(word) > width:
+            layout.label(text=line, icon=icon if first else "BLANK1")
+            line, first = word, False
+        else:
+            line = f"{line} {word}" if line else word
+    if line:
+        layout.label(text=line, icon=icon if first else "BLANK1")
+
+
+class ACESTEP_PT_quick_picks(_SequencerSidebar, bpy.types.Panel):
+    bl_label = "Quick Picks"
+    bl_parent_id = "ACESTEP_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    @_never_raises
+    def draw(self, context):
+        layout = self.layout
+        settings = _settings(context)
+        col = layout.column(align=True)
+        for name in ("mood", "scene_word", "style", "tempo_word"):
+            col.prop(settings, name)
+        layout.label(text="Instruments")
+        layout.grid_flow(columns=2, even_columns=True, align=True).prop(settings, "instruments")
+        layout.label(text="[mood] [scene], [style], [tempo] [instruments]", icon="INFO")
+        layout.operator("acestep.use_template", icon="TEXT")
+
+
+class ACESTEP_UL_section_prompts(bpy.types.UIList):
+    # Blender checks draw_item's argument count, so no decorator here.
+    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index=0):
+        try:
+            row = layout.row(align=True)
+            row.label(text=item.marker or "(unnamed)", icon="MARKER")
+            row.prop(item, "prompt", text="", emboss=True)
+        except Exception as exc:
+            layout.label(text=f"{type(exc).__name__}: {exc}", icon="ERROR")
+
+
+class ACESTEP_PT_score(_SequencerSidebar, bpy.types.Panel):
+    bl_label = "Score Cutscene"
+    bl_parent_id = "ACESTEP_PT_main"
+
+    @_never_raises
+    def draw(self, context):
+        layout = self.layout
+        settings, runtime = _settings(context), _runtime(context)
+        scene = compat.sequencer_scene(context)
+        layout.label(text=f"{len(scene.timeline_markers)} markers: one cue per section", icon="MARKER_HLT")
+        layout.prop(settings, "crossfade")
+        layout.prop(settings, "score_style")
+        row = layout.row()
+        row.label(text="Section Prompts (empty: the marker's name)")
+        row.operator("acestep.fill_section_prompts", text="", icon="FILE_REFRESH")
+        if len(settings.section_prompts):
+            layout.template_list("ACESTEP_UL_section_prompts", "", settings, "section_prompts",
+                                 settings, "section_prompt_index", rows=3)
+        if not runtime.busy:
+            layout.operator("acestep.score_cutscene", icon="SEQ_STRIP_DUPLICATE")
+
+
+class ACESTEP_PT_generated_strip(_SequencerSidebar, bpy.types.Panel):
+    bl_label = "Generated Strip"
+    bl_parent_id = "ACESTEP_PT_main"
+
+    @classmethod
+    def poll(cls, context):
+        try:
+            return strip_placement.PROP_PROMPT in _active_strip(context)
+        except Exception:
+            return False
+
+    @_never_raises
+    def draw(self, context):
+        layout = self.layout
+        strip = _active_strip(context)
+        col = layout.column(align=True)
+        _wrapped(col, str(strip.get(strip_placement.PROP_PROMPT, "")), icon="TEXT")
+        col.label(text=f"Seed {strip.get(strip_placement.PROP_SEED, '?')}, model {strip.get(strip_placement.PROP_MODEL, '?')}")
+        col.label(text=f"Take {strip.get(strip_placement.PROP_CANDIDATE, 1)}, job {str(strip.get(strip_placement.PROP_JOB, ''))[:8]}")
+        layout.operator("acestep.use_candidate", icon="CHECKMARK")
+        row = layout.row(align=True)
+        row.prop(_settings(context), "variation", text="")
+        row.operator("acestep.regenerate", icon="FILE_REFRESH")
+
+
+def _active_strip(context):
+    editor = compat.sequence_editor(compat.sequencer_scene(context))
+    strip = editor.active_strip if editor is not None else None
+    return strip if strip is not None else {}
+
+
+CLASSES = (ACESTEP_UL_section_prompts, ACESTEP_PT_main, ACESTEP_PT_quick_picks, ACESTEP_PT_score,
+           ACESTEP_PT_generated_strip)
+
+
+def register():
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+
+
+def unregister():
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

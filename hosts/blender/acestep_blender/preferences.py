@@ -1,0 +1,145 @@
+"""Add-on preferences: how to reach the worker, where audio goes, default format and quality.
+
+Everything else reads them through `addon_settings(context)`, a plain snapshot that
+falls back to the defaults when the add-on's preferences are not there (never None).
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+import bpy
+from bpy.props import EnumProperty, StringProperty
+
+ADDON_ID = __package__
+DEFAULT_OUTPUT_FOLDER = "//acestep_audio/"
+# Preferences belong to no .blend, so 4.5+ warns about "//" unless told it is meant.
+_BLEND_RELATIVE = {"PATH_SUPPORTS_BLEND_RELATIVE"} if bpy.app.version >= (4, 5, 0) else set()
+
+CONNECTION_ITEMS = [
+    ("LOCAL", "This Computer", "Use the worker running on this computer, or start one"),
+    ("REMOTE", "Another Computer", "Use a worker on another computer by its URL and token"),
+]
+FORMAT_ITEMS = [
+    ("wav", "WAV", "16-bit 44.1 kHz WAV, what game engines expect"),
+    ("flac", "FLAC", "Lossless and smaller"),
+    ("ogg", "Ogg Vorbis", "Small, lossy"),
+]
+QUALITY_ITEMS = [
+    ("FAST", "Fast", "The model's own number of steps (a few seconds on a GPU)"),
+    ("QUALITY", "Quality", "Twice the model's steps: slower, more detail"),
+]
+
+
+@dataclass(frozen=True)
+class AddonSettings:
+    connection: str = "LOCAL"
+    worker_python: str = ""
+    worker_command: str = ""
+    model_folder: str = ""
+    remote_url: str = ""
+    remote_token: str = ""
+    output_folder: str = DEFAULT_OUTPUT_FOLDER
+    output_format: str = "wav"
+    quality: str = "FAST"
+
+    def start_command(self) -> list[str] | None:
+        """The command that starts a worker here, or None to let the client decide
+        (which, inside Blender, asks the user to set one)."""
+        if self.worker_command.strip():
+            return shlex.split(self.worker_command)
+        if self.worker_python.strip():
+            command = [bpy.path.abspath(self.worker_python.strip()), "-m", "acestep_core.worker"]
+            if self.model_folder.strip():
+                command += ["--model", bpy.path.abspath(self.model_folder.strip())]
+            return command
+        return None
+
+
+class AceStepPreferences(bpy.types.AddonPreferences):
+    bl_idname = ADDON_ID
+
+    connection: EnumProperty(name="Worker", items=CONNECTION_ITEMS, default="LOCAL")
+    worker_python: StringProperty(
+        name="Worker Python",
+        description="Python executable of the environment where acestep-dcc's worker is installed "
+        "(it has torch and diffusers; Blender's own Python does not need them)",
+        subtype="FILE_PATH",
+    )
+    worker_command: StringProperty(
+        name="Worker Command",
+        description="Full command that starts the worker, instead of Worker Python "
+        "(for example: acestep-dcc worker --backend sketch)",
+    )
+    model_folder: StringProperty(
+        name="Model Folder",
+        description="ACE-Step model folder passed to a worker this add-on starts "
+        "(empty: the worker's configured model, or the sketch backend)",
+        subtype="DIR_PATH",
+    )
+    remote_url: StringProperty(name="URL", description="For example http://192.168.1.20:8765")
+    remote_token: StringProperty(
+        name="Token", description="The token from that worker's discovery file", subtype="PASSWORD"
+    )
+    output_folder: StringProperty(
+        name="Audio Folder",
+        description="Where generated audio is saved; // means beside the .blend, so the project "
+        "moves with its audio",
+        default=DEFAULT_OUTPUT_FOLDER,
+        subtype="DIR_PATH",
+        options=_BLEND_RELATIVE,
+    )
+    output_format: EnumProperty(name="Format", items=FORMAT_ITEMS, default="wav")
+    quality: EnumProperty(name="Default Quality", items=QUALITY_ITEMS, default="FAST")
+
+    def draw(self, context):
+        layout = self.layout
+        layout.prop(self, "connection", expand=True)
+        if self.connection == "LOCAL":
+            layout.prop(self, "worker_python")
+            layout.prop(self, "worker_command")
+            layout.prop(self, "model_folder")
+            layout.label(text="A running worker is found by itself; these start one when none runs.", icon="INFO")
+        else:
+            layout.prop(self, "remote_url")
+            layout.prop(self, "remote_token")
+        layout.separator()
+        layout.prop(self, "output_folder")
+        row = layout.row()
+        row.prop(self, "output_format")
+        row.prop(self, "quality")
+
+
+def addon_settings(context=None) -> AddonSettings:
+    try:
+        addon = (context or bpy.context).preferences.addons.get(ADDON_ID)
+        prefs = addon.preferences if addon is not None else None
+    except AttributeError:
+        prefs = None
+    if prefs is None:
+        return AddonSettings()
+    return AddonSettings(
+        connection=prefs.connection,
+        worker_python=prefs.worker_python,
+        worker_command=prefs.worker_command,
+        model_folder=prefs.model_folder,
+        remote_url=prefs.remote_url,
+        remote_token=prefs.remote_token,
+        output_folder=prefs.output_folder or DEFAULT_OUTPUT_FOLDER,
+        output_format=prefs.output_format,
+        quality=prefs.quality,
+    )
+
+
+CLASSES = (AceStepPreferences,)
+
+
+def register():
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+
+
+def unregister():
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

@@ -1,0 +1,129 @@
+"""What the panel edits (per scene, saved in the .blend) and what a running job shows
+(per window manager: never saved, never undone)."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import (
+    BoolProperty,
+    CollectionProperty,
+    EnumProperty,
+    FloatProperty,
+    IntProperty,
+    PointerProperty,
+    StringProperty,
+)
+
+from acestep_core import keywords
+from acestep_core.request import MAX_BPM, MAX_CANDIDATES, MAX_DURATION_S, MAX_SEED, MIN_BPM, MIN_DURATION_S, NOTE_NAMES
+
+from .preferences import QUALITY_ITEMS
+
+# Enum item lists must outlive the properties that use them (Blender keeps pointers).
+NONE = "NONE"  # an empty identifier would make the item a menu separator
+_NONE_ITEM = (NONE, "-", "None")
+
+
+def _word_items(category: str) -> list[tuple[str, str, str]]:
+    return [_NONE_ITEM] + [(w, w, f"{category}: {w}") for w in keywords.WORDS_BY_CATEGORY[category]]
+
+
+MOOD_ITEMS = _word_items("mood")
+SCENE_ITEMS = _word_items("scene")
+STYLE_ITEMS = _word_items("style")
+TEMPO_ITEMS = _word_items("tempo")
+INSTRUMENT_ITEMS = [(w, w, f"instrument: {w}", 1 << i) for i, w in enumerate(keywords.WORDS_BY_CATEGORY["instrument"])]
+KEY_ITEMS = [(NONE, "Any Key", "Let the music choose")] + [
+    (f"{note} {mode}", f"{note} {mode}", "") for mode in ("major", "minor") for note in NOTE_NAMES
+]
+TIME_SIGNATURE_ITEMS = [(NONE, "Any", "Let the music choose"), ("4/4", "4/4", ""), ("3/4", "3/4", ""),
+                        ("6/8", "6/8", ""), ("2/4", "2/4", "")]
+DURATION_SOURCE_ITEMS = [
+    ("SECONDS", "Seconds", "A length in seconds, placed at the playhead"),
+    ("SELECTED", "Selected Strips", "Fit to the span of the selected strips"),
+    ("PREVIEW", "Preview Range", "Fit to the preview range"),
+    ("MARKERS", "Between Markers", "Fit to the span between two markers"),
+]
+VARIATION_ITEMS = [
+    ("SEED", "New Seed", "Same prompt and settings, a new seed"),
+    ("COVER", "Cover", "A new take built on the selected strip's audio (when the worker's model can)"),
+]
+LEVEL_ITEMS = [("INFO", "Info", ""), ("WARNING", "Warning", ""), ("ERROR", "Error", "")]
+WORKER_STATE_ITEMS = [
+    ("UNKNOWN", "Not Checked", "Press Connect, or Generate, to find the worker"),
+    ("STARTING", "Starting", "A worker is starting"),
+    ("CONNECTED", "Connected", "The worker answers"),
+    ("DOWN", "Not Running", "No worker answers"),
+]
+
+
+class AceStepSectionPrompt(bpy.types.PropertyGroup):
+    """A prompt for the section that starts at one marker (the marker's name otherwise)."""
+
+    marker: StringProperty(name="Marker")
+    prompt: StringProperty(name="Prompt", description="Music for this section; empty uses the marker's name")
+
+
+class AceStepSceneSettings(bpy.types.PropertyGroup):
+    prompt: StringProperty(
+        name="Prompt", description="What the music is, for example: tense boss battle, synthwave, fast drums",
+    )
+    mood: EnumProperty(name="Mood", items=MOOD_ITEMS)
+    scene_word: EnumProperty(name="Scene", items=SCENE_ITEMS)
+    style: EnumProperty(name="Style", items=STYLE_ITEMS)
+    tempo_word: EnumProperty(name="Tempo", items=TEMPO_ITEMS)
+    instruments: EnumProperty(name="Instruments", items=INSTRUMENT_ITEMS, options={"ENUM_FLAG"})
+
+    duration_source: EnumProperty(name="Length", items=DURATION_SOURCE_ITEMS, default="SECONDS")
+    duration: FloatProperty(name="Seconds", default=30.0, min=MIN_DURATION_S, max=MAX_DURATION_S, unit="TIME_ABSOLUTE")
+    marker_from: StringProperty(name="From Marker")
+    marker_to: StringProperty(name="To Marker")
+
+    candidates: IntProperty(name="Candidates", default=1, min=1, max=MAX_CANDIDATES,
+                            description="Takes to generate; all but the first are muted")
+    use_seed: BoolProperty(name="Fixed Seed", description="Repeat a result; off draws a new seed each time")
+    seed: IntProperty(name="Seed", default=0, min=0, max=min(MAX_SEED, 2**31 - 1))
+    use_bpm: BoolProperty(name="BPM")
+    bpm: FloatProperty(name="BPM", default=120.0, min=MIN_BPM, max=MAX_BPM)
+    key: EnumProperty(name="Key", items=KEY_ITEMS)
+    time_signature: EnumProperty(name="Time Signature", items=TIME_SIGNATURE_ITEMS)
+    quality: EnumProperty(name="Quality", items=QUALITY_ITEMS, default="FAST")
+    variation: EnumProperty(name="Variation", items=VARIATION_ITEMS, default="SEED")
+
+    crossfade: FloatProperty(name="Crossfade", default=1.0, min=0.0, max=30.0, unit="TIME_ABSOLUTE",
+                             description="How long each cue overlaps the next, fading out as it fades in")
+    score_style: StringProperty(name="Style Words",
+                                description="Added to every section's prompt, for example: orchestral, strings")
+    section_prompts: CollectionProperty(type=AceStepSectionPrompt)
+    section_prompt_index: IntProperty()
+
+
+class AceStepRuntime(bpy.types.PropertyGroup):
+    """The one busy flag and what the panel shows while and after a job runs."""
+
+    busy: BoolProperty()
+    progress: FloatProperty(min=0.0, max=1.0, subtype="FACTOR")
+    stage: StringProperty()
+    task_label: StringProperty()
+    message: StringProperty()
+    message_level: EnumProperty(items=LEVEL_ITEMS, default="INFO")
+    worker_state: EnumProperty(items=WORKER_STATE_ITEMS, default="UNKNOWN")
+    worker_summary: StringProperty()
+    worker_fix: StringProperty()
+
+
+CLASSES = (AceStepSectionPrompt, AceStepSceneSettings, AceStepRuntime)
+
+
+def register():
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.acestep = PointerProperty(type=AceStepSceneSettings)
+    bpy.types.WindowManager.acestep = PointerProperty(type=AceStepRuntime)
+
+
+def unregister():
+    del bpy.types.WindowManager.acestep
+    del bpy.types.Scene.acestep
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

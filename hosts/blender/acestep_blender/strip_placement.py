@@ -1,0 +1,220 @@
+"""Put finished audio on the timeline: sound strips on free channels, exact lengths,
+candidates stacked and muted, crossfade keyframes, and what made each cue.
+
+Placement runs inside the `acestep.place_results` operator, called with undo on, so a
+whole Generate or Score Cutscene is one step in Edit > Undo History. Channels are all
+chosen before the first strip is made, and a failure while making them removes the
+ones already made: the timeline never keeps half a result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import bpy
+
+from acestep_core import timeline
+from acestep_core.errors import AceStepError
+
+from . import compat
+from .worker_link import model_label
+
+PROP_JOB = "acestep_job"
+PROP_SEED = "acestep_seed"  # text: seeds reach 2**32-1, past Blender's 32-bit int properties
+PROP_PROMPT = "acestep_prompt"
+PROP_MODEL = "acestep_model"
+PROP_GROUP = "acestep_group"  # candidates of one generation share it
+PROP_CANDIDATE = "acestep_candidate"
+PROP_REQUEST = "acestep_request"  # the request as JSON, to regenerate faithfully
+PROP_SECTION = "acestep_section"
+MAX_STRIP_NAME = 60
+
+
+@dataclass
+class _Handoff:
+    """How the tick passes a finished task to the placement operator and gets the result."""
+
+    task: object = None
+    summary: str = ""
+    error: str = ""
+
+
+handoff = _Handoff()
+
+
+def place_task_with_undo(task) -> str:
+    """Place `task` through the undoable operator; returns a summary, raises AceStepError."""
+    handoff.task, handoff.summary, handoff.error = task, "", ""
+    try:
+        # Two operators only so Undo History names the step for what the user pressed.
+        place = bpy.ops.acestep.place_score if task.kind == "SCORE" else bpy.ops.acestep.place_cue
+        with _window_context():
+            result = place("EXEC_DEFAULT", True)
+    finally:
+        handoff.task = None
+    if "FINISHED" not in result:
+        raise AceStepError(handoff.error or "the audio could not be placed")
+    return handoff.summary
+
+
+def _window_context():
+    """Timers run without a window; undo and the operator want one like a click has."""
+    context = bpy.context
+    windows = context.window_manager.windows if context.window_manager else ()
+    if context.window is None and len(windows):
+        return context.temp_override(window=windows[0])
+    return contextlib.nullcontext()
+
+
+# -- placing ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Placement:
+    job: object
+    candidate: int  # 0-based
+    path: Path
+    channel: int
+
+
+def place_task(task) -> str:
+    """Create the strips for every job of a finished task. Raises AceStepError."""
+    scene = bpy.data.scenes.get(task.scene_name)
+    if scene is None:
+        raise AceStepError(f"the scene '{task.scene_name}' is gone; the audio is in {task.output_folder}")
+    editor = compat.sequence_editor(scene, create=True)
+    occupied = compat.occupied_ranges(editor)
+    placements = _plan_channels(task, occupied)
+    made = []
+    try:
+        for placement in placements:
+            made.append(_add_strip(scene, editor, task, placement))
+    except Exception:
+        strips = compat.top_strips(editor)
+        for strip in made:
+            strips.remove(strip)
+        raise
+    return _summary(task, made)
+
+
+def _plan_channels(task, occupied) -> list[_Placement]:
+    occupied = list(occupied)
+    placements: list[_Placement] = []
+    if task.kind == "SCORE":
+        start = min(j.plan.frame_start for j in task.jobs)
+        end = max(j.plan.frame_start + j.plan.frames for j in task.jobs)
+        # Consecutive cues overlap by the crossfade, so they alternate on a channel pair.
+        pair = timeline.first_free_channels(occupied, start, end, count=2, adjacent=True)
+        for i, job in enumerate(task.jobs):
+            placements.append(_Placement(job, 0, job.files[0], pair[i % 2]))
+        return placements
+    for job in task.jobs:
+        start, end = job.plan.frame_start, job.plan.frame_start + job.plan.frames
+        channels = timeline.first_free_channels(
+            occupied, start, end, count=len(job.files), lowest=job.plan.lowest_channel)
+        for k, (path, channel) in enumerate(zip(job.files, channels)):
+            placements.append(_Placement(job, k, path, channel))
+            occupied.append((channel, start, end))
+    return placements
+
+
+def _add_strip(scene, editor, task, placement: _Placement):
+    job, plan, k = placement.job, placement.job.plan, placement.candidate
+    output = sorted(job.status.outputs, key=lambda o: o.index)[k]
+    name = _strip_name(plan.name, k)
+    strip = compat.top_strips(editor).new_sound(
+        name=name, filepath=_strip_file_path(placement.path), channel=placement.channel,
+        frame_start=plan.frame_start)
+    if strip.channel != placement.channel:  # Blender moved it off an overlap we did not see
+        compat.top_strips(editor).remove(strip)
+        raise AceStepError(f"channel {placement.channel} was not free for '{name}'; try again")
+    strip.frame_final_duration = plan.frames
+    strip.mute = plan.muted or k > 0
+    strip.show_waveform = True
+    _record_origin(strip, job, output, plan, k)
+    _keyframe_fades(strip, plan)
+    return strip
+
+
+def _strip_file_path(path: Path) -> str:
+    """Relative to the .blend when it is saved, so the project moves with its audio."""
+    if not bpy.data.filepath:
+        return str(path)
+    try:
+        return bpy.path.relpath(str(path))
+    except ValueError:  # another drive on Windows: no relative path exists
+        return str(path)
+
+
+def _strip_name(base: str, candidate: int) -> str:
+    base = " ".join(base.split()) or "cue"
+    suffix = f" #{candidate + 1}" if candidate else ""
+    return base[: MAX_STRIP_NAME - len(suffix)].rstrip(" ,") + suffix
+
+
+def _record_origin(strip, job, output, plan, candidate: int) -> None:
+    request = dict(job.request.to_dict(), seed=int(output.seed), candidates=1)
+    strip[PROP_JOB] = job.job_id
+    strip[PROP_SEED] = str(output.seed)
+    strip[PROP_PROMPT] = job.request.prompt
+    strip[PROP_MODEL] = model_label((output.metadata or {}).get("backend") or {})
+    strip[PROP_GROUP] = plan.group or job.job_id
+    strip[PROP_CANDIDATE] = candidate + 1
+    strip[PROP_REQUEST] = json.dumps(request, sort_keys=True)
+    if plan.section:
+        strip[PROP_SECTION] = plan.section
+
+
+def _keyframe_fades(strip, plan) -> None:
+    """Volume ramps: 0 -> 1 over the first fade_in frames, 1 -> 0 over the last fade_out.
+    Blender's default eased keys make each pair of ramps sum to full volume."""
+    start = plan.frame_start
+    end = plan.frame_start + plan.frames
+    keys: list[tuple[int, float]] = []
+    if plan.fade_in:
+        keys += [(start, 0.0), (start + plan.fade_in, 1.0)]
+    if plan.fade_out:
+        keys += [(end - plan.fade_out, 1.0), (end, 0.0)]
+    for frame, volume in keys:
+        strip.volume = volume
+        strip.keyframe_insert("volume", frame=frame)
+
+
+def _summary(task, strips) -> str:
+    channels = sorted({s.channel for s in strips})
+    where = f"channel{'s' if len(channels) > 1 else ''} {', '.join(map(str, channels))}"
+    if task.kind == "SCORE":
+        return f"{len(strips)} cues on {where}, crossfaded"
+    muted = sum(1 for s in strips if s.mute)
+    first = strips[0]
+    text = f"'{first.name}' at frame {first.frame_final_start}, {first.frame_final_duration} frames, on {where}"
+    if len(strips) > 1:
+        text += f" ({len(strips)} takes, {muted} muted: pick one with Use This Take)"
+    return text
+
+
+# -- candidates ---------------------------------------------------------------------------
+
+
+def group_members(editor, group: str) -> list:
+    return [s for s in compat.top_strips(editor) if s.get(PROP_GROUP) == group]
+
+
+def use_candidate(editor, chosen) -> int:
+    """Keep `chosen`, unmuted, on the lowest channel its group used (when free there);
+    remove the other takes. Returns how many were removed."""
+    group = chosen.get(PROP_GROUP)
+    others = [s for s in group_members(editor, group) if s != chosen] if group else []
+    lowest = min([chosen.channel] + [s.channel for s in others])
+    strips = compat.top_strips(editor)
+    for strip in others:
+        strips.remove(strip)
+    chosen.mute = False
+    if lowest < chosen.channel and timeline.channel_is_free(
+        compat.occupied_ranges(editor, exclude=[chosen]), lowest, chosen.frame_final_start, chosen.frame_final_end
+    ):
+        chosen.channel = lowest
+    return len(others)

@@ -1,0 +1,148 @@
+"""The add-on's one connection to the worker: found, started without blocking, or remote.
+
+Plain Python, no bpy: the timer tick and the operators ask it for a client and it
+remembers what to tell the user (state, a summary of the worker, and the fix when
+there is none). Every method makes at most one short call to the worker.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+from acestep_core import client as worker_client
+from acestep_core.errors import WorkerError, WorkerNotRunning
+
+from .preferences import AddonSettings
+
+UNKNOWN, STARTING, CONNECTED, DOWN = "UNKNOWN", "STARTING", "CONNECTED", "DOWN"
+# Calls made from Blender's UI thread give up quickly: a stuck worker must not freeze Blender.
+UI_CALL_TIMEOUT = 1.0
+START_FIX = (
+    "Start one with 'acestep-dcc worker', or set Worker Python (or Worker Command) in the "
+    "add-on preferences so Generate starts it"
+)
+REMOTE_FIX = "Check the URL and token in the add-on preferences, and that the worker there is running"
+
+
+class WorkerLink:
+    def __init__(self) -> None:
+        self.client: worker_client.WorkerClient | None = None
+        self.launch: subprocess.Popen | None = None
+        self.health: dict | None = None
+        self.state = UNKNOWN
+        self.summary = ""
+        self.fix = ""
+
+    # -- getting a client ----------------------------------------------------------------
+
+    def connect(self, settings: AddonSettings, start: bool = True) -> None:
+        """Find the worker (one probe), or start one and return at once (state STARTING).
+        Never raises: a failure leaves state DOWN with the fix to show."""
+        if self.client is not None or self.state == STARTING:
+            return
+        try:
+            if settings.connection == "REMOTE":
+                self._connect_remote(settings)
+                return
+            found = worker_client.find_worker(timeout=UI_CALL_TIMEOUT)
+            if found is not None:
+                self._connected(found)
+                self.refresh_health()
+            elif start:
+                self.launch = worker_client.start_worker(settings.start_command())
+                self.state, self.summary, self.fix = STARTING, "starting the worker...", ""
+            else:
+                self.down(worker_client.NOT_RUNNING_MESSAGE, START_FIX)
+        except WorkerError as exc:
+            self.down(str(exc), START_FIX if settings.connection == "LOCAL" else REMOTE_FIX)
+
+    def _connect_remote(self, settings: AddonSettings) -> None:
+        if not settings.remote_url.strip():
+            self.down("no worker URL is set for Another Computer", REMOTE_FIX)
+            return
+        self._connected(worker_client.WorkerClient(settings.remote_url.strip(), settings.remote_token.strip()))
+        self.refresh_health()
+
+    def poll_start(self) -> None:
+        """One look at a worker being started; raises WorkerNotRunning if it died."""
+        if self.launch is None:
+            return
+        try:
+            found = worker_client.check_started(self.launch, timeout=UI_CALL_TIMEOUT)
+        except WorkerNotRunning as exc:
+            self.launch = None
+            self.down(str(exc), START_FIX)
+            raise
+        if found is not None:
+            self.launch = None
+            self._connected(found)
+
+    def refresh_health(self) -> None:
+        """One health call: what the status line shows. Raises WorkerError."""
+        if self.client is None:
+            return
+        try:
+            self.health = self.client.health()
+        except WorkerError as exc:
+            self.lost(exc)
+            raise
+        self.state = CONNECTED
+        self.summary = describe_health(self.health)
+        self.fix = ""
+
+    def _connected(self, client: worker_client.WorkerClient) -> None:
+        client.timeout = UI_CALL_TIMEOUT
+        self.client, self.state, self.fix = client, CONNECTED, ""
+        self.summary = "connected"
+
+    # -- losing it -----------------------------------------------------------------------
+
+    def lost(self, error: Exception) -> None:
+        """The worker stopped answering: forget it, so the next Generate finds or starts one."""
+        self.client = None
+        self.health = None
+        self.down(str(error), "Press Connect or Generate to find or start the worker again")
+
+    def down(self, reason: str, fix: str) -> None:
+        self.client = None
+        self.state, self.summary, self.fix = DOWN, reason, fix
+
+    def reset(self) -> None:
+        self.__init__()
+
+    # -- what the worker can do ----------------------------------------------------------
+
+    def supports(self, task: str) -> bool:
+        return task in ((self.health or {}).get("supports_tasks") or ())
+
+    def default_steps(self) -> int | None:
+        steps = ((self.health or {}).get("defaults") or {}).get("steps")
+        return int(steps) if isinstance(steps, (int, float)) else None
+
+    def model_label(self) -> str:
+        return model_label((self.health or {}))
+
+
+def describe_health(health: dict) -> str:
+    """'sketch (procedural, no ML model) on cpu, v0.1.0, model loaded'."""
+    label = health.get("label") or health.get("backend") or "unknown backend"
+    parts = [f"{label} on {health.get('device') or 'unknown device'}"]
+    if health.get("version"):
+        parts.append(f"v{health['version']}")
+    if health.get("backend") != "sketch":
+        parts.append("model loaded" if health.get("loaded") else "model loads on the first job")
+    return ", ".join(parts)
+
+
+def model_label(backend_info: dict) -> str:
+    """The model a cue came from, as short as is still clear: an id, a folder name, or the backend."""
+    model_id = backend_info.get("model_id")
+    path = backend_info.get("model_path") or backend_info.get("model")
+    if model_id:
+        return str(model_id)
+    if path:
+        return str(path).replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    return str(backend_info.get("name") or backend_info.get("backend") or "unknown")
+
+
+link = WorkerLink()

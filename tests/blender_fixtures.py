@@ -1,0 +1,169 @@
+"""Real Blender (the `bpy` module) with the ACE-Step extension installed from its built zip.
+
+Imported by the tests/test_blender_*.py modules. The same files run under every bpy
+version (5.0 in .venv, 4.5 LTS in .venv-blender45): version differences live in the
+add-on's compat module, not here.
+
+- `blender_addon` (session): builds the extension zip with acestep_core.install.blender,
+  installs it the way Blender does (extensions.package_install_files) into a temporary
+  local repository, enabled; disabled again at the end (4.5 hangs at exit otherwise
+  when operator classes stay registered after an undo).
+- `addon` (per test): a fresh scene as the window's scene, the add-on's state reset.
+- `tick_until_idle`: calls the add-on's timer tick as Blender would (headless Blender
+  does not fire timers), until the task is done.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+# Keep Blender's user folders out of the real home, when bpy is not imported yet.
+if "bpy" not in sys.modules:
+    os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="acestep-blender-user-"))
+
+bpy = pytest.importorskip("bpy", reason="real Blender as a Python module (pip install bpy) runs these tests")
+
+from acestep_core.install.blender import build_extension_zip  # noqa: E402
+
+BLENDER_VERSION = bpy.app.version
+TICK_TIMEOUT_S = 120.0
+
+
+@dataclass
+class InstalledAddon:
+    module: ModuleType
+    module_name: str
+    zip_path: Path
+    repo_dir: Path
+
+    @property
+    def preferences(self):
+        return bpy.context.preferences.addons[self.module_name].preferences
+
+    @property
+    def tracker(self):
+        return self.module.job_tracking.tracker
+
+    @property
+    def link(self):
+        return self.module.worker_link.link
+
+    @property
+    def runtime(self):
+        return bpy.context.window_manager.acestep
+
+    def tick(self):
+        return self.module.job_tracking.tick()
+
+
+@pytest.fixture(scope="session")
+def blender_addon(tmp_path_factory: pytest.TempPathFactory) -> InstalledAddon:
+    zip_path = build_extension_zip(tmp_path_factory.mktemp("extension-zip"))
+    repo_dir = tmp_path_factory.mktemp("extension-repo")
+    before = {r.module for r in bpy.context.preferences.extensions.repos}
+    bpy.ops.preferences.extension_repo_add(name="acestep_tests", type="LOCAL", use_custom_directory=True,
+                                           custom_directory=str(repo_dir))
+    repo = next(r for r in bpy.context.preferences.extensions.repos if r.module not in before)
+    result = bpy.ops.extensions.package_install_files(filepath=str(zip_path), repo=repo.module,
+                                                      enable_on_install=True)
+    assert result == {"FINISHED"}
+    module_name = f"bl_ext.{repo.module}.acestep_blender"
+    assert module_name in bpy.context.preferences.addons, "the extension did not enable"
+    installed = InstalledAddon(sys.modules[module_name], module_name, zip_path, repo_dir)
+    yield installed
+    installed.module.job_tracking.forget_everything()
+    # Removing the repository disables (unregisters) its add-ons, as in Blender's UI.
+    index = list(bpy.context.preferences.extensions.repos).index(repo)
+    bpy.ops.preferences.extension_repo_remove(index=index)
+    assert not hasattr(bpy.types.Scene, "acestep"), "unregister left the scene settings behind"
+
+
+@pytest.fixture
+def addon(blender_addon: InstalledAddon, monkeypatch, tmp_path) -> InstalledAddon:
+    """A clean slate per test: new 24 fps scene as the window's scene, no task, no worker
+    link, default preferences; unsaved audio goes to this test's temporary folder."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    _reset(blender_addon)
+    bpy.ops.wm.read_homefile(use_empty=True)  # an unsaved file with no strips, like File > New
+    scene = bpy.context.window.scene
+    scene.render.fps, scene.render.fps_base = 24, 1.0
+    scene.frame_start, scene.frame_end = 1, 1000
+    yield blender_addon
+    if blender_addon.tracker.busy:
+        blender_addon.module.job_tracking.cancel_task()
+    _reset(blender_addon)
+
+
+def _reset(installed: InstalledAddon) -> None:
+    installed.module.job_tracking.forget_everything()
+    installed.tracker.say("")
+    installed.link.reset()
+    prefs = installed.preferences
+    for name in ("worker_python", "worker_command", "model_folder", "remote_url", "remote_token"):
+        setattr(prefs, name, "")
+    prefs.connection, prefs.output_folder, prefs.output_format, prefs.quality = "LOCAL", "//acestep_audio/", "wav", "FAST"
+
+
+def tick_until_idle(installed: InstalledAddon, timeout: float = TICK_TIMEOUT_S, on_tick=None) -> int:
+    """Call the timer tick, sleeping the interval it asks for (capped), until no task
+    runs and no worker is starting. Returns how many ticks it took."""
+    deadline = time.monotonic() + timeout
+    ticks = 0
+    while True:
+        interval = installed.tick()
+        ticks += 1
+        if on_tick is not None:
+            on_tick(ticks)
+        if interval is None:
+            return ticks
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still busy after {timeout:g} s: {installed.runtime.stage} / {installed.runtime.message}")
+        time.sleep(min(interval, 0.05))
+
+
+def scene_rate(scene) -> Fraction:
+    from acestep_core.timeline import frame_rate
+
+    return frame_rate(scene.render.fps, scene.render.fps_base)
+
+
+def strips_of(scene) -> list:
+    editor = scene.sequence_editor
+    if editor is None:
+        return []
+    strips = editor.strips if hasattr(editor, "strips") else editor.sequences
+    return sorted(strips, key=lambda s: (s.channel, s.frame_final_start))
+
+
+def add_blocker(scene, name: str, channel: int, start: int, end: int):
+    """A color strip occupying `channel` over [start, end): something already in the edit."""
+    editor = scene.sequence_editor or scene.sequence_editor_create()
+    strips = editor.strips if hasattr(editor, "strips") else editor.sequences
+    strip = strips.new_effect(name=name, type="COLOR", channel=channel, frame_start=start, frame_end=end) \
+        if "frame_end" in [p.identifier for p in strips.bl_rna.functions["new_effect"].parameters] \
+        else strips.new_effect(name=name, type="COLOR", channel=channel, frame_start=start, length=end - start)
+    strip.frame_final_duration = end - start
+    return strip
+
+
+def volume_at(scene, strip_name: str, frame: int) -> float:
+    """The strip's volume as Blender evaluates its animation at `frame`."""
+    scene.frame_set(frame)
+    editor = scene.sequence_editor
+    strips = editor.strips_all if hasattr(editor, "strips_all") else editor.sequences_all
+    return strips[strip_name].volume
+
+
+def copy_tree(source: Path, target: Path) -> None:
+    shutil.copytree(source, target)
