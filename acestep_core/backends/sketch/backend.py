@@ -1,0 +1,120 @@
+"""SketchBackend: the procedural arranger behind the backend protocol (see ../base.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from acestep_core.backends.base import BackendInfo, RawAudio
+from acestep_core.backends.sketch.arrangement import MusicalChoices, arrange, choose_musical_choices
+from acestep_core.backends.sketch.mixing import render_candidate
+from acestep_core.backends.sketch.synthesis import SAMPLE_RATE
+from acestep_core.errors import BackendUnavailable, GenerationCancelled
+from acestep_core.keywords import parse_prompt
+from acestep_core.progress import CancelCheck, Progress, ProgressCallback, step_stage
+from acestep_core.request import GenerationRequest, normalize_key
+
+LABEL = "sketch (procedural, no ML model)"
+
+
+class SketchBackend:
+    """A deterministic arranger: chords in the key, bass, drums and a lead at the exact tempo.
+
+    Needs no weights and loads instantly. Tempo, key, style and length come from the
+    request and its prompt and are shared by all candidates; everything a seed decides
+    (progressions, voicings, grooves, fills, the melody, the sounds' noise) comes from
+    numpy.random.default_rng(seed) alone, so the same seed gives the same samples.
+
+    Length: the cue is exactly round(duration * 48000) frames. When that is a whole
+    number of bars the groove runs to the bar line (loop-ready, with a 5 ms declick);
+    otherwise the groove stops at the last whole bar and a final tonic chord rings out
+    the rest, fading over its second half. A remainder under one beat is too short to
+    ring: the groove plays through it and fades over its last beat.
+    """
+
+    name = "sketch"
+
+    def load(self, on_progress: ProgressCallback | None = None) -> None:
+        return None
+
+    def unload(self) -> None:
+        return None
+
+    @property
+    def loaded(self) -> bool:
+        return True
+
+    def describe(self) -> BackendInfo:
+        return BackendInfo(
+            name=self.name, label=LABEL, model_path=None, model_id=None, device="cpu", dtype="float32",
+            loaded=True, defaults={}, supports_tasks=("text2music",),
+        )
+
+    def generate(self, request: GenerationRequest, seeds: list[int], on_progress: ProgressCallback,
+                 is_cancelled: CancelCheck) -> RawAudio:
+        if request.task != "text2music":
+            raise BackendUnavailable(
+                f"the {request.task} task needs the ACE-Step model; the sketch backend only writes new music. "
+                "Run 'acestep-dcc download-model', then pass --model or set ACESTEP_DCC_MODEL"
+            )
+        if len(seeds) != request.candidates:
+            raise ValueError(f"expected one seed per candidate ({request.candidates}), got {len(seeds)}")
+        if request.key is not None:
+            request = _with_normalized_key(request)
+        tags = parse_prompt(request.prompt)
+        choices = choose_musical_choices(request, tags)
+        steps_per_candidate = len(choices.parts) + 1
+        total = steps_per_candidate * len(seeds)
+        done = 0
+
+        def step_done() -> None:
+            nonlocal done
+            done = min(done + 1, total)
+            on_progress(Progress(step_stage(done, total), done / total))
+
+        candidates, arrangements = [], []
+        for seed in seeds:
+            if is_cancelled():
+                raise GenerationCancelled()
+            started = done
+            rng = np.random.default_rng(seed)
+            arrangement = arrange(choices, rng)
+            candidates.append(render_candidate(arrangement, choices, rng, step_done, is_cancelled))
+            # Parts with nothing to play (a style with no drums) still count as a step.
+            while done < started + steps_per_candidate:
+                step_done()
+            arrangements.append({"seed": int(seed), **arrangement.summary})
+        samples = np.stack(candidates).astype(np.float32, copy=False)
+        return RawAudio(samples, SAMPLE_RATE, settings=_settings(request, choices, tags, arrangements))
+
+
+def _with_normalized_key(request: GenerationRequest) -> GenerationRequest:
+    import dataclasses
+
+    return dataclasses.replace(request, key=normalize_key(request.key))
+
+
+def _settings(request: GenerationRequest, choices: MusicalChoices, tags, arrangements: list[dict]) -> dict:
+    """What the sketch chose, JSON-able, for the sidecar."""
+    settings = {
+        "bpm": choices.bpm,
+        "bpm_from": choices.bpm_from,
+        "key": choices.key,
+        "key_from": choices.key_from,
+        "time_signature": choices.time_signature,
+        "beats_per_bar": choices.beats_per_bar,
+        "style": choices.style.style_id,
+        "style_from": choices.style_from,
+        "bars": choices.bars_covering,
+        "groove_bars": choices.groove_bars,
+        "bar_seconds": choices.bar_frames / SAMPLE_RATE,
+        "ending": choices.ending,
+        "whole_bars": choices.ending == "loop",
+        "parts": [f"{p.role}: {p.patch or p.writer}" for p in choices.parts],
+        "instruments_added": list(choices.instruments_added),
+        "instruments_removed": list(choices.instruments_removed),
+        "prompt_tags": tags.to_dict(),
+        "arrangements": arrangements,
+    }
+    if request.lyrics.strip():
+        settings["lyrics"] = "not sung: the sketch backend has no voice"
+    return settings

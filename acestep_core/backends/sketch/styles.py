@@ -1,0 +1,188 @@
+"""The styles the sketch backend plays: tempo and key habits, progressions, drum kit and
+groove, and the parts (which note writer plays which patch in which register)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+
+@dataclass(frozen=True)
+class Part:
+    """One line of the arrangement.
+
+    `role` groups parts for the prompt's instrument words ("no drums", "no bass");
+    `writer` names the note writer in arrangement.WRITERS; `patch` names the sound in
+    instruments.PATCHES; notes stay in [low, high]. A part plays in sections whose energy
+    (0 intro/breakdown, 1 verse, 2 chorus) is at least `min_energy`. Parts on the
+    "ducked" bus pump under the kick. `echo` is (delay in beats, feedback, repeats).
+    """
+
+    role: str
+    writer: str
+    patch: str = ""
+    low: int = 48
+    high: int = 72
+    min_energy: int = 0
+    bus: str = "dry"
+    level: float = 1.0
+    echo: tuple[float, float, int] | None = None
+
+
+@dataclass(frozen=True)
+class StyleSpec:
+    """How one style plays. `tonics` are the pitch classes it favours when no key is asked."""
+
+    style_id: str
+    default_bpm: float
+    default_mode: str
+    tonics: tuple[int, ...]
+    major_progressions: tuple[tuple[str, ...], ...]
+    minor_progressions: tuple[tuple[str, ...], ...]
+    kit: str
+    groove: str
+    parts: tuple[Part, ...]
+    bars_per_chord: int = 1
+    swing: float = 0.0  # 0 straight eighths .. 1 triplet eighths
+    sidechain: float = 0.0  # how deep the kick ducks the "ducked" bus, 0..1
+    reverb: str = "plate"
+
+    def progressions(self, minor: bool) -> tuple[tuple[str, ...], ...]:
+        return self.minor_progressions if minor else self.major_progressions
+
+
+DRUMS = Part("drums", "drums")
+
+# Progressions open on the tonic and come back to it or to the dominant, so the key is
+# heard as the key (i-VI-III-VII alone reads as its relative major).
+_MINOR = (("i", "VI", "VII", "i"), ("i", "iv", "V", "i"), ("i", "VI", "iv", "V"), ("i", "iv", "VI", "V"),
+          ("i", "iv", "i", "V"), ("i", "iv", "VII", "i"))
+_MAJOR = (("I", "V", "vi", "IV"), ("I", "IV", "V", "I"), ("I", "vi", "IV", "V"), ("I", "IV", "I", "V"),
+          ("I", "IV", "vi", "V"), ("I", "V", "IV", "I"))
+
+STYLES: dict[str, StyleSpec] = {
+    "rock": StyleSpec(
+        "rock", 132.0, "minor", (4, 9, 2, 7),
+        _MAJOR + (("I", "bVII", "IV", "I"),), _MINOR, kit="rock", groove="rock", reverb="room",
+        parts=(
+            DRUMS,
+            Part("bass", "bass_eighths", "picked_bass", 28, 40),
+            Part("chords", "power_chords", "power_chord", 40, 52, level=0.8),
+            Part("pad", "sustain", "rock_organ", 55, 74, level=1.0),
+            Part("lead", "melody", "lead_guitar", 64, 86, min_energy=2, echo=(0.75, 0.3, 2)),
+        ),
+    ),
+    "synthwave": StyleSpec(
+        "synthwave", 108.0, "minor", (9, 4, 2, 11),
+        _MAJOR, _MINOR, kit="synthwave", groove="synthwave", sidechain=0.6, reverb="plate",
+        parts=(
+            DRUMS,
+            Part("bass", "octave_eighths", "retro_bass", 33, 45, bus="ducked"),
+            Part("chords", "sustain", "supersaw_pad", 55, 76, bus="ducked"),
+            Part("arp", "arp16", "arp_pluck", 60, 84, min_energy=1, bus="ducked", level=0.8, echo=(0.75, 0.35, 2)),
+            Part("lead", "melody", "square_lead", 67, 88, min_energy=2, echo=(0.75, 0.4, 3)),
+        ),
+    ),
+    "orchestral": StyleSpec(
+        "orchestral", 100.0, "minor", (2, 0, 7, 9),
+        _MAJOR, _MINOR, kit="orchestral", groove="orchestral", reverb="hall",
+        parts=(
+            DRUMS,
+            Part("bass", "half_notes", "contrabass", 28, 43),
+            Part("chords", "sustain", "string_ensemble", 50, 76),
+            Part("arp", "ostinato", "string_staccato", 50, 67, min_energy=1, level=0.9),
+            Part("lead", "melody", "horn", 58, 79, min_energy=2),
+        ),
+    ),
+    "chiptune": StyleSpec(
+        "chiptune", 150.0, "major", (0, 7, 2, 5),
+        _MAJOR, _MINOR, kit="chiptune", groove="chiptune", reverb="room",
+        parts=(
+            DRUMS,
+            Part("bass", "chip_bounce", "nes_triangle", 36, 50),
+            Part("chords", "chip_arp", "pulse_arp", 60, 79, level=0.8),
+            Part("lead", "melody", "pulse_lead", 72, 91, min_energy=1, echo=(0.5, 0.3, 1)),
+        ),
+    ),
+    "lofi": StyleSpec(
+        "lofi", 80.0, "major", (5, 0, 10, 3, 7),
+        (("Imaj7", "vi7", "ii7", "V7"), ("Imaj7", "IVmaj7", "Imaj7", "V7"), ("Imaj7", "IVmaj7", "ii7", "V7"),
+         ("Imaj7", "vi7", "IVmaj7", "V7")),
+        (("i7", "iv7", "VImaj7", "V7"), ("i7", "VImaj7", "iv7", "V7"), ("i7", "iv7", "i7", "V7"),
+         ("i7", "iv7", "V7", "i7")),
+        kit="lofi", groove="lofi", swing=0.6, reverb="room",
+        parts=(
+            DRUMS,
+            Part("bass", "lofi_bass", "round_bass", 31, 45),
+            Part("chords", "comp", "electric_piano", 50, 70),
+            Part("lead", "melody", "soft_lead", 65, 84, min_energy=2, level=0.8),
+            Part("texture", "crackle"),
+        ),
+    ),
+    "ambient": StyleSpec(
+        "ambient", 70.0, "major", (2, 4, 9, 7, 0),
+        (("Iadd9", "IV", "vi", "IV"), ("I", "V", "vi", "IV"), ("Iadd9", "vi", "IV", "V"), ("I", "IV", "I", "V")),
+        (("i", "VI", "iv", "i"), ("i", "VI", "VII", "i"), ("i", "iv", "VI", "V"), ("i", "VII", "VI", "iv")),
+        kit="none", groove="none", bars_per_chord=2, reverb="hall",
+        parts=(
+            Part("chords", "sustain", "evolving_pad", 50, 74, level=0.8),
+            Part("pad", "drone", "sub_drone", 33, 45, level=0.8),
+            Part("arp", "bell_pulse", "glass_bell", 67, 91, level=2.0, echo=(2.0, 0.35, 2)),
+        ),
+    ),
+    "electronic": StyleSpec(
+        "electronic", 124.0, "minor", (9, 5, 0, 7),
+        _MAJOR, _MINOR, kit="electronic", groove="four_on_floor", sidechain=0.7, reverb="plate",
+        parts=(
+            DRUMS,
+            Part("bass", "offbeat", "offbeat_bass", 33, 45, bus="ducked"),
+            Part("chords", "stabs", "stab", 55, 74, bus="ducked"),
+            Part("pad", "sustain", "soft_pad", 55, 76, min_energy=2, bus="ducked", level=0.6),
+            Part("lead", "melody", "arp_pluck", 67, 88, min_energy=2, echo=(0.75, 0.35, 2)),
+        ),
+    ),
+    "pop": StyleSpec(
+        "pop", 110.0, "major", (0, 7, 2, 5, 9),
+        _MAJOR, _MINOR, kit="pop", groove="pop", reverb="plate",
+        parts=(
+            DRUMS,
+            Part("bass", "pop_bass", "pop_bass", 28, 43),
+            Part("chords", "piano_rhythm", "piano", 52, 74),
+            Part("pad", "sustain", "soft_pad", 55, 76, min_energy=2, level=0.6),
+            Part("lead", "melody", "soft_lead", 67, 86, min_energy=2),
+        ),
+    ),
+}
+
+# Parts the prompt's instrument words add when the style does not already play them.
+ADDED_BY_WORD: dict[str, Part] = {
+    "arpeggio": Part("arp", "arp16", "arp_pluck", 60, 84, min_energy=1, level=0.8, echo=(0.75, 0.35, 2)),
+    "piano": Part("chords", "piano_rhythm", "piano", 52, 74, level=0.8),
+    "electric piano": Part("chords", "comp", "electric_piano", 50, 70, level=0.8),
+    "strings": Part("pad", "sustain", "string_ensemble", 50, 76, level=0.7),
+    "bells": Part("arp", "bell_pulse", "glass_bell", 72, 91, min_energy=1, level=0.7),
+    "organ": Part("pad", "sustain", "rock_organ", 55, 74, level=0.6),
+    "vinyl crackle": Part("texture", "crackle"),
+}
+
+# What "no <word>" takes out: parts with these roles, or playing these patches.
+REMOVED_BY_WORD: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "drums": (frozenset({"drums"}), frozenset()),
+    "percussion": (frozenset({"drums"}), frozenset()),
+    "bass": (frozenset({"bass"}), frozenset()),
+    "synth bass": (frozenset({"bass"}), frozenset()),
+    "808": (frozenset({"bass"}), frozenset()),
+    "lead": (frozenset({"lead"}), frozenset()),
+    "synth lead": (frozenset({"lead"}), frozenset()),
+    "pads": (frozenset({"pad"}), frozenset({"supersaw_pad", "soft_pad", "evolving_pad"})),
+    "arpeggio": (frozenset({"arp"}), frozenset()),
+    "strings": (frozenset(), frozenset({"string_ensemble", "string_staccato", "contrabass"})),
+    "piano": (frozenset(), frozenset({"piano"})),
+    "electric piano": (frozenset(), frozenset({"electric_piano"})),
+    "guitar": (frozenset(), frozenset({"power_chord", "lead_guitar"})),
+    "electric guitar": (frozenset(), frozenset({"power_chord", "lead_guitar"})),
+    "distorted guitar": (frozenset(), frozenset({"power_chord", "lead_guitar"})),
+    "organ": (frozenset(), frozenset({"rock_organ"})),
+    "bells": (frozenset(), frozenset({"glass_bell"})),
+    "vinyl crackle": (frozenset({"texture"}), frozenset()),
+}
