@@ -3,7 +3,9 @@ step per tick so REAPER never waits.
 
 Each tick does at most one call to the worker (probe, upload, submit, status or a
 file fetch) and touches REAPER only to check for a Cancel and to update a progress
-label when its text changes. The steps: find or start the worker, upload source
+label when its text changes. While jobs run, the worker is asked for their status at
+most every POLL_INTERVAL: a busy worker can take several milliseconds to answer, and
+REAPER's main thread should not wait on that 30 times a second for a progress label. The steps: find or start the worker, upload source
 audio (covers), submit, poll until every job is done, bring each file into the media
 folder, then hand everything to the Placement, which edits the project in one undo
 block. A Placement also shows progress and removes its placeholders when the run is
@@ -33,6 +35,7 @@ from . import media, project, settings
 
 WORKER_START_TIMEOUT = 90.0
 PROBE_TIMEOUT = 0.5  # a tick may wait this long for a worker that does not answer
+POLL_INTERVAL = 0.2  # seconds between status calls while jobs run
 
 RUNNING: dict[str, "Generation"] = {}  # this Python's runs (REAPER keeps one interpreter)
 
@@ -113,6 +116,8 @@ class Generation:
         self.finished = False
         self.outcome = ""  # "placed", "cancelled" or the error shown
         self._poll_next = 0
+        self._next_poll_at = 0.0
+        self.status_calls = 0
         self._fetch_queue: list[tuple[int, int]] = []
         RUNNING[self.run_id] = self
         _set_run(self.run_id, [])
@@ -192,6 +197,11 @@ class Generation:
             self.phase = "poll"
 
     def _poll(self) -> None:
+        now = time.monotonic()
+        if now < self._next_poll_at:
+            return
+        self._next_poll_at = now + POLL_INTERVAL
+        self.status_calls += 1
         pending = [i for i, job in enumerate(self.jobs) if not job.finished]
         index = min((i for i in pending if i >= self._poll_next), default=pending[0])
         job = self.jobs[index] = self.client.status(self.jobs[index].id)
