@@ -33,9 +33,10 @@ def resolve_output_folder(setting: str) -> tuple[Path, str]:
     return Path(os.path.normpath(bpy.path.abspath(setting))), ""
 
 
-def bring_in(client, status: JobStatus, folder: Path) -> list[Path]:
-    """Copy (same machine) or download (remote worker) every output of a done job into
-    `folder`, candidate order kept; returns the local paths."""
+def bring_in(client, status: JobStatus, folder: Path, remote: bool = False) -> list[Path]:
+    """Copy (same machine) or download (a worker on another machine, whose paths mean
+    nothing here) every output of a done job into `folder`, candidate order kept;
+    returns the local paths."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -46,7 +47,7 @@ def bring_in(client, status: JobStatus, folder: Path) -> list[Path]:
     for output in sorted(status.outputs, key=lambda o: o.index):
         source = Path(output.path)
         target = _free_name(folder / _local_name(source.name, status.id))
-        if source.is_file():
+        if not remote and source.is_file():
             _copy(source, target)
             if output.sidecar_path and Path(output.sidecar_path).is_file():
                 _copy(Path(output.sidecar_path), target.with_suffix(".json"))

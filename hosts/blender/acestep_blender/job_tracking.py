@@ -76,6 +76,7 @@ class Task:
     output_folder: Path
     jobs: list[CueJob]
     quality: str = "FAST"
+    remote: bool = False  # the worker is on another machine: download, never copy
     notice: str = ""  # said when it is done (audio in a temporary folder, say)
     _poll_order: object = None
 
@@ -258,7 +259,7 @@ def _finish(task: Task) -> None:
     client = worker_link.link.client
     for job in task.jobs:
         if not job.files:
-            job.files = audio_files.bring_in(client, job.status, task.output_folder)
+            job.files = audio_files.bring_in(client, job.status, task.output_folder, task.remote)
     placed = strip_placement.place_task_with_undo(task)
     tracker.task = None
     message = f"{task.label}: placed {placed}"

@@ -44,6 +44,7 @@ def _start(operator, context, make_task) -> set[str]:
         return _fail(operator, context, str(exc))
     except AceStepError as exc:
         return _fail(operator, context, str(exc))
+    task.remote = addon.connection == "REMOTE"
     link = worker_link.link
     link.connect(addon)
     if link.state == worker_link.DOWN:

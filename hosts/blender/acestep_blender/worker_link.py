@@ -32,12 +32,17 @@ class WorkerLink:
         self.state = UNKNOWN
         self.summary = ""
         self.fix = ""
+        self.reached_by: tuple = ()  # the preferences it was connected with
 
     # -- getting a client ----------------------------------------------------------------
 
     def connect(self, settings: AddonSettings, start: bool = True) -> None:
         """Find the worker (one probe), or start one and return at once (state STARTING).
         Never raises: a failure leaves state DOWN with the fix to show."""
+        reached_by = (settings.connection, settings.remote_url.strip(), settings.remote_token.strip())
+        if self.reached_by != reached_by:  # the preferences changed: drop the old worker
+            self.__init__()
+            self.reached_by = reached_by
         if self.client is not None or self.state == STARTING:
             return
         try:
