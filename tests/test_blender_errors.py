@@ -1,0 +1,257 @@
+"""When things go wrong in real Blender: no worker, a worker that dies or fails a job,
+Cancel mid-job, a remote worker. The panel says what happened and what to do, and the
+timeline never keeps half a result."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from blender_fixtures import (  # noqa: F401  (fixtures)
+    addon,
+    blender_addon,
+    bpy,
+    strips_of,
+    tick_until_idle,
+)
+
+from acestep_core.client import find_worker
+from acestep_core.jobs import CANCELLED
+
+PROMPT = "tense boss battle, synthwave, fast drums"
+
+
+def _settings(scene, **values):
+    settings = scene.acestep
+    settings.prompt = PROMPT
+    settings.use_bpm, settings.bpm = True, 120.0
+    settings.duration = 8.0
+    for name, value in values.items():
+        setattr(settings, name, value)
+    return settings
+
+
+def _tick_until(addon, condition, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert addon.tick() is not None, f"the task ended early: {addon.runtime.message}"
+        assert time.monotonic() < deadline, f"timed out at: {addon.runtime.stage}"
+        time.sleep(0.02)
+
+
+def _audio_files(folder: Path) -> list[Path]:
+    return sorted(folder.rglob("*.wav")) if folder.exists() else []
+
+
+def test_a_worker_that_cannot_start_says_what_to_fix(addon, monkeypatch, tmp_path):
+    monkeypatch.setenv("ACESTEP_DCC_HOME", str(tmp_path / "empty-home"))
+    addon.preferences.worker_python = str(tmp_path / "no-such-env" / "bin" / "python")
+    _settings(bpy.context.scene)
+    with pytest.raises(RuntimeError, match="cannot start the worker with .*no-such-env"):
+        bpy.ops.acestep.generate()
+    runtime = addon.runtime
+    assert runtime.worker_state == "DOWN" and not runtime.busy
+    assert "check the worker command in the add-on preferences" in runtime.message
+    assert runtime.message_level == "ERROR" and "Worker Python" in runtime.worker_fix
+    assert strips_of(bpy.context.scene) == []
+    assert bpy.ops.acestep.generate.poll(), "Generate stays available to try again"
+
+
+def test_generate_starts_the_worker_without_blocking_and_connect_shows_it(addon, monkeypatch, tmp_path):
+    home = tmp_path / "home"
+    monkeypatch.setenv("ACESTEP_DCC_HOME", str(home))
+    addon.preferences.worker_command = f'"{sys.executable}" -m acestep_core.worker --backend sketch'
+    scene = bpy.context.scene
+    _settings(scene, duration=4.0)
+    try:
+        started = time.perf_counter()
+        assert bpy.ops.acestep.generate() == {"FINISHED"}
+        assert time.perf_counter() - started < 1.0, "starting the worker must not block Blender"
+        assert addon.runtime.worker_state == "STARTING" and addon.runtime.stage == "starting the worker"
+        tick_until_idle(addon)
+        assert addon.runtime.worker_state == "CONNECTED"
+        assert "sketch (procedural, no ML model) on cpu" in addon.runtime.worker_summary
+        assert [s.frame_final_duration for s in strips_of(scene)] == [96]
+
+        addon.link.reset()  # as after a Blender restart: Connect finds the running worker
+        assert bpy.ops.acestep.connect() == {"FINISHED"}
+        assert addon.runtime.worker_state == "CONNECTED" and "sketch" in addon.runtime.worker_summary
+    finally:
+        running = find_worker()
+        if running is not None:
+            running.shutdown()
+
+
+def test_a_worker_that_dies_mid_job_leaves_no_strip(addon, spawn_worker, monkeypatch):
+    process = spawn_worker("sketch")
+    monkeypatch.setenv("ACESTEP_DCC_HOME", str(process.home))
+    _settings(bpy.context.scene, duration=240.0)
+    bpy.ops.acestep.generate()
+    _tick_until(addon, lambda: addon.runtime.progress > 0.0)
+    process.kill()
+    tick_until_idle(addon)
+    runtime = addon.runtime
+    assert not runtime.busy and runtime.worker_state == "DOWN"
+    assert "is not answering" in runtime.message and "Nothing was placed" in runtime.message
+    assert "find or start the worker again" in runtime.worker_fix
+    assert strips_of(bpy.context.scene) == []
+
+
+def test_a_failed_job_shows_the_workers_reason(addon, spawn_worker, monkeypatch, tmp_path):
+    not_a_model = tmp_path / "not-a-model"
+    not_a_model.mkdir()
+    (not_a_model / "model_index.json").write_text("{}")
+    process = spawn_worker("acestep", not_a_model)
+    monkeypatch.setenv("ACESTEP_DCC_HOME", str(process.home))
+    _settings(bpy.context.scene)
+    bpy.ops.acestep.generate()
+    tick_until_idle(addon)
+    runtime = addon.runtime
+    assert runtime.message_level == "ERROR" and not runtime.busy
+    assert "failed on the worker" in runtime.message and "not ACE-Step 1.5" in runtime.message
+    assert "Nothing was placed" in runtime.message
+    assert runtime.worker_state == "CONNECTED", "the worker itself is fine"
+    assert strips_of(bpy.context.scene) == []
+
+
+def test_cancel_mid_job_cancels_on_the_worker_and_places_nothing(addon, worker, tmp_path):
+    _settings(bpy.context.scene, duration=240.0, candidates=2)
+    bpy.ops.acestep.generate()
+    _tick_until(addon, lambda: addon.runtime.progress > 0.0)
+    job_id = addon.tracker.task.jobs[0].job_id
+    assert bpy.ops.acestep.cancel() == {"FINISHED"}
+    runtime = addon.runtime
+    assert not runtime.busy and "cancelled, nothing was placed" in runtime.message
+    assert addon.tick() is None, "the tick stops with nothing to follow"
+    assert worker.wait(job_id, timeout=60).status == CANCELLED
+    assert strips_of(bpy.context.scene) == []
+    assert _audio_files(tmp_path / "tmp") == []
+    assert bpy.ops.acestep.generate.poll()
+
+
+def test_cancel_mid_score_cancels_every_section(addon, worker):
+    scene = bpy.context.scene
+    for name, frame in (("calm", 1), ("boss", 97), ("victory", 193)):
+        scene.timeline_markers.new(name, frame=frame)
+    scene.frame_end = 288
+    _settings(scene)
+    bpy.ops.acestep.score_cutscene()
+    task = addon.tracker.task
+    _tick_until(addon, lambda: task.jobs[0].finished)  # one section done, the others queued or running
+    job_ids = [job.job_id for job in task.jobs]
+    bpy.ops.acestep.cancel()
+    finals = [worker.wait(job_id, timeout=60).status for job_id in job_ids]
+    assert finals[0] == "done" and finals[1:] == [CANCELLED, CANCELLED]
+    assert strips_of(scene) == [] and not addon.runtime.busy
+
+
+def test_a_worker_on_another_machine_by_url_and_token(addon, worker, monkeypatch, tmp_path):
+    monkeypatch.setenv("ACESTEP_DCC_HOME", str(tmp_path / "no-discovery-here"))
+    prefs = addon.preferences
+    prefs.connection, prefs.remote_url, prefs.remote_token = "REMOTE", worker.url, "wrong token"
+    _settings(bpy.context.scene, duration=4.0)
+    with pytest.raises(RuntimeError, match="refused our token"):
+        bpy.ops.acestep.generate()
+    assert addon.runtime.worker_state == "DOWN" and "URL and token" in addon.runtime.worker_fix
+
+    prefs.remote_token = worker.token
+    assert bpy.ops.acestep.generate() == {"FINISHED"}
+    tick_until_idle(addon)
+    cue = strips_of(bpy.context.scene)[0]
+    local = Path(bpy.path.abspath(cue.sound.filepath))
+    assert local.is_file() and cue.frame_final_duration == 96
+    # Downloaded over HTTP, not copied from the worker's disk: no sidecar comes with it.
+    assert not local.with_suffix(".json").exists()
+
+
+# -- draw and poll never raise ------------------------------------------------------------
+
+
+class LayoutStandIn:
+    """Blender's UILayout as panels use it, checking what real Blender would reject:
+    unknown properties, operators and icons. Records every label."""
+
+    ICONS = set(bpy.types.UILayout.bl_rna.functions["label"].parameters["icon"].enum_items.keys())
+
+    def __init__(self, labels=None):
+        self.labels = labels if labels is not None else []
+        self.active = True
+
+    def _child(self, *args, **kwargs):
+        return LayoutStandIn(self.labels)
+
+    row = column = box = split = grid_flow = _child
+
+    def label(self, text="", icon="NONE", **_):
+        assert icon in self.ICONS, f"unknown icon {icon!r}"
+        self.labels.append(text)
+
+    def prop(self, data, name, **_):
+        assert name in data.bl_rna.properties, f"{type(data).__name__} has no property {name!r}"
+
+    def prop_search(self, data, name, search_data, search_name, **_):
+        assert name in data.bl_rna.properties and search_name in search_data.bl_rna.properties
+
+    def operator(self, idname, text="", icon="NONE", **_):
+        assert icon in self.ICONS, f"unknown icon {icon!r}"
+        module, name = idname.split(".")
+        assert hasattr(getattr(bpy.ops, module), name), f"no operator {idname}"
+
+    def progress(self, factor=0.0, type="BAR", text=""):
+        self.labels.append(text)
+
+    def template_list(self, list_type, list_id, data, name, active_data, active_name, **_):
+        assert hasattr(bpy.types, list_type)
+        assert name in data.bl_rna.properties and active_name in active_data.bl_rna.properties
+
+    def separator(self, **_):
+        pass
+
+
+def _draw_all(addon) -> list[str]:
+    panel = addon.module.panel
+    labels: list[str] = []
+    for panel_class in panel.CLASSES:
+        if issubclass(panel_class, bpy.types.Panel) and panel_class.poll(bpy.context):
+            panel_class.draw(SimpleNamespace(layout=LayoutStandIn(labels)), bpy.context)
+    return labels
+
+
+def test_panels_draw_in_every_state_without_raising(addon, worker):
+    scene = bpy.context.scene
+    _settings(scene, duration=4.0, candidates=2, duration_source="MARKERS")
+    scene.acestep.section_prompts.add().marker = "intro"
+    labels = _draw_all(addon)
+    assert "Worker not checked" in labels and not any(l.startswith("Panel error") for l in labels)
+
+    scene.acestep.duration_source = "SECONDS"
+    bpy.ops.acestep.generate()
+    busy_labels = _draw_all(addon)
+    assert any(l.startswith("0%") for l in busy_labels) and addon.runtime.task_label in busy_labels
+    tick_until_idle(addon)
+    editor = scene.sequence_editor
+    editor.active_strip = strips_of(scene)[0]
+    done_labels = _draw_all(addon)
+    assert any(l.startswith("Seed ") for l in done_labels), "the Generated Strip panel shows its origin"
+
+    addon.tracker.say("x " * 200, "ERROR")  # a long message wraps instead of running off the panel
+    addon.module.job_tracking.sync_ui()
+    assert all(len(l) <= 48 for l in _draw_all(addon) if l.startswith("x"))
+
+
+def test_a_broken_panel_shows_a_line_instead_of_raising(addon):
+    broken = SimpleNamespace(layout=LayoutStandIn())
+    bpy.context.window_manager.acestep.worker_state = "CONNECTED"
+    original = addon.module.panel.draw_worker_status
+    addon.module.panel.draw_worker_status = lambda layout, runtime: 1 / 0
+    try:
+        addon.module.panel.ACESTEP_PT_main.draw(broken, bpy.context)
+    finally:
+        addon.module.panel.draw_worker_status = original
+    assert broken.layout.labels == ["Panel error: ZeroDivisionError: division by zero"]
+    assert addon.module.panel.ACESTEP_PT_generated_strip.poll(SimpleNamespace()) is False
+    assert addon.module.operators.ACESTEP_OT_generate.poll(SimpleNamespace()) is False
