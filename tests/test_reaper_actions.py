@@ -403,3 +403,37 @@ def test_acestep_reaper_imports_with_the_standard_library_and_reapy_only():
                          capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+# -- REAPER's task control: the action run again while it is still running ------------------------------
+
+
+def test_a_second_generate_while_one_runs_can_be_a_new_instance(inside, tmp_path):
+    prepare(inside, tmp_path)
+    inside.answer_inputs([PROMPT, "3", "1"])
+    inside.run("generate")
+    inside.answer_task_control("new")  # REAPER asks: terminate, new instance or abort
+    inside.answer_inputs(["calm exploration, ambient", "4", "1"])
+    inside.reapy.Project().cursor_position = 12
+    inside.run_action(inside.app.register_script(str(SCRIPTS / SCRIPT_NAMES["generate"]), "Custom: generate").command_id)
+    wait(inside)
+    state = inside.snapshot()
+    assert state["message_boxes"] == []
+    assert [(i["position"], i["length"]) for i in state["project"]["tracks"][1]["items"]] == [(4.0, 3.0), (12.0, 4.0)]
+
+
+def test_terminating_the_running_script_cleans_up_and_stops_the_job(inside, worker, tmp_path):
+    prepare(inside, tmp_path)
+    before = inside.snapshot()["project"]
+    inside.answer_inputs([PROMPT, "120", "4"])
+    inside.run("generate")
+    step_until(inside, lambda: any(json.loads(inside.snapshot()["ext_state"].get("acestep-dcc/runs", "{}")).values()))
+    inside.answer_task_control("terminate")
+    action = inside.app.register_script(str(SCRIPTS / SCRIPT_NAMES["generate"]), "Custom: generate")
+    inside.run_action(action.command_id)  # REAPER's task control: terminate the running one (atexit runs)
+    assert not inside.busy()
+    state = inside.snapshot()
+    assert state["project"]["tracks"] == before["tracks"] and state["message_boxes"] == []
+    assert "acestep-dcc/runs" not in state["ext_state"]
+    job = worker.jobs(limit=1)[0]
+    assert worker.wait(job.id, timeout=60).status == "cancelled"
