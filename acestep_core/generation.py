@@ -289,8 +289,9 @@ def write_cue(path: Path, cue: FinishedCue, request: GenerationRequest, info: di
 
 
 def _tempo_record(request: GenerationRequest, settings: dict, frames: "np.ndarray", rate: int) -> dict[str, Any]:
-    measured = estimate_tempo(frames, rate)
     backend_bpm = settings.get("bpm") if isinstance(settings.get("bpm"), (int, float)) else None
+    # Measuring costs more than finishing itself: only when the request left the tempo open.
+    measured = estimate_tempo(frames, rate) if request.bpm is None else None
     if request.bpm is not None:
         used, source = float(request.bpm), "request"
     elif backend_bpm:
@@ -306,8 +307,8 @@ def _tempo_record(request: GenerationRequest, settings: dict, frames: "np.ndarra
 
 
 def _key_record(request: GenerationRequest, settings: dict, frames: "np.ndarray", rate: int) -> dict[str, Any]:
-    measured = estimate_key(frames, rate)
     backend_key = settings.get("key") if isinstance(settings.get("key"), str) else None
+    measured = estimate_key(frames, rate) if request.key is None else None
     used = request.key or backend_key or (measured.key if measured else None)
     source = "request" if request.key else "backend" if backend_key else "measured" if measured else None
     return {"requested": request.key, "backend": backend_key,
