@@ -76,3 +76,13 @@ def test_failed_write_leaves_no_file(tmp_path):
     assert os.listdir(tmp_path) == []
     write_json_atomic(tmp_path / "a.json", {"x": 1})
     assert sorted(os.listdir(tmp_path)) == ["a.json"]
+
+
+def test_written_files_follow_the_umask_not_private_temp_permissions(tmp_path):
+    path = tmp_path / "cue.wav"
+    write_audio_atomic(path, np.zeros((10, 2), np.float32), 44100, "wav", 16)
+    write_json_atomic(tmp_path / "cue.json", {"x": 1})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask
+    assert (tmp_path / "cue.json").stat().st_mode & 0o777 == 0o666 & ~mask

@@ -22,14 +22,29 @@ FORMAT_SUBTYPES = {
     ("ogg", 24): ("OGG", "VORBIS"),
 }
 
+_UMASK = _current_umask()  # read once: os.umask is process-wide and not thread-safe to probe
+
 # Text fields libsndfile writes as RIFF LIST/INFO (WAV) or Vorbis comments (FLAC/OGG).
 INFO_FIELDS = ("title", "comment", "software", "artist", "date", "genre")
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def temporary_path_beside(final_path: Path) -> Path:
-    """A fresh hidden name in the same folder, so the final rename is atomic."""
+    """A fresh hidden name in the same folder, so the final rename is atomic.
+
+    mkstemp makes the file private (0600) and the rename keeps that; a finished cue gets
+    the permissions any new file of the user's would (0644 under the usual umask).
+    """
     fd, name = tempfile.mkstemp(prefix=f".{final_path.name}.", suffix=".partial", dir=final_path.parent)
-    os.close(fd)
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK) if hasattr(os, "fchmod") else None
+    finally:
+        os.close(fd)
     return Path(name)
 
 
