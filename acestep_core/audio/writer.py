@@ -22,8 +22,6 @@ FORMAT_SUBTYPES = {
     ("ogg", 24): ("OGG", "VORBIS"),
 }
 
-_UMASK = _current_umask()  # read once: os.umask is process-wide and not thread-safe to probe
-
 # Text fields libsndfile writes as RIFF LIST/INFO (WAV) or Vorbis comments (FLAC/OGG).
 INFO_FIELDS = ("title", "comment", "software", "artist", "date", "genre")
 
@@ -34,6 +32,9 @@ def _current_umask() -> int:
     return mask
 
 
+_UMASK = _current_umask()  # read once at import: probing os.umask is not thread-safe
+
+
 def temporary_path_beside(final_path: Path) -> Path:
     """A fresh hidden name in the same folder, so the final rename is atomic.
 
@@ -42,7 +43,8 @@ def temporary_path_beside(final_path: Path) -> Path:
     """
     fd, name = tempfile.mkstemp(prefix=f".{final_path.name}.", suffix=".partial", dir=final_path.parent)
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK) if hasattr(os, "fchmod") else None
+        if hasattr(os, "fchmod"):  # not on Windows, where files have no mode bits to fix
+            os.fchmod(fd, 0o666 & ~_UMASK)
     finally:
         os.close(fd)
     return Path(name)
