@@ -117,6 +117,7 @@ def prepare(session, tmp_path: Path, saved: bool = True, select: bool = True, bp
     if saved:
         session.open_saved_project(tmp_path / "game" / "level1.rpp")
     reapy = session.reapy
+    reapy.delete_ext_state("acestep-dcc", "last_prompt", persist=True)  # a first use of ACE-Step
     project = reapy.Project()
     project.add_track(name="Dialogue")
     music = project.add_track(index=1, name="Music")
@@ -419,6 +420,7 @@ def test_a_second_generate_while_one_runs_can_be_a_new_instance(inside, tmp_path
     wait(inside)
     state = inside.snapshot()
     assert state["message_boxes"] == []
+    assert state["dialogs"][1]["defaults"][0] == PROMPT  # the last prompt comes back
     assert [(i["position"], i["length"]) for i in state["project"]["tracks"][1]["items"]] == [(4.0, 3.0), (12.0, 4.0)]
 
 
