@@ -288,6 +288,23 @@ def test_a_worker_that_cannot_start_gives_a_message_that_says_what_to_do(session
     assert state["script_errors"] == []
 
 
+def test_a_worker_that_dies_mid_job_gives_a_message_and_leaves_nothing(reaper_inside, spawn_worker, tmp_path, monkeypatch):
+    dying = spawn_worker()
+    monkeypatch.setenv("ACESTEP_DCC_HOME", str(dying.home))
+    inside = InsideReaperSession(reaper_inside)
+    prepare(inside, tmp_path)
+    before = inside.snapshot()["project"]
+    inside.answer_inputs([PROMPT, "120", "4"])
+    inside.run("generate")
+    step_until(inside, lambda: any(json.loads(inside.snapshot()["ext_state"].get("acestep-dcc/runs", "{}")).values()))
+    dying.kill()
+    wait(inside)
+    state = inside.snapshot()
+    [box] = state["message_boxes"]
+    assert box["message"].startswith("ACE-Step lost its worker") and "Run the action again" in box["message"]
+    assert state["project"]["tracks"] == before["tracks"] and state["script_errors"] == []
+
+
 # -- Variations ----------------------------------------------------------------------------------------
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import ctypes
 import json
-import os
 import urllib.request
 import wave
 from pathlib import Path

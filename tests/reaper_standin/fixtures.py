@@ -32,7 +32,6 @@ from typing import Any, Callable
 import pytest
 
 from . import control, start_reaper
-from .model import ReaperApp
 
 PACKAGE = __package__
 # the sys.path entry that makes PACKAGE importable (tests/ or the repository root)

@@ -15,7 +15,6 @@ import tempfile
 import threading
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 APP_VERSION = "7.22/linux-x86_64"

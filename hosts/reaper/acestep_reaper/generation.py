@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Protocol
 
 from acestep_core import client as worker_client
-from acestep_core.errors import AceStepError, WorkerError, WorkerNotRunning
+from acestep_core.errors import AceStepError, WorkerError, WorkerNotRunning, WorkerUnreachable
 from acestep_core.jobs import CANCELLED, DONE, FAILED, JobStatus
 from acestep_core.request import GenerationRequest
 
@@ -135,6 +135,9 @@ class Generation:
                 getattr(self, "_" + self.phase)()
         except WorkerNotRunning as error:
             self._fail(_worker_message(error))
+        except WorkerUnreachable as error:
+            self._fail(f"ACE-Step lost its worker: {error}.\n\nRun the action again: it starts a new worker "
+                       "when none answers (or start one yourself with 'acestep-dcc worker').")
         except AceStepError as error:
             self._fail(str(error))
         except Exception as error:  # shown, not only printed: users do not watch the console
