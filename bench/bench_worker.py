@@ -148,14 +148,22 @@ def main() -> int:
 
         worker_median = statistics.median(worker_times)
         direct_median = statistics.median(direct_times)
+        # Runs are interleaved, so each pair saw the same machine load; the paired ratio
+        # and the best-of figures hold up when other processes share the CPU.
+        paired = statistics.median(w / d for w, d in zip(worker_times, direct_times))
         results.update({
             "direct_median_s": round(direct_median, 4),
             "worker_median_s": round(worker_median, 4),
-            "ratio": round(worker_median / direct_median, 3),
-            "overhead_ms": round((worker_median - direct_median) * 1000, 1),
+            "ratio_of_medians": round(worker_median / direct_median, 3),
+            "ratio_paired_median": round(paired, 3),
+            "overhead_median_ms": round((worker_median - direct_median) * 1000, 1),
+            "direct_best_s": round(min(direct_times), 4),
+            "worker_best_s": round(min(worker_times), 4),
+            "overhead_best_ms": round((min(worker_times) - min(direct_times)) * 1000, 1),
             "worker_polled_median_s": round(statistics.median(polled_times), 4),
             "goal": f"worker <= {GOAL_RATIO} x direct + {GOAL_FIXED_S * 1000:.0f} ms",
-            "goal_met": worker_median <= GOAL_RATIO * direct_median + GOAL_FIXED_S,
+            "goal_met_median": worker_median <= GOAL_RATIO * direct_median + GOAL_FIXED_S,
+            "goal_met_best": min(worker_times) <= GOAL_RATIO * min(direct_times) + GOAL_FIXED_S,
         })
 
         finished = client.jobs(limit=1)[0].id
@@ -174,7 +182,7 @@ def main() -> int:
         print(f"{name:34} {value}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
-    return 0 if results["goal_met"] else 1
+    return 0 if results["goal_met_median"] else 1
 
 
 def _timed(call) -> float:

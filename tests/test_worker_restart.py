@@ -100,6 +100,8 @@ def test_discovery_file_is_private_complete_and_removed_on_clean_exit(spawn_work
     assert data["pid"] == process.pid and data["url"].startswith("http://127.0.0.1:")
     assert len(data["token"]) >= 32
     assert not list(process.state_dir.glob(".*.tmp"))
+    assert data["log_path"] == str(process.state_dir / "worker.log")
+    assert "serving" in Path(data["log_path"]).read_text()
 
     assert process.stop() == 0  # SIGTERM
     assert not path.exists()

@@ -213,7 +213,7 @@ def create_app(context: WorkerContext) -> FastAPI:
                 f"{', '.join(context.supported_tasks)} (start the worker with an ACE-Step model for more)")))
         if problems:
             raise ApiError(422, _problems_sentence(problems), problems)
-        status = runner.submit(generation, generation.to_dict())
+        status = runner.submit(generation)
         return json_response(status.to_dict(), 202)
 
     @app.get("/v1/jobs", summary="Job history, newest first", responses=_responses(200, None, 422))

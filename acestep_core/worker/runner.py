@@ -93,9 +93,11 @@ class JobRunner:
                 self._queued[job_id] = status
         self._thread.start()
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 10.0) -> bool:
         """Stop after the running job; a running job is cancelled and recorded as interrupted.
-        Queued jobs stay queued in the store and run when the worker starts again."""
+        Queued jobs stay queued in the store and run when the worker starts again. False
+        when the job did not stop in time (a step that never checks for cancel, such as a
+        model load); the next start records it as interrupted instead."""
         with self._cond:
             self._stopping = True
             if self._running is not None:
@@ -103,6 +105,7 @@ class JobRunner:
             self._cond.notify_all()
         if self._thread.is_alive():
             self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     def preload(self) -> None:
         """Load the model in the runner thread now instead of on the first job."""
@@ -112,11 +115,11 @@ class JobRunner:
 
     # -- what the API calls ---------------------------------------------------------
 
-    def submit(self, request: GenerationRequest, as_sent: dict) -> JobStatus:
+    def submit(self, request: GenerationRequest) -> JobStatus:
         """Record the job (committed before the reply) and queue it; returns its status."""
         job_id = new_job_id()
         with self._cond:
-            status = self.store.add_job(job_id, as_sent)
+            status = self.store.add_job(job_id, request.to_dict())
             self._queue.append(job_id)
             self._queued[job_id] = status
             self._cond.notify_all()

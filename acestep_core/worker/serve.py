@@ -28,6 +28,7 @@ from acestep_core.errors import AceStepError
 from acestep_core.worker.app import FinishSignal, WorkerContext, create_app
 from acestep_core.worker.discovery import (
     LOCK_FILE,
+    LOG_FILE,
     WorkerInfo,
     WorkerLock,
     make_private_folder,
@@ -62,8 +63,8 @@ def run_worker(host: str = "127.0.0.1", port: int = 0, model: str | os.PathLike 
     0 after a clean stop, 3 when another worker already holds this state folder, 2 when
     it cannot start (unknown backend, no model, port taken). Messages go to stderr.
     """
-    _configure_logging()
     state = make_private_folder(Path(state_dir) if state_dir is not None else config.state_dir())
+    _configure_logging(state / LOG_FILE)
     data = make_private_folder(Path(data_dir) if data_dir is not None else default_data_dir())
     if host not in LOCAL_HOSTS:
         print(f"acestep-dcc worker: warning: listening on {host}, not only this machine; anyone who can reach "
@@ -114,7 +115,7 @@ def _serve(host, port, model, backend_name, device, idle_unload_minutes, state: 
                        idle_unload_seconds=idle_seconds, on_finished=finish_signal.notify)
     token = secrets.token_urlsafe(32)  # fresh on every start: an old discovery file is useless
     url = _url(host, sock.getsockname()[1])
-    log_file = str(state / "worker.log")
+    log_file = str(state / LOG_FILE)
     info = WorkerInfo(url=url, token=token, pid=os.getpid(), version=__version__,
                       started_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                       log_path=log_file)
@@ -139,8 +140,10 @@ def _serve(host, port, model, backend_name, device, idle_unload_minutes, state: 
         server.run(sockets=[sock])
     finally:
         remove_discovery(os.getpid(), state)
-        runner.stop()
-        store.close()
+        if runner.stop():
+            store.close()
+        else:  # the runner thread still holds the store; the process exit closes it
+            log.warning("the running job did not stop in time; it will show as interrupted")
         sock.close()
     log.info("worker stopped")
     return EXIT_OK
@@ -194,7 +197,24 @@ def _url(host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
-def _configure_logging() -> None:
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _configure_logging(log_file: Path) -> None:
+    """Log to stderr, and to the state folder's worker.log unless stderr already is that
+    file (a worker that start_worker spawned), so the discovery file's log_path is true."""
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if not _is_same_file(sys.stderr, log_file):
+        handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+def _is_same_file(stream, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(stream.fileno()), os.stat(path))
+    except (OSError, AttributeError, ValueError):
+        return False
