@@ -8,7 +8,7 @@ from typing import Callable
 import pytest
 
 # Real worker processes shared by the worker, Blender and REAPER tests.
-pytest_plugins = ["worker_fixtures"]
+pytest_plugins = ["worker_fixtures", "reaper_standin.fixtures"]
 
 # -- isolation and the tiny ACE-Step checkpoint (tests/tiny_checkpoint.py) -----------------
 
