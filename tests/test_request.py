@@ -119,3 +119,9 @@ def test_json_round_trip(request):
     request = request.validated()
     assert GenerationRequest.from_json(request.to_json()) == request
     assert json.loads(request.to_json())["prompt"] == request.prompt
+
+
+def test_integers_too_large_for_a_float_are_a_field_problem():
+    with pytest.raises(InvalidRequest) as excinfo:
+        GenerationRequest.from_json('{"prompt": "x", "duration": 1%s, "bpm": 1%s}' % ("0" * 400, "0" * 400))
+    assert {"duration", "bpm"} <= set(problems_by_field(excinfo))
