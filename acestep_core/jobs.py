@@ -16,6 +16,13 @@ FINAL_STATES = (DONE, FAILED, CANCELLED)
 
 INTERRUPTED_MESSAGE = "interrupted: the worker stopped"
 
+# What a job makes: one request's candidates (POST /v1/jobs), or a dynamic-music set
+# (POST /v1/sets: base loop, intensity loops, stingers, manifest, Godot resource).
+CUE_JOB = "cue"
+SET_JOB = "set"
+# metadata["set"]["role"] of a set job's outputs.
+SET_ROLES = ("base", "intensity", "stinger")
+
 
 @dataclass
 class CueOutput:
@@ -34,6 +41,29 @@ class CueOutput:
     def from_dict(cls, data: dict) -> "CueOutput":
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
+    @property
+    def set_role(self) -> str | None:
+        """'base', 'intensity' or 'stinger' for an output of a set job, else None. A set
+        output's metadata["set"] also says its place: {"role": "intensity", "level": 2,
+        "levels": 3, "intensity": 0.5} or {"role": "stinger", "number": 1, "stingers": 2}."""
+        role = (self.metadata.get("set") or {}).get("role")
+        return role if role in SET_ROLES else None
+
+
+@dataclass
+class JobArtifact:
+    """A file a job wrote that is not a cue: a set's manifest (role "manifest") or its
+    Godot resource ("godot_resource"). `index` continues the outputs' numbering, so it is
+    also n in GET /v1/jobs/{id}/files/{n}."""
+
+    index: int
+    path: str
+    role: str
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "JobArtifact":
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
 
 @dataclass
 class JobStatus:
@@ -48,10 +78,18 @@ class JobStatus:
     request: dict[str, Any] = field(default_factory=dict)
     created_at: str | None = None
     finished_at: str | None = None
+    # Added for sets; a cue job keeps these defaults.
+    kind: str = CUE_JOB
+    set_options: dict[str, Any] | None = None  # {"intensities", "bars" (a number or "fit"), "stingers"}
+    manifest: dict[str, Any] | None = None  # a done set's manifest, as in its JSON file
+    artifacts: list[JobArtifact] = field(default_factory=list)
 
     @property
     def finished(self) -> bool:
         return self.status in FINAL_STATES
+
+    def artifact(self, role: str) -> JobArtifact | None:
+        return next((a for a in self.artifacts if a.role == role), None)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,4 +98,5 @@ class JobStatus:
     def from_dict(cls, data: dict) -> "JobStatus":
         values = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
         values["outputs"] = [CueOutput.from_dict(o) for o in data.get("outputs") or []]
+        values["artifacts"] = [JobArtifact.from_dict(a) for a in data.get("artifacts") or []]
         return cls(**values)

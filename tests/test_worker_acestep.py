@@ -4,6 +4,7 @@ upload, a failing backend, idle unload."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
@@ -165,3 +166,21 @@ def test_long_poll_on_a_running_job_returns_after_its_window(acestep_worker: Wor
     assert not status.finished and 0.4 < time.monotonic() - began < 2.0
     acestep_worker.cancel(job.id)
     assert acestep_worker.wait(job.id, timeout=60).status == CANCELLED
+
+
+def test_a_set_on_the_tiny_checkpoint_covers_the_base_loop(acestep_worker: WorkerClient, acestep_worker_process, tmp_path):
+    # The acestep backend can cover, so each level is a cover of the base loop (the sketch
+    # backend re-arranges instead); this runs that path through the worker.
+    request = GenerationRequest(prompt="boss battle, synthwave", bpm=120.0, key="E minor", seed=3, steps=2)
+    done = acestep_worker.wait(acestep_worker.submit_set(request, intensities=1, bars=2, stingers=1).id, timeout=300)
+    assert done.status == DONE, done.error
+    assert [o.set_role for o in done.outputs] == ["base", "intensity", "stinger"]
+    assert done.manifest["arrangement"] == "cover of the base cue per level"
+    assert done.outputs[1].metadata["request"]["task"] == "cover"
+    assert done.outputs[1].metadata["loop"]["loop_end_exclusive"] == done.outputs[0].metadata["loop"]["loop_end_exclusive"]
+    job_folder = acestep_worker_process.outputs_dir / done.id
+    assert sorted(p.name for p in job_folder.iterdir()) == sorted(
+        [Path(o.path).name for o in done.outputs] + [Path(o.sidecar_path).name for o in done.outputs]
+        + [Path(a.path).name for a in done.artifacts])  # the cover source is gone again
+    manifest = acestep_worker.download(done.id, done.artifact("manifest").index, tmp_path)
+    assert json.loads(manifest.read_text())["bars"] == 2

@@ -116,6 +116,13 @@ def test_openapi_schema_describes_the_one_request_definition(worker: WorkerClien
     request_schema = schema["components"]["schemas"]["GenerationRequest"]
     assert set(request_schema["properties"]) == {f.name for f in dataclasses.fields(GenerationRequest)}
     assert request_schema["required"] == ["prompt"] and request_schema["additionalProperties"] is False
+    set_body = schema["paths"]["/v1/sets"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert set_body == {"$ref": "#/components/schemas/SetRequest"}
+    set_schema = schema["components"]["schemas"]["SetRequest"]
+    assert set(set_schema["properties"]) == {"request", "intensities", "bars", "stingers"}
+    assert set_schema["properties"]["request"] == {"$ref": "#/components/schemas/GenerationRequest"}
+    status_fields = set(schema["components"]["schemas"]["JobStatus"]["properties"])
+    assert {"kind", "set_options", "manifest", "artifacts"} <= status_fields
     assert schema["paths"]["/v1/alive"]["get"]["security"] == []
 
 
@@ -137,6 +144,7 @@ ENDPOINTS = [
     ("GET", "/v1/health"),
     ("GET", "/v1/jobs"),
     ("POST", "/v1/jobs"),
+    ("POST", "/v1/sets"),
     ("GET", "/v1/jobs/" + "0" * 32),
     ("DELETE", "/v1/jobs/" + "0" * 32),
     ("GET", "/v1/jobs/" + "0" * 32 + "/files/0"),

@@ -39,7 +39,7 @@ def _operations(schema) -> list:
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 def test_no_request_from_the_schema_makes_the_worker_fail(api_schema, worker: WorkerClient, mode):
     operations = _operations(api_schema)
-    assert {op.path for op in operations} >= {"/v1/jobs", "/v1/jobs/{job_id}", "/v1/uploads", "/v1/health"}
+    assert {op.path for op in operations} >= {"/v1/jobs", "/v1/sets", "/v1/jobs/{job_id}", "/v1/uploads", "/v1/health"}
     headers = {"Authorization": f"Bearer {worker.token}"}
     sent = []
     for operation in operations:
@@ -73,10 +73,28 @@ FIELDS = ["prompt", "lyrics", "duration", "seed", "candidates", "steps", "guidan
 REQUEST_LIKE = st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=10), JSON_VALUES, max_size=8)
 
 
+SET_LIKE = st.fixed_dictionaries({}, optional={
+    "request": REQUEST_LIKE | JSON_VALUES, "intensities": JSON_VALUES, "bars": JSON_VALUES | st.just("fit"),
+    "stingers": JSON_VALUES,
+}) | st.dictionaries(st.text(max_size=10), JSON_VALUES, max_size=4)
+
+
 @given(body=REQUEST_LIKE | JSON_VALUES)
 @FUZZ_SETTINGS
 def test_any_json_body_gets_an_answer_not_a_crash(worker: WorkerClient, body):
     status, answer, _ = raw_request(worker, "POST", "/v1/jobs", json.dumps(body).encode(),
+                                    {"Content-Type": "application/json"})
+    assert status in (202, 400, 422), answer
+    if status == 202:
+        worker.cancel(answer["id"])
+    else:
+        assert answer["detail"] and isinstance(answer["problems"], list)
+
+
+@given(body=SET_LIKE | JSON_VALUES)
+@FUZZ_SETTINGS
+def test_any_json_set_body_gets_an_answer_not_a_crash(worker: WorkerClient, body):
+    status, answer, _ = raw_request(worker, "POST", "/v1/sets", json.dumps(body).encode(),
                                     {"Content-Type": "application/json"})
     assert status in (202, 400, 422), answer
     if status == 202:

@@ -28,9 +28,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from acestep_core import __version__
 from acestep_core.backends.base import Backend
 from acestep_core.errors import FieldProblem, InvalidRequest
+from acestep_core.dynamic_sets import MAX_INTENSITIES, MAX_STINGERS
 from acestep_core.jobs import DONE, CueOutput, JobStatus
-from acestep_core.request import GenerationRequest
+from acestep_core.request import MAX_LOOP_BARS, GenerationRequest
 from acestep_core.worker.runner import JOB_ID_PATTERN, JobRunner
+from acestep_core.worker.sets import DEFAULT_BARS, DEFAULT_INTENSITIES, DEFAULT_STINGERS, FIT, parse_set_body
 from acestep_core.worker.uploads import NotAudio, UploadFolder, UploadTooLarge
 
 log = logging.getLogger("acestep_core.worker")
@@ -197,7 +199,7 @@ def create_app(context: WorkerContext) -> FastAPI:
         })
 
     @app.post("/v1/jobs", status_code=202, summary="Queue a generation request; returns its id and place at once",
-              openapi_extra=_request_body_schema(), responses=_responses(202, "JobStatus", 400, 413, 422))
+              openapi_extra=_body_schema("GenerationRequest"), responses=_responses(202, "JobStatus", 400, 413, 422))
     async def submit_job(request: Request) -> Response:
         body = await _read_capped(request, context.max_body_bytes)
         data = _parse_json(body)
@@ -215,6 +217,25 @@ def create_app(context: WorkerContext) -> FastAPI:
             raise ApiError(422, _problems_sentence(problems), problems)
         status = runner.submit(generation)
         return json_response(status.to_dict(), 202)
+
+    @app.post("/v1/sets", status_code=202,
+              summary="Queue a dynamic-music set (base loop, intensity loops, stingers, manifest) as one job",
+              description=("Runs in the same queue as other jobs. When done, the job's outputs are the cues in "
+                           "order (base, intensity levels, stingers; metadata.set says each one's role) and its "
+                           "artifacts the manifest and the Godot resource; all are fetched with "
+                           "GET /v1/jobs/{id}/files/{n}."),
+              openapi_extra=_body_schema("SetRequest"), responses=_responses(202, "JobStatus", 400, 413, 422))
+    async def submit_set(request: Request) -> Response:
+        body = await _read_capped(request, context.max_body_bytes)
+        data = _parse_json(body)
+        try:
+            generation, options = parse_set_body(data)
+        except InvalidRequest as exc:
+            raise ApiError(422, _problems_sentence(exc.problems), exc.problems) from None
+        except (OverflowError, ValueError, TypeError, RecursionError) as exc:
+            message = f"a value in the request is out of range ({exc}); use ordinary numbers"
+            raise ApiError(422, message, [FieldProblem("request", message)]) from None
+        return json_response(runner.submit(generation, options).to_dict(), 202)
 
     @app.get("/v1/jobs", summary="Job history, newest first", responses=_responses(200, None, 422))
     async def list_jobs(limit: int = Query(20, ge=1, le=MAX_HISTORY)) -> Response:
@@ -254,10 +275,10 @@ def create_app(context: WorkerContext) -> FastAPI:
         job = _known_job(runner, job_id)
         if job.status != DONE:
             raise ApiError(409, f"job {job_id} is {job.status}; its files can be fetched once it is done")
-        output = next((o for o in job.outputs if o.index == index), None)
-        if output is None:
-            raise ApiError(404, f"job {job_id} has {len(job.outputs)} file(s), numbered from 0; there is no file {index}")
-        path = _inside(Path(output.path), context.outputs_dir)
+        files = {o.index: o.path for o in job.outputs} | {a.index: a.path for a in job.artifacts}
+        if index not in files:
+            raise ApiError(404, f"job {job_id} has {len(files)} file(s), numbered from 0; there is no file {index}")
+        path = _inside(Path(files[index]), context.outputs_dir)
         if path is None or not path.is_file():
             raise ApiError(410, f"file {index} of job {job_id} is no longer in the worker's output folder; generate it again")
         media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
@@ -387,6 +408,7 @@ def _dataclass_schemas() -> dict[str, dict]:
         schemas[cls.__name__] = schema
     # Unknown fields are an error in from_dict; say so in the schema too.
     schemas["GenerationRequest"]["additionalProperties"] = False
+    schemas["SetRequest"] = _set_request_schema()
     schemas["Error"] = {
         "type": "object",
         "properties": {
@@ -399,9 +421,25 @@ def _dataclass_schemas() -> dict[str, dict]:
     return schemas
 
 
-def _request_body_schema() -> dict:
+def _body_schema(name: str) -> dict:
     return {"requestBody": {"required": True, "content": {
-        "application/json": {"schema": {"$ref": "#/components/schemas/GenerationRequest"}}}}}
+        "application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}}}
+
+
+def _set_request_schema() -> dict:
+    """POST /v1/sets' body; the rules are parse_set_body's."""
+    return {
+        "type": "object",
+        "properties": {
+            "request": {"$ref": "#/components/schemas/GenerationRequest"},
+            "intensities": {"type": "integer", "minimum": 1, "maximum": MAX_INTENSITIES, "default": DEFAULT_INTENSITIES},
+            "bars": {"anyOf": [{"type": "integer", "minimum": 1, "maximum": MAX_LOOP_BARS},
+                               {"type": "string", "enum": [FIT]}], "default": DEFAULT_BARS},
+            "stingers": {"type": "integer", "minimum": 0, "maximum": MAX_STINGERS, "default": DEFAULT_STINGERS},
+        },
+        "required": ["request"],
+        "additionalProperties": False,
+    }
 
 
 def _responses(ok: int, ok_schema: str | None, *errors: int) -> dict:

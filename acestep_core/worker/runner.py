@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Callable
 
 from acestep_core.backends.base import Backend
+from acestep_core.dynamic_sets import build_dynamic_set
 from acestep_core.errors import AceStepError, GenerationCancelled
 from acestep_core.generation import generate_cues, slug_from_prompt
-from acestep_core.jobs import CANCELLED, DONE, FAILED, INTERRUPTED_MESSAGE, RUNNING, JobStatus
+from acestep_core.jobs import CANCELLED, DONE, FAILED, INTERRUPTED_MESSAGE, RUNNING, SET_JOB, JobStatus
 from acestep_core.progress import GENERATING, Progress
 from acestep_core.request import GenerationRequest
+from acestep_core.worker.sets import SetOptions, set_job_record
 from acestep_core.worker.store import JobStore
 
 log = logging.getLogger("acestep_core.worker")
@@ -85,7 +87,7 @@ class JobRunner:
         """Mark jobs cut short by the last stop as failed, requeue the ones that never began."""
         self.interrupted_on_start = self.store.mark_interrupted()
         for job_id in self.interrupted_on_start:
-            _remove_partial_files(self.outputs_dir / job_id)
+            _remove_unrecorded_files(self.outputs_dir / job_id)
         for job_id in self.store.queued_ids():
             status = self.store.get(job_id)
             if status is not None:
@@ -115,11 +117,12 @@ class JobRunner:
 
     # -- what the API calls ---------------------------------------------------------
 
-    def submit(self, request: GenerationRequest) -> JobStatus:
-        """Record the job (committed before the reply) and queue it; returns its status."""
+    def submit(self, request: GenerationRequest, set_options: SetOptions | None = None) -> JobStatus:
+        """Record the job (committed before the reply) and queue it; returns its status.
+        With set_options the job makes a dynamic-music set from the request."""
         job_id = new_job_id()
         with self._cond:
-            status = self.store.add_job(job_id, request.to_dict())
+            status = self.store.add_job(job_id, request.to_dict(), None if set_options is None else set_options.to_dict())
             self._queue.append(job_id)
             self._queued[job_id] = status
             self._cond.notify_all()
@@ -245,14 +248,22 @@ class JobRunner:
         job_id = running.status.id
         job_dir = self.outputs_dir / job_id
         started = time.monotonic()
+
+        def on_progress(progress: Progress) -> None:
+            self._on_progress(running, progress)
+
         try:
             request = self._request_for_backend(running.status.request)
-            output_path = job_dir / f"{output_stem(request)}.{request.output_format}"
-            outputs = generate_cues(
-                request, self.backend, output_path,
-                on_progress=lambda progress: self._on_progress(running, progress),
-                is_cancelled=running.cancel.is_set,
-            )
+            if running.status.kind == SET_JOB:
+                options = SetOptions.from_dict(running.status.set_options or {})
+                result = build_dynamic_set(request, self.backend, job_dir, intensities=options.intensities,
+                                           bars=options.bars, stingers=options.stingers, name=output_stem(request),
+                                           on_progress=on_progress, is_cancelled=running.cancel.is_set)
+                record = set_job_record(result)
+            else:
+                output_path = job_dir / f"{output_stem(request)}.{request.output_format}"
+                record = {"outputs": generate_cues(request, self.backend, output_path, on_progress=on_progress,
+                                                   is_cancelled=running.cancel.is_set)}
         except GenerationCancelled:
             _remove_empty_folder(job_dir)
             if self._stopping:
@@ -268,8 +279,9 @@ class JobRunner:
             _remove_empty_folder(job_dir)
             log.exception("job %s failed unexpectedly", job_id)
             return {"status": FAILED, "error": f"the worker failed on this job: {type(exc).__name__}: {exc}"}
-        log.info("job %s done in %.2f s (%d file(s))", job_id, time.monotonic() - started, len(outputs))
-        return {"status": DONE, "outputs": outputs, "stage": DONE}
+        log.info("job %s done in %.2f s (%d file(s))", job_id, time.monotonic() - started,
+                 len(record["outputs"]) + len(record.get("artifacts", [])))
+        return {"status": DONE, "stage": DONE, **record}
 
     def _request_for_backend(self, as_sent: dict) -> GenerationRequest:
         request = GenerationRequest.from_dict(as_sent)
@@ -287,7 +299,8 @@ class JobRunner:
             status.progress = round(progress.fraction, 4)
             if status.stage != STAGE_CANCELLING:
                 status.stage = progress.stage
-            if progress.stage.startswith(GENERATING):
+            # A set's stages read "intensity 2/3: generating 5/8".
+            if GENERATING in progress.stage:
                 if running.steps_began is None:
                     running.steps_began, running.steps_began_fraction = now, progress.fraction
                 elif progress.fraction > running.steps_began_fraction:
@@ -295,12 +308,13 @@ class JobRunner:
                     running.expected_end = now + per_unit * (1.0 - progress.fraction)
 
 
-def _remove_partial_files(folder: Path) -> None:
-    """A worker killed while writing leaves hidden temporary files; no final name is ever
-    half-written (see audio.writer), so only these go."""
+def _remove_unrecorded_files(folder: Path) -> None:
+    """An interrupted job's folder: the store records no outputs for it, so whatever it
+    holds is left over (hidden temporaries, and the finished cues of a set cut short)."""
     if folder.is_dir():
-        for temp in folder.glob(".*.partial"):
-            temp.unlink(missing_ok=True)
+        for leftover in folder.iterdir():
+            if leftover.is_file() or leftover.is_symlink():
+                leftover.unlink(missing_ok=True)
         _remove_empty_folder(folder)
 
 

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from acestep_core.jobs import CANCELLED, DONE, FAILED, INTERRUPTED_MESSAGE, QUEUED, RUNNING, CueOutput, JobStatus
+from acestep_core.jobs import (
+    CANCELLED, CUE_JOB, DONE, FAILED, INTERRUPTED_MESSAGE, QUEUED, RUNNING, SET_JOB, CueOutput, JobArtifact, JobStatus,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -29,7 +31,11 @@ CREATE TABLE IF NOT EXISTS jobs (
     outputs TEXT NOT NULL DEFAULT '[]',
     created_at TEXT NOT NULL,
     started_at TEXT,
-    finished_at TEXT
+    finished_at TEXT,
+    kind TEXT NOT NULL DEFAULT 'cue',
+    set_options TEXT,
+    manifest TEXT,
+    artifacts TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status);
 CREATE TABLE IF NOT EXISTS uploads (
@@ -42,6 +48,15 @@ CREATE TABLE IF NOT EXISTS uploads (
     created_at TEXT NOT NULL
 );
 """
+
+# Columns added since the first release, with their definitions: a store written by an
+# older worker gets them on open, so its history stays readable.
+ADDED_JOB_COLUMNS = {
+    "kind": "TEXT NOT NULL DEFAULT 'cue'",
+    "set_options": "TEXT",
+    "manifest": "TEXT",
+    "artifacts": "TEXT NOT NULL DEFAULT '[]'",
+}
 
 
 def utc_now() -> str:
@@ -74,6 +89,10 @@ class JobStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
+            present = {row["name"] for row in self._db.execute("PRAGMA table_info(jobs)")}
+            for name, definition in ADDED_JOB_COLUMNS.items():
+                if name not in present:
+                    self._db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {definition}")
 
     def close(self) -> None:
         with self._lock:
@@ -81,14 +100,18 @@ class JobStore:
 
     # -- jobs -----------------------------------------------------------------------
 
-    def add_job(self, job_id: str, request: dict[str, Any]) -> JobStatus:
+    def add_job(self, job_id: str, request: dict[str, Any], set_options: dict[str, Any] | None = None) -> JobStatus:
+        """A queued job: a cue job, or a set job when set_options is given."""
         created = utc_now()
+        kind = CUE_JOB if set_options is None else SET_JOB
         with self._lock:
             self._db.execute(
-                "INSERT INTO jobs (id, status, request, created_at) VALUES (?, ?, ?, ?)",
-                (job_id, QUEUED, json.dumps(request), created),
+                "INSERT INTO jobs (id, status, request, created_at, kind, set_options) VALUES (?, ?, ?, ?, ?, ?)",
+                (job_id, QUEUED, json.dumps(request), created, kind,
+                 None if set_options is None else json.dumps(set_options)),
             )
-        return JobStatus(id=job_id, status=QUEUED, request=request, created_at=created)
+        return JobStatus(id=job_id, status=QUEUED, request=request, created_at=created, kind=kind,
+                         set_options=set_options)
 
     def mark_running(self, job_id: str) -> None:
         with self._lock:
@@ -97,14 +120,18 @@ class JobStore:
             )
 
     def finish(self, job_id: str, status: str, *, outputs: list[CueOutput] | None = None,
-               error: str | None = None, stage: str = "") -> None:
+               error: str | None = None, stage: str = "", manifest: dict[str, Any] | None = None,
+               artifacts: list[JobArtifact] | None = None) -> None:
         progress = 1.0 if status == DONE else None
         outputs_json = json.dumps([o.__dict__ for o in outputs or []])
+        artifacts_json = json.dumps([a.__dict__ for a in artifacts or []])
+        manifest_json = None if manifest is None else json.dumps(manifest)
         with self._lock:
             self._db.execute(
                 "UPDATE jobs SET status = ?, outputs = ?, error = ?, stage = ?, finished_at = ?,"
-                " progress = COALESCE(?, progress) WHERE id = ?",
-                (status, outputs_json, error, stage or status, utc_now(), progress, job_id),
+                " progress = COALESCE(?, progress), manifest = ?, artifacts = ? WHERE id = ?",
+                (status, outputs_json, error, stage or status, utc_now(), progress, manifest_json,
+                 artifacts_json, job_id),
             )
 
     def save_progress(self, job_id: str, progress: float, stage: str) -> None:
@@ -172,4 +199,8 @@ def _status_from_row(row: sqlite3.Row) -> JobStatus:
         request=json.loads(row["request"]),
         created_at=row["created_at"],
         finished_at=row["finished_at"],
+        kind=row["kind"],
+        set_options=json.loads(row["set_options"]) if row["set_options"] else None,
+        manifest=json.loads(row["manifest"]) if row["manifest"] else None,
+        artifacts=[JobArtifact.from_dict(a) for a in json.loads(row["artifacts"])],
     )
