@@ -17,6 +17,9 @@ Non-blocking use from a UI thread (a timer or defer loop calls `tick` repeatedly
         launch = start_worker(command)           # returns at once, worker detached
     ...
     client = check_started(launch)               # None while it starts; raises if it died
+    ...
+    watcher = JobWatcher(client, job.id)         # a thread asks the worker from now on
+    status = watcher.latest()                    # each tick: no network, microseconds
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 from pathlib import Path
@@ -51,6 +55,8 @@ DEFAULT_TIMEOUT = 2.0
 PROBE_TIMEOUT = 1.0  # find_worker runs on UI ticks: a hung worker must not freeze the host
 MAX_WAIT_S = 10.0  # the worker holds a status request at most this long
 TRANSFER_TIMEOUT = 60.0  # uploads and downloads move megabytes; this bounds each socket wait
+WATCH_INTERVAL = 0.25  # how long a JobWatcher's request waits at the worker: progress this fresh
+MIN_WATCH_INTERVAL = 0.05  # never a busy loop of requests
 EXIT_ALREADY_RUNNING = 3  # the worker's exit status when another one holds the lock
 
 NO_COMMAND_MESSAGE = (
@@ -122,6 +128,22 @@ class WorkerClient:
         payload = request.to_dict() if isinstance(request, GenerationRequest) else request
         return JobStatus.from_dict(self._json("POST", "/v1/jobs", payload))
 
+    def submit_set(self, request: GenerationRequest | dict, intensities: int = 3, bars: int | str | None = 16,
+                   stingers: int = 2) -> JobStatus:
+        """Queue a dynamic-music set as one job: a base loop of `bars` bars (None or "fit":
+        the whole bars nearest request.duration), `intensities` matched loops from sparse to
+        full, and `stingers` short cues, all in one tempo and key. Returns at once. When done,
+        job.outputs are the cues in that order (output.set_role says which), job.manifest the
+        set's manifest, job.artifacts the manifest and Godot resource files; every file is
+        fetched with download(job.id, n). Raises WorkerRejected with .problems for bad values."""
+        payload = {
+            "request": request.to_dict() if isinstance(request, GenerationRequest) else request,
+            "intensities": intensities,
+            "bars": "fit" if bars is None else bars,
+            "stingers": stingers,
+        }
+        return JobStatus.from_dict(self._json("POST", "/v1/sets", payload))
+
     def status(self, job_id: str, wait: float = 0.0) -> JobStatus:
         """The job's status now; with wait > 0 (at most 10 s) the worker holds the answer
         until the job finishes or `wait` passes (long polling: not for UI threads)."""
@@ -158,7 +180,7 @@ class WorkerClient:
         return self._decode(status, body)["id"]
 
     def download(self, job_id: str, index: int, dest: str | os.PathLike) -> Path:
-        """Fetch output file `index` (0-based) of a done job. `dest` is a folder (the
+        """Fetch file `index` (0-based: an output's or an artifact's index) of a done job. `dest` is a folder (the
         worker's file name is kept) or a file path. Written atomically; returns the path."""
         conn = self._connection(max(self.timeout, TRANSFER_TIMEOUT))
         try:
@@ -282,6 +304,80 @@ class WorkerClient:
 
     def _log_hint(self) -> str:
         return f"; its log is at {self.log_path}" if self.log_path else ""
+
+
+# -- following a job without blocking ----------------------------------------------------
+
+
+class JobWatcher:
+    """Follows one job from a background thread, so a host's UI tick never waits on the
+    network: the thread asks the worker (long polling: each request waits up to
+    `interval` at the worker and returns the moment the job ends) and keeps the newest
+    answer; latest() only reads it.
+
+    The thread does HTTP and nothing else: it never calls bpy or REAPER, whose APIs
+    belong to their main threads. It ends by itself once the job is finished, when the
+    worker cannot be reached, or after stop(); it is a daemon, so it never holds up a
+    host that quits.
+    """
+
+    def __init__(self, client: WorkerClient, job_id: str, interval: float = WATCH_INTERVAL):
+        self.client = client
+        self.job_id = job_id
+        self.interval = min(max(interval, MIN_WATCH_INTERVAL), MAX_WAIT_S)
+        self._lock = threading.Lock()
+        self._status: JobStatus | None = None
+        self._error: WorkerError | None = None
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name=f"acestep-job-watcher-{job_id[:8]}", daemon=True)
+        self._thread.start()
+
+    def latest(self) -> JobStatus | None:
+        """The newest status (None until the worker first answers). Raises the WorkerError
+        that ended the watching: WorkerUnreachable when the worker stopped or crashed,
+        JobNotFound when it has no such job."""
+        with self._lock:
+            if self._error is not None:
+                raise self._error
+            return self._status
+
+    @property
+    def watching(self) -> bool:
+        """True while the thread still asks the worker."""
+        return self._thread.is_alive()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Ask the thread to end; it does after the request in flight (at most `interval`
+        plus the client's timeout). Waits up to `timeout` seconds for it; by default not at
+        all, so a UI thread can call this."""
+        self._stopped.set()
+        if timeout:
+            self._thread.join(timeout)
+
+    def _watch(self) -> None:
+        wait = 0.0  # the first answer at once, so a host shows the queue place without delay
+        while not self._stopped.is_set():
+            try:
+                status = self.client.status(self.job_id, wait=wait)
+            except WorkerError as error:
+                self._keep(error=error)
+                return
+            except Exception as error:  # a bug here must reach the host, not die with the thread
+                self._keep(error=WorkerError(f"watching job {self.job_id} failed ({type(error).__name__}: {error}); "
+                                             "this is a bug in acestep-dcc, please report it"))
+                return
+            if self._stopped.is_set():
+                return
+            self._keep(status=status)
+            if status.finished:
+                return
+            wait = self.interval
+
+    def _keep(self, status: JobStatus | None = None, error: WorkerError | None = None) -> None:
+        with self._lock:
+            if status is not None:
+                self._status = status
+            self._error = error
 
 
 # -- finding and starting workers without blocking --------------------------------------

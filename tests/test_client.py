@@ -16,13 +16,16 @@ import pytest
 
 from acestep_core.client import (
     NO_COMMAND_MESSAGE,
+    JobWatcher,
     WorkerClient,
     check_started,
     find_worker,
     start_worker,
     worker_command_for_python,
 )
-from acestep_core.errors import WorkerError, WorkerNotRunning, WorkerUnreachable
+from acestep_core.errors import JobNotFound, WorkerError, WorkerNotRunning, WorkerUnreachable
+from acestep_core.jobs import DONE
+from acestep_core.request import GenerationRequest
 from acestep_core.worker.discovery import WorkerInfo, read_discovery, write_discovery
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -194,3 +197,72 @@ def test_discovery_round_trip(tmp_path):
     path = write_discovery(info, tmp_path / "state")
     assert read_discovery(tmp_path / "state") == info
     assert json.loads(path.read_text())["token"] == "abc"
+
+
+# -- JobWatcher: following a job without waiting on the network ------------------------------------
+
+
+def _wait_for(predicate, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.005)
+    raise AssertionError(f"condition not met within {timeout:g} s")
+
+
+def test_job_watcher_answers_at_once_while_the_worker_works_and_reports_done(worker: WorkerClient):
+    job = worker.submit(GenerationRequest(prompt="long watch", duration=240.0, bpm=120.0, candidates=2))
+    watcher = JobWatcher(worker, job.id)
+    reads_us, seen = [], []
+    while watcher.watching:
+        began = time.perf_counter()
+        status = watcher.latest()
+        reads_us.append((time.perf_counter() - began) * 1e6)
+        if status is not None and (not seen or seen[-1] is not status):
+            seen.append(status)
+        time.sleep(1 / 60)  # a UI tick
+    done = watcher.latest()
+    assert done.status == DONE and len(done.outputs) == 2
+    assert any(status.status == "running" for status in seen)
+    progress = [status.progress for status in seen]
+    assert progress == sorted(progress) and len(seen) >= 3
+    reads_us.sort()
+    # A read takes the lock and nothing else: microseconds, where a status call over HTTP
+    # takes milliseconds. The tail allows for the GIL, which the watcher holds while it
+    # decodes an answer.
+    assert len(reads_us) > 50
+    assert reads_us[len(reads_us) // 2] < 50.0, reads_us[len(reads_us) // 2]
+    assert reads_us[int(len(reads_us) * 0.99)] < 10_000.0
+
+
+def test_job_watcher_reports_a_killed_worker_as_unreachable(spawn_worker):
+    process = spawn_worker("sketch")
+    job = process.client.submit(GenerationRequest(prompt="cut short", duration=600.0, bpm=120.0))
+    watcher = JobWatcher(process.client, job.id)
+    _wait_for(lambda: (status := watcher.latest()) is not None and status.status == "running")
+    process.kill()
+    _wait_for(lambda: not watcher.watching, timeout=5.0)  # a refused connection is reported at once
+    with pytest.raises(WorkerUnreachable, match="not answering"):
+        watcher.latest()
+
+
+def test_job_watcher_stops_when_asked_and_keeps_its_last_answer(worker: WorkerClient):
+    job = worker.submit(GenerationRequest(prompt="stopped watch", duration=240.0, bpm=120.0))
+    watcher = JobWatcher(worker, job.id, interval=0.1)
+    last = _wait_for(watcher.latest)
+    began = time.perf_counter()
+    watcher.stop()
+    assert time.perf_counter() - began < 0.01  # stop() alone never waits
+    watcher.stop(timeout=5.0)
+    assert not watcher.watching and not watcher.latest().finished
+    assert watcher.latest().id == last.id
+    worker.cancel(job.id)
+
+
+def test_job_watcher_of_an_unknown_job_says_so(worker: WorkerClient):
+    watcher = JobWatcher(worker, "0" * 32)
+    _wait_for(lambda: not watcher.watching, timeout=5.0)
+    with pytest.raises(JobNotFound):
+        watcher.latest()
