@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from acestep_core import __version__
 from acestep_core.audio import loops
-from acestep_core.audio.analysis import estimate_key, estimate_tempo
+from acestep_core.audio.analysis import ANALYSIS_RATE, analysis_signal, estimate_key, estimate_tempo
 from acestep_core.audio.finishing import (
     finish_candidate, frames_from_channels_first, replace_non_finite, resample, resampler_quality,
 )
@@ -227,8 +227,10 @@ def finish_cue(samples: "np.ndarray", source_rate: int, request: GenerationReque
         frames = resample(frames, source_rate, rate, resampler_quality(request.bit_depth))
     else:
         frames = _declick_edges(finish_candidate(samples, source_rate, rate, request.duration, request.bit_depth), rate)
-    tempo = _tempo_record(request, settings, frames, rate)
-    key = _key_record(request, settings, frames, rate)
+    # One decimated mono signal serves both measurements (None: the request set both).
+    signal = analysis_signal(frames, rate) if request.bpm is None or request.key is None else None
+    tempo = _tempo_record(request, settings, signal)
+    key = _key_record(request, settings, signal)
     plan = None
     if request.loop:
         bpm = tempo["used"]
@@ -288,10 +290,11 @@ def write_cue(path: Path, cue: FinishedCue, request: GenerationRequest, info: di
     return report
 
 
-def _tempo_record(request: GenerationRequest, settings: dict, frames: "np.ndarray", rate: int) -> dict[str, Any]:
+def _tempo_record(request: GenerationRequest, settings: dict, signal: "np.ndarray | None") -> dict[str, Any]:
+    """`signal` is analysis_signal of the cue (None when the request set the tempo and key)."""
     backend_bpm = settings.get("bpm") if isinstance(settings.get("bpm"), (int, float)) else None
-    # Measuring costs more than finishing itself: only when the request left the tempo open.
-    measured = estimate_tempo(frames, rate) if request.bpm is None else None
+    # Measured only when the request left the tempo open: a request's tempo is the answer.
+    measured = estimate_tempo(signal, ANALYSIS_RATE) if request.bpm is None else None
     if request.bpm is not None:
         used, source = float(request.bpm), "request"
     elif backend_bpm:
@@ -306,9 +309,10 @@ def _tempo_record(request: GenerationRequest, settings: dict, frames: "np.ndarra
             "used": used, "source": source}
 
 
-def _key_record(request: GenerationRequest, settings: dict, frames: "np.ndarray", rate: int) -> dict[str, Any]:
+def _key_record(request: GenerationRequest, settings: dict, signal: "np.ndarray | None") -> dict[str, Any]:
+    """`signal` is analysis_signal of the cue (None when the request set the tempo and key)."""
     backend_key = settings.get("key") if isinstance(settings.get("key"), str) else None
-    measured = estimate_key(frames, rate) if request.key is None else None
+    measured = estimate_key(signal, ANALYSIS_RATE) if request.key is None else None
     used = request.key or backend_key or (measured.key if measured else None)
     source = "request" if request.key else "backend" if backend_key else "measured" if measured else None
     return {"requested": request.key, "backend": backend_key,
