@@ -1,6 +1,7 @@
 """Integrated loudness to a target and a true-peak ceiling (ITU-R BS.1770 / EBU R128).
 
-Loudness is measured with pyloudnorm (K-weighting, gated). True peak is the largest
+Loudness is pyloudnorm's meter (its K-weighting stages, block bounds and gates) computed
+in a few array operations instead of its per-block loop. True peak is the largest
 magnitude of the audio oversampled four times, as BS.1770 Annex 2 describes, so peaks
 between samples (which a DAC or a lossy decoder will produce) count. Reaching a target
 is a gain; when that gain would push the true peak over the ceiling, a look-ahead peak
@@ -22,10 +23,12 @@ from scipy.ndimage import minimum_filter1d, uniform_filter1d
 from scipy.signal import butter, sosfilt, sosfilt_zi
 
 OVERSAMPLING = 4
-# Oversampling is soxr's very-high-quality resampler: close to ideal band-limited
-# interpolation up to about 0.95 of Nyquist. Short FIR interpolators (scipy's default,
-# BS.1770's 48-tap example) roll off earlier and under-read peaks made of content near
-# Nyquist by up to a dB, which would let such peaks through the ceiling.
+# Oversampling is soxr's very-high-quality resampler. Measured against ideal (FFT) 4x
+# interpolation on tones at 44.1 kHz: within 0.01 dB up to 0.925 of Nyquist (20.4 kHz),
+# 0.04 dB low at 0.93, 1 dB at 0.94; blind past 0.95 (the 48 -> 44.1 kHz conversion passes up to about
+# 0.94). Short FIR interpolators (scipy's default, BS.1770's 48-tap example) roll off
+# earlier and under-read peaks made of content near Nyquist by up to a dB, which would let
+# such peaks through the ceiling. soxr "HQ" is 40% cheaper here and reads 0.07 dB low at 0.93.
 _OVERSAMPLING_QUALITY = "VHQ"
 # Aim this far under the ceiling: 16-bit rounding, dither-free float -> int conversion
 # and a different true-peak meter's filter can each read a few hundredths of a dB higher.
@@ -216,18 +219,20 @@ def remove_subsonic(frames: np.ndarray, sample_rate: int, circular: bool = False
 
 
 def _subsonic_removed(frames: np.ndarray, sample_rate: int, circular: bool) -> np.ndarray:
-    """remove_subsonic as float64 (channels, frames), the layout the filters run fastest on."""
-    data = np.array(np.asarray(frames).T, dtype=np.float64, order="C")
-    if data.shape[1] == 0:
-        return data
+    """remove_subsonic as float64 (channels, frames), the layout the K-weighting runs fastest on."""
+    data = np.asarray(frames)
+    if data.shape[0] == 0:
+        return np.zeros(data.shape[::-1])
     sos = butter(2, SUBSONIC_CUTOFF_HZ, btype="highpass", fs=sample_rate, output="sos")
+    # sosfilt makes its own float64 channels-first copy to filter in; its result is handed
+    # back as a view of that copy, so no further copy is needed for the channels.
     if circular:
-        twice = np.concatenate([data, data], axis=1)
-        initial = sosfilt_zi(sos)[:, None, :] * twice[:, 0][None, :, None]
-        return sosfilt(sos, twice, axis=1, zi=initial)[0][:, data.shape[1]:]
-    opening = data[:, : max(1, int(0.02 * sample_rate))].mean(axis=1)
-    initial = sosfilt_zi(sos)[:, None, :] * opening[None, :, None]
-    return sosfilt(sos, data, axis=1, zi=initial)[0]
+        twice = np.concatenate([data, data], axis=0)
+        initial = sosfilt_zi(sos)[:, :, None] * twice[0].astype(np.float64)[None, None, :]
+        return sosfilt(sos, twice, axis=0, zi=initial)[0][data.shape[0]:].T
+    opening = data[: max(1, int(0.02 * sample_rate))].mean(axis=0, dtype=np.float64)
+    initial = sosfilt_zi(sos)[:, :, None] * opening[None, None, :]
+    return sosfilt(sos, data, axis=0, zi=initial)[0].T
 
 
 def _frames_of(channels: np.ndarray) -> np.ndarray:
