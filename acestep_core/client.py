@@ -57,6 +57,10 @@ MAX_WAIT_S = 10.0  # the worker holds a status request at most this long
 TRANSFER_TIMEOUT = 60.0  # uploads and downloads move megabytes; this bounds each socket wait
 WATCH_INTERVAL = 0.25  # how long a JobWatcher's request waits at the worker: progress this fresh
 MIN_WATCH_INTERVAL = 0.05  # never a busy loop of requests
+# A set's limits, for host dialogs: acestep_core.dynamic_sets' (which needs numpy, so hosts
+# cannot import it; a test keeps the two equal). Bars: 1 to request.MAX_LOOP_BARS, or "fit".
+MAX_SET_INTENSITIES = 8
+MAX_SET_STINGERS = 8
 EXIT_ALREADY_RUNNING = 3  # the worker's exit status when another one holds the lock
 
 NO_COMMAND_MESSAGE = (

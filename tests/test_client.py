@@ -102,6 +102,13 @@ def test_client_imports_with_the_standard_library_alone(tmp_path):
     assert "add-on preferences" in NO_COMMAND_MESSAGE
 
 
+def test_the_set_limits_hosts_see_are_the_cores():
+    from acestep_core import client, dynamic_sets
+
+    assert client.MAX_SET_INTENSITIES == dynamic_sets.MAX_INTENSITIES
+    assert client.MAX_SET_STINGERS == dynamic_sets.MAX_STINGERS
+
+
 # -- finding and starting a worker ------------------------------------------------------------
 
 

@@ -24,6 +24,7 @@ SCRIPT_NAMES = {
     "generate": "ACE-Step - Generate at edit cursor.py",
     "variations": "ACE-Step - Generate variations of selected item.py",
     "score": "ACE-Step - Score regions.py",
+    "intensity_set": "ACE-Step - Make intensity set.py",
     "cancel": "ACE-Step - Cancel.py",
 }
 if str(REPO / "hosts" / "reaper") not in sys.path:
@@ -146,7 +147,7 @@ def test_generate_puts_one_item_at_the_edit_cursor_with_every_candidate_as_a_tak
 
     state = session.snapshot()
     dialog = state["dialogs"][0]
-    assert dialog["defaults"][1:] == ["6", "2", "", "96", "4/4", ""]  # seconds = time selection
+    assert dialog["defaults"][1:] == ["6", "2", "", "96", "4/4", "", ""]  # seconds = time selection; no loop
     assert dialog["defaults"][0] == "[mood] [scene], [style], [tempo] [instruments]"
     assert state["message_boxes"] == [] and state["script_errors"] == []
     music = state["project"]["tracks"][1]
@@ -164,6 +165,7 @@ def test_generate_puts_one_item_at_the_edit_cursor_with_every_candidate_as_a_tak
     assert json.loads(item["ext"]["acestep-dcc"])["bpm"] == 96.0  # the request had the project tempo
     assert state["project"]["undo"] == ["test setup", "ACE-Step: generate at edit cursor"]
     assert "acestep-dcc/runs" not in state["ext_state"]
+    assert "loop:" not in item["notes"]
 
     # T (Take: Switch items to next take) switches between the candidates
     reapy = session.reapy
@@ -175,6 +177,58 @@ def test_generate_puts_one_item_at_the_edit_cursor_with_every_candidate_as_a_tak
     project.undo()
     project.undo()
     assert session.snapshot()["project"]["tracks"][1]["items"] == []
+
+
+def item_value(session, track_index: int, item_index: int, name: str) -> float:
+    rpr = session.reapy.reascript_api
+    track = rpr.GetTrack(session.reapy.Project().id, track_index)
+    return rpr.GetMediaItemInfo_Value(rpr.GetTrackMediaItem(track, item_index), name)
+
+
+def track_value(session, track_index: int, name: str) -> float:
+    rpr = session.reapy.reascript_api
+    return rpr.GetMediaTrackInfo_Value(rpr.GetTrack(session.reapy.Project().id, track_index), name)
+
+
+def wav_frames(path: str) -> int:
+    with wave.open(path) as handle:
+        return handle.getnframes()
+
+
+@pytest.mark.parametrize("loop_field,bars", [("2", 2), ("fit", 2)])  # 6 s at 96 BPM: 2.4 bars, so 2
+def test_generate_a_loop_places_an_item_exactly_one_loop_long(session, tmp_path, loop_field, bars):
+    prepare(session, tmp_path)
+    session.answer_inputs([PROMPT, "6", "2", "7", "96", "4/4", "", loop_field])
+    session.run("generate")
+    wait(session)
+    state = session.snapshot()
+    assert state["message_boxes"] == [] and state["script_errors"] == []
+    [item] = state["project"]["tracks"][1]["items"]
+    loop_seconds = bars * 4 * 60 / 96  # 2.5 s a bar
+    assert item["position"] == 4.0 and item["length"] == pytest.approx(loop_seconds, abs=1e-9)
+    for take in item["takes"]:
+        frames = wav_frames(take["source"])
+        assert frames == round(loop_seconds * 44100) + 1  # the loop and its guard frame
+        assert take["start_offset"] == 0.0
+    # The file is one frame longer than the loop, so REAPER's Loop source (which repeats the
+    # whole file) is off; the item ends exactly on the loop end.
+    assert item_value(session, 1, 0, "B_LOOPSRC") == 0.0
+    assert f"loop: {bars} bars at 96 BPM, frames 0-{round(loop_seconds * 44100)} of" in item["notes"]
+    assert "Loop source is off" in item["notes"]
+    assert json.loads(item["ext"]["acestep-dcc"])["loop"] is True
+    assert state["project"]["undo"][-1] == "ACE-Step: generate at edit cursor"
+
+
+def test_a_loop_that_does_not_parse_is_explained(inside, tmp_path):
+    prepare(inside, tmp_path)
+    inside.answer_inputs([PROMPT, "6", "1", "", "96", "4/4", "", "forever"])
+    inside.answer_inputs(lambda dialog: dialog.defaults[:7] + ["4"])
+    inside.run("generate")
+    wait(inside)
+    state = inside.snapshot()
+    [box] = state["message_boxes"]
+    assert "Loop bars must be a number of bars such as 8, or 'fit'" in box["message"]
+    assert state["project"]["tracks"][1]["items"][0]["length"] == pytest.approx(10.0)  # 4 bars
 
 
 def test_generate_returns_to_reaper_at_once_and_shows_progress(inside, tmp_path):
@@ -377,6 +431,105 @@ def test_score_regions_explains_missing_and_unnamed_regions(inside, tmp_path):
     first, second = [box["message"] for box in inside.snapshot()["message_boxes"]]
     assert first.startswith("This project has no regions")
     assert second.startswith("Region 1 has no name")
+
+
+# -- Make intensity set -------------------------------------------------------------------------------------
+
+SET_PROMPT = "boss battle, rock"
+SET_TRACKS = [f"ACE-Step set: {SET_PROMPT} ({part})"
+              for part in ("base", "intensity 1/3", "intensity 2/3", "intensity 3/3", "stingers")]
+
+
+def test_make_intensity_set_stacks_the_loops_on_new_tracks_in_one_undo_step(session, worker, tmp_path):
+    project = prepare(session, tmp_path)
+    before = session.snapshot()["project"]
+    # 2 bars, 3 levels, 2 stingers, seed 5; the project's 96 BPM and 4/4
+    session.answer_inputs([SET_PROMPT, "2", "6", "3", "2", "5"])
+    session.run("intensity_set")
+    wait(session)
+
+    state = session.snapshot()
+    assert state["message_boxes"] == [] and state["script_errors"] == []
+    dialog = state["dialogs"][0]
+    assert dialog["defaults"][1:] == ["fit", "6", "3", "2", "", "96", "4/4", ""]  # a time selection: fit it
+    tracks = state["project"]["tracks"]
+    assert [t["name"] for t in tracks] == ["Dialogue", "Music", *SET_TRACKS]
+    assert tracks[1]["items"] == []  # the selected track is left alone
+
+    loop_seconds = 2 * 4 * 60 / 96  # 5 s
+    for index in range(2, 6):  # base and levels: one loop each at the edit cursor
+        [item] = tracks[index]["items"]
+        assert item["position"] == 4.0 and item["length"] == pytest.approx(loop_seconds, abs=1e-9)
+        assert wav_frames(item["takes"][0]["source"]) == round(loop_seconds * 44100) + 1
+        assert item_value(session, index, 0, "B_LOOPSRC") == 0.0
+        assert "set: " in item["notes"] and "loop: 2 bars at 96 BPM" in item["notes"]
+    # The levels are alternatives: the project plays the base, a level plays when soloed.
+    assert [track_value(session, index, "B_MUTE") for index in range(2, 7)] == [0.0, 1.0, 1.0, 1.0, 0.0]
+    assert [t["items"][0]["takes"][0]["name"] for t in tracks[2:6]] == [
+        f"{SET_PROMPT} (base, seed 5)", *[f"{SET_PROMPT} (intensity {k}/3, seed 5)" for k in (1, 2, 3)]]
+    # Stingers follow the loop, each from a bar line: 2 bars and 2 beats long, so 3 bars apart.
+    stingers = tracks[6]["items"]
+    assert [(i["position"], i["length"]) for i in stingers] == [
+        (pytest.approx(9.0), pytest.approx(6.25)), (pytest.approx(16.5), pytest.approx(6.25))]
+    assert [json.loads(i["ext"]["acestep-dcc"])["intensity"] for i in (tracks[3]["items"][0], stingers[0])] == [0.0, 1.0]
+
+    # The set's folder in the media folder is the set as a game engine takes it.
+    [folder] = [p for p in (tmp_path / "game").iterdir() if p.is_dir() and p.name.startswith("ACE-Step set")]
+    manifest = json.loads(next(folder.glob("*-set.json")).read_text())
+    sources = [Path(t["items"][0]["takes"][0]["source"]) for t in tracks[2:6]] + [Path(i["takes"][0]["source"]) for i in stingers]
+    assert all(source.parent == folder for source in sources)
+    assert manifest["intensity_order"] == [s.name for s in sources[1:4]]
+    assert manifest["base"]["file"] == sources[0].name and manifest["bpm"] == 96.0
+    for entry in [manifest["base"], *manifest["layers"], *manifest["stingers"]]:
+        assert (folder / entry["file"]).is_file() and (folder / entry["sidecar"]).is_file()
+    tres = next(folder.glob("*-set.tres")).read_text()
+    assert all(f'path="{s.name}"' in tres for s in sources[1:4])
+    job = worker.jobs(limit=1)[0]
+    assert job.kind == "set" and job.manifest["key"] == manifest["key"]
+
+    # One undo takes the whole set away.
+    assert state["project"]["undo"] == ["test setup", "ACE-Step: make intensity set"]
+    project.undo()
+    assert session.snapshot()["project"]["tracks"] == before["tracks"]
+
+
+def test_make_intensity_set_shows_progress_and_cancels_cleanly(inside, worker, tmp_path):
+    prepare(inside, tmp_path)
+    before = inside.snapshot()["project"]
+    inside.answer_inputs([SET_PROMPT, "48", "6", "4", "0", "", "60"])  # long loops: still running when cancelled
+    inside.run("intensity_set")
+    labels = set()
+
+    def placeholder_label():
+        tracks = inside.snapshot()["project"]["tracks"]
+        labels.update(take["name"] for track in tracks[2:] for item in track["items"] for take in item["takes"])
+        return any("(intensity" in label for label in labels)
+
+    step_until(inside, placeholder_label, timeout=60)
+    assert [t["name"] for t in inside.snapshot()["project"]["tracks"]][2:] == [SET_TRACKS[0]]  # the placeholder's track
+    inside.run("cancel")
+    wait(inside)
+    state = inside.snapshot()
+    assert state["project"]["tracks"] == before["tracks"] and state["message_boxes"] == []
+    assert any(label.startswith("ACE-Step ") and label.endswith("(base cue)") for label in labels)
+    job = worker.jobs(limit=1)[0]
+    assert job.kind == "set" and worker.wait(job.id, timeout=60).status == "cancelled"
+    assert not [p for p in (tmp_path / "game").iterdir() if p.is_dir()]  # no set folder
+
+
+def test_make_intensity_set_explains_refused_values_and_asks_again(inside, tmp_path):
+    prepare(inside, tmp_path, select=False)
+    inside.answer_inputs([SET_PROMPT, "many", "6", "9", "-1"])
+    inside.answer_inputs(lambda dialog: [SET_PROMPT, "256", "6", "1", "0", "", "30"])  # 256 bars at 30 BPM
+    inside.answer_inputs(None)
+    inside.run("intensity_set")
+    state = inside.snapshot()
+    first, second = [box["message"] for box in state["message_boxes"]]
+    assert "Loop bars must be a number of bars" in first
+    assert "Intensity levels must be from 1 to 8, got 9" in first and "Stingers must be from 0 to 8, got -1" in first
+    assert "ask for fewer bars" in second
+    assert state["dialogs"][1]["defaults"][1] == "many"  # what the user typed comes back
+    assert [t["name"] for t in state["project"]["tracks"]] == ["Dialogue", "Music"]
 
 
 # -- running from outside REAPER and from the Actions list -------------------------------------------------

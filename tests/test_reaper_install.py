@@ -19,6 +19,7 @@ ACTIONS = [
     "ACE-Step - Cancel.py",
     "ACE-Step - Generate at edit cursor.py",
     "ACE-Step - Generate variations of selected item.py",
+    "ACE-Step - Make intensity set.py",
     "ACE-Step - Score regions.py",
 ]
 REAPY_LINE = 'SCR 4 0 RSreapy0123 "Custom: activate_reapy_server.py" /opt/reapy/activate_reapy_server.py'
@@ -48,7 +49,7 @@ def test_install_copies_the_actions_and_what_they_import(resource):
     settings = json.loads((lib / "acestep-dcc.json").read_text())
     assert settings["worker_command"] == ["/envs/acestep/bin/python", "-m", "acestep_core.worker"]
     assert report.scripts == [folder / name for name in ACTIONS]
-    assert "Installed 4 REAPER actions" in str(report)
+    assert f"Installed {len(ACTIONS)} REAPER actions" in str(report)
 
 
 def test_install_registers_each_action_in_reaper_kb_ini_once(resource):
@@ -61,7 +62,7 @@ def test_install_registers_each_action_in_reaper_kb_ini_once(resource):
     assert all(len(command_name("acestep-dcc/" + name)) == 42 for name in ACTIONS)  # RS + 40 hex digits
 
     again = install_reaper(resource)
-    assert again.kb_lines_added == [] and len(again.kb_lines_present) == 4
+    assert again.kb_lines_added == [] and len(again.kb_lines_present) == len(ACTIONS)
     assert (resource / "reaper-kb.ini").read_text() == kb
     assert "already registered" in str(again)
 
@@ -75,6 +76,18 @@ def test_reaper_reads_the_registered_actions(resource):
         "Custom: activate_reapy_server.py": Path("/opt/reapy/activate_reapy_server.py")}
     command = rpr.RPR_NamedCommandLookup("_" + command_name("acestep-dcc/ACE-Step - Score regions.py"))
     assert app.actions[command].path == str(scripts / "ACE-Step - Score regions.py")
+
+
+def test_reinstalling_over_an_older_install_registers_only_the_new_action(resource):
+    install_reaper(resource)
+    kb = resource / "reaper-kb.ini"
+    new = "acestep-dcc/ACE-Step - Make intensity set.py"
+    older = [line for line in kb.read_text().splitlines() if not line.endswith(f'"{new}"')]
+    kb.write_text("\n".join(older) + "\n")  # what an install from before the action left
+    report = install_reaper(resource)
+    assert report.kb_lines_added == [f'SCR 4 0 {command_name(new)} "Custom: ACE-Step - Make intensity set.py" "{new}"']
+    assert kb.read_text().splitlines() == older + report.kb_lines_added
+    assert install_reaper(resource).kb_lines_added == []
 
 
 def test_a_missing_resource_folder_says_what_to_do(tmp_path):

@@ -266,7 +266,7 @@ def library_files(host_folder: Path | None = None) -> list[Path]:
 
 
 def reapack_index(base_url: str = REAPACK_BASE_URL, version: str | None = None) -> str:
-    """hosts/reaper/index.xml: one ReaPack package with the four actions (main="main") and
+    """hosts/reaper/index.xml: one ReaPack package with the actions (main="main") and
     the library files they import, installed under Scripts/acestep-dcc/acestep-dcc/.
     Users add the index URL in Extensions > ReaPack > Import repositories; REAPER's
     Python needs python-reapy (pip install python-reapy)."""
@@ -283,8 +283,10 @@ def reapack_index(base_url: str = REAPACK_BASE_URL, version: str | None = None) 
     for path in library_files(host):
         url = base_url + quote(path.relative_to(repo).as_posix())
         sources.append(f"        <source file={quoteattr('lib/' + _library_path(path, host))}>{escape(url)}</source>")
-    description = ("ACE-Step music generation in REAPER: generate at the edit cursor (every candidate a take), "
-                   "variations of an item, and a score for the project's regions, from a local worker. "
+    description = ("ACE-Step music generation in REAPER: generate at the edit cursor (every candidate a take, "
+                   "optionally a seamless loop), variations of an item, a score for the project's regions, and "
+                   "dynamic-music sets (matched loops at rising intensity on stacked tracks, stingers, and a "
+                   "manifest for FMOD, Wwise and Godot), from a local worker. "
                    "Needs python-reapy in REAPER's Python and a running acestep-dcc worker.")
     return "\n".join([
         '<?xml version="1.0" encoding="utf-8"?>',

@@ -1,9 +1,10 @@
-"""The four REAPER actions. Each asks what it needs, starts a Generation and returns
+"""The five REAPER actions. Each asks what it needs, starts a Generation and returns
 to REAPER at once; errors end in a message box that says what to do.
 
-    Generate at edit cursor      generate_at_edit_cursor()
+    Generate at edit cursor      generate_at_edit_cursor()   (optionally a seamless loop)
     Generate variations          generate_variations()
     Score regions                score_regions()
+    Make intensity set           make_intensity_set()
     Cancel                       cancel()
 
 `run_action(name)` is what the action scripts call.
@@ -11,27 +12,32 @@ to REAPER at once; errors end in a message box that says what to do.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import traceback
 
-from acestep_core.client import find_worker
+from acestep_core.client import MAX_SET_INTENSITIES, MAX_SET_STINGERS, find_worker
 from acestep_core.errors import AceStepError, FieldProblem, InvalidRequest, WorkerError
 from acestep_core.keywords import compose_prompt
-from acestep_core.request import GenerationRequest
+from acestep_core.request import GenerationRequest, beats_per_bar
 from acestep_core.timeline import CueSheet
 
 from . import generation, media, project, settings
-from .generation import Generation
+from .generation import Generation, SetGeneration
 from .loops import default_loop
-from .placements import SCORE_TRACK_NAME, NewItem, NewTakes, ScoreCues
+from .placements import SCORE_TRACK_NAME, IntensitySetTracks, NewItem, NewTakes, ScoreCues
 
 # The keyword library's template with its slots showing, as the prompt's default text.
 PROMPT_TEMPLATE = compose_prompt("[mood]", "[scene]", "[style]", ["[instruments]"], "[tempo]")
 DEFAULT_SECONDS = 30.0
 DEFAULT_CANDIDATES = 2
 DEFAULT_CROSSFADE = 2.0
+DEFAULT_SET_BARS = 16
+DEFAULT_INTENSITIES = 3
+DEFAULT_STINGERS = 2
 PROMPT_EXAMPLE = "tense boss battle, synthwave, fast drums"
+FIT = "fit"
 
 
 # -- reading the dialog ----------------------------------------------------------------------
@@ -53,6 +59,22 @@ def _number(text: str, field: str, caption: str, kind=float, optional: bool = Fa
     except ValueError:
         example = "30" if kind is float else "2"
         raise InvalidRequest([FieldProblem(field, f"{caption} must be a {'number' if kind is float else 'whole number'}, like {example}; got {text!r}")]) from None
+
+
+def _loop_bars(text: str, field: str, caption: str, optional: bool) -> tuple[bool, int | None]:
+    """'' -> no loop (when optional); 'fit' -> a loop of the whole bars nearest the seconds;
+    '8' -> a loop of 8 bars."""
+    text = text.strip().lower()
+    if not text and optional:
+        return False, None
+    if text == FIT:
+        return True, None
+    try:
+        return True, int(text)
+    except ValueError:
+        empty = ", or empty for no loop" if optional else ""
+        raise InvalidRequest([FieldProblem(field, f"{caption} must be a number of bars such as 8, or '{FIT}' for the "
+                                                  f"whole bars nearest the seconds{empty}; got {text!r}")]) from None
 
 
 def _fmt(value: float) -> str:
@@ -89,12 +111,14 @@ def generate_at_edit_cursor(loop=None) -> Generation | None:
         ("BPM", _fmt(context.bpm)),
         ("Time signature", context.time_signature or ""),
         ("Key (empty: any)", ""),
+        (f"Loop bars ({FIT}: nearest Seconds; empty: no loop)", ""),
     ]
 
     def parse(values: list[str]) -> GenerationRequest:
         prompt = clean_prompt(values[0])
         if not prompt:
             raise InvalidRequest([FieldProblem("prompt", f"Type a prompt: replace the [words] in brackets, for example '{PROMPT_EXAMPLE}'")])
+        loop, loop_bars = _loop_bars(values[7], "loop_bars", "Loop bars", optional=True)
         return GenerationRequest(
             prompt=prompt,
             duration=_number(values[1], "duration", "Seconds"),
@@ -103,6 +127,8 @@ def generate_at_edit_cursor(loop=None) -> Generation | None:
             bpm=_number(values[4], "bpm", "BPM", float, optional=True),
             time_signature=values[5].strip() or None,
             key=values[6].strip() or None,
+            loop=loop,
+            loop_bars=loop_bars,
         ).validated()
 
     request = _ask_until_valid("ACE-Step: Generate at edit cursor", fields, parse)
@@ -222,6 +248,77 @@ def score_regions(loop=None) -> Generation | None:
     return run
 
 
+# -- Make intensity set -------------------------------------------------------------------------------
+
+
+def _count(text: str, field: str, caption: str, lowest: int, highest: int) -> int:
+    value = _number(text, field, caption, int)
+    if not lowest <= value <= highest:
+        raise InvalidRequest([FieldProblem(field, f"{caption} must be from {lowest} to {highest}, got {value}")])
+    return value
+
+
+def make_intensity_set(loop=None) -> Generation | None:
+    """A dynamic-music set at the edit cursor: the base loop and each intensity level on
+    stacked new tracks, the stingers after the loop on their own track (placements.set_lanes),
+    and the set's files with its manifest and Godot resource in a folder of the media folder."""
+    context = project.read_edit_context()
+    seconds = context.selection[1] - context.selection[0] if context.selection else DEFAULT_SECONDS
+    last_prompt = project.get_state("last_prompt", settings.EXT_SECTION)
+    fields = [
+        ("Prompt", last_prompt or PROMPT_TEMPLATE),
+        (f"Loop bars ({FIT}: nearest Seconds)", FIT if context.selection else str(DEFAULT_SET_BARS)),
+        ("Seconds", _fmt(seconds)),
+        (f"Intensity levels (1-{MAX_SET_INTENSITIES})", str(DEFAULT_INTENSITIES)),
+        (f"Stingers (0-{MAX_SET_STINGERS})", str(DEFAULT_STINGERS)),
+        ("Seed (empty: random)", ""),
+        ("BPM", _fmt(context.bpm)),
+        ("Time signature", context.time_signature or ""),
+        ("Key (empty: any)", ""),
+    ]
+
+    def parse(values: list[str]) -> tuple[GenerationRequest, dict]:
+        prompt = clean_prompt(values[0])
+        problems = [] if prompt else [FieldProblem("prompt", f"Type a prompt: replace the [words] in brackets, for example '{PROMPT_EXAMPLE}'")]
+        options = {}
+        for name, check in (("bars", lambda: _loop_bars(values[1], "bars", "Loop bars", optional=False)[1]),
+                            ("intensities", lambda: _count(values[3], "intensities", "Intensity levels", 1, MAX_SET_INTENSITIES)),
+                            ("stingers", lambda: _count(values[4], "stingers", "Stingers", 0, MAX_SET_STINGERS))):
+            try:
+                options[name] = check()
+            except InvalidRequest as error:
+                problems += error.problems
+        if problems:
+            raise InvalidRequest(problems)
+        request = GenerationRequest(
+            prompt=prompt,
+            duration=_number(values[2], "duration", "Seconds"),
+            seed=_number(values[5], "seed", "Seed", int, optional=True),
+            bpm=_number(values[6], "bpm", "BPM", float, optional=True),
+            time_signature=values[7].strip() or None,
+            key=values[8].strip() or None,
+        )
+        # Checked as the base loop the worker makes (bars at this tempo, for one) ...
+        dataclasses.replace(request, loop=True, loop_bars=options["bars"]).validated()
+        # ... and sent with the bars beside it, as the worker takes a set.
+        return dataclasses.replace(request.validated(), loop=True), {**options, "bars": options["bars"] or FIT}
+
+    parsed = _ask_until_valid("ACE-Step: Make intensity set", fields, parse)
+    if parsed is None:
+        return None
+    request, options = parsed
+    project.set_state("last_prompt", request.prompt, settings.EXT_SECTION, persist=True)
+    folder, notice = media.media_folder(context.rpp_path, context.media_folder)
+    bars = options["bars"]
+    estimate = request.duration
+    if bars != FIT and request.bpm:
+        estimate = bars * beats_per_bar(request.time_signature) * 60.0 / request.bpm
+    placement = IntensitySetTracks(context.project, context.cursor, estimate, request.prompt).start()
+    run = SetGeneration(request, options, placement, folder, notice)
+    (loop or default_loop()).start(run)
+    return run
+
+
 # -- Cancel ----------------------------------------------------------------------------------------
 
 
@@ -250,6 +347,7 @@ ACTIONS = {
     "generate": generate_at_edit_cursor,
     "variations": generate_variations,
     "score": score_regions,
+    "intensity_set": make_intensity_set,
     "cancel": cancel,
 }
 

@@ -1,15 +1,19 @@
 """A generation in flight: requests go to the worker and come back as takes, one short
 step per tick so REAPER never waits.
 
-Each tick does at most one call to the worker (probe, upload, submit, status or a
-file fetch) and touches REAPER only to check for a Cancel and to update a progress
-label when its text changes. While jobs run, the worker is asked for their status at
-most every POLL_INTERVAL: a busy worker can take several milliseconds to answer, and
-REAPER's main thread should not wait on that 30 times a second for a progress label. The steps: find or start the worker, upload source
-audio (covers), submit, poll until every job is done, bring each file into the media
-folder, then hand everything to the Placement, which edits the project in one undo
-block. A Placement also shows progress and removes its placeholders when the run is
-cancelled or fails, so nothing is left half-made.
+Each tick does at most one call to the worker (probe, upload, submit or a file fetch)
+and touches REAPER only to check for a Cancel and to update a progress label when its
+text changes. While jobs run, no tick calls the worker at all: a JobWatcher thread asks
+it and the tick reads the newest answer (a busy worker can take milliseconds, once a
+third of a second, to answer, and REAPER's main thread must not wait on that). The
+watcher thread only does HTTP; everything that touches REAPER stays on the tick. The
+steps: find or start the worker, upload source audio (covers), submit, follow the jobs
+until every one is done, bring each file into the media folder, then hand everything
+to the Placement, which edits the project in one undo block. A Placement also shows
+progress and removes its placeholders when the run is cancelled or fails, so nothing
+is left half-made.
+
+SetGeneration does the same for a dynamic-music set, which is one job at the worker.
 
 The runs in flight are listed in the ExtState ("runs": run id -> job ids), so the
 Cancel action, a separate script in REAPER, can find them; it cancels their jobs at
@@ -28,14 +32,13 @@ from typing import Protocol
 
 from acestep_core import client as worker_client
 from acestep_core.errors import AceStepError, WorkerError, WorkerNotRunning, WorkerUnreachable
-from acestep_core.jobs import CANCELLED, DONE, FAILED, JobStatus
+from acestep_core.jobs import CANCELLED, DONE, FAILED, CueOutput, JobArtifact, JobStatus
 from acestep_core.request import GenerationRequest
 
 from . import media, project, settings
 
 WORKER_START_TIMEOUT = 90.0
 PROBE_TIMEOUT = 0.5  # a tick may wait this long for a worker that does not answer
-POLL_INTERVAL = 0.2  # seconds between status calls while jobs run
 
 RUNNING: dict[str, "Generation"] = {}  # this Python's runs (REAPER keeps one interpreter)
 
@@ -45,6 +48,7 @@ class Result:
     request: GenerationRequest
     job: JobStatus
     files: list[Path] = field(default_factory=list)  # one per output, in output order
+    artifact_files: dict[str, Path] = field(default_factory=dict)  # a set's manifest and resource, by role
 
 
 class Placement(Protocol):
@@ -115,10 +119,10 @@ class Generation:
         self.phase = "connect"
         self.finished = False
         self.outcome = ""  # "placed", "cancelled" or the error shown
-        self._poll_next = 0
-        self._next_poll_at = 0.0
-        self.status_calls = 0
-        self._fetch_queue: list[tuple[int, int]] = []
+        self._watcher: worker_client.JobWatcher | None = None
+        self._seen: JobStatus | None = None
+        self.status_updates = 0  # new statuses the ticks took from the watcher
+        self._fetch_queue: list[tuple[int, CueOutput | JobArtifact]] = []
         RUNNING[self.run_id] = self
         _set_run(self.run_id, [])
 
@@ -191,24 +195,30 @@ class Generation:
                 return
         self.phase = "submit"
 
+    def _submit_job(self, request: GenerationRequest) -> JobStatus:
+        return self.client.submit(request)
+
     def _submit(self) -> None:
         index = self.jobs.index(None)
-        self.jobs[index] = self.client.submit(self.requests[index])
+        self.jobs[index] = self._submit_job(self.requests[index])
         _set_run(self.run_id, [job.id for job in self.jobs if job is not None])
         self._show(index, "ACE-Step queued")
         if None not in self.jobs:
             self.phase = "poll"
 
     def _poll(self) -> None:
-        now = time.monotonic()
-        if now < self._next_poll_at:
+        # The worker runs jobs first come, first served, so this run's jobs end in the order
+        # they were submitted: one watcher at a time, on the first job not yet finished.
+        index = next(i for i, job in enumerate(self.jobs) if not job.finished)
+        if self._watcher is None or self._watcher.job_id != self.jobs[index].id:
+            self._stop_watching()
+            self._watcher = worker_client.JobWatcher(self.client, self.jobs[index].id)
+        job = self._watcher.latest()  # raises the watcher's WorkerError (a lost worker)
+        if job is None or job is self._seen:
             return
-        self._next_poll_at = now + POLL_INTERVAL
-        self.status_calls += 1
-        pending = [i for i, job in enumerate(self.jobs) if not job.finished]
-        index = min((i for i in pending if i >= self._poll_next), default=pending[0])
-        job = self.jobs[index] = self.client.status(self.jobs[index].id)
-        self._poll_next = index + 1
+        self._seen = job
+        self.status_updates += 1
+        self.jobs[index] = job
         if job.status == FAILED:
             raise AceStepError(f"ACE-Step could not generate {media.short_prompt(self.requests[index].prompt)!r}: "
                                f"{job.error or 'the worker gave no reason'}. Change the request and try again.")
@@ -220,19 +230,27 @@ class Generation:
         elif job.status == "queued":
             self._show(index, "ACE-Step queued")
         else:
-            self._show(index, f"ACE-Step {int(job.progress * 100)}%")
+            self._show(index, self._progress_label(job))
         if all(job.status == DONE for job in self.jobs):
+            self._stop_watching()
             self.results = [Result(request, job) for request, job in zip(self.requests, self.jobs)]
-            self._fetch_queue = [(i, k) for i, job in enumerate(self.jobs) for k in range(len(job.outputs))]
+            self._fetch_queue = [(i, file) for i, job in enumerate(self.jobs) for file in self._files_to_fetch(job)]
             self.phase = "fetch"
 
+    def _progress_label(self, job: JobStatus) -> str:
+        return f"ACE-Step {int(job.progress * 100)}%"
+
+    def _files_to_fetch(self, job: JobStatus) -> list[CueOutput | JobArtifact]:
+        return list(job.outputs)
+
     def _fetch(self) -> None:
-        index, output_index = self._fetch_queue.pop(0)
-        result = self.results[index]
-        output = result.job.outputs[output_index]
-        result.files.append(media.bring_home(self.client, result.job.id, output, self.folder, result.request.prompt))
+        index, file = self._fetch_queue.pop(0)
+        self._bring_home(self.results[index], file)
         if not self._fetch_queue:
             self.phase = "place"
+
+    def _bring_home(self, result: Result, file: CueOutput | JobArtifact) -> None:
+        result.files.append(media.bring_home(self.client, result.job.id, file, self.folder, result.request.prompt))
 
     def _place(self) -> None:
         self.placement.place(self.results)
@@ -242,7 +260,13 @@ class Generation:
 
     # -- endings -------------------------------------------------------------------------------
 
+    def _stop_watching(self) -> None:
+        if self._watcher is not None:
+            self._watcher.stop()  # never waits: the thread ends after its request in flight
+            self._watcher = None
+
     def _end(self, outcome: str) -> None:
+        self._stop_watching()
         self.finished = True
         self.outcome = outcome
         RUNNING.pop(self.run_id, None)
@@ -265,6 +289,40 @@ class Generation:
     def _show_all(self, text: str) -> None:
         for index in range(len(self.requests)):
             self.placement.progress(index, text)
+
+
+class SetGeneration(Generation):
+    """A dynamic-music set: one job at the worker (POST /v1/sets). Its files keep the
+    worker's names, with their sidecars, in a new folder inside the media folder, beside
+    the manifest and Godot resource that name them: the folder is the set as a game
+    engine takes it."""
+
+    def __init__(self, request: GenerationRequest, options: dict, placement: Placement, folder: Path,
+                 notice: str | None = None):
+        super().__init__([request], placement, folder, notice)
+        self.options = dict(options)  # submit_set's intensities, bars ("fit" or a number), stingers
+        self.set_folder: Path | None = None
+
+    def _submit_job(self, request: GenerationRequest) -> JobStatus:
+        return self.client.submit_set(request, **self.options)
+
+    def _progress_label(self, job: JobStatus) -> str:
+        part = job.stage.split(":")[0] if ":" in job.stage else ""  # "intensity 2/3: generating 5/8"
+        return f"ACE-Step {int(job.progress * 100)}%" + (f" ({part})" if part else "")
+
+    def _files_to_fetch(self, job: JobStatus) -> list[CueOutput | JobArtifact]:
+        return [*job.outputs, *job.artifacts]
+
+    def _bring_home(self, result: Result, file: CueOutput | JobArtifact) -> None:
+        if self.set_folder is None:
+            self.set_folder = media.new_set_folder(self.folder, result.request.prompt)
+        target = self.set_folder / Path(file.path).name
+        path = media.fetch_file(self.client, result.job.id, file.index, file.path, target)
+        if isinstance(file, CueOutput):
+            result.files.append(path)
+            media.write_sidecar(file, self.set_folder)
+        else:
+            result.artifact_files[file.role] = path
 
 
 def _worker_message(error: WorkerNotRunning) -> str:

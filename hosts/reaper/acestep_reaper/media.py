@@ -4,11 +4,13 @@ A saved project's files go to its media folder (REAPER's recording path for the
 project: next to the .rpp, or its media subfolder). An unsaved project has none, so
 they go to a temporary folder and the user is told to save the project with its
 media. Worker outputs are copied when the worker shares this machine's files, and
-downloaded over HTTP when it does not.
+downloaded over HTTP when it does not. A dynamic-music set keeps the worker's file
+names in a folder of its own, so its manifest and Godot resource still name its files.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -69,14 +71,41 @@ def target_path(folder: Path, prompt: str, seed: int, suffix: str) -> Path:
 
 
 def bring_home(client: WorkerClient, job_id: str, output: CueOutput, folder: Path, prompt: str) -> Path:
-    """The output's file in `folder`: copied when the worker's path is on this machine,
-    else downloaded from the worker."""
+    """The output's file in `folder`, under a name that says its prompt and seed."""
     folder.mkdir(parents=True, exist_ok=True)
     suffix = Path(output.path).suffix or ".wav"
-    target = target_path(folder, prompt, output.seed, suffix)
-    if os.path.isfile(output.path):
+    return fetch_file(client, job_id, output.index, output.path, target_path(folder, prompt, output.seed, suffix))
+
+
+def fetch_file(client: WorkerClient, job_id: str, index: int, worker_path: str, target: Path) -> Path:
+    """Job file `index` at `target`: copied when the worker's path is on this machine,
+    else downloaded from the worker."""
+    if os.path.isfile(worker_path):
         partial = target.with_name(f".{target.name}.partial")
-        shutil.copyfile(output.path, partial)
+        shutil.copyfile(worker_path, partial)
         os.replace(partial, target)
         return target
-    return client.download(job_id, output.index, target)
+    return client.download(job_id, index, target)
+
+
+def new_set_folder(folder: Path, prompt: str) -> Path:
+    """A new folder in `folder` for a set's files, named for its prompt (numbered when taken)."""
+    stem = f"ACE-Step set {_slug(prompt)}"
+    candidate, counter = folder / stem, 2
+    while candidate.exists():
+        candidate = folder / f"{stem} ({counter})"
+        counter += 1
+    candidate.mkdir(parents=True)
+    return candidate
+
+
+def write_sidecar(output: CueOutput, folder: Path) -> Path:
+    """The output's JSON sidecar in `folder`, written from the metadata the worker sent
+    (the files API serves audio, manifests and resources; a sidecar is its metadata).
+    The worker's own "set" entry is left out, as in the sidecar it wrote."""
+    metadata = {key: value for key, value in output.metadata.items() if key != "set"}
+    path = folder / Path(output.sidecar_path or Path(output.path).with_suffix(".json").name).name
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(metadata, indent=2, allow_nan=True) + "\n", encoding="utf-8")
+    os.replace(partial, path)
+    return path

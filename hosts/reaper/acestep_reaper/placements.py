@@ -1,15 +1,31 @@
 """What each action does with the finished files, and how it shows progress meanwhile.
 
-- NewItem: one item at the edit cursor, one take per candidate (the first active).
+- NewItem: one item at the edit cursor, one take per candidate (the first active); a
+  loop's item is exactly one loop long.
 - NewTakes: variations added as takes to an existing item.
 - ScoreCues: one item per region on a "Score" track, with crossfades.
+- IntensitySetTracks: a dynamic-music set on stacked new tracks at the edit cursor.
+
+Loops and REAPER's "Loop source" (the item's B_LOOPSRC): REAPER repeats the take's
+whole source file, from its first frame to its last, whenever the item is longer than
+the file; a WAV's smpl loop is not consulted, and the take's start offset only moves
+where the first pass begins. A looped FLAC or Ogg file is exactly the loop, so Loop
+source repeats it sample-exactly and is turned on. A looped WAV carries one guard frame
+after the loop's end (a copy of its first frame, which Godot needs for a seamless
+wrap), so Loop source would replay that frame on every pass and drift a sample per
+repeat: it is turned off, and the item, exactly one loop long, is duplicated to repeat
+the loop instead (Item > Copy/Duplicate, or Ctrl+D, which puts the copy right after it).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 
+from acestep_core.errors import AceStepError
+from acestep_core.jobs import CueOutput, JobStatus
 from acestep_core.request import GenerationRequest
 
 from . import media, project
@@ -17,6 +33,40 @@ from .generation import Result
 
 NEW_TRACK_NAME = "ACE-Step"
 SCORE_TRACK_NAME = "Score"
+SET_TRACK_PREFIX = "ACE-Step set"
+
+
+@dataclass(frozen=True)
+class LoopFit:
+    """How a looped cue sits in an item, from its sidecar's loop record."""
+
+    length: float  # seconds: exactly the loop
+    start_offset: float  # seconds into the file where the loop starts
+    loop_source: bool  # whether REAPER's Loop source repeats exactly the loop (see the module doc)
+    bars: int
+    bpm: float
+    frames: tuple[int, int, int]  # loop start, loop end (exclusive), frames in the file
+
+
+def loop_fit(output: CueOutput) -> LoopFit | None:
+    """The item for a looped output; None for one that is not a loop."""
+    loop = output.metadata.get("loop")
+    if not loop:
+        return None
+    rate = (output.metadata.get("format") or {}).get("sample_rate") or output.sample_rate
+    start, end = int(loop["loop_start"]), int(loop["loop_end_exclusive"])
+    in_file = int(loop.get("frames_in_file") or output.metadata.get("frames_written") or end)
+    return LoopFit(length=(end - start) / rate, start_offset=start / rate, loop_source=start == 0 and in_file == end,
+                   bars=int(loop["bars"]), bpm=float(loop["bpm"]), frames=(start, end, in_file))
+
+
+def loop_note(fit: LoopFit) -> str:
+    start, end, in_file = fit.frames
+    text = f"loop: {fit.bars} bars at {fit.bpm:g} BPM, frames {start}-{end} of {in_file}"
+    if fit.loop_source:
+        return text + "; Loop source repeats it exactly"
+    return (text + "; the file keeps a guard frame after the loop for game engines, so Loop source is off: "
+            "duplicate the item (Ctrl+D) to repeat the loop")
 
 
 def describe(request: GenerationRequest, result: Result) -> str:
@@ -43,6 +93,9 @@ def describe(request: GenerationRequest, result: Result) -> str:
     if request.task != "text2music":
         details.append(f"{request.task} (strength {request.cover_strength:g})")
     lines.append("settings: " + ", ".join(details))
+    fit = loop_fit(outputs[0]) if outputs else None
+    if fit is not None:
+        lines.append(loop_note(fit))
     lines.append(f"job: {result.job.id}")
     return "\n".join(lines)
 
@@ -85,6 +138,9 @@ class NewItem:
         project.remove_placeholder(self.project, self.placeholder)
         cue = project.Cue(self.position, self.length, takes_for(result), describe(result.request, result),
                           stored_request(result.request))
+        fit = loop_fit(result.job.outputs[0])
+        if fit is not None:  # the first take's loop: candidates share it when the tempo was given
+            cue.length, cue.start_offset, cue.loop_source = fit.length, fit.start_offset, fit.loop_source
         self.track, _ = project.place_cues(self.project, self.track, NEW_TRACK_NAME, [cue], self.undo_label)
 
     def discard(self) -> None:
@@ -180,3 +236,100 @@ class ScoreCues:
             project.remove_placeholder(self.project, placeholder)
         if self.created_track:
             project.delete_track_if_empty(self.project, self.track)
+
+
+# -- a dynamic-music set ------------------------------------------------------------------------------
+
+
+def set_track_name(prompt: str, part: str) -> str:
+    """'ACE-Step set: boss battle, rock (intensity 2/3)'."""
+    return f"{SET_TRACK_PREFIX}: {media.short_prompt(prompt)} ({part})"
+
+
+def _set_part(output: CueOutput) -> str:
+    place = output.metadata.get("set") or {}
+    if output.set_role == "intensity":
+        return f"intensity {place['level']}/{place['levels']}"
+    if output.set_role == "stinger":
+        return f"stinger {place['number']}/{place['stingers']}"
+    return "base"
+
+
+def _own_request(output: CueOutput, fallback: GenerationRequest) -> GenerationRequest:
+    """The request that made this file (a level's has its intensity), for variations."""
+    try:
+        return GenerationRequest.from_dict(output.metadata["request"])
+    except (KeyError, AceStepError):
+        return fallback
+
+
+def set_lanes(result: Result, position: float) -> list[project.TrackLane]:
+    """A finished set as stacked tracks from `position`: the base loop, then one track per
+    intensity level, muted (the levels are alternative arrangements of the same music, to
+    be switched between, so the project plays one at a time: solo a level to hear it),
+    then the stingers on one track, each starting on a bar line after the loop's end."""
+    job, manifest = result.job, result.job.manifest or {}
+    cues: dict[str, list[tuple[CueOutput, project.Cue]]] = {"base": [], "intensity": [], "stinger": []}
+    loop_end = position
+    for output, path in zip(job.outputs, result.files):
+        part, own_request = _set_part(output), _own_request(output, result.request)
+        notes = describe(own_request, Result(own_request, _one_output(job, output))) + (
+            f"\nset: {part} of {len(job.outputs)} files; manifest {result.artifact_files.get('manifest', 'not fetched')}")
+        take = project.TakeFile(str(path), f"{media.short_prompt(result.request.prompt)} ({part}, seed {output.seed})")
+        cue = project.Cue(position, output.duration, [take], notes, stored_request(own_request))
+        fit = loop_fit(output)
+        if fit is not None:
+            cue.length, cue.start_offset, cue.loop_source = fit.length, fit.start_offset, fit.loop_source
+            loop_end = max(loop_end, position + fit.length)
+        cues[output.set_role or "base"].append((output, cue))
+    bar_s = float(manifest.get("beats_per_bar") or 4) * 60.0 / float(manifest.get("bpm") or 120.0)
+    start = loop_end
+    for _, cue in cues["stinger"]:
+        cue.position = start
+        start += math.ceil(cue.length / bar_s - 1e-9) * bar_s
+    prompt = result.request.prompt
+    lanes = [project.TrackLane(set_track_name(prompt, "base"), [cue for _, cue in cues["base"]])]
+    lanes += [project.TrackLane(set_track_name(prompt, _set_part(output)), [cue], muted=True)
+              for output, cue in cues["intensity"]]
+    if cues["stinger"]:
+        lanes.append(project.TrackLane(set_track_name(prompt, "stingers"), [cue for _, cue in cues["stinger"]]))
+    return lanes
+
+
+def _one_output(job: JobStatus, output: CueOutput) -> JobStatus:
+    """The job as if `output` were its only file (describe() reads the first output)."""
+    return dataclasses.replace(job, outputs=[output])
+
+
+@dataclass
+class IntensitySetTracks:
+    """A set at the edit cursor on stacked new tracks (see set_lanes). Until it arrives,
+    the first of those tracks holds a placeholder that shows the progress."""
+
+    project: str
+    position: float
+    length: float  # the placeholder's, until the set says how long its loop is
+    prompt: str
+    undo_label: str = "ACE-Step: make intensity set"
+    track: str | None = None
+    placeholder: project.Placeholder | None = None
+    tracks: list[str] = field(default_factory=list)
+
+    def start(self) -> "IntensitySetTracks":
+        self.track = project.add_track(self.project, set_track_name(self.prompt, "base"))
+        self.placeholder = project.add_placeholder(self.project, self.track, self.position, self.length,
+                                                   "ACE-Step queued")
+        return self
+
+    def progress(self, index: int, text: str) -> None:
+        project.label_placeholder(self.project, self.placeholder, text)
+
+    def place(self, results: list[Result]) -> None:
+        project.remove_placeholder(self.project, self.placeholder)
+        self.tracks = project.place_lanes(self.project, self.track, set_lanes(results[0], self.position),
+                                          self.undo_label)
+
+    def discard(self) -> None:
+        if self.placeholder is not None:
+            project.remove_placeholder(self.project, self.placeholder)
+        project.delete_track_if_empty(self.project, self.track)

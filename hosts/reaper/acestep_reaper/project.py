@@ -139,15 +139,20 @@ def find_track(project: str, name: str) -> str | None:
 
 
 def add_track(project: str, name: str) -> str:
-    """A new track at the end of `project` (InsertTrackAtIndex works on the current
+    """A new track at the end of `project`."""
+    with reapy.inside_reaper():
+        return insert_track(project, RPR.CountTracks(project), name)
+
+
+def insert_track(project: str, index: int, name: str) -> str:
+    """A new track at 0-based `index` of `project` (InsertTrackAtIndex works on the current
     project, so the target project is made current for the call)."""
     with reapy.inside_reaper():
         current = RPR.EnumProjects(-1, "", 0)[0]
         if current != project:
             RPR.SelectProjectInstance(project)
-        count = RPR.CountTracks(project)
-        RPR.InsertTrackAtIndex(count, True)
-        track = RPR.GetTrack(project, count)
+        RPR.InsertTrackAtIndex(index, True)
+        track = RPR.GetTrack(project, index)
         RPR.GetSetMediaTrackInfo_String(track, "P_NAME", name, True)
         if current != project:
             RPR.SelectProjectInstance(current)
@@ -210,7 +215,9 @@ class TakeFile:
 
 @dataclass
 class Cue:
-    """One item to put on the timeline."""
+    """One item to put on the timeline. `loop_source` sets the item's Loop source
+    (B_LOOPSRC; None leaves REAPER's default for new items); `start_offset` is where in
+    its file each take starts (D_STARTOFFS), in seconds."""
 
     position: float
     length: float
@@ -219,6 +226,17 @@ class Cue:
     request_json: str = ""
     fade_in: float = 0.0
     fade_out: float = 0.0
+    loop_source: bool | None = None
+    start_offset: float = 0.0
+
+
+@dataclass
+class TrackLane:
+    """A track to make, and the cues on it."""
+
+    name: str
+    cues: list[Cue]
+    muted: bool = False
 
 
 class UndoBlock:
@@ -259,7 +277,12 @@ def _write_cue(track: str, cue: Cue) -> str:
         RPR.SetMediaItemInfo_Value(item, "D_LENGTH", float(cue.length))
         RPR.SetMediaItemInfo_Value(item, "D_FADEINLEN", float(cue.fade_in))
         RPR.SetMediaItemInfo_Value(item, "D_FADEOUTLEN", float(cue.fade_out))
+        if cue.loop_source is not None:
+            RPR.SetMediaItemInfo_Value(item, "B_LOOPSRC", 1.0 if cue.loop_source else 0.0)
         takes = _add_takes(item, cue.takes)
+        if cue.start_offset:
+            for take in takes:
+                RPR.SetMediaItemTakeInfo_Value(take, "D_STARTOFFS", float(cue.start_offset))
         RPR.SetActiveTake(takes[0])
         RPR.GetSetMediaItemInfo_String(item, "P_NOTES", cue.notes, True)
         if cue.request_json:
@@ -287,6 +310,33 @@ def place_cues(project: str, track: str | None, new_track_name: str, cues: list[
                 raise
             RPR.Main_OnCommandEx(BUILD_MISSING_PEAKS, 0, project)
     return track, items
+
+
+def place_lanes(project: str, first_track: str | None, lanes: list[TrackLane], undo_label: str) -> list[str]:
+    """Each lane on its own track, stacked: the first on `first_track` (renamed; a new
+    track at the end when it is gone), the others new tracks right below it; in one undo
+    block. Returns the tracks, in lane order."""
+    with reapy.inside_reaper():
+        with UndoBlock(project, undo_label):
+            if is_alive(project, first_track):
+                RPR.GetSetMediaTrackInfo_String(first_track, "P_NAME", lanes[0].name, True)
+            else:
+                first_track = add_track(project, lanes[0].name)
+            below = int(RPR.GetMediaTrackInfo_Value(first_track, "IP_TRACKNUMBER"))  # 1-based: the next index
+            tracks = [first_track] + [insert_track(project, below + k, lane.name) for k, lane in enumerate(lanes[1:])]
+            items: list[tuple[str, str]] = []
+            try:
+                for track, lane in zip(tracks, lanes):
+                    RPR.SetMediaTrackInfo_Value(track, "B_MUTE", 1.0 if lane.muted else 0.0)
+                    items += [(track, _write_cue(track, cue)) for cue in lane.cues]
+            except Exception:  # nothing half-made
+                for track, item in items:
+                    RPR.DeleteTrackMediaItem(track, item)
+                for track in tracks[1:]:
+                    RPR.DeleteTrack(track)
+                raise
+            RPR.Main_OnCommandEx(BUILD_MISSING_PEAKS, 0, project)
+    return tracks
 
 
 def add_takes_to_item(project: str, item: str, takes: list[TakeFile], notes: str, undo_label: str) -> list[str]:
