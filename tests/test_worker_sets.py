@@ -58,7 +58,7 @@ def test_a_set_is_one_job_whose_files_say_their_roles(worker: WorkerClient, work
     stages = []
     done = worker.wait(queued.id, timeout=120, poll=0.05, on_status=lambda job: stages.append(job.stage))
     assert done.status == DONE, done.error
-    assert any(stage.startswith("intensity 2/3") for stage in stages) or len(stages) < 3
+    assert any(stage.startswith("intensity ") for stage in stages)  # stages name the part being made
 
     # Cues first, in set order, numbered as the files endpoint numbers them.
     roles = [(o.index, o.set_role, o.metadata["set"].get("level"), o.metadata["set"].get("number")) for o in done.outputs]
