@@ -261,7 +261,9 @@ def limit_true_peak(frames: np.ndarray, sample_rate: int, ceiling_dbtp: float, c
     held = minimum_filter1d(needed, size=2 * window + 1, mode=mode)
     gain = uniform_filter1d(held, size=2 * window + 1, mode=mode)
     gain = np.minimum(gain, held)  # float rounding in the average must not let a peak through
-    limited = (np.asarray(frames, dtype=np.float64) * gain[:, None]).astype(np.float32)
+    # In float32: its rounding (1e-7) is far inside the ceiling margin, and finish_loudness
+    # measures the limited audio again anyway.
+    limited = np.asarray(frames, dtype=np.float32) * gain.astype(np.float32)[:, None]
     return limited, -gain_to_db(float(gain.min()))
 
 
