@@ -118,6 +118,7 @@ def test_cancelling_a_running_set_stops_it_and_leaves_no_files(worker: WorkerCli
     assert status == 202, job
     running = wait_for_stage(worker, job["id"], "intensity 1/4")
     assert running.status == "running" and 0.0 < running.progress < 1.0
+    assert running.eta_seconds is not None and running.eta_seconds > 0  # timed over the whole set
     assert worker.cancel(job["id"]).stage == "cancelling"
     cancelled = worker.wait(job["id"], timeout=60)
     assert cancelled.status == CANCELLED and cancelled.outputs == [] and cancelled.artifacts == []
