@@ -1,7 +1,7 @@
 """Tempo and key measured from audio, for cues whose request left them open.
 
 numpy, scipy and soxr, deterministic. Both are measured on one mono signal decimated to
-22.05 kHz (analysis_signal: make it once, pass it to both); about 50 ms for 30 s of audio.
+22.05 kHz (analysis_signal: make it once, pass it to both); 30-40 ms for 30 s of audio.
 
 Tempo: an onset-strength envelope (half-wave rectified spectral flux of log magnitude up
 to 8 kHz, 10 ms hops), its autocorrelation weighted by a log-normal tempo prior around
@@ -74,18 +74,13 @@ class KeyEstimate:
     runner_up_correlation: float
 
 
-def mono(frames: np.ndarray) -> np.ndarray:
-    """(frames, channels) or (frames,) -> float64 mono."""
-    data = np.asarray(frames, dtype=np.float64)
-    return data if data.ndim == 1 else data.mean(axis=1)
-
-
 def analysis_signal(frames: np.ndarray, sample_rate: int) -> np.ndarray:
     """The first MAX_ANALYSIS_S of the audio as float32 mono at ANALYSIS_RATE, what tempo and key read."""
     return _mono_at(frames, sample_rate, ANALYSIS_RATE)
 
 
 def _mono_at(frames: np.ndarray, sample_rate: int, rate: int) -> np.ndarray:
+    """(frames, channels) or (frames,) -> float32 mono at `rate`, at most MAX_ANALYSIS_S long."""
     data = np.asarray(frames)[: int(MAX_ANALYSIS_S * sample_rate)]
     if data.ndim == 1:
         signal = data.astype(np.float32)
@@ -130,8 +125,10 @@ def onset_envelope(frames: np.ndarray, sample_rate: int) -> tuple[np.ndarray, fl
         flux.append(rise if previous is not None else np.concatenate([[0.0], rise]))
         previous = log_mag[-1:]
     envelope = np.concatenate(flux)
-    # Remove the slow loudness contour so only attacks remain.
-    local = np.convolve(envelope, np.ones(51) / 51, mode="same")
+    # Remove the slow loudness contour so only attacks remain ("same" would return the
+    # longer of the two, so audio under half a second gets a shorter average).
+    width = min(51, envelope.size)
+    local = np.convolve(envelope, np.ones(width) / width, mode="same")
     return np.maximum(envelope - local, 0.0), hop / ANALYSIS_RATE
 
 
