@@ -18,17 +18,24 @@ Non-blocking use from a UI thread (a timer or defer loop calls `tick` repeatedly
     ...
     client = check_started(launch)               # None while it starts; raises if it died
     ...
-    watcher = JobWatcher(client, job.id)         # a thread asks the worker from now on
-    status = watcher.latest()                    # each tick: no network, microseconds
+    poll = StatusPoll(client, job.id)            # no thread: each tick drives it
+    status = poll.poll()                         # each tick: never waits, microseconds
+
+StatusPoll is for hosts whose Python must not rely on threads (REAPER runs Python
+threads only while a script runs); JobWatcher, a thread that long-polls, suits hosts
+that run add-on threads well (Blender).
 """
 
 from __future__ import annotations
 
+import errno
 import http.client
 import importlib.util
+import io
 import json
 import os
 import re
+import select
 import socket
 import subprocess
 import sys
@@ -57,6 +64,7 @@ MAX_WAIT_S = 10.0  # the worker holds a status request at most this long
 TRANSFER_TIMEOUT = 60.0  # uploads and downloads move megabytes; this bounds each socket wait
 WATCH_INTERVAL = 0.25  # how long a JobWatcher's request waits at the worker: progress this fresh
 MIN_WATCH_INTERVAL = 0.05  # never a busy loop of requests
+POLL_INTERVAL = 0.2  # a StatusPoll asks at most this often, however fast its host ticks
 # A set's limits, for host dialogs: acestep_core.dynamic_sets' (which needs numpy, so hosts
 # cannot import it; a test keeps the two equal). Bars: 1 to request.MAX_LOOP_BARS, or "fit".
 MAX_SET_INTENSITIES = 8
@@ -382,6 +390,271 @@ class JobWatcher:
             if status is not None:
                 self._status = status
             self._error = error
+
+
+class StatusPoll:
+    """Follows one job without a thread and without ever waiting: each poll() takes one
+    non-blocking step and returns the newest status (None until the worker first answers).
+
+    For defer and timer loops in hosts whose Python must not depend on threads (REAPER
+    runs a script's threads only while its own code runs). A call with no request in
+    flight, once `interval` has passed since the last one, sends GET /v1/jobs/{id} (a
+    plain status request, no long polling) on a keep-alive connection; later calls take
+    whatever part of the answer has arrived, and the one that completes it updates the
+    status. Nothing waits: the socket is non-blocking from connect() on, so a call costs
+    a few system calls (tens of microseconds).
+
+    poll() raises the client's errors: WorkerUnreachable when nothing listens, the
+    connection breaks (a killed worker) or no answer comes within the client's timeout,
+    JobNotFound, WorkerAuthFailed. Once raised, the same error is raised by every later
+    call. Once the job is finished, poll() only returns the final status.
+
+    A worker url with a host name (not an address) is resolved once, on the first poll,
+    and that may block; the worker's discovery file always names 127.0.0.1.
+    """
+
+    def __init__(self, client: WorkerClient, job_id: str, interval: float = POLL_INTERVAL):
+        self.client = client
+        self.job_id = job_id
+        self.interval = max(interval, MIN_WATCH_INTERVAL)
+        self.requests_sent = 0
+        self.connections_opened = 0
+        self.closed = False
+        self._status: JobStatus | None = None
+        self._error: WorkerError | None = None
+        self._address: tuple | None = None
+        self._sock: socket.socket | None = None
+        self._connected = False  # False while a non-blocking connect is still under way
+        self._reused = False  # the request in flight went on a connection an earlier answer used
+        self._outgoing = b""  # the part of the request not yet sent
+        self._incoming = bytearray()
+        self._in_flight = False
+        self._sent_at = 0.0
+        self._next_at = 0.0
+        netloc = urllib.parse.urlsplit(client.url).netloc
+        self._request = (f"GET /v1/jobs/{_quote(job_id)} HTTP/1.1\r\nHost: {netloc}\r\n"
+                         f"Authorization: Bearer {client.token}\r\nAccept: application/json\r\n"
+                         "Connection: keep-alive\r\n\r\n").encode("latin-1")
+
+    def __repr__(self) -> str:
+        return f"StatusPoll({self.client.url!r}, {self.job_id!r})"
+
+    @property
+    def latest(self) -> JobStatus | None:
+        """The newest status, without any network step."""
+        return self._status
+
+    @property
+    def in_flight(self) -> bool:
+        """True while a request waits for its answer."""
+        return self._in_flight
+
+    def poll(self) -> JobStatus | None:
+        """One non-blocking step; the newest status. Raises the error that ended the polling."""
+        if self._error is not None:
+            raise self._error
+        if self.closed or (self._status is not None and self._status.finished):
+            return self._status
+        try:
+            self._step()
+            return self._status
+        except WorkerError as error:
+            self._error = error
+        except (OSError, http.client.HTTPException) as exc:
+            self._error = self.client._unreachable(exc)
+        except Exception as exc:  # a bug here must reach the host as a sentence, not a traceback
+            self._error = WorkerError(f"polling job {self.job_id} failed ({type(exc).__name__}: {exc}); "
+                                      "this is a bug in acestep-dcc, please report it")
+        self._drop()
+        self._in_flight = False
+        raise self._error
+
+    def close(self) -> None:
+        """Drop the connection and send nothing more; poll() then returns the last status."""
+        self.closed = True
+        self._drop()
+
+    def __enter__(self) -> "StatusPoll":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- the steps ---------------------------------------------------------------------------
+
+    def _step(self) -> None:
+        now = time.monotonic()
+        if self._in_flight:
+            if not self._connected and not self._finish_connect():
+                self._check_deadline(now)
+                return
+            if self._outgoing and not self._send():
+                self._check_deadline(now)
+                return
+            answer = self._receive()
+            if answer is None:
+                self._check_deadline(now)
+                return
+            self._take(*answer)
+            now = time.monotonic()
+        if not self._in_flight and now >= self._next_at and not (self._status and self._status.finished):
+            self._start_request(now)
+
+    def _start_request(self, now: float) -> None:
+        if self._sock is not None and not self._idle_connection_usable():
+            self._drop()
+        self._reused = self._sock is not None
+        if self._sock is None:
+            self._open()
+        self._outgoing = self._request
+        self._incoming.clear()
+        self._in_flight = True
+        self._sent_at = now
+        self._next_at = now + self.interval
+        self.requests_sent += 1
+        if self._connected:
+            self._send()
+
+    def _open(self) -> None:
+        if self._address is None:
+            family, kind, proto, _, address = socket.getaddrinfo(self.client._host, self.client._port,
+                                                                 type=socket.SOCK_STREAM)[0]
+            self._address = (family, kind, proto, address)
+        family, kind, proto, address = self._address
+        sock = socket.socket(family, kind, proto)
+        sock.setblocking(False)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # the request goes out whole, at once
+        except OSError:
+            pass
+        self._sock = sock
+        self.connections_opened += 1
+        code = sock.connect_ex(address)
+        if code == 0:
+            self._connected = True
+        elif code in _CONNECT_PENDING:
+            self._connected = False
+        else:
+            raise OSError(code, os.strerror(code))  # OSError picks the subclass: ConnectionRefusedError
+
+    def _finish_connect(self) -> bool:
+        _, writable, failed = select.select([], [self._sock], [self._sock], 0)  # Windows reports failures in the third list
+        if not writable and not failed:
+            return False
+        code = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if code:
+            raise OSError(code, os.strerror(code))
+        self._connected = True
+        return True
+
+    def _send(self) -> bool:
+        try:
+            sent = self._sock.send(self._outgoing, _SEND_FLAGS)
+        except BlockingIOError:
+            return False
+        except (BrokenPipeError, ConnectionResetError):
+            if self._retry_on_new_connection():
+                return False
+            raise
+        self._outgoing = self._outgoing[sent:]
+        return not self._outgoing
+
+    def _receive(self) -> tuple[int, bytes, bool] | None:
+        """The answer once all of it has arrived: (status, body, whether the worker closes)."""
+        eof = False
+        while True:
+            try:
+                chunk = self._sock.recv(65536)
+            except BlockingIOError:
+                break
+            except ConnectionResetError:
+                if self._retry_on_new_connection():
+                    return None
+                raise
+            if not chunk:
+                eof = True
+                break
+            self._incoming += chunk
+        if eof and not self._incoming and self._retry_on_new_connection():
+            return None  # the worker had closed the kept-alive connection: ask again on a new one
+        return _parse_answer(bytes(self._incoming), eof)
+
+    def _retry_on_new_connection(self) -> bool:
+        """A kept-alive connection can be closed by the worker just as we reuse it: send
+        once more on a new one. A new connection that fails means the worker is gone."""
+        if not self._reused:
+            return False
+        self._drop()
+        self._reused = False
+        self._open()
+        self._outgoing = self._request
+        self._incoming.clear()
+        if self._connected:
+            self._send()
+        return True
+
+    def _take(self, status: int, body: bytes, will_close: bool) -> None:
+        self._in_flight = False
+        if will_close:
+            self._drop()
+        self._status = JobStatus.from_dict(self.client._decode(status, body, _quote(self.job_id)))
+        if self._status.finished:
+            self._drop()
+
+    def _idle_connection_usable(self) -> bool:
+        """False when the worker closed the idle kept-alive connection (or sent something unasked)."""
+        try:
+            return not self._sock.recv(1)  # any byte, or the end, means this connection is done
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+
+    def _check_deadline(self, now: float) -> None:
+        if now - self._sent_at > self.client.timeout:
+            raise socket.timeout("timed out")
+
+    def _drop(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+        self._sock = None
+        self._connected = False
+        self._outgoing = b""
+
+
+_SEND_FLAGS = getattr(socket, "MSG_NOSIGNAL", 0)  # Linux: a closed connection is an error, not a SIGPIPE to the host
+_CONNECT_PENDING = {code for code in (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY,
+                                      getattr(errno, "WSAEWOULDBLOCK", None)) if code is not None}
+
+
+class _Received:
+    """Bytes already read from a socket, in the shape http.client's parser reads from."""
+
+    def __init__(self, data: bytes):
+        self._data = data
+
+    def makefile(self, mode: str):
+        return io.BytesIO(self._data)
+
+
+def _parse_answer(data: bytes, eof: bool) -> tuple[int, bytes, bool] | None:
+    """(status, body, will_close) when `data` holds a whole HTTP answer; None while more
+    is to come. http.client parses it, from memory, so a partial answer never blocks."""
+    if b"\r\n\r\n" not in data:
+        if eof:
+            raise http.client.RemoteDisconnected("the worker closed the connection without answering")
+        return None
+    response = http.client.HTTPResponse(_Received(data), method="GET")
+    response.begin()
+    if response.length is None and not response.chunked and not eof:
+        return None  # the body runs until the worker closes the connection
+    try:
+        body = response.read()
+    except http.client.IncompleteRead:
+        if eof:
+            raise
+        return None
+    return response.status, body, response.will_close or eof
 
 
 # -- finding and starting workers without blocking --------------------------------------

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 from acestep_core.client import (
     NO_COMMAND_MESSAGE,
     JobWatcher,
+    StatusPoll,
     WorkerClient,
     check_started,
     find_worker,
@@ -273,3 +275,165 @@ def test_job_watcher_of_an_unknown_job_says_so(worker: WorkerClient):
     _wait_for(lambda: not watcher.watching, timeout=5.0)
     with pytest.raises(JobNotFound):
         watcher.latest()
+
+
+# -- StatusPoll: following a job with no thread, from a defer loop -----------------------------------
+
+
+def _quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(int(len(ordered) * q), len(ordered) - 1)]
+
+
+def test_status_poll_never_waits_starts_no_thread_and_reports_done(worker: WorkerClient):
+    job = worker.submit(GenerationRequest(prompt="long poll", duration=240.0, bpm=120.0, candidates=2))
+    threads = threading.active_count()
+    poll = StatusPoll(worker, job.id)
+    waiting_us, seen = [], []
+    began = time.monotonic()
+    while True:
+        was_in_flight = poll.in_flight
+        started = time.perf_counter()
+        status = poll.poll()
+        took_us = (time.perf_counter() - started) * 1e6
+        if was_in_flight and poll.in_flight:  # a request out, its answer not yet here
+            waiting_us.append(took_us)
+        assert threading.active_count() == threads
+        if status is not None and (not seen or seen[-1] is not status):
+            seen.append(status)
+        if status is not None and status.finished:
+            break
+        assert time.monotonic() - began < 60, "the job did not finish"
+        time.sleep(0.001)  # a host ticking far faster than REAPER's 30 Hz
+    elapsed = time.monotonic() - began
+    assert status.status == DONE and len(status.outputs) == 2
+    assert any(s.status == "running" for s in seen)
+    progress = [s.progress for s in seen]
+    assert progress == sorted(progress) and len(seen) >= 3
+    # Once an answer is in, the next request waits for the interval, and goes on the same connection.
+    assert poll.requests_sent <= elapsed / poll.interval + 2
+    assert poll.connections_opened == 1
+    # A poll while the answer is still on its way is a non-blocking recv: tens of
+    # microseconds; the tail allows for a machine shared with other work.
+    assert len(waiting_us) > 20
+    assert _quantile(waiting_us, 0.5) < 200.0, _quantile(waiting_us, 0.5)
+    assert _quantile(waiting_us, 0.9) < 1000.0, _quantile(waiting_us, 0.9)
+    # Finished: no more requests, the last answer stays.
+    sent = poll.requests_sent
+    time.sleep(poll.interval * 1.5)
+    assert poll.poll() is status and poll.requests_sent == sent
+
+
+def test_status_poll_reports_a_killed_worker_as_unreachable_within_two_seconds(spawn_worker):
+    process = spawn_worker("sketch")
+    job = process.client.submit(GenerationRequest(prompt="cut short", duration=600.0, bpm=120.0))
+    poll = StatusPoll(process.client, job.id)
+    while (status := poll.poll()) is None or status.status != "running":
+        time.sleep(1 / 30)
+    process.kill()
+    killed = time.monotonic()
+    with pytest.raises(WorkerUnreachable, match="is not answering: nothing is listening there") as raised:
+        while time.monotonic() - killed < 5.0:
+            poll.poll()
+            time.sleep(1 / 30)  # REAPER's defer rate
+    assert time.monotonic() - killed < 2.0
+    with pytest.raises(WorkerUnreachable) as again:  # every later poll says the same
+        poll.poll()
+    assert again.value is raised.value
+
+
+def test_status_poll_of_a_silent_worker_never_waits_and_times_out():
+    with socket.socket() as silent:  # accepts connections (backlog) but never replies
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        client = WorkerClient(f"http://127.0.0.1:{silent.getsockname()[1]}", "token", timeout=0.3)
+        poll = StatusPoll(client, "0" * 32)
+        calls_ms = []
+        began = time.monotonic()
+        with pytest.raises(WorkerUnreachable, match="did not answer within 0.3 s"):
+            while time.monotonic() - began < 5.0:
+                started = time.perf_counter()
+                try:
+                    assert poll.poll() is None
+                finally:
+                    calls_ms.append((time.perf_counter() - started) * 1000.0)
+                time.sleep(0.01)
+        assert 0.3 <= time.monotonic() - began < 1.0
+        assert len(calls_ms) > 10 and max(calls_ms) < 20.0, max(calls_ms)  # a blocking read would take 300 ms
+
+
+def test_status_poll_takes_an_answer_in_pieces_and_keeps_the_connection_alive():
+    """Played by hand from this thread: a worker that answers slowly, in two writes."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        server.settimeout(5.0)
+        client = WorkerClient(f"http://127.0.0.1:{server.getsockname()[1]}", "the-token")
+        poll = StatusPoll(client, "job/1", interval=0.05)
+
+        def answer(conn, progress: float, close: bool = False) -> None:
+            request = _read_request(conn)
+            assert request.startswith(b"GET /v1/jobs/job%2F1 HTTP/1.1\r\n")
+            assert b"\r\nAuthorization: Bearer the-token\r\n" in request
+            body = json.dumps({"id": "job/1", "status": "running", "progress": progress}).encode()
+            head = (f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
+                    + ("connection: close\r\n" if close else "") + "\r\n").encode()
+            conn.sendall(head + body[:10])
+            known = poll.latest
+            for _ in range(3):  # the rest has not come: the poll returns what it knew, without waiting
+                assert poll.poll() is known and poll.in_flight
+            conn.sendall(body[10:])
+
+        assert poll.poll() is None  # connects and sends (or starts to)
+        conn, _ = server.accept()
+        with conn:
+            conn.settimeout(5.0)
+            poll.poll()  # finishes a pending connect and sends
+            answer(conn, 0.25)
+            assert _poll_until(poll, lambda s: s is not None).progress == 0.25
+            time.sleep(poll.interval)
+            poll.poll()  # the next request, on the same connection
+            answer(conn, 0.5, close=True)
+            assert _poll_until(poll, lambda s: s.progress == 0.5).status == "running"
+        time.sleep(poll.interval)
+        poll.poll()  # the worker closed it: a new connection
+        conn, _ = server.accept()
+        with conn:
+            conn.settimeout(5.0)
+            poll.poll()
+            answer(conn, 0.75)
+            assert _poll_until(poll, lambda s: s.progress == 0.75).progress == 0.75
+        assert poll.connections_opened == 2 and poll.requests_sent == 3
+        poll.close()
+        time.sleep(poll.interval)
+        assert poll.poll().progress == 0.75 and poll.requests_sent == 3  # closed: nothing more is sent
+
+
+def _read_request(conn: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(4096)
+        assert chunk, "the poll closed the connection"
+        data += chunk
+    return data
+
+
+def _poll_until(poll: StatusPoll, condition, timeout: float = 5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = poll.poll()
+        if status is not None and condition(status):
+            return status
+        time.sleep(0.001)
+    raise AssertionError(f"no status like that within {timeout:g} s")
+
+
+def test_status_poll_with_nothing_listening_or_an_unknown_job_says_so(worker: WorkerClient):
+    nobody = StatusPoll(WorkerClient(f"http://127.0.0.1:{_free_port()}", "token"), "0" * 32)
+    began = time.monotonic()
+    with pytest.raises(WorkerUnreachable, match="nothing is listening"):
+        _poll_until(nobody, lambda s: True)
+    assert time.monotonic() - began < 1.0
+    unknown = StatusPoll(worker, "0" * 32)
+    with pytest.raises(JobNotFound, match="has no job 0000"):
+        _poll_until(unknown, lambda s: True)

@@ -5,11 +5,13 @@ it through reapy's distant API over TCP."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import wave
 from pathlib import Path
@@ -249,6 +251,24 @@ def test_generate_returns_to_reaper_at_once_and_shows_progress(inside, tmp_path)
     assert all(label.startswith("ACE-Step") for label in labels)
     items = inside.snapshot()["project"]["tracks"][1]["items"]
     assert len(items) == 1 and len(items[0]["takes"]) == 3  # the placeholder is gone
+
+
+def test_following_the_job_starts_no_thread(session, tmp_path):
+    """REAPER runs a script's Python threads only while its own code runs (python-reapy
+    issue #45): the ticks follow the job themselves, with a StatusPoll."""
+    prepare(session, tmp_path)
+    threads = set(threading.enumerate())
+    session.answer_inputs([PROMPT, "20", "1"])
+    session.run("generate")
+    generation = importlib.import_module("acestep_reaper.generation")  # the one the action runs
+    updates = 0
+    while session.busy():
+        session.step()
+        assert set(threading.enumerate()) == threads
+        updates = max([updates] + [run.status_updates for run in generation.RUNNING.values()])
+        time.sleep(0.01)
+    assert updates >= 2  # it did follow the job: queued or running, then done
+    assert [len(t["items"]) for t in session.snapshot()["project"]["tracks"]] == [0, 1]
 
 
 def test_with_no_track_selected_the_item_goes_on_a_new_ace_step_track(inside, tmp_path):

@@ -3,15 +3,16 @@ step per tick so REAPER never waits.
 
 Each tick does at most one call to the worker (probe, upload, submit or a file fetch)
 and touches REAPER only to check for a Cancel and to update a progress label when its
-text changes. While jobs run, no tick calls the worker at all: a JobWatcher thread asks
-it and the tick reads the newest answer (a busy worker can take milliseconds, once a
-third of a second, to answer, and REAPER's main thread must not wait on that). The
-watcher thread only does HTTP; everything that touches REAPER stays on the tick. The
-steps: find or start the worker, upload source audio (covers), submit, follow the jobs
-until every one is done, bring each file into the media folder, then hand everything
-to the Placement, which edits the project in one undo block. A Placement also shows
-progress and removes its placeholders when the run is cancelled or fails, so nothing
-is left half-made.
+text changes. While jobs run, no tick waits on the worker: each tick takes one
+non-blocking step of a StatusPoll (send a status request, or take the part of its
+answer that has arrived), so a busy worker that needs milliseconds, once a third of a
+second, to answer never holds up REAPER's main thread. No thread either: REAPER runs
+a script's Python threads only while the script's own code runs (python-reapy issue
+#45), so a thread could stall between ticks. The steps: find or start the worker,
+upload source audio (covers), submit, follow the jobs until every one is done, bring
+each file into the media folder, then hand everything to the Placement, which edits
+the project in one undo block. A Placement also shows progress and removes its
+placeholders when the run is cancelled or fails, so nothing is left half-made.
 
 SetGeneration does the same for a dynamic-music set, which is one job at the worker.
 
@@ -119,9 +120,9 @@ class Generation:
         self.phase = "connect"
         self.finished = False
         self.outcome = ""  # "placed", "cancelled" or the error shown
-        self._watcher: worker_client.JobWatcher | None = None
+        self._status_poll: worker_client.StatusPoll | None = None
         self._seen: JobStatus | None = None
-        self.status_updates = 0  # new statuses the ticks took from the watcher
+        self.status_updates = 0  # new statuses the ticks took from the worker
         self._fetch_queue: list[tuple[int, CueOutput | JobArtifact]] = []
         RUNNING[self.run_id] = self
         _set_run(self.run_id, [])
@@ -208,12 +209,12 @@ class Generation:
 
     def _poll(self) -> None:
         # The worker runs jobs first come, first served, so this run's jobs end in the order
-        # they were submitted: one watcher at a time, on the first job not yet finished.
+        # they were submitted: one poll at a time, on the first job not yet finished.
         index = next(i for i, job in enumerate(self.jobs) if not job.finished)
-        if self._watcher is None or self._watcher.job_id != self.jobs[index].id:
-            self._stop_watching()
-            self._watcher = worker_client.JobWatcher(self.client, self.jobs[index].id)
-        job = self._watcher.latest()  # raises the watcher's WorkerError (a lost worker)
+        if self._status_poll is None or self._status_poll.job_id != self.jobs[index].id:
+            self._stop_polling()
+            self._status_poll = worker_client.StatusPoll(self.client, self.jobs[index].id)
+        job = self._status_poll.poll()  # never waits; raises WorkerUnreachable for a lost worker
         if job is None or job is self._seen:
             return
         self._seen = job
@@ -232,7 +233,7 @@ class Generation:
         else:
             self._show(index, self._progress_label(job))
         if all(job.status == DONE for job in self.jobs):
-            self._stop_watching()
+            self._stop_polling()
             self.results = [Result(request, job) for request, job in zip(self.requests, self.jobs)]
             self._fetch_queue = [(i, file) for i, job in enumerate(self.jobs) for file in self._files_to_fetch(job)]
             self.phase = "fetch"
@@ -260,13 +261,13 @@ class Generation:
 
     # -- endings -------------------------------------------------------------------------------
 
-    def _stop_watching(self) -> None:
-        if self._watcher is not None:
-            self._watcher.stop()  # never waits: the thread ends after its request in flight
-            self._watcher = None
+    def _stop_polling(self) -> None:
+        if self._status_poll is not None:
+            self._status_poll.close()
+            self._status_poll = None
 
     def _end(self, outcome: str) -> None:
-        self._stop_watching()
+        self._stop_polling()
         self.finished = True
         self.outcome = outcome
         RUNNING.pop(self.run_id, None)
