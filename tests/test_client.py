@@ -287,7 +287,7 @@ def _quantile(values: list[float], q: float) -> float:
 
 def test_status_poll_never_waits_starts_no_thread_and_reports_done(worker: WorkerClient):
     job = worker.submit(GenerationRequest(prompt="long poll", duration=240.0, bpm=120.0, candidates=2))
-    threads = threading.active_count()
+    threads = set(threading.enumerate())  # a thread of an earlier test may still end, none may start
     poll = StatusPoll(worker, job.id)
     waiting_us, seen = [], []
     began = time.monotonic()
@@ -298,7 +298,7 @@ def test_status_poll_never_waits_starts_no_thread_and_reports_done(worker: Worke
         took_us = (time.perf_counter() - started) * 1e6
         if was_in_flight and poll.in_flight:  # a request out, its answer not yet here
             waiting_us.append(took_us)
-        assert threading.active_count() == threads
+        assert set(threading.enumerate()) <= threads, set(threading.enumerate()) - threads
         if status is not None and (not seen or seen[-1] is not status):
             seen.append(status)
         if status is not None and status.finished:
@@ -307,17 +307,17 @@ def test_status_poll_never_waits_starts_no_thread_and_reports_done(worker: Worke
         time.sleep(0.001)  # a host ticking far faster than REAPER's 30 Hz
     elapsed = time.monotonic() - began
     assert status.status == DONE and len(status.outputs) == 2
-    assert any(s.status == "running" for s in seen)
+    assert any(s.status == "running" for s in seen), seen
     progress = [s.progress for s in seen]
-    assert progress == sorted(progress) and len(seen) >= 3
+    assert progress == sorted(progress) and len(seen) >= 3, progress
     # Once an answer is in, the next request waits for the interval, and goes on the same connection.
-    assert poll.requests_sent <= elapsed / poll.interval + 2
+    assert poll.requests_sent <= elapsed / poll.interval + 2, (poll.requests_sent, elapsed)
     assert poll.connections_opened == 1
     # A poll while the answer is still on its way is a non-blocking recv: tens of
     # microseconds; the tail allows for a machine shared with other work.
-    assert len(waiting_us) > 20
-    assert _quantile(waiting_us, 0.5) < 200.0, _quantile(waiting_us, 0.5)
-    assert _quantile(waiting_us, 0.9) < 1000.0, _quantile(waiting_us, 0.9)
+    assert len(waiting_us) > 20, waiting_us
+    assert _quantile(waiting_us, 0.5) < 200.0, sorted(waiting_us)
+    assert _quantile(waiting_us, 0.9) < 1000.0, sorted(waiting_us)
     # Finished: no more requests, the last answer stays.
     sent = poll.requests_sent
     time.sleep(poll.interval * 1.5)
