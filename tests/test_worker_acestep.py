@@ -15,7 +15,7 @@ import soundfile as sf
 
 from acestep_core.client import WorkerClient
 from acestep_core.errors import WorkerRejected
-from acestep_core.jobs import CANCELLED, DONE, FAILED
+from acestep_core.jobs import CANCELLED, DONE, FAILED, RUNNING
 from acestep_core.request import GenerationRequest
 
 pytestmark = pytest.mark.slow
@@ -90,9 +90,13 @@ def test_running_job_reports_steps_and_time_left_then_cancels_within_a_step(aces
 
 def test_cancelled_queued_job_never_runs(acestep_worker: WorkerClient, acestep_worker_process):
     blocker = acestep_worker.submit(GenerationRequest(prompt="blocker", **LONG))
+    # Positions count from the running job: let the blocker start before queueing the others.
+    deadline = time.monotonic() + 60
+    while acestep_worker.status(blocker.id).status != RUNNING and time.monotonic() < deadline:
+        time.sleep(0.05)
     waiting = acestep_worker.submit(GenerationRequest(prompt="never", duration=2.0))
     after = acestep_worker.submit(GenerationRequest(prompt="after", duration=2.0))
-    assert waiting.status == "queued" and waiting.position is not None
+    assert waiting.status == "queued" and waiting.position == 0
     cancelled = acestep_worker.cancel(waiting.id)
     assert cancelled.status == CANCELLED
     assert acestep_worker.status(after.id).position == waiting.position  # moved up one place
