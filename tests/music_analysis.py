@@ -1,9 +1,10 @@
 """Tempo and key of audio, measured the textbook way, as pure numpy functions.
 
-Tempo: onset strength (half-wave rectified log-spectral flux), its autocorrelation, the
-strongest beat period in a bpm window, refined over many beat multiples. Key: a chroma
-vector (spectral magnitude folded onto the 12 pitch classes) correlated against the 24
-rotations of the Krumhansl-Kessler major and minor profiles.
+Tempo: onset strength (half-wave rectified flux of log band energies), its
+autocorrelation, the strongest beat period in a bpm window, refined over many beat
+multiples. Key: a chroma vector (the whitened long-term spectrum, with the partials
+that sound other notes than their own taken out, folded onto the 12 pitch classes)
+correlated against the 24 rotations of the Krumhansl-Kessler major and minor profiles.
 
 Inputs are float arrays, mono (frames,) or channels-first (channels, frames).
 """
@@ -47,13 +48,16 @@ def band_edges(sample_rate: int, n_fft: int, bands: int = 48, low_hz: float = 40
 
 def onset_strength(samples: np.ndarray, sample_rate: int, hop: int = 256, n_fft: int = 2048,
                    floor_db: float = 80.0) -> np.ndarray:
-    """Half-wave rectified flux of the log band energies, one value per hop.
+    """Half-wave rectified flux of the log band energies, one value per hop (value t is
+    centred on sample t * hop).
 
     Energies are pooled in log-spaced bands first (as a mel spectrogram does), so the
     slow beating of detuned partials inside a band does not read as onsets; a rise of
     energy across bands does.
     """
-    power = magnitude_spectrogram(to_mono(samples), n_fft, hop) ** 2
+    # Half a window of silence first, so frame t is centred on sample t * hop.
+    mono = np.concatenate([np.zeros(n_fft // 2), to_mono(samples)])
+    power = magnitude_spectrogram(mono, n_fft, hop) ** 2
     edges = band_edges(sample_rate, n_fft)
     bands = np.add.reduceat(power[:, edges[0]:edges[-1]], edges[:-1] - edges[0], axis=1)
     level = 10.0 * np.log10(np.maximum(bands, 1e-10))
@@ -103,7 +107,11 @@ def estimate_tempo(samples: np.ndarray, sample_rate: int, min_bpm: float = 60.0,
     longest = int(np.ceil(60.0 * frames_per_second / min_bpm))
     if longest >= len(acf) // 2:
         raise ValueError("the audio is too short to hold two beats at the slowest tempo asked for")
-    coarse = shortest + int(np.argmax(acf[shortest:longest + 1]))
+    # The highest local maximum in the window: a slope rising toward a stronger period
+    # just outside the window is not a beat.
+    window = np.arange(max(shortest, 1), longest + 1)
+    peaks = window[(acf[window] >= acf[window - 1]) & (acf[window] >= acf[window + 1])]
+    coarse = int(peaks[np.argmax(acf[peaks])]) if peaks.size else int(window[np.argmax(acf[window])])
     period = _peak_near(acf, coarse, 1.0) or float(coarse)
     multiples, lags = [], []
     for multiple in range(1, int((len(acf) // 2) / period) + 1):
@@ -116,24 +124,18 @@ def estimate_tempo(samples: np.ndarray, sample_rate: int, min_bpm: float = 60.0,
     return 60.0 * frames_per_second / period
 
 
-def beat_grid_contrast(samples: np.ndarray, sample_rate: int, bpm: float, hop: int = 256) -> float:
-    """Mean onset strength on the beats of a grid starting at 0, over that half a beat later.
+def beat_alignment(samples: np.ndarray, sample_rate: int, bpm: float, hop: int = 256) -> float:
+    """Mean onset strength on a beat grid that starts at frame 0, over the mean overall.
 
-    Well above 1 when the audio's beats sit on the grid (a cue that starts on the
-    downbeat); near 1 at double the tempo, where the half-beats are beats too.
+    Well above 1 when the beats fall on the grid, that is when the audio starts on a
+    beat and keeps the tempo; about 1 when its onsets ignore the grid.
     """
     envelope = onset_strength(samples, sample_rate, hop=hop)
     frames_per_beat = 60.0 / bpm * sample_rate / hop
-    beats = np.arange(0.0, len(envelope) - 2, frames_per_beat)
-    halves = beats + frames_per_beat / 2
-    halves = halves[halves < len(envelope) - 2]
-
-    def strength_at(positions: np.ndarray) -> float:
-        index = np.round(positions).astype(int)
-        # An onset can land a frame either side of the ideal position.
-        return float(np.mean(np.max([envelope[np.clip(index + d, 0, len(envelope) - 1)] for d in (-1, 0, 1, 2)], axis=0)))
-
-    return strength_at(beats) / max(strength_at(halves), 1e-12)
+    beats = np.round(np.arange(0.0, len(envelope) - 2, frames_per_beat)).astype(int)
+    # An onset's flux peak can land a frame either side of the ideal position.
+    nearby = np.max([envelope[np.clip(beats + d, 0, len(envelope) - 1)] for d in (-1, 0, 1, 2)], axis=0)
+    return float(nearby.mean() / max(envelope.mean(), 1e-12))
 
 
 # -- key --------------------------------------------------------------------------------
@@ -154,23 +156,57 @@ def whiten(spectrum: np.ndarray) -> np.ndarray:
     return np.maximum(spectrum - local_mean, 0.0)
 
 
-def chroma_vector(samples: np.ndarray, sample_rate: int, n_fft: int = 16384, hop: int = 8192,
-                  min_hz: float = 60.0, max_hz: float = 2000.0) -> np.ndarray:
+# The partials of a note that fall on other pitch classes than the note's own: the 3rd
+# (an octave and a fifth up) and the 5th (two octaves and a major third up), with the
+# amplitude a bright tone gives them (1/n, as a sawtooth or a bowed string).
+MISLEADING_PARTIALS = ((19, 1.0 / 3.0), (28, 1.0 / 5.0))
+LOWEST_MIDI = 24  # C1: notes below it only matter through their partials, which stay in
+
+
+def semitone_spectrum(samples: np.ndarray, sample_rate: int, n_fft: int = 16384, hop: int = 8192,
+                      highest_midi: int = 96) -> np.ndarray:
+    """Whitened magnitude (see whiten) per semitone from LOWEST_MIDI to highest_midi, summed
+    over time. Each FFT bin counts for the semitone nearest its frequency, weighted down
+    the further it sits from that semitone's centre."""
+    spectrum = whiten(magnitude_spectrogram(to_mono(samples), n_fft, hop).sum(axis=0))[1:]
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)[1:]
+    midi = 69.0 + 12.0 * np.log2(freqs / 440.0)
+    nearest = np.round(midi)
+    keep = (nearest >= LOWEST_MIDI) & (nearest <= highest_midi)
+    weight = np.clip(1.0 - 2.0 * np.abs(midi - nearest), 0.0, 1.0)
+    semitones = np.zeros(highest_midi - LOWEST_MIDI + 1)
+    np.add.at(semitones, (nearest[keep] - LOWEST_MIDI).astype(int), (spectrum * weight)[keep])
+    return semitones
+
+
+def suppress_partials(semitones: np.ndarray) -> np.ndarray:
+    """From the lowest semitone up, take away what each one's own 3rd and 5th partials
+    put a twelfth and two octaves and a third above it.
+
+    Without this every note also counts for its fifth and its major third: a cadence in
+    C reads as G major, a minor key leans to its parallel major.
+    """
+    left = semitones.copy()
+    for note in range(left.shape[0]):
+        for offset, amplitude in MISLEADING_PARTIALS:
+            if note + offset < left.shape[0]:
+                left[note + offset] = max(left[note + offset] - amplitude * left[note], 0.0)
+    return left
+
+
+def chroma_vector(samples: np.ndarray, sample_rate: int, min_hz: float = 60.0, max_hz: float = 1000.0) -> np.ndarray:
     """Pitch-class energy of the audio: a 12-vector, C first.
 
-    The magnitude spectrum is summed over time and whitened (see whiten), and each bin
-    counts for the pitch class nearest its frequency, weighted down the further it sits
-    from that semitone's centre. The band skips the kick drum's sub-bass and the
-    partials far above the melody.
+    The whitened semitone spectrum with the misleading partials taken out, folded onto
+    the 12 pitch classes over min_hz..max_hz: the band skips the kick drum's sub-bass and
+    the upper partials, which would sound every note's fifth and third again.
     """
-    spectrum = whiten(magnitude_spectrogram(to_mono(samples), n_fft, hop).sum(axis=0))
-    freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    semitones = suppress_partials(semitone_spectrum(samples, sample_rate))
+    midi = np.arange(semitones.shape[0]) + LOWEST_MIDI
+    freqs = 440.0 * 2.0 ** ((midi - 69.0) / 12.0)
     band = (freqs >= min_hz) & (freqs <= max_hz)
-    midi = 69.0 + 12.0 * np.log2(freqs[band] / 440.0)
-    nearest = np.round(midi)
-    weight = np.clip(1.0 - 2.0 * np.abs(midi - nearest), 0.0, 1.0)
     chroma = np.zeros(12)
-    np.add.at(chroma, nearest.astype(int) % 12, spectrum[band] * weight)
+    np.add.at(chroma, midi[band] % 12, semitones[band])
     return chroma
 
 

@@ -41,8 +41,13 @@ class MusicalChoices:
     time_signature: str
     frames: int
     groove_bars: int  # whole bars of groove before the ending
-    ending: str  # "loop": the cue is whole bars; "ring-out": a final chord rings to the end; "fade"
+    # How the cue ends: "whole bars" (it is whole bars long and stops on the bar line),
+    # "ring-out" (a final tonic chord rings through the last part bar), "fade" (the groove
+    # fades over a remainder too short to ring), "continues" (a loop request: the groove
+    # runs to the last frame, the finishing step folds it over the start).
+    ending: str
     parts: tuple[Part, ...]
+    energy: int | None = None  # every section's energy, when the request sets an intensity
     instruments_added: tuple[str, ...] = ()
     instruments_removed: tuple[str, ...] = ()
 
@@ -99,14 +104,16 @@ def choose_musical_choices(request: GenerationRequest, tags: PromptTags) -> Musi
         minor = (tags.mode or style.default_mode) == "minor"
         checksum = zlib.crc32(" ".join(request.prompt.lower().split()).encode("utf-8"))
         tonic_pc = style.tonics[checksum % len(style.tonics)]
-        key_from = "prompt (mood words)" if tags.mode else "style default"
+        key_from = "prompt (mode words)" if tags.mode else "style default"
 
     time_signature = request.time_signature or "4/4"
     frames = int(round(request.duration * SAMPLE_RATE))
     bar_frames = 60.0 * SAMPLE_RATE / bpm * beats_per_bar(time_signature)
     nearest_bars = int(round(frames / bar_frames))
-    if nearest_bars >= 1 and abs(frames - nearest_bars * bar_frames) <= 1.0:
-        groove_bars, ending = nearest_bars, "loop"
+    if request.loop:
+        groove_bars, ending = math.ceil(frames / bar_frames - 1e-9), "continues"
+    elif nearest_bars >= 1 and abs(frames - nearest_bars * bar_frames) <= 1.0:
+        groove_bars, ending = nearest_bars, "whole bars"
     else:
         groove_bars = int(frames // bar_frames)
         remainder_beats = (frames - groove_bars * bar_frames) / (bar_frames / beats_per_bar(time_signature))
@@ -118,6 +125,7 @@ def choose_musical_choices(request: GenerationRequest, tags: PromptTags) -> Musi
     return MusicalChoices(
         style=style, style_from=style_from, bpm=bpm, bpm_from=bpm_from, tonic_pc=tonic_pc, minor=minor,
         key_from=key_from, time_signature=time_signature, frames=frames, groove_bars=groove_bars, ending=ending,
+        energy=None if request.intensity is None else int(round(2 * request.intensity)),
         parts=parts, instruments_added=added, instruments_removed=removed,
     )
 
@@ -219,6 +227,12 @@ class Score:
         return (0, 3) if self.compound else tuple(range(self.beats))
 
     @property
+    def offbeats(self) -> tuple[float, ...]:
+        """Where off-beat accents go: the "and" of each beat, or the last eighth of each
+        group of three in 6/8."""
+        return tuple(p + (2.0 if self.compound else 0.5) for p in self.pulses)
+
+    @property
     def backbeats(self) -> tuple[int, ...]:
         return {4: (1, 3), 3: (2,), 2: (1,), 6: (3,)}[self.beats]
 
@@ -245,6 +259,8 @@ def plan_sections(bars: int, phrase_bars: int, rng: np.random.Generator) -> list
     choruses, a breakdown in long cues, and always a chorus last.
     """
     phrases = math.ceil(bars / phrase_bars)
+    if phrases == 0:
+        return []  # a cue shorter than a bar is only its final chord
     if phrases == 1:
         names = ["chorus"]
     elif phrases == 2:
@@ -274,17 +290,22 @@ ENERGY = {"intro": 0, "breakdown": 0, "verse": 1, "chorus": 2}
 def build_score(choices: MusicalChoices, rng: np.random.Generator) -> tuple[Score, list[Section], dict]:
     style = choices.style
     options = style.progressions(choices.minor)
-    first = int(rng.integers(len(options)))
-    second = int(rng.integers(len(options)))
-    progressions = {"verse": options[first], "chorus": options[second]}
-    progressions["intro"] = progressions["breakdown"] = progressions["verse"]
+    verse = options.home[int(rng.integers(len(options.home)))]
+    everything = options.home + options.away
+    chorus = everything[int(rng.integers(len(everything)))]
+    progressions = {"intro": verse, "verse": verse, "breakdown": verse, "chorus": chorus}
     # Slow harmony needs room: a short cue changes chord every bar, or it would hear only two.
     bars_per_chord = style.bars_per_chord if choices.groove_bars >= 8 * style.bars_per_chord else 1
-    phrase_bars = len(options[first]) * bars_per_chord
+    phrase_bars = len(verse) * bars_per_chord
     sections: list[Section] = []
     start = 0
-    for name, length in plan_sections(choices.groove_bars, phrase_bars, rng):
-        sections.append(Section(name, start, length, ENERGY[name], progressions[name]))
+    plan = plan_sections(choices.groove_bars, phrase_bars, rng)
+    if len(plan) == 1:
+        progressions["chorus"] = verse  # a one-phrase cue has to set up the key by itself
+    for name, length in plan:
+        # An intensity asks for one layer of a dynamic-music set: the same song at one energy.
+        energy = ENERGY[name] if choices.energy is None else choices.energy
+        sections.append(Section(name, start, length, energy, progressions[name]))
         start += length
     bars: list[Bar] = []
     for section in sections:
@@ -352,7 +373,7 @@ def _groove_bar(score: Score, groove: str, energy: int, variant: int) -> list[tu
     if groove == "four_on_floor":
         for p in pulses:
             out.append((float(p), "kick", 1.0))
-        offbeats = [p + (1.5 if score.compound else 0.5) for p in pulses]
+        offbeats = list(score.offbeats)
         if energy == 0:
             out += [(p, "closed_hat", 0.5) for p in offbeats]
             return out
@@ -381,7 +402,7 @@ def _groove_bar(score: Score, groove: str, energy: int, variant: int) -> list[tu
             out += [(float(b), "clap", 0.7) for b in backbeats]
             hats(sixteenth, loud=0.7, soft=0.4)
             if variant == 2:
-                out += [(p + eighth * (3 if score.compound else 1), "open_hat", 0.6) for p in pulses if p + eighth < beats]
+                out += [(p, "open_hat", 0.6) for p in score.offbeats]
         else:
             hats(eighth)
         return out
@@ -448,6 +469,16 @@ def _active(bar: Bar, part: Part) -> bool:
     return bar.energy >= part.min_energy
 
 
+def with_tonic_third_on_top(voicing: tuple[int, ...], chord: Chord, tonic_pc: int) -> tuple[int, ...]:
+    """The tonic chord with its third doubled above the top voice: the note that says major
+    or minor, where the ear (and a key finder) hears it best."""
+    if not chord.is_tonic or len(chord.intervals) < 3:
+        return voicing
+    third_pc = (tonic_pc + chord.intervals[1]) % 12
+    top = max(voicing)
+    return voicing + (top + 1 + (third_pc - top - 1) % 12,)
+
+
 def write_sustain(score: Score, part: Part, rng: np.random.Generator) -> list[Note]:
     """Voiced chords held for as long as each chord lasts, with smooth voice leading."""
     notes, previous = [], None
@@ -457,6 +488,7 @@ def write_sustain(score: Score, part: Part, rng: np.random.Generator) -> list[No
             continue
         voicing = voice_chord(bar.chord, score.tonic_pc, part.low, part.high, previous, choice)
         previous = voicing
+        voicing = with_tonic_third_on_top(voicing, bar.chord, score.tonic_pc)
         velocity = 0.75 if bar.energy == 0 else 0.9 + 0.1 * (bar.energy == 2)
         notes.append(Note(bar.index * score.beats, bar.chord_bars * score.beats, voicing, velocity))
     return notes
@@ -476,8 +508,17 @@ def write_power_chords(score: Score, part: Part, rng: np.random.Generator) -> li
         if bar.energy == 0:
             notes.append(Note(base, score.beats, chord, 0.7))
         elif bar.energy == 1:
-            for p in _grid(score.eighth, score.beats):
-                notes.append(Note(base + p, score.eighth * 0.6, chord, 0.85 if p in score.pulses else 0.7))
+            eighths = _grid(score.eighth, score.beats)
+            # On the tonic the bar ends in a pentatonic riff: the third, then the minor
+            # seventh (minor keys) or the sixth (major keys), the notes that name the mode.
+            riff = {}
+            if bar.chord.is_tonic and len(bar.chord.intervals) > 2 and len(eighths) >= 4:
+                riff = {eighths[-2]: root + bar.chord.intervals[1], eighths[-1]: root + (10 if score.minor else 9)}
+            for p in eighths:
+                if p in riff:
+                    notes.append(Note(base + p, score.eighth * 0.8, (riff[p], riff[p] + 12), 0.9))
+                else:
+                    notes.append(Note(base + p, score.eighth * 0.6, chord, 0.85 if p in score.pulses else 0.7))
         else:
             third = bar.chord.intervals[1] if len(bar.chord.intervals) > 2 else 7
             for p, length in chorus_rhythm:
@@ -560,6 +601,7 @@ def write_comp(score: Score, part: Part, rng: np.random.Generator) -> list[Note]
             continue
         voicing = voice_chord(bar.chord, score.tonic_pc, part.low, part.high, previous)
         previous = voicing
+        voicing = with_tonic_third_on_top(voicing, bar.chord, score.tonic_pc)
         for p, length, velocity in (rhythm if bar.energy else ((0.0, float(score.beats), 0.8),)):
             notes.append(Note(bar.index * score.beats + p, length, voicing, velocity))
     return notes
@@ -570,13 +612,14 @@ def write_stabs(score: Score, part: Part, rng: np.random.Generator) -> list[Note
     if score.beats == 4 and rng.random() < 0.4:
         positions = [0.0, 1.5, 3.0]
     else:
-        positions = [p + score.eighth * (3 if score.compound else 1) for p in score.pulses]
+        positions = list(score.offbeats)
     notes, previous = [], None
     for bar in score.bars:
         if not _active(bar, part):
             continue
         voicing = voice_chord(bar.chord, score.tonic_pc, part.low, part.high, previous)
         previous = voicing
+        voicing = with_tonic_third_on_top(voicing, bar.chord, score.tonic_pc)
         for p in positions if bar.energy else positions[:1]:
             notes.append(Note(bar.index * score.beats + p, score.eighth * 0.7, voicing, 0.9))
     return notes
@@ -591,6 +634,7 @@ def write_piano_rhythm(score: Score, part: Part, rng: np.random.Generator) -> li
             continue
         voicing = voice_chord(bar.chord, score.tonic_pc, part.low, part.high, previous)
         previous = voicing
+        voicing = with_tonic_third_on_top(voicing, bar.chord, score.tonic_pc)
         base = bar.index * score.beats
         if bar.energy == 0:
             notes.append(Note(base, float(score.beats), voicing, 0.75))
@@ -636,13 +680,17 @@ def _bass_line(score: Score, part: Part, rng: np.random.Generator, pattern) -> l
 
 
 def write_bass_eighths(score: Score, part: Part, rng: np.random.Generator) -> list[Note]:
-    walk_up = rng.random() < 0.5
+    """Driving root eighths; on the tonic chord and at phrase ends the bar climbs the chord
+    (third, fifth) into the next one."""
+    walk_on_tonic = rng.random() < 0.7
 
     def pattern(score: Score, bar: Bar, root: int, fifth: int):
         if bar.energy == 0:
             return [(0.0, float(score.beats) * 0.95, root, 0.8)]
         out = [(p, score.eighth * 0.85, root, 0.95 if p in score.pulses else 0.8) for p in _grid(score.eighth, score.beats)]
-        if walk_up and bar.phrase_end and len(out) >= 2:
+        if (bar.phrase_end or (walk_on_tonic and bar.chord.is_tonic)) and len(out) >= 4:
+            third = root + (bar.chord.intervals[1] if len(bar.chord.intervals) > 2 else 7)
+            out[-2] = (out[-2][0], out[-2][1], third, 0.9)
             out[-1] = (out[-1][0], out[-1][1], fifth, 0.9)
         return out
 
@@ -664,8 +712,7 @@ def write_octave_eighths(score: Score, part: Part, rng: np.random.Generator) -> 
 
 def write_offbeat(score: Score, part: Part, rng: np.random.Generator) -> list[Note]:
     def pattern(score: Score, bar: Bar, root: int, fifth: int):
-        offset = score.eighth * (3 if score.compound else 1)
-        return [(p + offset, score.eighth * 0.7, root, 0.95) for p in score.pulses if p + offset < score.beats]
+        return [(p, score.eighth * 0.7, root, 0.95) for p in score.offbeats]
 
     return _bass_line(score, part, rng, pattern)
 
@@ -683,13 +730,17 @@ def write_half_notes(score: Score, part: Part, rng: np.random.Generator) -> list
 
 
 def write_chip_bounce(score: Score, part: Part, rng: np.random.Generator) -> list[Note]:
-    shapes = ((0, 0, 12, 0, 7, 0, 12, 7), (0, 12, 0, 12, 7, 12, 7, 12), (0, 0, 7, 7, 12, 12, 7, 7))
+    """The console bass: eighths bouncing over the chord's root, third, fifth and octave."""
+    # Steps into the chord: 0 root, 1 third, 2 fifth, 3 octave.
+    shapes = ((0, 0, 3, 0, 2, 0, 1, 2), (0, 3, 1, 3, 2, 3, 1, 3), (0, 1, 2, 3, 2, 1, 0, 2))
     shape = shapes[int(rng.integers(len(shapes)))]
 
     def pattern(score: Score, bar: Bar, root: int, fifth: int):
         if bar.energy == 0:
             return [(float(p), 0.9 * (3.0 if score.compound else 1.0), root, 0.85) for p in score.pulses]
-        return [(p, score.eighth * 0.9, root + shape[i % len(shape)], 0.95 if p in score.pulses else 0.85)
+        third = bar.chord.intervals[1] if len(bar.chord.intervals) > 2 else 7
+        steps = (0, third, 7, 12)
+        return [(p, score.eighth * 0.9, root + steps[shape[i % len(shape)]], 0.95 if p in score.pulses else 0.85)
                 for i, p in enumerate(_grid(score.eighth, score.beats))]
 
     return _bass_line(score, part, rng, pattern)
@@ -766,7 +817,11 @@ def write_melody(score: Score, part: Part, rng: np.random.Generator) -> list[Not
                 targets = [p for p in tones if p % 12 == score.tonic_pc] or [p for p in tones if p % 12 == chord_pcs[0]]
                 pitch = nearest_pitch(targets or tones, pitch)
             elif position in score.pulses or position == 0:
-                pitch = nearest_pitch(tones, pitch + 1.7 * step)
+                # Over the tonic chord the tune leans on the key note, and in minor on the
+                # minor third too: the notes that name the key and its mode.
+                named = (0, 3) if score.minor else (0,)
+                leaning = [p for p in tones if (p - score.tonic_pc) % 12 in named]
+                pitch = nearest_pitch(leaning if bar.chord.is_tonic and leaning else tones, pitch + 1.7 * step)
             else:
                 index = min(range(len(scale)), key=lambda k: abs(scale[k] - pitch))
                 pitch = scale[int(np.clip(index + step, 0, len(scale) - 1))]
@@ -826,12 +881,22 @@ def swing_beat(beat: float, amount: float) -> float:
     return whole + offbeat + (fraction - 0.5) / 0.5 * (1.0 - offbeat)
 
 
-def arrange(choices: MusicalChoices, rng: np.random.Generator) -> Arrangement:
-    """One candidate's score from its seed's generator."""
-    score, sections, summary = build_score(choices, rng)
+def seeded_stream(seed: int, name: str) -> np.random.Generator:
+    """numpy.random.default_rng for one named stream of a candidate's seed.
+
+    Each part draws from its own stream, so taking a part out ("no drums") or adding
+    one leaves every other part exactly as it was.
+    """
+    return np.random.default_rng([int(seed), zlib.crc32(name.encode("utf-8"))])
+
+
+def arrange(choices: MusicalChoices, seed: int) -> Arrangement:
+    """One candidate's score from its seed."""
+    score, sections, summary = build_score(choices, seeded_stream(seed, "form"))
     tracks: list[tuple[Part, list[Note]]] = []
     hits: list[Hit] = []
     for part in choices.parts:
+        rng = seeded_stream(seed, f"{part.role}/{part.writer}/{part.patch}")
         if part.role == "drums":
             hits = write_drums(score, choices.style.groove, rng)
         else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from acestep_core.backends.base import BackendInfo, RawAudio
-from acestep_core.backends.sketch.arrangement import MusicalChoices, arrange, choose_musical_choices
+from acestep_core.backends.sketch.arrangement import MusicalChoices, arrange, choose_musical_choices, seeded_stream
 from acestep_core.backends.sketch.mixing import render_candidate
 from acestep_core.backends.sketch.synthesis import SAMPLE_RATE
 from acestep_core.errors import BackendUnavailable, GenerationCancelled
@@ -22,13 +22,20 @@ class SketchBackend:
     Needs no weights and loads instantly. Tempo, key, style and length come from the
     request and its prompt and are shared by all candidates; everything a seed decides
     (progressions, voicings, grooves, fills, the melody, the sounds' noise) comes from
-    numpy.random.default_rng(seed) alone, so the same seed gives the same samples.
+    numpy.random.default_rng streams of that seed alone (arrangement.seeded_stream), so
+    the same seed gives the same samples, bit for bit.
 
-    Length: the cue is exactly round(duration * 48000) frames. When that is a whole
-    number of bars the groove runs to the bar line (loop-ready, with a 5 ms declick);
-    otherwise the groove stops at the last whole bar and a final tonic chord rings out
-    the rest, fading over its second half. A remainder under one beat is too short to
-    ring: the groove plays through it and fades over its last beat.
+    Length: the cue is exactly round(duration * 48000) frames, and its bars are exact at
+    the tempo from frame 0. How it ends is what a musician would do with that length:
+    - a whole number of bars: the groove runs to the bar line (a 5 ms declick);
+    - otherwise the groove stops at the last whole bar and a final tonic chord rings
+      through the part bar that is left, fading over its second half;
+    - a part bar under one beat is too short to ring: the groove plays through it and
+      fades over its last beat;
+    - a loop request (request.loop): the groove runs to the last frame untouched, because
+      the finishing step folds what follows the loop over its start.
+    request.intensity (0..1) plays every section at one energy (sparse, groove, full),
+    with the same song underneath: the layers of a dynamic-music set.
     """
 
     name = "sketch"
@@ -76,9 +83,8 @@ class SketchBackend:
             if is_cancelled():
                 raise GenerationCancelled()
             started = done
-            rng = np.random.default_rng(seed)
-            arrangement = arrange(choices, rng)
-            candidates.append(render_candidate(arrangement, choices, rng, step_done, is_cancelled))
+            arrangement = arrange(choices, seed)
+            candidates.append(render_candidate(arrangement, choices, seeded_stream(seed, "sound"), step_done, is_cancelled))
             # Parts with nothing to play (a style with no drums) still count as a step.
             while done < started + steps_per_candidate:
                 step_done()
@@ -108,7 +114,8 @@ def _settings(request: GenerationRequest, choices: MusicalChoices, tags, arrange
         "groove_bars": choices.groove_bars,
         "bar_seconds": choices.bar_frames / SAMPLE_RATE,
         "ending": choices.ending,
-        "whole_bars": choices.ending == "loop",
+        "whole_bars": choices.ending == "whole bars",
+        "energy": "by section" if choices.energy is None else choices.energy,
         "parts": [f"{p.role}: {p.patch or p.writer}" for p in choices.parts],
         "instruments_added": list(choices.instruments_added),
         "instruments_removed": list(choices.instruments_removed),

@@ -25,9 +25,9 @@ def swept_sine(frames: int, start_hz: float, end_hz: float, sweep_s: float) -> n
 def kick(rng, start_hz=160.0, end_hz=48.0, sweep_s=0.035, decay_s=0.22, click=0.25, drive=1.5, length_s=0.5):
     frames = seconds_to_frames(length_s)
     body = saturate(swept_sine(frames, start_hz, end_hz, sweep_s) * decay_envelope(frames, decay_s), drive)
-    # Saturation's odd harmonics would ring a major third over the tonic (the 5th partial):
-    # keep the weight, lose the pitch.
-    body = spectral_filter(body, high_hz=2.5 * end_hz, order=4)
+    # A kick is felt, not heard as a note: saturation's partials would ring a fixed pitch
+    # (and its fifth and major third) under every chord, so they go.
+    body = spectral_filter(body, high_hz=max(1.6 * end_hz, 80.0), order=4)
     snap = spectral_filter(noise(frames, rng), 1500.0, 8000.0) * decay_envelope(frames, 0.004)
     return (body + click * snap) * 0.9
 
@@ -97,28 +97,28 @@ def build_kit(kit: str, tonic_pc: int, rng: np.random.Generator, impulses: dict[
     if kit == "none":
         return {}
 
-    def in_key(hz: float, degrees: tuple[int, ...] = (0, 7)) -> float:
-        """The tonic or fifth nearest hz: a producer tunes the drums to the song."""
-        midi = 69.0 + 12.0 * np.log2(hz / 440.0)
-        candidates = [m for m in range(int(midi) - 12, int(midi) + 13) if (m - tonic_pc) % 12 in degrees]
-        return midi_to_hz(min(candidates, key=lambda m: abs(m - midi)))
+    def in_key(hz: float) -> float:
+        """The tonic nearest hz: a producer tunes the snare and toms to the song, or their
+        ring would sound a note of their own under every chord."""
+        midi = int(round(69.0 + 12.0 * np.log2(hz / 440.0)))
+        return midi_to_hz(midi + (tonic_pc - midi + 6) % 12 - 6)
 
     mono: dict[str, np.ndarray]
     pans = {"closed_hat": 0.25, "open_hat": 0.3, "tom_high": -0.3, "tom_low": 0.3, "rim": -0.15}
     reverbs: dict[str, tuple[str, float]] = {"snare": ("room", 0.35), "clap": ("room", 0.35),
                                               "tom_high": ("room", 0.3), "tom_low": ("room", 0.3)}
     if kit == "rock":
-        mono = {"kick": kick(rng, 140.0, in_key(55.0, (0,)), 0.03, 0.16, 0.45, 2.0), "snare": snare(rng, in_key(200.0), 0.7, 0.17),
+        mono = {"kick": kick(rng, 140.0, 52.0, 0.03, 0.16, 0.45, 2.0), "snare": snare(rng, in_key(200.0), 0.35, 0.17),
                 "closed_hat": hat(rng, 0.04), "open_hat": hat(rng, 0.22, 6000.0, 0.6),
                 "tom_high": tom(rng, in_key(150.0)), "tom_low": tom(rng, in_key(95.0), 0.3)}
     elif kit == "synthwave":
-        mono = {"kick": kick(rng, 150.0, in_key(46.0, (0,)), 0.04, 0.28, 0.2, 1.8), "snare": snare(rng, in_key(180.0), 0.6, 0.16),
+        mono = {"kick": kick(rng, 150.0, 46.0, 0.04, 0.28, 0.2, 1.8), "snare": snare(rng, in_key(180.0), 0.35, 0.16),
                 "clap": clap(rng), "closed_hat": hat(rng, 0.025), "open_hat": hat(rng, 0.18, 6500.0, 0.5),
                 "tom_high": tom(rng, in_key(140.0), 0.3), "tom_low": tom(rng, in_key(90.0), 0.35)}
         reverbs.update({"snare": ("gated", 1.0), "clap": ("gated", 0.6), "tom_high": ("gated", 0.8),
                         "tom_low": ("gated", 0.8)})
     elif kit == "electronic":
-        mono = {"kick": kick(rng, 170.0, in_key(50.0, (0,)), 0.03, 0.3, 0.3, 2.5), "clap": clap(rng),
+        mono = {"kick": kick(rng, 170.0, 50.0, 0.03, 0.3, 0.3, 2.5), "clap": clap(rng),
                 "snare": snare(rng, in_key(210.0), 0.4, 0.1), "closed_hat": hat(rng, 0.03),
                 "open_hat": hat(rng, 0.12, 7500.0, 0.4)}
         reverbs["clap"] = ("plate", 0.3)
@@ -129,19 +129,19 @@ def build_kit(kit: str, tonic_pc: int, rng: np.random.Generator, impulses: dict[
         reverbs = {"timpani": ("room", 0.4), "timpani_low": ("room", 0.4), "boom": ("room", 0.3),
                    "snare": ("room", 0.5)}
     elif kit == "chiptune":
-        mono = {"kick": saturate(kick(rng, 220.0, in_key(60.0, (0,)), 0.02, 0.08, 0.0, 4.0), 3.0) * 0.7,
-                "snare": spectral_filter(noise(seconds_to_frames(0.18), rng, hold=6), 400.0, 12000.0)
+        mono = {"kick": kick(rng, 220.0, 52.0, 0.02, 0.08, 0.0, 6.0) * 0.7,
+                "snare": spectral_filter(noise(seconds_to_frames(0.18), rng, hold=3), 1500.0, 12000.0)
                 * decay_envelope(seconds_to_frames(0.18), 0.06) * 0.6,
                 "closed_hat": hat(rng, 0.02, 6000.0, 0.06, hold=2),
                 "open_hat": hat(rng, 0.1, 5000.0, 0.3, hold=2)}
         reverbs = {}
     elif kit == "lofi":
-        mono = {"kick": spectral_filter(kick(rng, 110.0, in_key(52.0, (0,)), 0.03, 0.2, 0.1, 1.3), high_hz=2500.0),
+        mono = {"kick": spectral_filter(kick(rng, 110.0, 52.0, 0.03, 0.2, 0.1, 1.3), high_hz=2500.0),
                 "snare": spectral_filter(snare(rng, in_key(185.0), 0.5, 0.13, 5000.0, 700.0), high_hz=4500.0),
                 "rim": rim(rng), "closed_hat": spectral_filter(hat(rng, 0.03, 5000.0), high_hz=9000.0) * 0.8,
                 "open_hat": spectral_filter(hat(rng, 0.14, 5000.0, 0.4), high_hz=9000.0) * 0.7}
     elif kit == "pop":
-        mono = {"kick": kick(rng, 150.0, in_key(52.0, (0,)), 0.03, 0.2, 0.35, 1.8), "snare": snare(rng, in_key(195.0), 0.55, 0.15),
+        mono = {"kick": kick(rng, 150.0, 52.0, 0.03, 0.2, 0.35, 1.8), "snare": snare(rng, in_key(195.0), 0.35, 0.15),
                 "clap": clap(rng), "closed_hat": hat(rng, 0.035), "open_hat": hat(rng, 0.2, 6500.0, 0.5),
                 "tom_high": tom(rng, in_key(160.0)), "tom_low": tom(rng, in_key(100.0), 0.3)}
     else:

@@ -141,7 +141,7 @@ PATCHES: dict[str, Patch] = {
                       decay_s=1.0, sustain=0.9, release_s=0.8, reverb_send=0.4),
     # rock
     "power_chord": Patch(shape="saw", cutoff_hz=2500.0, unison=2, detune_cents=7.0, width=0.9, attack_s=0.003,
-                         decay_s=0.6, sustain=0.75, release_s=0.08, drive=7.0, post_lowpass_hz=3800.0,
+                         decay_s=0.6, sustain=0.75, release_s=0.08, drive=5.0, post_lowpass_hz=3800.0,
                          reverb_send=0.25),
     "picked_bass": Patch(shape="saw", cutoff_hz=650.0, key_tracking=1.0, bright_cutoff_hz=1600.0, filter_decay_s=0.08,
                          sub_octave=0.3, attack_s=0.003, decay_s=0.4, sustain=0.6, release_s=0.05, drive=1.5),

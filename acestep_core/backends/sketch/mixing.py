@@ -31,7 +31,7 @@ DRUM_PEAKS = {
 REVERB_DECIMATION = 8
 PEAK_CEILING = 10.0 ** (-1.0 / 20.0)  # -1 dBFS: room for resampling and encoders
 TARGET_RMS = 10.0 ** (-15.0 / 20.0)
-LOOP_DECLICK_S = 0.005
+BAR_LINE_DECLICK_S = 0.005
 CANCEL_CHECK_EVERY = 256
 
 
@@ -170,8 +170,10 @@ def _shape_ending(mix: np.ndarray, choices: MusicalChoices) -> None:
     elif choices.ending == "fade":
         sliver = frames - (choices.groove_bars - 1) * choices.bar_frames
         length = int(choices.beat_frames + sliver)
+    elif choices.ending == "whole bars":
+        length = seconds_to_frames(BAR_LINE_DECLICK_S)
     else:
-        length = seconds_to_frames(LOOP_DECLICK_S)
+        return  # "continues": the loop's fold needs the music as it is
     length = int(np.clip(length, seconds_to_frames(0.002), frames))
     mix[:, frames - length:] *= fade(length, rising=False)
 

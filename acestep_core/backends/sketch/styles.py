@@ -30,6 +30,18 @@ class Part:
 
 
 @dataclass(frozen=True)
+class Progressions:
+    """Four-chord progressions in one mode, as Roman numerals.
+
+    `home` progressions hold the tonic twice: verses, intros and short cues use them to
+    set up the key. Choruses may also take an `away` one, which travels further.
+    """
+
+    home: tuple[tuple[str, ...], ...]
+    away: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True)
 class StyleSpec:
     """How one style plays. `tonics` are the pitch classes it favours when no key is asked."""
 
@@ -37,8 +49,8 @@ class StyleSpec:
     default_bpm: float
     default_mode: str
     tonics: tuple[int, ...]
-    major_progressions: tuple[tuple[str, ...], ...]
-    minor_progressions: tuple[tuple[str, ...], ...]
+    major: Progressions
+    minor: Progressions
     kit: str
     groove: str
     parts: tuple[Part, ...]
@@ -47,28 +59,33 @@ class StyleSpec:
     sidechain: float = 0.0  # how deep the kick ducks the "ducked" bus, 0..1
     reverb: str = "plate"
 
-    def progressions(self, minor: bool) -> tuple[tuple[str, ...], ...]:
-        return self.minor_progressions if minor else self.major_progressions
+    def progressions(self, minor: bool) -> Progressions:
+        return self.minor if minor else self.major
 
 
 DRUMS = Part("drums", "drums")
 
-# Progressions open on the tonic and come back to it or to the dominant, so the key is
-# heard as the key (i-VI-III-VII alone reads as its relative major).
-_MINOR = (("i", "VI", "VII", "i"), ("i", "iv", "V", "i"), ("i", "VI", "iv", "V"), ("i", "iv", "VI", "V"),
-          ("i", "iv", "i", "V"), ("i", "iv", "VII", "i"))
-_MAJOR = (("I", "V", "vi", "IV"), ("I", "IV", "V", "I"), ("I", "vi", "IV", "V"), ("I", "IV", "I", "V"),
-          ("I", "IV", "vi", "V"), ("I", "V", "IV", "I"))
+# Every progression opens on the tonic and heads back to it or to the dominant, so the
+# key is heard as the key (i-VI-III-VII alone reads as its relative major).
+_MINOR = Progressions(
+    home=(("i", "VI", "VII", "i"), ("i", "iv", "V", "i"), ("i", "iv", "i", "V"), ("i", "iv", "VII", "i")),
+    away=(("i", "VI", "iv", "V"), ("i", "iv", "VI", "V")),
+)
+_MAJOR = Progressions(
+    home=(("I", "IV", "V", "I"), ("I", "IV", "I", "V"), ("I", "V", "IV", "I")),
+    away=(("I", "V", "vi", "IV"), ("I", "vi", "IV", "V"), ("I", "IV", "vi", "V")),
+)
 
 STYLES: dict[str, StyleSpec] = {
     "rock": StyleSpec(
         "rock", 132.0, "minor", (4, 9, 2, 7),
-        _MAJOR + (("I", "bVII", "IV", "I"),), _MINOR, kit="rock", groove="rock", reverb="room",
+        Progressions(_MAJOR.home + (("I", "bVII", "IV", "I"),), _MAJOR.away), _MINOR,
+        kit="rock", groove="rock", reverb="room",
         parts=(
             DRUMS,
-            Part("bass", "bass_eighths", "picked_bass", 28, 40),
+            Part("bass", "bass_eighths", "picked_bass", 35, 47),
             Part("chords", "power_chords", "power_chord", 40, 52, level=0.8),
-            Part("pad", "sustain", "rock_organ", 55, 74, level=1.0),
+            Part("pad", "sustain", "rock_organ", 55, 74, level=1.7),
             Part("lead", "melody", "lead_guitar", 64, 86, min_energy=2, echo=(0.75, 0.3, 2)),
         ),
     ),
@@ -77,7 +94,7 @@ STYLES: dict[str, StyleSpec] = {
         _MAJOR, _MINOR, kit="synthwave", groove="synthwave", sidechain=0.6, reverb="plate",
         parts=(
             DRUMS,
-            Part("bass", "octave_eighths", "retro_bass", 33, 45, bus="ducked"),
+            Part("bass", "octave_eighths", "retro_bass", 35, 47, bus="ducked"),
             Part("chords", "sustain", "supersaw_pad", 55, 76, bus="ducked"),
             Part("arp", "arp16", "arp_pluck", 60, 84, min_energy=1, bus="ducked", level=0.8, echo=(0.75, 0.35, 2)),
             Part("lead", "melody", "square_lead", 67, 88, min_energy=2, echo=(0.75, 0.4, 3)),
@@ -88,7 +105,7 @@ STYLES: dict[str, StyleSpec] = {
         _MAJOR, _MINOR, kit="orchestral", groove="orchestral", reverb="hall",
         parts=(
             DRUMS,
-            Part("bass", "half_notes", "contrabass", 28, 43),
+            Part("bass", "half_notes", "contrabass", 35, 47),
             Part("chords", "sustain", "string_ensemble", 50, 76),
             Part("arp", "ostinato", "string_staccato", 50, 67, min_energy=1, level=0.9),
             Part("lead", "melody", "horn", 58, 79, min_energy=2),
@@ -106,14 +123,15 @@ STYLES: dict[str, StyleSpec] = {
     ),
     "lofi": StyleSpec(
         "lofi", 80.0, "major", (5, 0, 10, 3, 7),
-        (("Imaj7", "vi7", "ii7", "V7"), ("Imaj7", "IVmaj7", "Imaj7", "V7"), ("Imaj7", "IVmaj7", "ii7", "V7"),
-         ("Imaj7", "vi7", "IVmaj7", "V7")),
-        (("i7", "iv7", "VImaj7", "V7"), ("i7", "VImaj7", "iv7", "V7"), ("i7", "iv7", "i7", "V7"),
-         ("i7", "iv7", "V7", "i7")),
+        Progressions(home=(("Imaj7", "IVmaj7", "Imaj7", "V7"), ("Imaj7", "ii7", "V7", "Imaj7")),
+                     away=(("Imaj7", "vi7", "ii7", "V7"), ("Imaj7", "IVmaj7", "ii7", "V7"),
+                           ("Imaj7", "vi7", "IVmaj7", "V7"))),
+        Progressions(home=(("i7", "iv7", "i7", "V7"), ("i7", "iv7", "V7", "i7")),
+                     away=(("i7", "iv7", "VImaj7", "V7"), ("i7", "VImaj7", "iv7", "V7"))),
         kit="lofi", groove="lofi", swing=0.6, reverb="room",
         parts=(
             DRUMS,
-            Part("bass", "lofi_bass", "round_bass", 31, 45),
+            Part("bass", "lofi_bass", "round_bass", 35, 47),
             Part("chords", "comp", "electric_piano", 50, 70),
             Part("lead", "melody", "soft_lead", 65, 84, min_energy=2, level=0.8),
             Part("texture", "crackle"),
@@ -121,12 +139,14 @@ STYLES: dict[str, StyleSpec] = {
     ),
     "ambient": StyleSpec(
         "ambient", 70.0, "major", (2, 4, 9, 7, 0),
-        (("Iadd9", "IV", "vi", "IV"), ("I", "V", "vi", "IV"), ("Iadd9", "vi", "IV", "V"), ("I", "IV", "I", "V")),
-        (("i", "VI", "iv", "i"), ("i", "VI", "VII", "i"), ("i", "iv", "VI", "V"), ("i", "VII", "VI", "iv")),
+        Progressions(home=(("Iadd9", "IV", "I", "V"), ("I", "IV", "I", "V")),
+                     away=(("I", "V", "vi", "IV"), ("Iadd9", "vi", "IV", "V"))),
+        Progressions(home=(("i", "VI", "iv", "i"), ("i", "VI", "VII", "i")),
+                     away=(("i", "iv", "VI", "V"), ("i", "VII", "VI", "iv"))),
         kit="none", groove="none", bars_per_chord=2, reverb="hall",
         parts=(
             Part("chords", "sustain", "evolving_pad", 50, 74, level=0.8),
-            Part("pad", "drone", "sub_drone", 33, 45, level=0.8),
+            Part("pad", "drone", "sub_drone", 35, 47, level=0.8),
             Part("arp", "bell_pulse", "glass_bell", 67, 91, level=2.0, echo=(2.0, 0.35, 2)),
         ),
     ),
@@ -135,9 +155,9 @@ STYLES: dict[str, StyleSpec] = {
         _MAJOR, _MINOR, kit="electronic", groove="four_on_floor", sidechain=0.7, reverb="plate",
         parts=(
             DRUMS,
-            Part("bass", "offbeat", "offbeat_bass", 33, 45, bus="ducked"),
-            Part("chords", "stabs", "stab", 55, 74, bus="ducked"),
-            Part("pad", "sustain", "soft_pad", 55, 76, min_energy=2, bus="ducked", level=0.6),
+            Part("bass", "offbeat", "offbeat_bass", 35, 47, bus="ducked", level=0.7),
+            Part("chords", "stabs", "stab", 55, 74, bus="ducked", level=1.2),
+            Part("pad", "sustain", "soft_pad", 55, 76, min_energy=1, bus="ducked", level=0.8),
             Part("lead", "melody", "arp_pluck", 67, 88, min_energy=2, echo=(0.75, 0.35, 2)),
         ),
     ),
@@ -146,7 +166,7 @@ STYLES: dict[str, StyleSpec] = {
         _MAJOR, _MINOR, kit="pop", groove="pop", reverb="plate",
         parts=(
             DRUMS,
-            Part("bass", "pop_bass", "pop_bass", 28, 43),
+            Part("bass", "pop_bass", "pop_bass", 35, 47),
             Part("chords", "piano_rhythm", "piano", 52, 74),
             Part("pad", "sustain", "soft_pad", 55, 76, min_energy=2, level=0.6),
             Part("lead", "melody", "soft_lead", 67, 86, min_energy=2),
