@@ -15,6 +15,7 @@ add-on's compat module, not here.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import sys
@@ -66,8 +67,30 @@ class InstalledAddon:
         return self.module.job_tracking.tick()
 
 
+class ExitBeforeBpy4Destructors:
+    """bpy 4.x can hang forever once Python has finished: a C++ static destructor destroys
+    the condition variable that bpy's sound "delayed close" thread still waits on (not
+    seen with bpy 5.0). When pytest is done, leave with its exit status before C++
+    destructors run. Registered only on bpy < 5.0."""
+
+    exit_status = 0
+
+    def pytest_sessionfinish(self, session, exitstatus):
+        self.exit_status = int(exitstatus)
+
+    def pytest_unconfigure(self, config):
+        atexit.register(self._exit_now)
+
+    def _exit_now(self):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(self.exit_status)
+
+
 @pytest.fixture(scope="session")
-def blender_addon(tmp_path_factory: pytest.TempPathFactory) -> InstalledAddon:
+def blender_addon(tmp_path_factory: pytest.TempPathFactory, pytestconfig) -> InstalledAddon:
+    if BLENDER_VERSION < (5, 0, 0) and not pytestconfig.pluginmanager.has_plugin("acestep-bpy4-exit"):
+        pytestconfig.pluginmanager.register(ExitBeforeBpy4Destructors(), "acestep-bpy4-exit")
     zip_path = build_extension_zip(tmp_path_factory.mktemp("extension-zip"))
     repo_dir = tmp_path_factory.mktemp("extension-repo")
     before = {r.module for r in bpy.context.preferences.extensions.repos}

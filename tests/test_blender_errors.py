@@ -122,6 +122,7 @@ def test_cancel_mid_job_cancels_on_the_worker_and_places_nothing(addon, worker, 
     _settings(bpy.context.scene, duration=240.0, candidates=2)
     bpy.ops.acestep.generate()
     _tick_until(addon, lambda: addon.runtime.progress > 0.0)
+    assert addon.runtime.stage.startswith(("generating", "finishing")), addon.runtime.stage
     job_id = addon.tracker.task.jobs[0].job_id
     assert bpy.ops.acestep.cancel() == {"FINISHED"}
     runtime = addon.runtime
@@ -135,9 +136,10 @@ def test_cancel_mid_job_cancels_on_the_worker_and_places_nothing(addon, worker, 
 
 def test_cancel_mid_score_cancels_every_section(addon, worker):
     scene = bpy.context.scene
-    for name, frame in (("calm", 1), ("boss", 97), ("victory", 193)):
+    # A short first section, then two long ones that cannot finish before Cancel.
+    for name, frame in (("calm", 1), ("boss", 97), ("victory", 97 + 24 * 120)):
         scene.timeline_markers.new(name, frame=frame)
-    scene.frame_end = 288
+    scene.frame_end = 96 + 2 * 24 * 120
     _settings(scene)
     bpy.ops.acestep.score_cutscene()
     task = addon.tracker.task

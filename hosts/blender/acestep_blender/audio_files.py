@@ -2,7 +2,8 @@
 
 The default folder is `//acestep_audio/` beside the .blend, so the project moves with
 its audio and strips point at it by relative path. An unsaved .blend has no "beside":
-its audio goes to a temporary folder and the user is told so.
+its audio goes to a temporary folder and the user is told so. No bpy here: `bring_in`
+runs on the task runner's thread.
 """
 
 from __future__ import annotations
@@ -13,24 +14,25 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import bpy
-
 from acestep_core.errors import OutputNotWritable
 from acestep_core.jobs import JobStatus
 
 UNSAVED_FOLDER_NAME = "acestep_audio"
+BLEND_RELATIVE = "//"
 
 
-def resolve_output_folder(setting: str) -> tuple[Path, str]:
-    """(absolute folder, notice for the user or "")."""
-    setting = setting or "//acestep_audio/"
-    if setting.startswith("//") and not bpy.data.filepath:
-        folder = Path(tempfile.gettempdir()) / UNSAVED_FOLDER_NAME
-        notice = (f"This .blend is not saved, so the audio is in the temporary folder {folder}; "
-                  "save the .blend before generating to keep the audio beside it")
-        return folder, notice
+def resolve_output_folder(setting: str, blend_filepath: str) -> tuple[Path, str]:
+    """(absolute folder, notice for the user or ""). `blend_filepath` is bpy.data.filepath."""
+    setting = setting or f"{BLEND_RELATIVE}acestep_audio/"
+    if setting.startswith(BLEND_RELATIVE):
+        if not blend_filepath:
+            folder = Path(tempfile.gettempdir()) / UNSAVED_FOLDER_NAME
+            notice = (f"This .blend is not saved, so the audio is in the temporary folder {folder}; "
+                      "save the .blend before generating to keep the audio beside it")
+            return folder, notice
+        setting = os.path.join(os.path.dirname(blend_filepath), setting[len(BLEND_RELATIVE):])
     # normpath, not resolve: symlinks kept, so paths relative to the .blend stay short.
-    return Path(os.path.normpath(bpy.path.abspath(setting))), ""
+    return Path(os.path.normpath(os.path.expanduser(setting))), ""
 
 
 def bring_in(client, status: JobStatus, folder: Path, remote: bool = False) -> list[Path]:

@@ -9,13 +9,15 @@ from __future__ import annotations
 import json
 from fractions import Fraction
 
+import bpy
+
 from acestep_core import timeline
 from acestep_core.errors import AceStepError, InvalidRequest
 from acestep_core.request import MAX_DURATION_S, MIN_DURATION_S, GenerationRequest
 
 from . import compat, worker_link
 from .audio_files import resolve_output_folder
-from .job_tracking import GENERATE, SCORE, VARIATION, CueJob, CuePlan, Task
+from .tasks import GENERATE, SCORE, VARIATION, CueJob, CuePlan, Task
 from .preferences import AddonSettings
 from .properties import NONE
 from .strip_placement import PROP_GROUP, PROP_PROMPT, PROP_REQUEST
@@ -53,7 +55,7 @@ def plan_generate(context, settings, addon: AddonSettings) -> Task:
     frame_start, frames = target_span(scene, settings, rate)
     request = _request(settings, addon, prompt, generation_seconds(frames, rate), settings.candidates,
                        settings.seed if settings.use_seed else None)
-    folder, notice = resolve_output_folder(addon.output_folder)
+    folder, notice = resolve_output_folder(addon.output_folder, bpy.data.filepath)
     plan = CuePlan(name=prompt, frame_start=frame_start, frames=frames)
     return Task(GENERATE, f"Generate '{_short(prompt)}'", scene.name, folder, [CueJob(request, plan)],
                 quality=settings.quality, notice=notice)
@@ -120,7 +122,7 @@ def plan_score(context, settings, addon: AddonSettings) -> Task:
         plan = CuePlan(name=section.name or prompt, frame_start=frames.start, frames=frames.duration,
                        fade_in=frames.fade_in, fade_out=frames.fade_out, section=section.name or prompt)
         jobs.append(CueJob(request, plan))
-    folder, notice = resolve_output_folder(addon.output_folder)
+    folder, notice = resolve_output_folder(addon.output_folder, bpy.data.filepath)
     return Task(SCORE, f"Score Cutscene ({len(jobs)} section{'s' if len(jobs) > 1 else ''})", scene.name,
                 folder, jobs, quality=settings.quality, notice=notice)
 
@@ -153,7 +155,7 @@ def plan_variation(context, settings, addon: AddonSettings, strip) -> Task:
         else:
             notice = "this worker's model cannot make covers (the sketch backend cannot), so this is a new seed"
     request = _validated(request)
-    folder, folder_notice = resolve_output_folder(addon.output_folder)
+    folder, folder_notice = resolve_output_folder(addon.output_folder, bpy.data.filepath)
     plan = CuePlan(name=f"{_take_name(strip.name)} variation", frame_start=strip.frame_final_start, frames=frames,
                    lowest_channel=strip.channel + 1, group=strip.get(PROP_GROUP), muted=True)
     return Task(VARIATION, f"Variation of '{_short(strip.name)}'", scene.name, folder, [CueJob(request, plan)],
@@ -169,8 +171,6 @@ def _stored_request(strip) -> GenerationRequest:
 
 
 def _absolute_sound_path(strip) -> str:
-    import bpy
-
     sound = getattr(strip, "sound", None)
     if sound is None:
         raise BadInput(f"'{strip.name}' has no sound to make a cover of")

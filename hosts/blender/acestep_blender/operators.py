@@ -143,7 +143,8 @@ class ACESTEP_OT_connect(bpy.types.Operator):
                 pass  # lost: connect again below
         link.connect(addon_settings(context))
         if link.state == worker_link.STARTING:
-            job_tracking.ensure_timer()
+            link.watch_start()
+            job_tracking.ensure_timer()  # refreshes the panel until it answers
         job_tracking.sync_ui(context)
         if link.state == worker_link.DOWN:
             self.report({"WARNING"}, f"{link.summary}. {link.fix}")

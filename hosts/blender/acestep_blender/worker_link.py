@@ -1,13 +1,15 @@
 """The add-on's one connection to the worker: found, started without blocking, or remote.
 
-Plain Python, no bpy: the timer tick and the operators ask it for a client and it
-remembers what to tell the user (state, a summary of the worker, and the fix when
-there is none). Every method makes at most one short call to the worker.
+Plain Python, no bpy: operators ask it to connect (one short probe, or a start that
+returns at once), background threads wait on a start through it, and the panel shows
+what it says (state, a summary of the worker, and the fix when there is none).
 """
 
 from __future__ import annotations
 
 import subprocess
+import threading
+import time
 
 from acestep_core import client as worker_client
 from acestep_core.errors import WorkerError, WorkerNotRunning
@@ -17,6 +19,7 @@ from .preferences import AddonSettings
 UNKNOWN, STARTING, CONNECTED, DOWN = "UNKNOWN", "STARTING", "CONNECTED", "DOWN"
 # Calls made from Blender's UI thread give up quickly: a stuck worker must not freeze Blender.
 UI_CALL_TIMEOUT = 1.0
+START_POLL_INTERVAL = 0.1
 START_FIX = (
     "Start one with 'acestep-dcc worker', or set Worker Python (or Worker Command) in the "
     "add-on preferences so Generate starts it"
@@ -81,6 +84,32 @@ class WorkerLink:
         if found is not None:
             self.launch = None
             self._connected(found)
+
+    def wait_until_started(self, should_stop) -> worker_client.WorkerClient | None:
+        """On a background thread: block until a worker being started answers, then
+        read its health. None when `should_stop()` turns true first; raises WorkerError
+        when there is no worker to be had."""
+        while self.state == STARTING:
+            if should_stop():
+                return None
+            self.poll_start()
+            if self.state == STARTING:
+                time.sleep(START_POLL_INTERVAL)
+        client = self.client
+        if client is None:
+            raise WorkerNotRunning(f"{self.summary or 'the worker is not connected'}; {self.fix or START_FIX}")
+        if self.health is None:
+            self.refresh_health()
+        return client
+
+    def watch_start(self) -> None:
+        """Follow a start on a thread of its own (Connect pressed, nothing to generate)."""
+        def follow():
+            try:
+                self.wait_until_started(lambda: False)
+            except WorkerError:
+                pass  # the link says why and what to do
+        threading.Thread(target=follow, name="acestep worker start", daemon=True).start()
 
     def refresh_health(self) -> None:
         """One health call: what the status line shows. Raises WorkerError."""

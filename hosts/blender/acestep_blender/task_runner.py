@@ -1,0 +1,121 @@
+"""All of one task's talking to the worker, on a background thread.
+
+Blender's UI thread never waits on the network: a busy worker can take tens of
+milliseconds to answer (it shares the CPU with the model), a stuck one seconds. This
+thread waits for a worker being started, submits each job, polls them, and brings the
+finished audio into the output folder; the timer tick on the UI thread only reads
+what it published and does the bpy work. Nothing here imports or touches bpy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+
+from acestep_core.errors import AceStepError, WorkerError
+from acestep_core.jobs import CANCELLED, FAILED
+
+from . import audio_files, worker_link
+from .tasks import CueJob, Task
+
+POLL_INTERVAL = 0.25  # seconds between looks at each running job
+QUALITY_STEP_FACTOR = 2  # "Quality" runs twice the model's own steps
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    message: str = ""
+
+
+class TaskRunner(threading.Thread):
+    def __init__(self, task: Task, link: worker_link.WorkerLink):
+        super().__init__(name=f"acestep {task.label}", daemon=True)
+        self.task = task
+        self.link = link
+        self.outcome: Outcome | None = None  # set once, when the thread is done
+        self._cancel = threading.Event()
+
+    def request_cancel(self) -> None:
+        """Stop, and cancel on the worker whatever was submitted. Returns at once."""
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def run(self) -> None:
+        client = None
+        try:
+            client = self.link.wait_until_started(self._cancel.is_set)
+            if client is None:  # cancelled while the worker was starting
+                self.outcome = Outcome(False, "cancelled")
+                return
+            self._submit_all(client)
+            if not self.cancelled:
+                self._poll_until_done(client)
+            if not self.cancelled:
+                for job in self.task.jobs:
+                    job.files = audio_files.bring_in(client, job.status, self.task.output_folder, self.task.remote)
+            self.outcome = Outcome(ok=not self.cancelled)
+        except WorkerError as exc:
+            if self.link.state != worker_link.DOWN:
+                self.link.lost(exc)
+            self.outcome = Outcome(False, str(exc))
+        except AceStepError as exc:
+            self.outcome = Outcome(False, str(exc))
+        except Exception as exc:  # a bug of ours: say so once
+            traceback.print_exc()
+            self.outcome = Outcome(False, f"unexpected error ({type(exc).__name__}: {exc}); the system console has details")
+        finally:
+            if client is not None and (self.cancelled or (self.outcome and not self.outcome.ok)):
+                self._cancel_submitted(client)
+
+    def _submit_all(self, client) -> None:
+        steps = self.link.default_steps()
+        for job in self.task.jobs:
+            if self.cancelled:
+                return
+            request = job.request
+            if self.task.quality == "QUALITY" and request.steps is None and steps:
+                request = dataclasses.replace(request, steps=steps * QUALITY_STEP_FACTOR)
+            status = client.submit(request)
+            job.request, job.job_id, job.status = request, status.id, status
+
+    def _poll_until_done(self, client) -> None:
+        while not self.cancelled:
+            waiting = [job for job in self.task.jobs if not job.finished]
+            if not waiting:
+                return
+            for job in waiting:
+                job.status = client.status(job.job_id)
+                if job.status.status in (FAILED, CANCELLED):
+                    raise AceStepError(_failure_sentence(job))
+            self._cancel.wait(POLL_INTERVAL)
+
+    def _cancel_submitted(self, client) -> None:
+        for job in self.task.jobs:
+            if job.job_id is not None and not job.finished:
+                try:
+                    client.cancel(job.job_id)
+                except WorkerError:
+                    pass  # gone or unreachable: nothing of it will be placed either way
+
+
+def _failure_sentence(job: CueJob) -> str:
+    status = job.status
+    where = f"section '{job.plan.section}' " if job.plan.section else ""
+    if status.status == CANCELLED:
+        return f"{where}was cancelled on the worker"
+    return (f"{where}failed on the worker: {status.error or 'no reason given'}; change the prompt or "
+            "settings and try again, or see the worker log")
+
+
+def wait_for(runner: TaskRunner, timeout: float) -> None:
+    """Join with a deadline (unregister and tests): a stuck call must not hang Blender."""
+    deadline = time.monotonic() + timeout
+    while runner.is_alive() and time.monotonic() < deadline:
+        runner.join(0.05)
