@@ -60,6 +60,7 @@ class TaskRunner(threading.Thread):
             if not self.cancelled:
                 for job in self.task.jobs:
                     job.files = audio_files.bring_in(client, job.status, self.task.output_folder, self.task.remote)
+                self._refresh_status_line()
             self.outcome = Outcome(ok=not self.cancelled)
         except WorkerError as exc:
             if self.link.state != worker_link.DOWN:
@@ -95,6 +96,13 @@ class TaskRunner(threading.Thread):
                 if job.status.status in (FAILED, CANCELLED):
                     raise AceStepError(_failure_sentence(job))
             self._cancel.wait(POLL_INTERVAL)
+
+    def _refresh_status_line(self) -> None:
+        """The worker has changed (its model loaded on the first job): say so."""
+        try:
+            self.link.refresh_health()
+        except WorkerError:
+            pass  # the audio is here; the next task will find out
 
     def _cancel_submitted(self, client) -> None:
         for job in self.task.jobs:
