@@ -135,7 +135,7 @@ def _reset(installed: InstalledAddon) -> None:
     prefs = installed.preferences
     for name in ("worker_python", "worker_command", "model_folder", "remote_url", "remote_token"):
         setattr(prefs, name, "")
-    prefs.connection, prefs.output_folder, prefs.output_format, prefs.quality = "LOCAL", "//acestep_audio/", "wav", "FAST"
+    prefs.connection, prefs.output_folder, prefs.output_format = "LOCAL", "//acestep_audio/", "wav"
 
 
 def tick_until_idle(installed: InstalledAddon, timeout: float = TICK_TIMEOUT_S, on_tick=None) -> int:

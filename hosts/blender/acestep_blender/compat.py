@@ -31,17 +31,6 @@ def top_strips(editor):
     return editor.strips if hasattr(editor, "strips") else editor.sequences
 
 
-def all_strips(editor):
-    return editor.strips_all if hasattr(editor, "strips_all") else editor.sequences_all
-
-
-def strip_by_name(scene, name: str):
-    editor = sequence_editor(scene)
-    if editor is None:
-        return None
-    return all_strips(editor).get(name)
-
-
 def occupied_ranges(editor, exclude=()) -> list[tuple[int, int, int]]:
     """(channel, first frame, end frame exclusive) of every top-level strip."""
     if editor is None:

@@ -6,8 +6,10 @@ says what to change. The frame arithmetic is acestep_core.timeline's, shared wit
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from fractions import Fraction
+from pathlib import Path
 
 import bpy
 
@@ -142,23 +144,31 @@ def plan_variation(context, settings, addon: AddonSettings, strip) -> Task:
     request = GenerationRequest(**{**base.to_dict(), "seed": None, "candidates": 1,
                                    "duration": generation_seconds(frames, rate),
                                    "output_format": addon.output_format})
-    notice = ""
+    notice, source = "", None
     if settings.variation == "COVER":
         link = worker_link.link
         link.connect(addon)
         if link.client is not None and link.health is None:
             link.refresh_health()
         if link.client is not None and link.supports("cover"):
-            source = link.client.upload(_absolute_sound_path(strip))
-            request = GenerationRequest(**{**request.to_dict(), "task": "cover", "source_audio": source,
+            # The runner uploads it; the id it gets back becomes source_audio.
+            source = Path(_absolute_sound_path(strip))
+            if not source.is_file():
+                raise BadInput(f"the audio of '{strip.name}' is missing ({source}); find it, or use New Seed")
+            request = GenerationRequest(**{**request.to_dict(), "task": "cover", "source_audio": None,
                                            "loop": False, "loop_bars": None})
         else:
             notice = "this worker's model cannot make covers (the sketch backend cannot), so this is a new seed"
-    request = _validated(request)
+    if source is None:
+        request = _validated(request)
+    else:  # checked with a stand-in for the upload id the runner will get
+        checked = _validated(dataclasses.replace(request, source_audio="pending upload"))
+        request = dataclasses.replace(checked, source_audio=None)
     folder, folder_notice = resolve_output_folder(addon.output_folder, bpy.data.filepath)
     plan = CuePlan(name=f"{_take_name(strip.name)} variation", frame_start=strip.frame_final_start, frames=frames,
                    lowest_channel=strip.channel + 1, group=strip.get(PROP_GROUP), muted=True)
-    return Task(VARIATION, f"Variation of '{_short(strip.name)}'", scene.name, folder, [CueJob(request, plan)],
+    job = CueJob(request, plan, source_audio=source)
+    return Task(VARIATION, f"Variation of '{_short(strip.name)}'", scene.name, folder, [job],
                 quality=settings.quality, notice=" ".join(filter(None, [notice, folder_notice])))
 
 

@@ -34,6 +34,12 @@ def _fail(operator, context, message: str) -> set[str]:
     return {"CANCELLED"}
 
 
+def _unexpected(operator, context, exc: Exception) -> set[str]:
+    traceback.print_exc()
+    return _fail(operator, context, f"unexpected error ({type(exc).__name__}: {exc}); the system console has "
+                                    "details, please report them")
+
+
 def _start(operator, context, make_task) -> set[str]:
     """Plan (every check before any request), connect without blocking, hand over."""
     addon = addon_settings(context)
@@ -44,6 +50,8 @@ def _start(operator, context, make_task) -> set[str]:
         return _fail(operator, context, str(exc))
     except AceStepError as exc:
         return _fail(operator, context, str(exc))
+    except Exception as exc:  # a bug of ours: a sentence in the panel, not a traceback dialog
+        return _unexpected(operator, context, exc)
     task.remote = addon.connection == "REMOTE"
     link = worker_link.link
     link.connect(addon)
@@ -189,9 +197,11 @@ class ACESTEP_OT_use_candidate(bpy.types.Operator):
             return False
 
     def execute(self, context):
-        scene = compat.sequencer_scene(context)
-        editor = compat.sequence_editor(scene)
-        removed = strip_placement.use_candidate(editor, editor.active_strip)
+        try:
+            editor = compat.sequence_editor(compat.sequencer_scene(context))
+            removed = strip_placement.use_candidate(editor, editor.active_strip)
+        except Exception as exc:
+            return _unexpected(self, context, exc)
         self.report({"INFO"}, f"kept '{editor.active_strip.name}', removed {removed} other take(s)")
         return {"FINISHED"}
 

@@ -1,4 +1,4 @@
-"""Add-on preferences: how to reach the worker, where audio goes, default format and quality.
+"""Add-on preferences: how to reach the worker, the model it starts with, where audio goes, and its format.
 
 Everything else reads them through `addon_settings(context)`, a plain snapshot that
 falls back to the defaults when the add-on's preferences are not there (never None).
@@ -6,6 +6,7 @@ falls back to the defaults when the add-on's preferences are not there (never No
 
 from __future__ import annotations
 
+import os
 import shlex
 from dataclasses import dataclass
 
@@ -26,10 +27,6 @@ FORMAT_ITEMS = [
     ("flac", "FLAC", "Lossless and smaller"),
     ("ogg", "Ogg Vorbis", "Small, lossy"),
 ]
-QUALITY_ITEMS = [
-    ("FAST", "Fast", "The model's own number of steps (a few seconds on a GPU)"),
-    ("QUALITY", "Quality", "Twice the model's steps: slower, more detail"),
-]
 
 
 @dataclass(frozen=True)
@@ -42,19 +39,26 @@ class AddonSettings:
     remote_token: str = ""
     output_folder: str = DEFAULT_OUTPUT_FOLDER
     output_format: str = "wav"
-    quality: str = "FAST"
 
     def start_command(self) -> list[str] | None:
         """The command that starts a worker here, or None to let the client decide
         (which, inside Blender, asks the user to set one)."""
         if self.worker_command.strip():
-            return shlex.split(self.worker_command)
+            return split_command(self.worker_command)
         if self.worker_python.strip():
             command = [bpy.path.abspath(self.worker_python.strip()), "-m", "acestep_core.worker"]
             if self.model_folder.strip():
                 command += ["--model", bpy.path.abspath(self.model_folder.strip())]
             return command
         return None
+
+
+def split_command(command: str) -> list[str]:
+    """Split like a shell would, keeping Windows backslashes (C:\\Python\\python.exe)."""
+    if os.name != "nt":
+        return shlex.split(command)
+    return [part[1:-1] if len(part) > 1 and part[0] == part[-1] == '"' else part
+            for part in shlex.split(command, posix=False)]
 
 
 class AceStepPreferences(bpy.types.AddonPreferences):
@@ -91,7 +95,6 @@ class AceStepPreferences(bpy.types.AddonPreferences):
         options=_BLEND_RELATIVE,
     )
     output_format: EnumProperty(name="Format", items=FORMAT_ITEMS, default="wav")
-    quality: EnumProperty(name="Default Quality", items=QUALITY_ITEMS, default="FAST")
 
     def draw(self, context):
         layout = self.layout
@@ -106,9 +109,7 @@ class AceStepPreferences(bpy.types.AddonPreferences):
             layout.prop(self, "remote_token")
         layout.separator()
         layout.prop(self, "output_folder")
-        row = layout.row()
-        row.prop(self, "output_format")
-        row.prop(self, "quality")
+        layout.prop(self, "output_format")
 
 
 def addon_settings(context=None) -> AddonSettings:
@@ -128,7 +129,6 @@ def addon_settings(context=None) -> AddonSettings:
         remote_token=prefs.remote_token,
         output_folder=prefs.output_folder or DEFAULT_OUTPUT_FOLDER,
         output_format=prefs.output_format,
-        quality=prefs.quality,
     )
 
 

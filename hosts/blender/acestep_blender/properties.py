@@ -17,8 +17,6 @@ from bpy.props import (
 from acestep_core import keywords
 from acestep_core.request import MAX_BPM, MAX_CANDIDATES, MAX_DURATION_S, MAX_SEED, MIN_BPM, MIN_DURATION_S, NOTE_NAMES
 
-from .preferences import QUALITY_ITEMS
-
 # Enum item lists must outlive the properties that use them (Blender keeps pointers).
 NONE = "NONE"  # an empty identifier would make the item a menu separator
 _NONE_ITEM = (NONE, "-", "None")
@@ -43,6 +41,10 @@ DURATION_SOURCE_ITEMS = [
     ("SELECTED", "Selected Strips", "Fit to the span of the selected strips"),
     ("PREVIEW", "Preview Range", "Fit to the preview range"),
     ("MARKERS", "Between Markers", "Fit to the span between two markers"),
+]
+QUALITY_ITEMS = [
+    ("FAST", "Fast", "The model's own number of steps (a few seconds on a GPU)"),
+    ("QUALITY", "Quality", "Twice the model's steps: slower, more detail"),
 ]
 VARIATION_ITEMS = [
     ("SEED", "New Seed", "Same prompt and settings, a new seed"),

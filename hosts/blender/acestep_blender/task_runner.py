@@ -81,6 +81,8 @@ class TaskRunner(threading.Thread):
             if self.cancelled:
                 return
             request = job.request
+            if job.source_audio is not None and not request.source_audio:
+                request = dataclasses.replace(request, source_audio=client.upload(job.source_audio))
             if self.task.quality == "QUALITY" and request.steps is None and steps:
                 request = dataclasses.replace(request, steps=steps * QUALITY_STEP_FACTOR)
             status = client.submit(request)

@@ -36,6 +36,7 @@ class CueJob:
     job_id: str | None = None
     status: JobStatus | None = None
     files: list[Path] = field(default_factory=list)  # local copies, candidate order
+    source_audio: Path | None = None  # uploaded by the runner for a cover, before submitting
 
     @property
     def finished(self) -> bool:
