@@ -88,6 +88,11 @@ def place_task(task) -> str:
     editor = compat.sequence_editor(scene, create=True)
     occupied = compat.occupied_ranges(editor)
     placements = _plan_channels(task, occupied)
+    for placement in placements:
+        # Blender would make a one-frame strip of a missing file without a word.
+        if not placement.path.is_file():
+            raise AceStepError(f"the audio file {placement.path} is gone (moved or deleted before it was placed); "
+                               "generate again")
     made = []
     try:
         for placement in placements:
@@ -97,7 +102,7 @@ def place_task(task) -> str:
         for strip in made:
             strips.remove(strip)
         raise
-    return _summary(task, made)
+    return _summary(task, made, placements)
 
 
 def _plan_channels(task, occupied) -> list[_Placement]:
@@ -183,16 +188,22 @@ def _keyframe_fades(strip, plan) -> None:
         strip.keyframe_insert("volume", frame=frame)
 
 
-def _summary(task, strips) -> str:
+def _summary(task, strips, placements) -> str:
     channels = sorted({s.channel for s in strips})
     where = f"channel{'s' if len(channels) > 1 else ''} {', '.join(map(str, channels))}"
     if task.kind == "SCORE":
-        return f"{len(strips)} cues on {where}, crossfaded"
-    muted = sum(1 for s in strips if s.mute)
-    first = strips[0]
-    text = f"'{first.name}' at frame {first.frame_final_start}, {first.frame_final_duration} frames, on {where}"
-    if len(strips) > 1:
-        text += f" ({len(strips)} takes, {muted} muted: pick one with Use This Take)"
+        text = f"{len(strips)} cues on {where}, crossfaded"
+    else:
+        muted = sum(1 for s in strips if s.mute)
+        first = strips[0]
+        text = f"'{first.name}' at frame {first.frame_final_start}, {first.frame_final_duration} frames, on {where}"
+        if len(strips) > 1:
+            text += f" ({len(strips)} takes, {muted} muted: pick one with Use This Take)"
+    # The strip keeps the asked length (silence after the file ends): say so if the worker sent less.
+    short = [(s.name, p.job.plan.frames - s.frame_duration)
+             for s, p in zip(strips, placements) if s.frame_duration < p.job.plan.frames]
+    if short:
+        text += "; " + ", ".join(f"'{name}' is {frames} frames shorter than asked" for name, frames in short)
     return text
 
 
