@@ -3,8 +3,8 @@ from a seed to a score (sections, progression, drum hits and notes, in beats).
 
 Two steps, kept apart on purpose. choose_musical_choices() reads only the request and
 its prompt, so every candidate of one request shares the tempo, key, style and length
-recorded in the sidecar. arrange() reads only those choices and one seed's generator,
-so a candidate made alone with its seed is the same candidate.
+recorded in the sidecar. arrange() reads only those choices and one seed, so a candidate
+made alone with its seed is the same candidate.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class MusicalChoices:
     key_from: str
     time_signature: str
     frames: int
-    groove_bars: int  # whole bars of groove before the ending
+    groove_bars: int  # bars the groove plays before the ending (with "fade", the last is cut short)
     # How the cue ends: "whole bars" (it is whole bars long and stops on the bar line),
     # "ring-out" (a final tonic chord rings through the last part bar), "fade" (the groove
     # fades over a remainder too short to ring), "continues" (a loop request: the groove
@@ -288,6 +288,7 @@ ENERGY = {"intro": 0, "breakdown": 0, "verse": 1, "chorus": 2}
 
 
 def build_score(choices: MusicalChoices, rng: np.random.Generator) -> tuple[Score, list[Section], dict]:
+    """The form: which progressions, which sections, and the chord and energy of every bar."""
     style = choices.style
     options = style.progressions(choices.minor)
     verse = options.home[int(rng.integers(len(options.home)))]
@@ -389,7 +390,8 @@ def _groove_bar(score: Score, groove: str, energy: int, variant: int) -> list[tu
         if energy == 2:
             if variant == 1:
                 out += [(float(beats) - eighth, "timpani", 0.6)]
-            out += [(p, "snare", 0.35 + 0.25 * (p in pulses)) for p in _grid(eighth, beats)]
+            # A field drum marks the pulses, with a pickup into the next bar.
+            out += [(float(p), "snare", 0.25) for p in pulses] + [(beats - eighth, "snare", 0.18)]
         return out
     if groove == "synthwave":
         if energy == 0:
@@ -495,15 +497,17 @@ def write_sustain(score: Score, part: Part, rng: np.random.Generator) -> list[No
 
 
 def write_power_chords(score: Score, part: Part, rng: np.random.Generator) -> list[Note]:
-    """Root, fifth and octave: held in intros, palm-muted eighths in verses; choruses ring
-    open with the third on top (a tenth), so the chord says major or minor."""
+    """Root, fifth and octave: held in intros, palm-muted eighths in verses, accents in
+    choruses. Minor chords, and every chord of a chorus, carry their third on top (a
+    tenth): a bare fifth says neither major nor minor."""
     notes = []
     chorus_rhythm = [(0.0, 1.5), (1.5, 1.0), (2.5, 1.5)] if score.beats == 4 else [(0.0, float(score.beats))]
     for bar in score.bars:
         if not _active(bar, part):
             continue
         root = bass_pitch(bar.chord, score.tonic_pc, part.low)
-        chord = (root, root + 7, root + 12)
+        third = bar.chord.intervals[1] if len(bar.chord.intervals) > 2 else 7
+        chord = (root, root + 7, root + 12) + ((root + 12 + third,) if third == 3 else ())
         base = bar.index * score.beats
         if bar.energy == 0:
             notes.append(Note(base, score.beats, chord, 0.7))
@@ -520,9 +524,9 @@ def write_power_chords(score: Score, part: Part, rng: np.random.Generator) -> li
                 else:
                     notes.append(Note(base + p, score.eighth * 0.6, chord, 0.85 if p in score.pulses else 0.7))
         else:
-            third = bar.chord.intervals[1] if len(bar.chord.intervals) > 2 else 7
+            tenth = chord if len(chord) == 4 else chord + (root + 12 + third,)
             for p, length in chorus_rhythm:
-                notes.append(Note(base + p, length, chord + (root + 12 + third,), 1.0))
+                notes.append(Note(base + p, length, tenth, 1.0))
     return notes
 
 
@@ -682,13 +686,12 @@ def _bass_line(score: Score, part: Part, rng: np.random.Generator, pattern) -> l
 def write_bass_eighths(score: Score, part: Part, rng: np.random.Generator) -> list[Note]:
     """Driving root eighths; on the tonic chord and at phrase ends the bar climbs the chord
     (third, fifth) into the next one."""
-    walk_on_tonic = rng.random() < 0.7
 
     def pattern(score: Score, bar: Bar, root: int, fifth: int):
         if bar.energy == 0:
             return [(0.0, float(score.beats) * 0.95, root, 0.8)]
         out = [(p, score.eighth * 0.85, root, 0.95 if p in score.pulses else 0.8) for p in _grid(score.eighth, score.beats)]
-        if (bar.phrase_end or (walk_on_tonic and bar.chord.is_tonic)) and len(out) >= 4:
+        if (bar.phrase_end or bar.chord.is_tonic) and len(out) >= 4:
             third = root + (bar.chord.intervals[1] if len(bar.chord.intervals) > 2 else 7)
             out[-2] = (out[-2][0], out[-2][1], third, 0.9)
             out[-1] = (out[-1][0], out[-1][1], fifth, 0.9)

@@ -9,9 +9,9 @@ from acestep_core.backends.sketch.arrangement import MusicalChoices, arrange, ch
 from acestep_core.backends.sketch.mixing import render_candidate
 from acestep_core.backends.sketch.synthesis import SAMPLE_RATE
 from acestep_core.errors import BackendUnavailable, GenerationCancelled
-from acestep_core.keywords import parse_prompt
+from acestep_core.keywords import PromptTags, parse_prompt
 from acestep_core.progress import CancelCheck, Progress, ProgressCallback, step_stage
-from acestep_core.request import GenerationRequest, normalize_key
+from acestep_core.request import GenerationRequest
 
 LABEL = "sketch (procedural, no ML model)"
 
@@ -65,8 +65,6 @@ class SketchBackend:
             )
         if len(seeds) != request.candidates:
             raise ValueError(f"expected one seed per candidate ({request.candidates}), got {len(seeds)}")
-        if request.key is not None:
-            request = _with_normalized_key(request)
         tags = parse_prompt(request.prompt)
         choices = choose_musical_choices(request, tags)
         steps_per_candidate = len(choices.parts) + 1
@@ -85,7 +83,7 @@ class SketchBackend:
             started = done
             arrangement = arrange(choices, seed)
             candidates.append(render_candidate(arrangement, choices, seeded_stream(seed, "sound"), step_done, is_cancelled))
-            # Parts with nothing to play (a style with no drums) still count as a step.
+            # A step with nothing to do (a drum part with no hits) still counts.
             while done < started + steps_per_candidate:
                 step_done()
             arrangements.append({"seed": int(seed), **arrangement.summary})
@@ -93,13 +91,7 @@ class SketchBackend:
         return RawAudio(samples, SAMPLE_RATE, settings=_settings(request, choices, tags, arrangements))
 
 
-def _with_normalized_key(request: GenerationRequest) -> GenerationRequest:
-    import dataclasses
-
-    return dataclasses.replace(request, key=normalize_key(request.key))
-
-
-def _settings(request: GenerationRequest, choices: MusicalChoices, tags, arrangements: list[dict]) -> dict:
+def _settings(request: GenerationRequest, choices: MusicalChoices, tags: PromptTags, arrangements: list[dict]) -> dict:
     """What the sketch chose, JSON-able, for the sidecar."""
     settings = {
         "bpm": choices.bpm,

@@ -96,8 +96,11 @@ class _Impulses(dict):
 
 
 def render_candidate(arrangement: Arrangement, choices: MusicalChoices, rng: np.random.Generator,
-                     on_track_done: Callable[[], None], is_cancelled: Callable[[], bool]) -> np.ndarray:
-    """The cue for one candidate: (2, choices.frames) float32, peak at most -1 dBFS."""
+                     on_step_done: Callable[[], None], is_cancelled: Callable[[], bool]) -> np.ndarray:
+    """The cue for one candidate: (2, choices.frames) float32, peak at most -1 dBFS.
+
+    Calls on_step_done after each pitched part, after the drums and after the mix.
+    """
     frames = choices.frames
     beat_frames = choices.beat_frames
     style = choices.style
@@ -113,7 +116,7 @@ def render_candidate(arrangement: Arrangement, choices: MusicalChoices, rng: np.
         _raise_if(is_cancelled)
         if part.writer == "crackle":
             add_vinyl_crackle(dry, rng)
-            on_track_done()
+            on_step_done()
             continue
         patch = PATCHES[part.patch]
         bus = ducked if part.bus == "ducked" else dry
@@ -132,12 +135,13 @@ def render_candidate(arrangement: Arrangement, choices: MusicalChoices, rng: np.
             copies = [(start, sound, 1.0)]
             if part.echo:
                 delay, feedback, repeats = part.echo
+                # Ping-pong: every other repeat comes from the other side (channels swapped).
                 copies += [(frame_of(note.start + delay * k), sound[::-1] if k % 2 else sound, feedback**k)
                            for k in range(1, repeats + 1)]
             for at, copy, echo_gain in copies:
                 add_at(bus, at, copy, level * note.velocity * echo_gain)
                 add_at(send, at, copy, level * note.velocity * echo_gain * patch.reverb_send)
-        on_track_done()
+        on_step_done()
 
     _raise_if(is_cancelled)
     kick_frames: list[int] = []
@@ -149,7 +153,7 @@ def render_candidate(arrangement: Arrangement, choices: MusicalChoices, rng: np.
             add_at(dry, start, kit[hit.drum], hit.velocity)
             if hit.drum in ("kick", "boom"):
                 kick_frames.append(start)
-        on_track_done()
+        on_step_done()
 
     wet = upsample(convolve(downsample(send, REVERB_DECIMATION), bus_impulse)[:, : frames // REVERB_DECIMATION],
                    REVERB_DECIMATION, frames)
@@ -159,7 +163,9 @@ def render_candidate(arrangement: Arrangement, choices: MusicalChoices, rng: np.
     if ducked is not dry:
         dry += ducked
     _shape_ending(dry, choices)
-    return _set_level(dry)
+    mix = _set_level(dry)
+    on_step_done()
+    return mix
 
 
 def _shape_ending(mix: np.ndarray, choices: MusicalChoices) -> None:

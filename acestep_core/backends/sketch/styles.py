@@ -155,7 +155,7 @@ STYLES: dict[str, StyleSpec] = {
         _MAJOR, _MINOR, kit="electronic", groove="four_on_floor", sidechain=0.7, reverb="plate",
         parts=(
             DRUMS,
-            Part("bass", "offbeat", "offbeat_bass", 35, 47, bus="ducked", level=0.7),
+            Part("bass", "offbeat", "offbeat_bass", 38, 50, bus="ducked", level=0.7),
             Part("chords", "stabs", "stab", 55, 74, bus="ducked", level=1.2),
             Part("pad", "sustain", "soft_pad", 55, 76, min_energy=1, bus="ducked", level=0.8),
             Part("lead", "melody", "arp_pluck", 67, 88, min_energy=2, echo=(0.75, 0.35, 2)),
