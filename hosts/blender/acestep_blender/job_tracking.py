@@ -99,7 +99,7 @@ def tick() -> float | None:
         sync_ui()
         return TICK_INTERVAL if worker_link.link.state == worker_link.STARTING else None
     outcome = task.runner.outcome
-    if outcome is not None:
+    if outcome is not None and not (outcome.ok and _busy_elsewhere()):
         tracker.task = None
         try:
             _finish(task) if outcome.ok else _fail(task, outcome.message)
@@ -108,6 +108,14 @@ def tick() -> float | None:
             _fail(task, f"unexpected error ({type(exc).__name__}: {exc}); the system console has details")
     sync_ui()
     return TICK_INTERVAL if tracker.task is not None else None
+
+
+def _busy_elsewhere() -> bool:
+    """Placing strips mid-drag or mid-render would fight the user: wait for a calm tick."""
+    if bpy.app.is_job_running("RENDER"):
+        return True
+    wm = bpy.context.window_manager
+    return any(len(getattr(window, "modal_operators", ())) for window in wm.windows) if wm else False
 
 
 def _finish(task: Task) -> None:

@@ -11,7 +11,6 @@ import functools
 import bpy
 
 from . import compat, strip_placement
-from .job_tracking import tracker
 
 CATEGORY = "ACE-Step"
 LEVEL_ICONS = {"INFO": "INFO", "WARNING": "ERROR", "ERROR": "CANCEL"}
