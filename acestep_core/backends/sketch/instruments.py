@@ -19,7 +19,10 @@ class Patch:
 
     The filter is static per note (`cutoff_hz`, rising with the note by `key_tracking`
     times its frequency); with `bright_cutoff_hz` the note starts that bright and closes
-    to `cutoff_hz` over `filter_decay_s` (a pluck, an electric piano's bark).
+    to `cutoff_hz` over `filter_decay_s` (a pluck, an electric piano's bark). `drive`
+    saturates the whole chord (a distorted guitar's power chord), `post_lowpass_hz` is
+    the cabinet after it. `reverb_send` is how much goes to the style's shared reverb;
+    `gain` trims the part's level (the mixer sets levels by role).
     """
 
     shape: str = "saw"

@@ -1,0 +1,131 @@
+"""Drum parts: each style's groove per bar and energy, fills at phrase ends, crashes on top."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from acestep_core.backends.sketch.score import Hit, Score, grid
+
+
+def write_drums(score: Score, groove: str, rng: np.random.Generator) -> list[Hit]:
+    """Hits bar by bar: the groove at the bar's energy, a fill at phrase ends, a crash on top."""
+    if groove == "none":
+        return []
+    variant = int(rng.integers(3))
+    hits: list[Hit] = []
+    for bar in score.bars:
+        pattern = _groove_bar(score, groove, bar.energy, variant)
+        if bar.phrase_end and bar.energy > 0 and bar.phrase_bars >= 2:
+            pattern = _with_fill(score, groove, pattern, long=bar.energy == 2 and rng.random() < 0.5, rng=rng)
+        if bar.phrase_start and (bar.energy == 2 or (bar.energy == 1 and bar.index > 0 and bar.section != "verse")):
+            pattern = [h for h in pattern if not (h[0] == 0 and "hat" in h[1])] + [(0.0, "crash", 0.9)]
+        if bar.phrase_start and groove == "orchestral" and bar.energy == 2:
+            pattern.append((0.0, "boom", 1.0))
+        base = bar.index * score.beats
+        for position, drum, velocity in pattern:
+            hits.append(Hit(base + position, drum, velocity * float(rng.uniform(0.9, 1.0))))
+    return hits
+
+
+def _groove_bar(score: Score, groove: str, energy: int, variant: int) -> list[tuple[float, str, float]]:
+    """One bar of a style's groove: (beat in bar, drum, velocity)."""
+    beats, eighth, sixteenth = score.beats, score.eighth, score.sixteenth
+    pulses, backbeats = score.pulses, score.backbeats
+    kicks = [0.0] + ([2.0] if beats == 4 else [])
+    out: list[tuple[float, str, float]] = []
+
+    def hats(step: float, drum: str = "closed_hat", loud: float = 0.8, soft: float = 0.5) -> None:
+        for p in grid(step, beats):
+            out.append((p, drum, loud if p in pulses or (not score.compound and p == int(p)) else soft))
+
+    if groove == "four_on_floor":
+        for p in pulses:
+            out.append((float(p), "kick", 1.0))
+        offbeats = list(score.offbeats)
+        if energy == 0:
+            out += [(p, "closed_hat", 0.5) for p in offbeats]
+            return out
+        out += [(float(b), "clap", 0.9) for b in backbeats]
+        out += [(p, "open_hat", 0.75) for p in offbeats]
+        if energy == 2:
+            out += [(p, "closed_hat", 0.45) for p in grid(sixteenth, beats) if p not in offbeats]
+        return out
+    if groove == "orchestral":
+        out.append((0.0, "timpani", 0.7 if energy == 0 else 1.0))
+        if energy >= 1 and beats in (4, 6):
+            out.append((beats / 2.0, "timpani_low", 0.75))
+        if energy == 2:
+            if variant == 1:
+                out += [(float(beats) - eighth, "timpani", 0.6)]
+            # A field drum marks the pulses, with a pickup into the next bar.
+            out += [(float(p), "snare", 0.25) for p in pulses] + [(beats - eighth, "snare", 0.18)]
+        return out
+    if groove == "synthwave":
+        if energy == 0:
+            hats(eighth, loud=0.6, soft=0.4)
+            out += [(0.0, "kick", 0.9)] + ([(2.0, "kick", 0.8)] if beats == 4 else [])
+            return out
+        out += [(float(p), "kick", 1.0) for p in pulses]
+        out += [(float(b), "snare", 1.0) for b in backbeats]
+        if energy == 2:
+            out += [(float(b), "clap", 0.7) for b in backbeats]
+            hats(sixteenth, loud=0.7, soft=0.4)
+            if variant == 2:
+                out += [(p, "open_hat", 0.6) for p in score.offbeats]
+        else:
+            hats(eighth)
+        return out
+    # rock, pop, chiptune, lofi share a backbeat groove with their own touches.
+    extra_kicks = {0: [], 1: [2.5] if beats == 4 else [], 2: [1.5, 2.5] if beats == 4 else []}[variant]
+    if groove == "lofi":
+        extra_kicks = [2.5] if beats == 4 and variant != 1 else ([1.5] if beats == 4 else [])
+    if energy == 0:
+        if groove == "lofi":
+            hats(eighth, loud=0.55, soft=0.35)
+            out += [(float(b), "rim", 0.7) for b in backbeats]
+        else:
+            out.append((0.0, "kick", 0.85))
+            hats(1.0 if not score.compound else 3.0, loud=0.6, soft=0.6)
+        return out
+    out += [(k, "kick", 1.0) for k in (kicks if not score.compound else [0.0])]
+    out += [(k, "kick", 0.8) for k in extra_kicks]
+    out += [(float(b), "snare", 1.0) for b in backbeats]
+    if groove == "pop" and energy == 2:
+        out += [(float(b), "clap", 0.6) for b in backbeats]
+    if groove == "chiptune" and energy == 2:
+        hats(eighth, loud=0.7, soft=0.55)
+        out += [(beats - eighth, "open_hat", 0.6)]
+    elif groove == "rock" and energy == 2:
+        hats(eighth, drum="open_hat", loud=0.55, soft=0.4)
+    else:
+        hats(eighth)
+        if energy == 2:
+            out += [(beats - eighth, "open_hat", 0.6)]
+    return out
+
+
+def _with_fill(score: Score, groove: str, pattern: list, long: bool, rng: np.random.Generator) -> list:
+    """Replace the last beat (two when `long`) with a fill that climbs into the next phrase."""
+    length = min(2.0 if long else 1.0, score.beats / 2) * (3.0 if score.compound else 1.0)
+    length = min(length, float(score.beats))
+    start = score.beats - length
+    kept = [h for h in pattern if h[0] < start or (h[1] == "kick" and h[0] == start)]
+    if groove == "orchestral":
+        voices = ["timpani", "timpani_low"]
+    elif groove in ("rock", "pop", "synthwave") and rng.random() < 0.7:
+        voices = ["snare", "tom_high", "tom_high", "tom_low"]
+    elif groove == "lofi":
+        voices = ["snare", "rim"]
+    else:
+        voices = ["snare"]
+    step = score.sixteenth
+    positions = grid(step, int(length)) if length >= 1 else [0.0]
+    if groove == "lofi":
+        step = score.eighth
+        positions = grid(step, int(length))
+    fill = []
+    for i, offset in enumerate(positions):
+        progress = i / max(len(positions) - 1, 1)
+        voice = voices[min(int(progress * len(voices)), len(voices) - 1)]
+        fill.append((start + offset, voice, 0.55 + 0.4 * progress))
+    return kept + fill
