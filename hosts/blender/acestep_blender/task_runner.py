@@ -21,7 +21,7 @@ from acestep_core.jobs import CANCELLED, FAILED
 from . import audio_files, worker_link
 from .tasks import CueJob, Task
 
-POLL_INTERVAL = 0.25  # seconds between looks at each running job
+POLL_INTERVAL = 0.25  # the longest the worker holds a status answer (progress updates this often)
 QUALITY_STEP_FACTOR = 2  # "Quality" runs twice the model's own steps
 
 
@@ -89,15 +89,15 @@ class TaskRunner(threading.Thread):
             job.request, job.job_id, job.status = request, status.id, status
 
     def _poll_until_done(self, client) -> None:
+        """The worker runs the jobs in order, so follow the first unfinished one. Long
+        polling: the worker answers within POLL_INTERVAL, or the moment the job ends."""
         while not self.cancelled:
-            waiting = [job for job in self.task.jobs if not job.finished]
-            if not waiting:
+            job = next((j for j in self.task.jobs if not j.finished), None)
+            if job is None:
                 return
-            for job in waiting:
-                job.status = client.status(job.job_id)
-                if job.status.status in (FAILED, CANCELLED):
-                    raise AceStepError(_failure_sentence(job))
-            self._cancel.wait(POLL_INTERVAL)
+            job.status = client.status(job.job_id, wait=POLL_INTERVAL)
+            if job.status.status in (FAILED, CANCELLED):
+                raise AceStepError(_failure_sentence(job))
 
     def _refresh_status_line(self) -> None:
         """The worker has changed (its model loaded on the first job): say so."""
