@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up the worker environment: a virtual environment at .venv in this checkout with
 # acestep-dcc and everything the worker and CLI need. `--test` adds the test tools and
-# real Blender (bpy) for the add-on tests.
+# real Blender (bpy 5.0 in .venv, 4.5 LTS in .venv-blender45) for the add-on tests.
 #
 # PyTorch: the default is the CPU build pinned below. With an NVIDIA GPU, choose your
 # CUDA build instead, e.g.
@@ -34,5 +34,12 @@ pip=(.venv/bin/python -m pip --disable-pip-version-check -q)
 "${pip[@]}" install -e ".[worker]"
 if [ "$with_tests" = 1 ]; then
   "${pip[@]}" install -e ".[worker,test]" "bpy==5.0.1"
+  # The add-on is tested on Blender 5.0 (above) and 4.5 LTS; bpy wheels cannot share a
+  # venv, so 4.5 gets its own, with the same worker stack for the workers its tests start.
+  [ -x .venv-blender45/bin/python ] || "$python" -m venv .venv-blender45
+  pip45=(.venv-blender45/bin/python -m pip --disable-pip-version-check -q)
+  # shellcheck disable=SC2086
+  "${pip45[@]}" install $torch_spec
+  "${pip45[@]}" install -e ".[worker,test]" "bpy==4.5.15"
 fi
 echo "setup.sh: ready: $(.venv/bin/acestep-dcc --version) in $here/.venv" >&2
