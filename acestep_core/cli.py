@@ -341,7 +341,8 @@ def run_install_blender(args: argparse.Namespace) -> int:
 
     report = install_blender(blender_executable=args.blender, zip_dir=Path(args.zip_dir) if args.zip_dir else None)
     print(report)
-    return 0
+    # Blender found but its install failed: the printed report says why and how to do it by hand.
+    return 1 if report.blender and not report.installed else 0
 
 
 def run_install_reaper(args: argparse.Namespace) -> int:
