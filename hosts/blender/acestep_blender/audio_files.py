@@ -59,6 +59,39 @@ def bring_in(client, status: JobStatus, folder: Path, remote: bool = False) -> l
     return local
 
 
+def bring_in_set(client, status: JobStatus, folder: Path, remote: bool = False) -> tuple[list[Path], list[Path]]:
+    """A done set into a folder of its own (`<name>-set-<job>`), the worker's file names
+    kept, since its manifest and Godot resource name the files. Returns (audio in output
+    order, [manifest, Godot resource])."""
+    outputs = sorted(status.outputs, key=lambda o: o.index)
+    first = Path(outputs[0].path).stem if outputs else "set"
+    stem = first[: -len("-base")] if first.endswith("-base") else first
+    short_id = re.sub(r"[^A-Za-z0-9]", "", status.id)[:8]
+    target_folder = _free_name(folder / f"{stem}-set-{short_id}")
+    try:
+        target_folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputNotWritable(
+            f"cannot create the audio folder {target_folder}: {exc.strerror}; choose another Audio Folder "
+            "in the add-on preferences") from None
+
+    def fetch(index: int, source: Path) -> Path:
+        target = target_folder / source.name
+        if not remote and source.is_file():
+            _copy(source, target)
+        else:
+            client.download(status.id, index, target)
+        return target
+
+    audio = []
+    for output in outputs:
+        audio.append(fetch(output.index, Path(output.path)))
+        if not remote and output.sidecar_path and Path(output.sidecar_path).is_file():
+            _copy(Path(output.sidecar_path), audio[-1].with_suffix(".json"))
+    artifacts = [fetch(a.index, Path(a.path)) for a in sorted(status.artifacts, key=lambda a: a.index)]
+    return audio, artifacts
+
+
 def _copy(source: Path, target: Path) -> None:
     try:
         shutil.copyfile(source, target)

@@ -17,7 +17,7 @@ from acestep_core import timeline
 from acestep_core.errors import AceStepError, InvalidRequest
 from acestep_core.request import MAX_DURATION_S, MIN_DURATION_S, GenerationRequest
 
-from . import compat, worker_link
+from . import compat, loop_options, worker_link
 from .audio_files import resolve_output_folder
 from .tasks import GENERATE, SCORE, VARIATION, CueJob, CuePlan, Task
 from .preferences import AddonSettings
@@ -57,6 +57,7 @@ def plan_generate(context, settings, addon: AddonSettings) -> Task:
     frame_start, frames = target_span(scene, settings, rate)
     request = _request(settings, addon, prompt, generation_seconds(frames, rate), settings.candidates,
                        settings.seed if settings.use_seed else None)
+    request = _validated(loop_options.with_loop_options(request, settings))
     folder, notice = resolve_output_folder(addon.output_folder, bpy.data.filepath)
     plan = CuePlan(name=prompt, frame_start=frame_start, frames=frames)
     return Task(GENERATE, f"Generate '{_short(prompt)}'", scene.name, folder, [CueJob(request, plan)],

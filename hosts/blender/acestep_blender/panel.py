@@ -80,7 +80,18 @@ class ACESTEP_PT_main(_SequencerSidebar, bpy.types.Panel):
         col.prop(settings, "key", text="Key")
         col.prop(settings, "time_signature", text="Meter")
         layout.row().prop(settings, "quality", expand=True)
+        draw_loop_options(layout, settings)
         draw_run_controls(layout, runtime, "acestep.generate", "Generate", "PLAY_SOUND")
+
+
+def draw_loop_options(layout, settings) -> None:
+    col = layout.column(align=True)
+    row = col.row(align=True)
+    row.prop(settings, "loop")
+    sub = row.row(align=True)
+    sub.active = settings.loop
+    sub.prop(settings, "loop_bars", text="Bars (0 = fit)")
+    col.prop(settings, "loudness")
 
 
 def draw_worker_status(layout, runtime) -> None:
@@ -201,6 +212,24 @@ class ACESTEP_PT_generated_strip(_SequencerSidebar, bpy.types.Panel):
         row.operator("acestep.regenerate", icon="FILE_REFRESH")
 
 
+class ACESTEP_PT_intensity_set(_SequencerSidebar, bpy.types.Panel):
+    bl_label = "Intensity Set"
+    bl_parent_id = "ACESTEP_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    @_never_raises
+    def draw(self, context):
+        layout = self.layout
+        settings, runtime = _settings(context), _runtime(context)
+        col = layout.column(align=True)
+        col.prop(settings, "set_intensities")
+        col.prop(settings, "set_bars", text="Bars (0 = fit)")
+        col.prop(settings, "set_stingers")
+        layout.label(text="Stacked at the playhead; layers muted", icon="INFO")
+        if not runtime.busy:
+            layout.operator("acestep.make_intensity_set", icon="NLA_PUSHDOWN")
+
+
 def _active_strip(context):
     editor = compat.sequence_editor(compat.sequencer_scene(context))
     strip = editor.active_strip if editor is not None else None
@@ -208,7 +237,7 @@ def _active_strip(context):
 
 
 CLASSES = (ACESTEP_UL_section_prompts, ACESTEP_PT_main, ACESTEP_PT_quick_picks, ACESTEP_PT_score,
-           ACESTEP_PT_generated_strip)
+           ACESTEP_PT_intensity_set, ACESTEP_PT_generated_strip)
 
 
 def register():

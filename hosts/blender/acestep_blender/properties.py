@@ -50,6 +50,11 @@ VARIATION_ITEMS = [
     ("SEED", "New Seed", "Same prompt and settings, a new seed"),
     ("COVER", "Cover", "A new take built on the selected strip's audio (when the worker's model can)"),
 ]
+LOUDNESS_ITEMS = [
+    (NONE, "As Generated", "Leave the loudness as the model made it"),
+    ("console", "Console (-23 LUFS)", "EBU R128, what console platforms expect"),
+    ("mobile", "Mobile (-16 LUFS)", "What mobile stores and streaming expect"),
+]
 LEVEL_ITEMS = [("INFO", "Info", ""), ("WARNING", "Warning", ""), ("ERROR", "Error", "")]
 WORKER_STATE_ITEMS = [
     ("UNKNOWN", "Not Checked", "Press Connect, or Generate, to find the worker"),
@@ -98,6 +103,17 @@ class AceStepSceneSettings(bpy.types.PropertyGroup):
                                 description="Added to every section's prompt, for example: orchestral, strings")
     section_prompts: CollectionProperty(type=AceStepSectionPrompt)
     section_prompt_index: IntProperty()
+
+    loop: BoolProperty(name="Loop", description="A seamless loop on whole bars; the strip is exactly one loop long")
+    loop_bars: IntProperty(name="Bars", default=0, min=0, max=256,
+                           description="Bars in the loop; 0 fits the whole bars nearest the length")
+    loudness: EnumProperty(name="Loudness", items=LOUDNESS_ITEMS, default=NONE)
+    set_intensities: IntProperty(name="Intensities", default=3, min=1, max=8,
+                                 description="Matched loops from sparse to full, stacked above the base")
+    set_bars: IntProperty(name="Bars", default=16, min=0, max=256,
+                          description="Bars in each loop; 0 fits the whole bars nearest the length")
+    set_stingers: IntProperty(name="Stingers", default=2, min=0, max=8,
+                              description="Short one-shot cues, placed after the loop")
 
 
 class AceStepRuntime(bpy.types.PropertyGroup):

@@ -19,7 +19,7 @@ import bpy
 from acestep_core import timeline
 from acestep_core.errors import AceStepError
 
-from . import compat
+from . import compat, loop_options
 from .worker_link import model_label
 
 PROP_JOB = "acestep_job"
@@ -30,6 +30,7 @@ PROP_GROUP = "acestep_group"  # candidates of one generation share it
 PROP_CANDIDATE = "acestep_candidate"
 PROP_REQUEST = "acestep_request"  # the request as JSON, to regenerate faithfully
 PROP_SECTION = "acestep_section"
+PROP_LOOP = "acestep_loop"  # the output's loop record as JSON (loop_start, loop_end_exclusive, bars, bpm...)
 MAX_STRIP_NAME = 60
 
 
@@ -50,7 +51,8 @@ def place_task_with_undo(task) -> str:
     handoff.task, handoff.summary, handoff.error = task, "", ""
     try:
         # Two operators only so Undo History names the step for what the user pressed.
-        place = bpy.ops.acestep.place_score if task.kind == "SCORE" else bpy.ops.acestep.place_cue
+        place = {"SCORE": bpy.ops.acestep.place_score, "SET": bpy.ops.acestep.place_set}.get(
+            task.kind, bpy.ops.acestep.place_cue)
         with _window_context():
             result = place("EXEC_DEFAULT", True)
     finally:
@@ -85,6 +87,11 @@ def place_task(task) -> str:
     scene = bpy.data.scenes.get(task.scene_name)
     if scene is None:
         raise AceStepError(f"the scene '{task.scene_name}' is gone; the audio is in {task.output_folder}")
+    if task.kind == "SET":
+        from . import intensity_sets  # it builds on this module
+
+        return intensity_sets.place_set(task, scene)
+    loop_options.fit_plans_to_loops(task, timeline.frame_rate(scene.render.fps, scene.render.fps_base))
     editor = compat.sequence_editor(scene, create=True)
     occupied = compat.occupied_ranges(editor)
     placements = _plan_channels(task, occupied)
@@ -171,6 +178,9 @@ def _record_origin(strip, job, output, plan, candidate: int) -> None:
     strip[PROP_REQUEST] = json.dumps(request, sort_keys=True)
     if plan.section:
         strip[PROP_SECTION] = plan.section
+    record = loop_options.loop_record(output)
+    if record is not None:
+        strip[PROP_LOOP] = json.dumps(record, sort_keys=True)
 
 
 def _keyframe_fades(strip, plan) -> None:

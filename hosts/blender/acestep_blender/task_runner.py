@@ -59,6 +59,10 @@ class TaskRunner(threading.Thread):
                 self._poll_until_done(client)
             if not self.cancelled:
                 for job in self.task.jobs:
+                    if job.set_options:
+                        job.files, job.artifact_files = audio_files.bring_in_set(
+                            client, job.status, self.task.output_folder, self.task.remote)
+                        continue
                     job.files = audio_files.bring_in(client, job.status, self.task.output_folder, self.task.remote)
                 self._refresh_status_line()
             self.outcome = Outcome(ok=not self.cancelled)
@@ -85,7 +89,8 @@ class TaskRunner(threading.Thread):
                 request = dataclasses.replace(request, source_audio=client.upload(job.source_audio))
             if self.task.quality == "QUALITY" and request.steps is None and steps:
                 request = dataclasses.replace(request, steps=steps * QUALITY_STEP_FACTOR)
-            status = client.submit(request)
+            # A set is one job on the worker: base, intensity loops and stingers together.
+            status = client.submit_set(request, **job.set_options) if job.set_options else client.submit(request)
             job.request, job.job_id, job.status = request, status.id, status
 
     def _poll_until_done(self, client) -> None:

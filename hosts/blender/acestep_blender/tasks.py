@@ -10,7 +10,7 @@ from pathlib import Path
 from acestep_core.jobs import DONE, JobStatus
 from acestep_core.request import GenerationRequest
 
-GENERATE, SCORE, VARIATION = "GENERATE", "SCORE", "VARIATION"
+GENERATE, SCORE, VARIATION, SET = "GENERATE", "SCORE", "VARIATION", "SET"
 
 
 @dataclass
@@ -37,6 +37,8 @@ class CueJob:
     status: JobStatus | None = None
     files: list[Path] = field(default_factory=list)  # local copies, candidate order
     source_audio: Path | None = None  # uploaded by the runner for a cover, before submitting
+    set_options: dict | None = None  # {"intensities", "bars", "stingers"}: submitted as a set (submit_set)
+    artifact_files: list[Path] = field(default_factory=list)  # a set's manifest and Godot resource, local
 
     @property
     def finished(self) -> bool:

@@ -1,0 +1,187 @@
+"""Make Intensity Set: one worker job (base loop, matched intensity loops, stingers, a
+manifest and a Godot resource) placed at the playhead as stacked sound strips.
+
+Base and intensity loops share the first free channels over the loop's span (only the
+base plays; the layers arrive muted, to audition one at a time), the stingers follow
+the loop's end on one more channel. Placement goes through the same tracker, runner and
+undoable placement operator as Generate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from fractions import Fraction
+
+import bpy
+
+from acestep_core import timeline
+from acestep_core.errors import AceStepError
+
+from . import compat, cue_plans, loop_options, operators, strip_placement
+from .audio_files import resolve_output_folder
+from .properties import NONE
+from .tasks import SET, CueJob, CuePlan, Task
+
+PROP_ROLE = "acestep_role"
+PROP_LEVEL = "acestep_level"
+
+
+# -- planning -----------------------------------------------------------------------------
+
+
+def plan_set(context, settings, addon) -> Task:
+    scene = compat.sequencer_scene(context)
+    prompt = " ".join(settings.prompt.split())
+    if not prompt:
+        raise cue_plans.BadInput("type a prompt first, or pick words under Quick Picks and press Use Template")
+    rate = cue_plans.scene_rate(scene)
+    _, frames = cue_plans.target_span(scene, settings, rate)  # the length "fit" bars follow
+    request = cue_plans._request(settings, addon, prompt, cue_plans.generation_seconds(frames, rate), 1,
+                                 settings.seed if settings.use_seed else None)
+    loudness = None if settings.loudness == NONE else settings.loudness
+    bars = int(settings.set_bars) or None  # 0 = fit the length
+    # The worker makes the loops from this request: check it as one here, before sending.
+    checked = cue_plans._validated(dataclasses.replace(request, loop=True, loop_bars=bars, loudness=loudness))
+    request = dataclasses.replace(checked, loop=False, loop_bars=None)
+    options = {"intensities": int(settings.set_intensities), "bars": bars, "stingers": int(settings.set_stingers)}
+    folder, notice = resolve_output_folder(addon.output_folder, bpy.data.filepath)
+    plan = CuePlan(name=prompt, frame_start=scene.frame_current, frames=frames)
+    label = f"Intensity Set '{cue_plans._short(prompt)}'"
+    return Task(SET, label, scene.name, folder, [CueJob(request, plan, set_options=options)],
+                quality=settings.quality, notice=notice)
+
+
+# -- placing ------------------------------------------------------------------------------
+
+
+def place_set(task, scene) -> str:
+    """Strips for a finished set, all or none. Raises AceStepError."""
+    job = task.jobs[0]
+    rate = timeline.frame_rate(scene.render.fps, scene.render.fps_base)
+    outputs = sorted(job.status.outputs, key=lambda o: o.index)
+    if len(outputs) != len(job.files):
+        raise AceStepError(f"the set came back with {len(job.files)} of {len(outputs)} files; make it again")
+    items = list(zip(outputs, job.files))
+    layers = [(o, p) for o, p in items if o.set_role in ("base", "intensity")]
+    stingers = [(o, p) for o, p in items if o.set_role == "stinger"]
+    if not layers or layers[0][0].set_role != "base":
+        raise AceStepError("the worker sent a set without its base loop; update the worker and make it again")
+    for _, path in items:
+        if not path.is_file():
+            raise AceStepError(f"the audio file {path} is gone (moved or deleted before it was placed); make the set again")
+
+    start = job.plan.frame_start
+    loop_len = loop_options.loop_frames(layers[0][0], rate) or _frames(layers[0][0].duration, rate)
+    stinger_lens = [_frames(o.duration, rate) for o, _ in stingers]
+    editor = compat.sequence_editor(scene, create=True)
+    occupied = list(compat.occupied_ranges(editor))
+    channels = timeline.first_free_channels(occupied, start, start + loop_len, count=len(layers))
+    stinger_channel = None
+    if stingers:
+        end = start + loop_len + sum(stinger_lens)
+        stinger_channel = timeline.first_free_channels(occupied, start + loop_len, end, count=1,
+                                                       lowest=max(channels) + 1)[0]
+
+    made = []
+    strips = compat.top_strips(editor)
+    try:
+        for (output, path), channel in zip(layers, channels):
+            made.append(_add(strips, job, output, path, channel, start, loop_len, muted=output.set_role != "base"))
+        frame = start + loop_len
+        for (output, path), length in zip(stingers, stinger_lens):
+            made.append(_add(strips, job, output, path, stinger_channel, frame, length, muted=False))
+            frame += length
+    except Exception:
+        for strip in made:
+            strips.remove(strip)
+        raise
+    where = ", ".join(map(str, channels))
+    text = (f"a set of {len(layers) - 1} intensities over {loop_len} frames at frame {start} on channels {where} "
+            f"(layers muted: unmute one to hear it)")
+    if stingers:
+        text += f", {len(stingers)} stingers on channel {stinger_channel} after the loop"
+    folder = job.files[0].parent
+    return text + f"; manifest and Godot resource in {folder}"
+
+
+def _frames(seconds: float, rate: Fraction) -> int:
+    return max(1, timeline.seconds_to_frames(Fraction(str(seconds)), rate))
+
+
+def _add(strips, job, output, path, channel: int, frame_start: int, frames: int, muted: bool):
+    name = strip_name(job.plan.name, output)
+    strip = strips.new_sound(name=name, filepath=strip_placement._strip_file_path(path), channel=channel,
+                             frame_start=frame_start)
+    if strip.channel != channel:  # Blender moved it off an overlap we did not see
+        strips.remove(strip)
+        raise AceStepError(f"channel {channel} was not free for '{name}'; try again")
+    strip.frame_final_duration = frames
+    strip.mute = muted
+    strip.show_waveform = True
+    info = output.metadata.get("set") or {}
+    strip[strip_placement.PROP_JOB] = job.job_id
+    strip[strip_placement.PROP_SEED] = str(output.seed)
+    strip[strip_placement.PROP_PROMPT] = job.request.prompt
+    strip[strip_placement.PROP_MODEL] = strip_placement.model_label((output.metadata or {}).get("backend") or {})
+    strip[PROP_ROLE] = output.set_role
+    strip[PROP_LEVEL] = int(info.get("level") or info.get("number") or 0)
+    record = loop_options.loop_record(output)
+    if record is not None:
+        strip[strip_placement.PROP_LOOP] = json.dumps(record, sort_keys=True)
+    return strip
+
+
+def strip_name(prompt: str, output) -> str:
+    """'<prompt> (base)', '<prompt> (intensity 2/3)', '<prompt> (stinger 1/2)'."""
+    info = output.metadata.get("set") or {}
+    role = output.set_role
+    if role == "intensity":
+        suffix = f" (intensity {info.get('level')}/{info.get('levels')})"
+    elif role == "stinger":
+        suffix = f" (stinger {info.get('number')}/{info.get('stingers')})"
+    else:
+        suffix = " (base)"
+    base = " ".join(prompt.split()) or "set"
+    return base[: strip_placement.MAX_STRIP_NAME - len(suffix)].rstrip(" ,") + suffix
+
+
+# -- operators ----------------------------------------------------------------------------
+
+
+class ACESTEP_OT_make_intensity_set(bpy.types.Operator):
+    """Loops of the prompt at rising intensity, plus stingers, stacked at the playhead, with a
+    manifest and a Godot resource beside the audio"""
+
+    bl_idname = "acestep.make_intensity_set"
+    bl_label = "Make Intensity Set"
+    bl_options = {"REGISTER"}
+
+    @classmethod
+    def poll(cls, context):
+        try:
+            return operators._not_busy(context)
+        except Exception:
+            return False
+
+    def execute(self, context):
+        settings = operators._settings(context)
+        return operators._start(self, context, lambda addon: plan_set(context, settings, addon))
+
+
+class ACESTEP_OT_place_set(operators._PlaceResults, bpy.types.Operator):
+    bl_idname = "acestep.place_set"
+    bl_label = "Make Intensity Set"
+
+
+CLASSES = (ACESTEP_OT_make_intensity_set, ACESTEP_OT_place_set)
+
+
+def register():
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+
+
+def unregister():
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

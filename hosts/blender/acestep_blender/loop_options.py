@@ -1,0 +1,51 @@
+"""The Loop and Loudness options of Generate, and how long a looped cue's strip is.
+
+A looped WAV carries one guard frame after the loop end (so players that read past the
+end still hear the seam right), so the file's length is not the loop's: the strip length
+comes from the output's loop record, loop_end_exclusive samples, in scene frames.
+No bpy calls here: the arithmetic is tested directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from fractions import Fraction
+
+from acestep_core import timeline
+from acestep_core.request import GenerationRequest
+
+from .properties import NONE
+
+
+def with_loop_options(request: GenerationRequest, settings) -> GenerationRequest:
+    """`request` with the panel's Loop, Bars and Loudness (not yet validated)."""
+    loudness = None if settings.loudness == NONE else settings.loudness
+    if not settings.loop:
+        return dataclasses.replace(request, loudness=loudness)
+    bars = int(settings.loop_bars) or None  # 0 = fit the length
+    return dataclasses.replace(request, loop=True, loop_bars=bars, loudness=loudness)
+
+
+def loop_record(output) -> dict | None:
+    record = (output.metadata or {}).get("loop") if output is not None else None
+    return record if isinstance(record, dict) and "loop_end_exclusive" in record else None
+
+
+def loop_frames(output, rate: Fraction) -> int | None:
+    """Scene frames from the file's start to the loop's end, or None for a cue that is no
+    loop. Rounded to the nearest frame, as every other cue length is."""
+    record = loop_record(output)
+    if record is None or not output.sample_rate:
+        return None
+    seconds = Fraction(int(record["loop_end_exclusive"]), int(output.sample_rate))
+    return max(1, timeline.seconds_to_frames(seconds, rate))
+
+
+def fit_plans_to_loops(task, rate: Fraction) -> None:
+    """A looped job's strips are one loop long, whatever span was asked: the worker
+    chose the whole bars. Called at placement, before channels are chosen."""
+    for job in task.jobs:
+        outputs = job.status.outputs if job.status is not None else []
+        lengths = [n for n in (loop_frames(o, rate) for o in outputs) if n]
+        if lengths:
+            job.plan.frames = max(lengths)

@@ -1,0 +1,132 @@
+"""Loop and Make Intensity Set in real Blender against a real sketch worker: a looped
+cue's strip is exactly one loop long (not the file, which has a guard frame), and a set
+lands as stacked layers at the playhead with its manifest beside the audio."""
+
+from __future__ import annotations
+
+import json
+import time
+from fractions import Fraction
+from pathlib import Path
+
+from blender_fixtures import (  # noqa: F401  (fixtures)
+    addon,
+    add_blocker,
+    blender_addon,
+    bpy,
+    scene_rate,
+    strips_of,
+    tick_until_idle,
+)
+
+from acestep_core.jobs import CANCELLED
+from acestep_core.timeline import seconds_to_frames
+
+PROMPT = "tense chase, synthwave, fast drums"
+FAST_BPM = 240.0  # two bars = 2 s: short loops keep the sketch worker quick
+
+
+def _settings(scene, **values):
+    settings = scene.acestep
+    settings.prompt = PROMPT
+    settings.use_bpm, settings.bpm = True, FAST_BPM
+    for name, value in values.items():
+        setattr(settings, name, value)
+    return settings
+
+
+def _sounds(scene):
+    return [s for s in strips_of(scene) if s.type == "SOUND"]
+
+
+def _loop_frames(record: dict, sample_rate: int, rate: Fraction) -> int:
+    return seconds_to_frames(Fraction(record["loop_end_exclusive"], sample_rate), rate)
+
+
+def test_loop_generate_places_exactly_one_loop_with_its_loop_record(addon, worker):
+    scene = bpy.context.scene
+    scene.frame_current = 10
+    _settings(scene, duration=5.0, loop=True, loop_bars=2, loudness="console")
+    assert bpy.ops.acestep.generate() == {"FINISHED"}
+    tick_until_idle(addon)
+    assert addon.runtime.message_level != "ERROR", addon.runtime.message
+
+    (strip,) = _sounds(scene)
+    record = json.loads(strip["acestep_loop"])
+    assert record["bars"] == 2 and record["bpm"] == FAST_BPM
+    job = worker.status(strip["acestep_job"])
+    output = job.outputs[0]
+    assert job.request["loop"] is True and job.request["loop_bars"] == 2 and job.request["loudness"] == "console"
+    # One loop: from loop_end_exclusive, not the file (one guard frame longer), not the 5 s asked.
+    expected = _loop_frames(record, output.sample_rate, scene_rate(scene))
+    assert (strip.frame_final_start, strip.frame_final_duration) == (10, expected)
+    assert record["frames_in_file"] > record["loop_end_exclusive"]
+    assert expected == 48 + seconds_to_frames(Fraction(record["loop_start"], output.sample_rate), scene_rate(scene))
+
+
+def test_make_intensity_set_stacks_layers_mutes_them_and_puts_stingers_after_the_loop(addon, worker):
+    scene = bpy.context.scene
+    add_blocker(scene, "titles", channel=1, start=0, end=40)  # the set must go above it
+    scene.frame_current = 20
+    _settings(scene, set_intensities=2, set_bars=2, set_stingers=2)
+    bpy.ops.ed.undo_push(message="before the set")  # what Blender records for the user's last edit
+
+    started = time.perf_counter()
+    assert bpy.ops.acestep.make_intensity_set() == {"FINISHED"}
+    assert time.perf_counter() - started < 1.0, "the set must not be waited for"
+    assert addon.runtime.busy and not bpy.ops.acestep.make_intensity_set.poll()
+    assert not bpy.ops.acestep.generate.poll() and bpy.ops.acestep.cancel.poll()
+    tick_until_idle(addon)
+    assert addon.runtime.message_level != "ERROR", addon.runtime.message
+
+    sounds = _sounds(scene)
+    layers = [s for s in sounds if s["acestep_role"] in ("base", "intensity")]
+    stingers = [s for s in sounds if s["acestep_role"] == "stinger"]
+    assert [s["acestep_role"] for s in layers] == ["base", "intensity", "intensity"]
+    assert [s.channel for s in layers] == [2, 3, 4]
+    assert [s.mute for s in layers] == [False, True, True]
+    assert [s["acestep_level"] for s in layers] == [0, 1, 2]
+    assert [s.name for s in layers] == [f"{PROMPT} (base)", f"{PROMPT} (intensity 1/2)", f"{PROMPT} (intensity 2/2)"]
+    job = worker.status(layers[0]["acestep_job"])
+    record = json.loads(layers[0]["acestep_loop"])
+    loop_len = _loop_frames(record, job.outputs[0].sample_rate, scene_rate(scene))
+    assert {(s.frame_final_start, s.frame_final_duration) for s in layers} == {(20, loop_len)}
+    assert all(s["acestep_prompt"] == PROMPT and s["acestep_job"] == job.id and s["acestep_seed"] for s in sounds)
+
+    assert len(stingers) == 2 and {s.channel for s in stingers} == {5}
+    assert stingers[0].frame_final_start == 20 + loop_len
+    assert stingers[1].frame_final_start == stingers[0].frame_final_end
+    assert not any(s.mute for s in stingers)
+    assert [s.name for s in stingers] == [f"{PROMPT} (stinger 1/2)", f"{PROMPT} (stinger 2/2)"]
+
+    folder = Path(bpy.path.abspath(layers[0].sound.filepath)).parent
+    assert all(Path(bpy.path.abspath(s.sound.filepath)).parent == folder for s in sounds)
+    manifests = list(folder.glob("*-set.json"))
+    assert len(manifests) == 1 and list(folder.glob("*-set.tres"))
+    manifest = json.loads(manifests[0].read_text())
+    named = json.dumps(manifest)
+    assert all(Path(s.sound.filepath).name in named for s in layers)
+
+    assert "placed" in addon.runtime.message
+
+    bpy.ops.ed.undo()
+    assert _sounds(bpy.context.scene) == [], "one undo removes the whole set"
+    assert [s.name for s in strips_of(bpy.context.scene)] == ["titles"]
+
+
+def test_cancel_mid_set_leaves_no_strips(addon, worker):
+    scene = bpy.context.scene
+    _settings(scene, set_intensities=3, set_bars=4, set_stingers=2)
+    assert bpy.ops.acestep.make_intensity_set() == {"FINISHED"}
+    task = addon.tracker.task
+    deadline = time.monotonic() + 30
+    while task.jobs[0].job_id is None and time.monotonic() < deadline:
+        addon.tick()
+        time.sleep(0.02)
+    assert task.jobs[0].job_id is not None
+    assert bpy.ops.acestep.cancel() == {"FINISHED"}
+    tick_until_idle(addon)
+    assert _sounds(scene) == []
+    assert "cancelled" in addon.runtime.message
+    status = worker.wait(task.jobs[0].job_id, timeout=30)
+    assert status.status == CANCELLED or status.finished
