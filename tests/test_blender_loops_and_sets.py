@@ -9,6 +9,8 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
+import pytest
+
 from blender_fixtures import (  # noqa: F401  (fixtures)
     addon,
     add_blocker,
@@ -130,3 +132,17 @@ def test_cancel_mid_set_leaves_no_strips(addon, worker):
     assert "cancelled" in addon.runtime.message
     status = worker.wait(task.jobs[0].job_id, timeout=30)
     assert status.status == CANCELLED or status.finished
+
+
+def test_bad_set_settings_say_what_to_change_before_anything_is_sent(addon):
+    scene = bpy.context.scene
+    _settings(scene, prompt="")
+    with pytest.raises(RuntimeError, match="type a prompt"):  # an ERROR report raises when called from Python
+        bpy.ops.acestep.make_intensity_set()
+    assert "type a prompt" in addon.runtime.message and addon.runtime.message_level == "ERROR"
+    # 200 bars at 30 BPM is far past the longest cue: refused here, with the fix.
+    _settings(scene, bpm=30.0, set_bars=200)
+    with pytest.raises(RuntimeError, match="200 bars at 30 BPM"):
+        bpy.ops.acestep.make_intensity_set()
+    assert "ask for fewer bars" in addon.runtime.message and "Make Intensity Set again" in addon.runtime.message
+    assert not addon.tracker.busy and _sounds(scene) == []

@@ -16,7 +16,7 @@ from fractions import Fraction
 import bpy
 
 from acestep_core import timeline
-from acestep_core.errors import AceStepError
+from acestep_core.errors import AceStepError, InvalidRequest
 
 from . import compat, cue_plans, loop_options, operators, strip_placement
 from .audio_files import resolve_output_folder
@@ -42,7 +42,10 @@ def plan_set(context, settings, addon) -> Task:
     loudness = None if settings.loudness == NONE else settings.loudness
     bars = int(settings.set_bars) or None  # 0 = fit the length
     # The worker makes the loops from this request: check it as one here, before sending.
-    checked = cue_plans._validated(dataclasses.replace(request, loop=True, loop_bars=bars, loudness=loudness))
+    try:
+        checked = dataclasses.replace(request, loop=True, loop_bars=bars, loudness=loudness).validated()
+    except InvalidRequest as exc:
+        raise cue_plans.BadInput(f"{exc}; change it in the Intensity Set panel and press Make Intensity Set again") from None
     request = dataclasses.replace(checked, loop=False, loop_bars=None)
     options = {"intensities": int(settings.set_intensities), "bars": bars, "stingers": int(settings.set_stingers)}
     folder, notice = resolve_output_folder(addon.output_folder, bpy.data.filepath)
