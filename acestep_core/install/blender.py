@@ -37,6 +37,10 @@ MANUAL_STEPS = (
     "In Blender 4.2 or later: Edit > Preferences > Get Extensions, open the menu at the top right "
     "(the small arrow), choose Install from Disk... and pick {zip}. Or drag the zip into Blender's window."
 )
+WORKER_PYTHON_STEP = (
+    "Then, in the add-on's preferences (Edit > Preferences > Add-ons > ACE-Step), set Worker Python to "
+    "{python} so Blender can start the worker."
+)
 
 
 class ExtensionBuildError(acestep_core.AceStepError):
@@ -52,10 +56,11 @@ class BlenderInstallReport:
 
     @property
     def next_steps(self) -> str:
+        worker_step = WORKER_PYTHON_STEP.format(python=sys.executable)
         if self.installed:
             return ("Restart Blender (or open a new one); the ACE-Step tab is in the Video Sequencer's "
-                    "sidebar (N). Set Worker Python in the add-on's preferences if no worker is running.")
-        return MANUAL_STEPS.format(zip=self.zip_path)
+                    "sidebar (N). " + worker_step)
+        return MANUAL_STEPS.format(zip=self.zip_path) + "\n" + worker_step
 
     def __str__(self) -> str:
         lines = [f"Built {self.zip_path}"]
