@@ -19,6 +19,7 @@ from blender_fixtures import bpy
 
 from acestep_core.install.blender import (
     MANUAL_STEPS,
+    WORKER_PYTHON_STEP,
     build_extension_zip,
     check_host_imports,
     host_import_closure,
@@ -157,7 +158,8 @@ def test_without_blender_the_report_says_how_to_install_by_hand(tmp_path, monkey
     assert not report.installed and report.blender is None
     text = str(report)
     assert str(report.zip_path) in text and "Install from Disk" in text and "not on PATH" in text
-    assert report.next_steps == MANUAL_STEPS.format(zip=report.zip_path)
+    assert report.next_steps == (MANUAL_STEPS.format(zip=report.zip_path) + "\n"
+                                 + WORKER_PYTHON_STEP.format(python=sys.executable))
 
 
 def test_a_failing_blender_is_reported_with_its_output(tmp_path):
