@@ -692,7 +692,8 @@ def start_worker(worker_command: list[str] | None = None) -> subprocess.Popen:
 
     Its output goes to the worker log in the state folder. The child gets this
     acestep_core on its PYTHONPATH, so a worker environment without acestep-dcc
-    installed still runs the same version as the host. A second worker started while
+    installed still runs the same version as the host (when this copy of the core is
+    complete: an installed host-side subset is left out). A second worker started while
     one runs exits by itself (the lock); check_started then finds the running one.
     """
     command = list(worker_command or default_worker_command() or [])
@@ -702,8 +703,11 @@ def start_worker(worker_command: list[str] | None = None) -> subprocess.Popen:
     log_file = discovery.log_path()
     env = dict(os.environ)
     env.pop("PYTHONHOME", None)  # a host's own Python home would break the worker's Python
-    package_root = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join([package_root, *filter(None, [env.get("PYTHONPATH")])])
+    package_root = Path(__file__).resolve().parent.parent
+    # Only a complete core may go first: REAPER's lib/ holds just the host-side modules,
+    # and putting that copy first would hide the worker's own acestep_core from it.
+    if (package_root / "acestep_core" / "worker" / "serve.py").is_file():
+        env["PYTHONPATH"] = os.pathsep.join([str(package_root), *filter(None, [env.get("PYTHONPATH")])])
     env["PYTHONUNBUFFERED"] = "1"
     options: dict[str, Any] = {}
     if sys.platform == "win32":

@@ -110,3 +110,38 @@ def test_the_reapack_index_is_current_and_lists_every_file():
         relative = source.text.split("/main/", 1)[1].replace("%20", " ")
         assert (REPO / relative).is_file(), relative
     assert len(files) == len(ACTIONS) + len(library_files())
+
+
+def test_the_installed_library_starts_a_real_worker(resource, tmp_path):
+    """REAPER's lib/ holds only the host-side core; starting the worker from there must
+    not let that partial copy hide the worker's own acestep_core."""
+    import os
+    import subprocess
+    import sys
+
+    install_reaper(resource)  # default worker command: this Python
+    lib = resource / "Scripts" / "acestep-dcc" / "lib"
+    script = (
+        "import json, sys\n"
+        f"sys.path.insert(0, {str(lib)!r})\n"
+        "from acestep_core import client\n"
+        "assert client.__file__.startswith(sys.path[0]), client.__file__\n"
+        "command = json.load(open(sys.path[0] + '/acestep-dcc.json'))['worker_command']\n"
+        "process = client.start_worker(command + ['--backend', 'sketch'])\n"
+        "import time\n"
+        "deadline = time.monotonic() + 60\n"
+        "found = None\n"
+        "while found is None and time.monotonic() < deadline:\n"
+        "    found = client.check_started(process)\n"
+        "    time.sleep(0.2)\n"
+        "assert found is not None, 'the worker did not answer'\n"
+        "print(found.health()['backend'])\n"
+        "found.shutdown()\n"
+    )
+    env = {**os.environ, "ACESTEP_DCC_HOME": str(tmp_path / "home")}
+    env.pop("PYTHONPATH", None)
+    result = subprocess.run([sys.executable, "-S", "-c", script], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    log = (tmp_path / "home" / "state" / "worker.log")
+    assert result.returncode == 0, result.stderr + (log.read_text() if log.exists() else "")
+    assert "sketch" in result.stdout
