@@ -35,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     except AceStepError as exc:
         print(f"acestep-dcc: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:  # a disk or permission problem outside generation's own checks
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"acestep-dcc: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("acestep-dcc: interrupted", file=sys.stderr)
         return 130
@@ -172,6 +176,11 @@ def request_from_args(args: argparse.Namespace) -> tuple[GenerationRequest, Path
     output = Path(args.output).expanduser()
     suffix = output.suffix.lower().lstrip(".")
     output_format = args.format or (suffix if suffix in OUTPUT_FORMATS else "wav")
+    if not args.output or args.output.endswith(("/", os.sep)) or output.is_dir():
+        # -o names a folder: the file is named after the prompt inside it.
+        from acestep_core.request import slug_from_prompt
+
+        output = output / f"{slug_from_prompt(args.prompt)}.{output_format}"
     source = args.source
     if source is not None and not Path(source).expanduser().is_file():
         from acestep_core.errors import FieldProblem
@@ -246,7 +255,7 @@ def run_set(args: argparse.Namespace) -> int:
     ).validated()
     from acestep_core.backends import SKETCH_NOTICE, create_backend
     from acestep_core.dynamic_sets import build_dynamic_set
-    from acestep_core.generation import slug_from_prompt
+    from acestep_core.request import slug_from_prompt
 
     folder = Path(args.output).expanduser() if args.output else Path(slug_from_prompt(args.prompt))
     backend = create_backend(args.backend, args.model, args.device)

@@ -37,6 +37,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from soundfile import SoundFileError
+
 from acestep_core import __version__
 from acestep_core.audio import loops
 from acestep_core.audio.analysis import ANALYSIS_RATE, analysis_signal, estimate_key, estimate_tempo
@@ -59,7 +61,7 @@ from acestep_core.progress import (
     ignore_progress,
     never_cancelled,
 )
-from acestep_core.request import MAX_DURATION_S, MAX_SEED, GenerationRequest, beats_per_bar
+from acestep_core.request import MAX_DURATION_S, MAX_SEED, GenerationRequest, beats_per_bar, slug_from_prompt
 
 if TYPE_CHECKING:
     import numpy as np
@@ -120,13 +122,6 @@ def sidecar_path(audio_path: Path) -> Path:
     return audio_path.with_suffix(".json")
 
 
-def slug_from_prompt(prompt: str, limit: int = 48) -> str:
-    """'Intense boss battle, rock!' -> 'intense-boss-battle-rock' (a safe file stem)."""
-    words = re.findall(r"[a-z0-9]+", prompt.lower())
-    slug = "-".join(words)[:limit].strip("-")
-    return slug or "cue"
-
-
 def ensure_output_folder(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -172,7 +167,8 @@ def generate_cues(
     on_progress(Progress(FINISHING, _FINISH_SPAN[0]))
     info = backend.describe()
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    staged = [temporary_path_beside(path) for path in targets]
+    staged: list[Path] = []
+    committed: list[Path] = []  # final files this call has already put in place
     started = time.perf_counter()
 
     def finish_and_stage(k: int) -> CueOutput:
@@ -186,6 +182,7 @@ def generate_cues(
                          metadata=_sidecar(request, info, raw.settings, k, seeds[k], path, cue, created))
 
     try:
+        staged.extend(temporary_path_beside(path) for path in targets)
         # soxr and libsndfile release the GIL, so candidates finish side by side.
         with ThreadPoolExecutor(max_workers=min(request.candidates, os.cpu_count() or 1)) as pool:
             outputs = list(pool.map(finish_and_stage, range(request.candidates)))
@@ -195,10 +192,17 @@ def generate_cues(
         for temp, output in zip(staged, outputs):
             output.metadata["timings"] = {name: round(value, 4) for name, value in timings.items()}
             os.replace(temp, output.path)
+            committed.append(Path(output.path))
             write_json_atomic(Path(output.sidecar_path), output.metadata)
+            committed.append(Path(output.sidecar_path))
+    except (OSError, SoundFileError) as exc:
+        _discard(staged + committed)
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise OutputNotWritable(f"writing into {output_path.parent} failed ({reason}); free some space or "
+                                "choose another folder with -o") from None
     except BaseException:
-        for temp in staged:
-            temp.unlink(missing_ok=True)
+        # A cancel or an error part-way leaves nothing: not even candidates already renamed.
+        _discard(staged + committed)
         raise
     on_progress(Progress("done", 1.0))
     return outputs
@@ -340,6 +344,11 @@ def _loop_record(cue: FinishedCue, request: GenerationRequest) -> dict[str, Any]
     if request.output_format == "wav":
         record.update(smpl_start=plan.start, smpl_end=plan.end_exclusive, guard_frame=plan.end_exclusive)
     return record
+
+
+def _discard(paths: list[Path]) -> None:
+    for path in paths:
+        Path(path).unlink(missing_ok=True)
 
 
 def _raise_if_cancelled(is_cancelled: CancelCheck) -> None:

@@ -79,6 +79,14 @@ def beats_per_bar(time_signature: str | None) -> int:
     return int(time_signature.split("/")[0])
 
 
+def slug_from_prompt(prompt: str, limit: int = 48) -> str:
+    """'Intense boss battle, rock!' -> 'intense-boss-battle-rock' (a safe file stem)."""
+    words = re.findall(r"[a-z0-9]+", prompt.lower())
+    slug = "-".join(words)[:limit].strip("-")
+    return slug or "cue"
+
+
+
 @dataclass
 class GenerationRequest:
     """What to generate. Every field has a default except the prompt.

@@ -174,3 +174,28 @@ def test_ctrl_c_mid_run_cancels_and_leaves_no_file(tiny_checkpoint: Path, tmp_pa
     assert process.returncode == 2, text
     assert "cancelled" in text and "Traceback" not in text
     assert list(out.parent.iterdir()) == []
+
+
+def test_output_folder_names_the_file_after_the_prompt(tmp_path: Path):
+    folder = tmp_path / "music"
+    folder.mkdir()
+    assert main(["generate", "Dark Cave, ambient!", "--seconds", "2", "--backend", "sketch", "-o", f"{folder}/"]) == 0
+    assert sorted(p.name for p in folder.iterdir()) == ["dark-cave-ambient.json", "dark-cave-ambient.wav"]
+
+
+def test_a_failure_while_renaming_leaves_no_candidate_behind(tmp_path: Path, capsys):
+    """A folder squatting on boss-2.wav makes the second rename fail after boss-1.wav is in
+    place: the whole run is undone, nothing half-made stays."""
+    (tmp_path / "boss-2.wav").mkdir()
+    code = main(["generate", PROMPT, "--seconds", "2", "--candidates", "2", "--backend", "sketch",
+                 "-o", str(tmp_path / "boss.wav")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert f"writing into {tmp_path} failed" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["boss-2.wav"]
+
+
+def test_an_unwritable_place_is_one_sentence(capsys):
+    assert main(["generate", PROMPT, "--seconds", "2", "--backend", "sketch", "-o", "/proc/acestep.wav"]) == 2
+    err = capsys.readouterr().err
+    assert "failed" in err and "choose another folder with -o" in err and "Traceback" not in err
