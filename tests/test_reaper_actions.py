@@ -160,6 +160,7 @@ def test_generate_puts_one_item_at_the_edit_cursor_with_every_candidate_as_a_tak
     media_folder = tmp_path / "game"
     for take in item["takes"]:
         assert Path(take["source"]).parent == media_folder and Path(take["source"]).is_file()
+        assert Path(take["source"]).name.startswith("sketch ")  # never named as ACE-Step's work
         assert wav_seconds(take["source"]) == pytest.approx(6.0, abs=0.01)
     assert item["notes"].startswith("ACE-Step\n")
     assert f"prompt: {PROMPT}" in item["notes"] and "seed: 7 (take 1), 8 (take 2)" in item["notes"]
@@ -494,7 +495,7 @@ def test_make_intensity_set_stacks_the_loops_on_new_tracks_in_one_undo_step(sess
     assert [json.loads(i["ext"]["acestep-dcc"])["intensity"] for i in (tracks[3]["items"][0], stingers[0])] == [0.0, 1.0]
 
     # The set's folder in the media folder is the set as a game engine takes it.
-    [folder] = [p for p in (tmp_path / "game").iterdir() if p.is_dir() and p.name.startswith("ACE-Step set")]
+    [folder] = [p for p in (tmp_path / "game").iterdir() if p.is_dir() and p.name.startswith("sketch set")]
     manifest = json.loads(next(folder.glob("*-set.json")).read_text())
     sources = [Path(t["items"][0]["takes"][0]["source"]) for t in tracks[2:6]] + [Path(i["takes"][0]["source"]) for i in stingers]
     assert all(source.parent == folder for source in sources)
@@ -629,3 +630,20 @@ def test_terminating_the_running_script_cleans_up_and_stops_the_job(inside, work
     assert "acestep-dcc/runs" not in state["ext_state"]
     job = worker.jobs(limit=1)[0]
     assert worker.wait(job.id, timeout=60).status == "cancelled"
+
+
+@pytest.mark.parametrize("url, local", [
+    ("http://127.0.0.1:8765", True), ("http://localhost:8765", True), ("http://[::1]:8765", True),
+    ("http://studio-pc.lan:8765", False), ("http://192.168.1.20:8765", False),
+])
+def test_only_a_worker_on_this_machine_may_have_its_paths_copied(url, local):
+    """A remote worker names paths on its own machine; opening them here could copy any
+    local file into the project, so those files are always downloaded instead."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "hosts" / "reaper"))
+    try:
+        from acestep_reaper.media import worker_is_local
+    finally:
+        sys.path.pop(0)
+    from acestep_core.client import WorkerClient
+
+    assert worker_is_local(WorkerClient(url, "token")) is local

@@ -316,7 +316,8 @@ class SetGeneration(Generation):
 
     def _bring_home(self, result: Result, file: CueOutput | JobArtifact) -> None:
         if self.set_folder is None:
-            self.set_folder = media.new_set_folder(self.folder, result.request.prompt)
+            label = media.maker_label(file if isinstance(file, CueOutput) else None)
+            self.set_folder = media.new_set_folder(self.folder, result.request.prompt, label)
         target = self.set_folder / Path(file.path).name
         path = media.fetch_file(self.client, result.job.id, file.index, file.path, target)
         if isinstance(file, CueOutput):

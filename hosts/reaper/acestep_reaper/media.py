@@ -16,6 +16,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from acestep_core.client import WorkerClient
 from acestep_core.jobs import CueOutput
@@ -59,9 +60,15 @@ def _slug(prompt: str) -> str:
     return "-".join(words)[:40].strip("-").lower() or "cue"
 
 
-def target_path(folder: Path, prompt: str, seed: int, suffix: str) -> Path:
-    """A new file name in `folder` that names the prompt and seed and overwrites nothing."""
-    stem = f"ACE-Step {_slug(prompt)} seed{seed}"
+def maker_label(output: CueOutput | None) -> str:
+    """"ACE-Step" only for files the model made; the procedural backend says what it is."""
+    backend = ((output.metadata or {}).get("backend") or {}).get("name") if output is not None else None
+    return "ACE-Step" if backend == "acestep" else (backend or "ACE-Step")
+
+
+def target_path(folder: Path, prompt: str, seed: int, suffix: str, label: str = "ACE-Step") -> Path:
+    """A new file name in `folder` that names the maker, prompt and seed and overwrites nothing."""
+    stem = f"{label} {_slug(prompt)} seed{seed}"
     candidate = folder / f"{stem}{suffix}"
     counter = 2
     while candidate.exists():
@@ -74,13 +81,19 @@ def bring_home(client: WorkerClient, job_id: str, output: CueOutput, folder: Pat
     """The output's file in `folder`, under a name that says its prompt and seed."""
     folder.mkdir(parents=True, exist_ok=True)
     suffix = Path(output.path).suffix or ".wav"
-    return fetch_file(client, job_id, output.index, output.path, target_path(folder, prompt, output.seed, suffix))
+    target = target_path(folder, prompt, output.seed, suffix, maker_label(output))
+    return fetch_file(client, job_id, output.index, output.path, target)
+
+
+def worker_is_local(client: WorkerClient) -> bool:
+    host = urlsplit(client.url).hostname or ""
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def fetch_file(client: WorkerClient, job_id: str, index: int, worker_path: str, target: Path) -> Path:
-    """Job file `index` at `target`: copied when the worker's path is on this machine,
-    else downloaded from the worker."""
-    if os.path.isfile(worker_path):
+    """Job file `index` at `target`: copied when the worker runs on this machine, else
+    downloaded. A remote worker's path is never opened here: it could name any local file."""
+    if worker_is_local(client) and os.path.isfile(worker_path):
         partial = target.with_name(f".{target.name}.partial")
         shutil.copyfile(worker_path, partial)
         os.replace(partial, target)
@@ -88,9 +101,9 @@ def fetch_file(client: WorkerClient, job_id: str, index: int, worker_path: str, 
     return client.download(job_id, index, target)
 
 
-def new_set_folder(folder: Path, prompt: str) -> Path:
-    """A new folder in `folder` for a set's files, named for its prompt (numbered when taken)."""
-    stem = f"ACE-Step set {_slug(prompt)}"
+def new_set_folder(folder: Path, prompt: str, label: str = "ACE-Step") -> Path:
+    """A new folder in `folder` for a set's files, named for its maker and prompt (numbered when taken)."""
+    stem = f"{label} set {_slug(prompt)}"
     candidate, counter = folder / stem, 2
     while candidate.exists():
         candidate = folder / f"{stem} ({counter})"
