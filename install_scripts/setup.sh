@@ -3,9 +3,9 @@
 # acestep-dcc and everything the worker and CLI need. `--test` adds the test tools and
 # real Blender (bpy 5.0 in .venv, 4.5 LTS in .venv-blender45) for the add-on tests.
 #
-# PyTorch: the default is the CPU build pinned below. With an NVIDIA GPU, choose your
-# CUDA build instead, e.g.
-#   ACESTEP_TORCH="torch --index-url https://download.pytorch.org/whl/cu128" bash install_scripts/setup.sh
+# PyTorch: torch==2.13.0 by default (a local CPU build on the project's CI machines).
+# Choose your build with ACESTEP_TORCH, e.g. for an NVIDIA GPU
+#   ACESTEP_TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128" bash install_scripts/setup.sh
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
