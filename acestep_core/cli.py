@@ -15,7 +15,7 @@ from pathlib import Path
 
 from acestep_core import __version__
 from acestep_core.errors import AceStepError, InvalidRequest
-from acestep_core.request import OUTPUT_FORMATS, TASKS, TIME_SIGNATURES, GenerationRequest
+from acestep_core.request import OUTPUT_FORMATS, TASKS, TIME_SIGNATURES, GenerationRequest, set_option_problems
 
 EXIT_USAGE = 2
 
@@ -253,6 +253,9 @@ def run_set(args: argparse.Namespace) -> int:
         bit_depth=args.bit_depth, loop=True, loop_bars=bars, loudness=loudness_from_text(args.loudness),
         true_peak_ceiling_db=args.true_peak,
     ).validated()
+    problems = set_option_problems(args.intensities, args.stingers)
+    if problems:  # before loading a backend: a typo should cost nothing
+        raise InvalidRequest(problems)
     from acestep_core.backends import SKETCH_NOTICE, create_backend
     from acestep_core.dynamic_sets import build_dynamic_set
     from acestep_core.request import slug_from_prompt

@@ -55,7 +55,8 @@ from acestep_core.errors import (
     WorkerUnreachable,
 )
 from acestep_core.jobs import JobStatus
-from acestep_core.request import GenerationRequest
+# A set's limits, re-exported for host dialogs (request.py is the one definition).
+from acestep_core.request import MAX_SET_INTENSITIES, MAX_SET_STINGERS, GenerationRequest  # noqa: F401
 from acestep_core.worker import discovery
 
 DEFAULT_TIMEOUT = 2.0
@@ -65,10 +66,6 @@ TRANSFER_TIMEOUT = 60.0  # uploads and downloads move megabytes; this bounds eac
 WATCH_INTERVAL = 0.25  # how long a JobWatcher's request waits at the worker: progress this fresh
 MIN_WATCH_INTERVAL = 0.05  # never a busy loop of requests
 POLL_INTERVAL = 0.2  # a StatusPoll asks at most this often, however fast its host ticks
-# A set's limits, for host dialogs: acestep_core.dynamic_sets' (which needs numpy, so hosts
-# cannot import it; a test keeps the two equal). Bars: 1 to request.MAX_LOOP_BARS, or "fit".
-MAX_SET_INTENSITIES = 8
-MAX_SET_STINGERS = 8
 EXIT_ALREADY_RUNNING = 3  # the worker's exit status when another one holds the lock
 
 NO_COMMAND_MESSAGE = (

@@ -33,10 +33,10 @@ from acestep_core.generation import SOFTWARE, draw_seed, ensure_output_folder, g
 from acestep_core.jobs import CueOutput
 from acestep_core.progress import CancelCheck, Progress, ProgressCallback, ignore_progress, never_cancelled
 from acestep_core.audio.writer import temporary_path_beside, write_json_atomic
-from acestep_core.request import GenerationRequest
+from acestep_core.request import MAX_SET_INTENSITIES, MAX_SET_STINGERS, GenerationRequest, set_option_problems
 
-MAX_INTENSITIES = 8
-MAX_STINGERS = 8
+MAX_INTENSITIES = MAX_SET_INTENSITIES
+MAX_STINGERS = MAX_SET_STINGERS
 STINGER_BARS = 2
 STINGER_RING_OUT_BEATS = 2
 # Words added to an ACE-Step cover's prompt, from the sparsest level to the fullest.
@@ -98,11 +98,7 @@ def build_dynamic_set(
 ) -> DynamicSet:
     """Generate a matched set into `folder` (see the module doc). `request` gives the prompt,
     format, loudness and, optionally, tempo, key and seed; `bars` None fits its duration."""
-    problems = []
-    if not isinstance(intensities, int) or not 1 <= intensities <= MAX_INTENSITIES:
-        problems.append(FieldProblem("intensities", f"intensities must be between 1 and {MAX_INTENSITIES}, got {intensities!r}"))
-    if not isinstance(stingers, int) or not 0 <= stingers <= MAX_STINGERS:
-        problems.append(FieldProblem("stingers", f"stingers must be between 0 and {MAX_STINGERS}, got {stingers!r}"))
+    problems = set_option_problems(intensities, stingers)
     if problems:
         raise InvalidRequest(problems)
     seed = request.seed if request.seed is not None else draw_seed()

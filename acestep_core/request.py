@@ -280,6 +280,20 @@ class GenerationRequest:
         return cls.from_dict(data)
 
 
+# A dynamic-music set's options (acestep-dcc set, POST /v1/sets, both hosts' dialogs).
+MAX_SET_INTENSITIES = 8
+MAX_SET_STINGERS = 8
+
+
+def set_option_problems(intensities: Any, stingers: Any) -> list[FieldProblem]:
+    """What is wrong with a set's intensity and stinger counts, as field sentences."""
+    found = []
+    if not _is_int(intensities) or not 1 <= intensities <= MAX_SET_INTENSITIES:
+        found.append(FieldProblem("intensities", f"intensities must be a whole number from 1 to {MAX_SET_INTENSITIES}, got {intensities!r}"))
+    if not _is_int(stingers) or not 0 <= stingers <= MAX_SET_STINGERS:
+        found.append(FieldProblem("stingers", f"stingers must be a whole number from 0 to {MAX_SET_STINGERS}, got {stingers!r}"))
+    return found
+
 # JSON types each field accepts; validation of ranges happens in problems().
 _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "prompt": (str,),

@@ -132,7 +132,7 @@ def test_cancel_leaves_nothing_behind(tmp_path: Path):
 
 
 def test_bad_counts_are_sentences(tmp_path: Path):
-    with pytest.raises(InvalidRequest, match="intensities must be between 1 and 8"):
+    with pytest.raises(InvalidRequest, match="intensities must be a whole number from 1 to 8"):
         build_dynamic_set(GenerationRequest(prompt="x"), SketchBackend(), tmp_path, intensities=0)
     assert list(tmp_path.iterdir()) == []
 

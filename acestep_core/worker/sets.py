@@ -18,7 +18,7 @@ from typing import Any
 from acestep_core.dynamic_sets import MAX_INTENSITIES, MAX_STINGERS, DynamicSet
 from acestep_core.errors import FieldProblem, InvalidRequest
 from acestep_core.jobs import JobArtifact
-from acestep_core.request import MAX_LOOP_BARS, GenerationRequest
+from acestep_core.request import MAX_LOOP_BARS, GenerationRequest, set_option_problems
 
 DEFAULT_INTENSITIES = 3
 DEFAULT_BARS = 16
@@ -55,11 +55,8 @@ def parse_set_body(data: Any) -> tuple[GenerationRequest, SetOptions]:
     problems = [FieldProblem(str(name), f"unknown field {name!r}; a set takes {', '.join(BODY_FIELDS)}")
                 for name in data if name not in BODY_FIELDS]
     intensities = data.get("intensities", DEFAULT_INTENSITIES)
-    if not _is_int(intensities) or not 1 <= intensities <= MAX_INTENSITIES:
-        problems.append(FieldProblem("intensities", f"intensities must be a whole number from 1 to {MAX_INTENSITIES}, got {intensities!r}"))
     stingers = data.get("stingers", DEFAULT_STINGERS)
-    if not _is_int(stingers) or not 0 <= stingers <= MAX_STINGERS:
-        problems.append(FieldProblem("stingers", f"stingers must be a whole number from 0 to {MAX_STINGERS}, got {stingers!r}"))
+    problems += set_option_problems(intensities, stingers)
     bars = data.get("bars", DEFAULT_BARS)
     if isinstance(bars, str) and bars.strip().lower() == FIT:
         bars = None
