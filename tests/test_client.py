@@ -315,7 +315,9 @@ def test_status_poll_never_waits_starts_no_thread_and_reports_done(worker: Worke
     assert poll.connections_opened == 1
     # A poll while the answer is still on its way is a non-blocking recv: tens of
     # microseconds; the tail allows for a machine shared with other work.
-    assert len(waiting_us) > 20, waiting_us
+    # How many polls catch an answer in flight depends on how fast the worker answers
+    # (13 on one CI run, hundreds on a busy machine); a handful is enough to judge.
+    assert len(waiting_us) >= 5, waiting_us
     assert _quantile(waiting_us, 0.5) < 200.0, sorted(waiting_us)
     assert _quantile(waiting_us, 0.9) < 1000.0, sorted(waiting_us)
     # Finished: no more requests, the last answer stays.
