@@ -241,7 +241,7 @@ def test_job_watcher_answers_at_once_while_the_worker_works_and_reports_done(wor
     # A read takes the lock and nothing else: microseconds, where a status call over HTTP
     # takes milliseconds. The tail allows for the GIL, which the watcher holds while it
     # decodes an answer.
-    assert len(reads_us) > 50
+    assert len(reads_us) >= 20  # how many depends on how fast the job runs
     assert reads_us[len(reads_us) // 2] < 50.0, reads_us[len(reads_us) // 2]
     assert reads_us[int(len(reads_us) * 0.99)] < 10_000.0
 
@@ -360,8 +360,9 @@ def test_status_poll_of_a_silent_worker_never_waits_and_times_out():
                 finally:
                     calls_ms.append((time.perf_counter() - started) * 1000.0)
                 time.sleep(0.01)
-        assert 0.3 <= time.monotonic() - began < 1.0
-        assert len(calls_ms) > 10 and max(calls_ms) < 20.0, max(calls_ms)  # a blocking read would take 300 ms
+        assert 0.3 <= time.monotonic() - began < 2.0  # the timeout, plus a loaded machine's scheduling
+        # a blocking read would take the whole 300 ms; a loaded machine may add a few ms to one call
+        assert len(calls_ms) > 10 and max(calls_ms) < 100.0, max(calls_ms)
 
 
 def test_status_poll_takes_an_answer_in_pieces_and_keeps_the_connection_alive():
