@@ -218,23 +218,12 @@ def request_from_args(args: argparse.Namespace) -> tuple[GenerationRequest, Path
 def run_generate(args: argparse.Namespace) -> int:
     # Validate before importing the heavy stack, so a typo costs no start-up time.
     request, output = request_from_args(args)
-    from acestep_core.backends import SKETCH_NOTICE, create_backend
     from acestep_core.generation import ensure_output_folder, generate_cues
 
     ensure_output_folder(output.parent)
-    backend = create_backend(args.backend, args.model, args.device)
-    print(f"acestep-dcc: backend {backend.describe().label}", file=sys.stderr)
-    if backend.name == "sketch":
-        print(f"acestep-dcc: {SKETCH_NOTICE}", file=sys.stderr)
-
-    cancel = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
-    bar = _ProgressBar()
-    try:
-        outputs = generate_cues(request, backend, output, on_progress=bar.update, is_cancelled=cancel.is_set)
-    finally:
-        bar.close()
-        signal.signal(signal.SIGINT, previous)
+    backend = _announced_backend(args)
+    outputs = _run_with_progress(lambda on_progress, is_cancelled: generate_cues(
+        request, backend, output, on_progress=on_progress, is_cancelled=is_cancelled))
     for cue in outputs:
         print(f"acestep-dcc: wrote {cue.path} ({cue.duration:.2f} s, seed {cue.seed})", file=sys.stderr)
     if args.json:
@@ -246,7 +235,7 @@ def run_generate(args: argparse.Namespace) -> int:
 
 
 def run_set(args: argparse.Namespace) -> int:
-    loop, bars = loop_from_text(args.bars, "--bars")
+    _, bars = loop_from_text(args.bars, "--bars")
     request = GenerationRequest(
         prompt=args.prompt, duration=args.seconds, seed=args.seed, bpm=args.bpm, key=args.key,
         time_signature=args.time_signature, output_format=args.format, sample_rate=args.sample_rate,
@@ -256,24 +245,14 @@ def run_set(args: argparse.Namespace) -> int:
     problems = set_option_problems(args.intensities, args.stingers)
     if problems:  # before loading a backend: a typo should cost nothing
         raise InvalidRequest(problems)
-    from acestep_core.backends import SKETCH_NOTICE, create_backend
     from acestep_core.dynamic_sets import build_dynamic_set
     from acestep_core.request import slug_from_prompt
 
     folder = Path(args.output).expanduser() if args.output else Path(slug_from_prompt(args.prompt))
-    backend = create_backend(args.backend, args.model, args.device)
-    print(f"acestep-dcc: backend {backend.describe().label}", file=sys.stderr)
-    if backend.name == "sketch":
-        print(f"acestep-dcc: {SKETCH_NOTICE}", file=sys.stderr)
-    cancel = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
-    bar = _ProgressBar()
-    try:
-        result = build_dynamic_set(request, backend, folder, intensities=args.intensities, bars=bars,
-                                   stingers=args.stingers, on_progress=bar.update, is_cancelled=cancel.is_set)
-    finally:
-        bar.close()
-        signal.signal(signal.SIGINT, previous)
+    backend = _announced_backend(args)
+    result = _run_with_progress(lambda on_progress, is_cancelled: build_dynamic_set(
+        request, backend, folder, intensities=args.intensities, bars=bars, stingers=args.stingers,
+        on_progress=on_progress, is_cancelled=is_cancelled))
     manifest = result.manifest
     print(f"acestep-dcc: wrote a set of {len(result.layers)} loops ({manifest['bars']} bars, {manifest['bpm']:g} BPM, "
           f"{manifest['key']}) and {len(result.stingers)} stingers to {folder}", file=sys.stderr)
@@ -283,6 +262,29 @@ def run_set(args: argparse.Namespace) -> int:
 
         print(json.dumps(manifest, indent=2))
     return 0
+
+
+def _announced_backend(args: argparse.Namespace):
+    """The backend the arguments ask for, named on stderr (sketch also says how to get the model)."""
+    from acestep_core.backends import SKETCH_NOTICE, create_backend
+
+    backend = create_backend(args.backend, args.model, args.device)
+    print(f"acestep-dcc: backend {backend.describe().label}", file=sys.stderr)
+    if backend.name == "sketch":
+        print(f"acestep-dcc: {SKETCH_NOTICE}", file=sys.stderr)
+    return backend
+
+
+def _run_with_progress(run):
+    """run(on_progress, is_cancelled) with a progress bar on stderr; Ctrl-C cancels at the next step."""
+    cancel = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
+    bar = _ProgressBar()
+    try:
+        return run(bar.update, cancel.is_set)
+    finally:
+        bar.close()
+        signal.signal(signal.SIGINT, previous)
 
 
 class _ProgressBar:

@@ -180,11 +180,4 @@ class ACESTEP_OT_place_set(operators._PlaceResults, bpy.types.Operator):
 CLASSES = (ACESTEP_OT_make_intensity_set, ACESTEP_OT_place_set)
 
 
-def register():
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister():
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(CLASSES)

@@ -240,11 +240,4 @@ CLASSES = (ACESTEP_UL_section_prompts, ACESTEP_PT_main, ACESTEP_PT_quick_picks, 
            ACESTEP_PT_intensity_set, ACESTEP_PT_generated_strip)
 
 
-def register():
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister():
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(CLASSES)

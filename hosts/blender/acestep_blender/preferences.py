@@ -135,11 +135,4 @@ def addon_settings(context=None) -> AddonSettings:
 CLASSES = (AceStepPreferences,)
 
 
-def register():
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister():
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(CLASSES)
