@@ -162,10 +162,7 @@ class ACESTEP_OT_make_intensity_set(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        try:
-            return operators._not_busy(context)
-        except Exception:
-            return False
+        return operators._not_busy(context)
 
     def execute(self, context):
         settings = operators._settings(context)

@@ -24,7 +24,11 @@ def _settings(context):
 
 
 def _not_busy(context) -> bool:
-    return not tracker.busy and _settings(context) is not None
+    """Whether a new task may start; never raises, so every poll can call it as it is."""
+    try:
+        return not tracker.busy and _settings(context) is not None
+    except Exception:  # a poll that raised would fill the console on every redraw
+        return False
 
 
 def _fail(operator, context, message: str) -> set[str]:
@@ -71,10 +75,7 @@ class ACESTEP_OT_generate(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        try:
-            return _not_busy(context)
-        except Exception:
-            return False
+        return _not_busy(context)
 
     def execute(self, context):
         settings = _settings(context)
@@ -90,10 +91,7 @@ class ACESTEP_OT_score_cutscene(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        try:
-            return _not_busy(context)
-        except Exception:
-            return False
+        return _not_busy(context)
 
     def execute(self, context):
         settings = _settings(context)
