@@ -55,12 +55,12 @@ def plan_generate(context, settings, addon: AddonSettings) -> Task:
         raise BadInput("type a prompt first, or pick words under Quick Picks and press Use Template")
     rate = scene_rate(scene)
     frame_start, frames = target_span(scene, settings, rate)
-    request = _request(settings, addon, prompt, generation_seconds(frames, rate), settings.candidates,
+    request = request_from_panel(settings, addon, prompt, generation_seconds(frames, rate), settings.candidates,
                        settings.seed if settings.use_seed else None)
     request = _validated(loop_options.with_loop_options(request, settings))
     folder, notice = resolve_output_folder(addon.output_folder, bpy.data.filepath)
     plan = CuePlan(name=prompt, frame_start=frame_start, frames=frames)
-    return Task(GENERATE, f"Generate '{_short(prompt)}'", scene.name, folder, [CueJob(request, plan)],
+    return Task(GENERATE, f"Generate '{short_label(prompt)}'", scene.name, folder, [CueJob(request, plan)],
                 quality=settings.quality, notice=notice)
 
 
@@ -121,7 +121,7 @@ def plan_score(context, settings, addon: AddonSettings) -> Task:
         if style:
             prompt = f"{prompt}, {style}"
         seed = (settings.seed + section.index) if settings.use_seed else None
-        request = _request(settings, addon, prompt, generation_seconds(frames.duration, rate), 1, seed)
+        request = request_from_panel(settings, addon, prompt, generation_seconds(frames.duration, rate), 1, seed)
         plan = CuePlan(name=section.name or prompt, frame_start=frames.start, frames=frames.duration,
                        fade_in=frames.fade_in, fade_out=frames.fade_out, section=section.name or prompt)
         jobs.append(CueJob(request, plan))
@@ -169,7 +169,7 @@ def plan_variation(context, settings, addon: AddonSettings, strip) -> Task:
     plan = CuePlan(name=f"{_take_name(strip.name)} variation", frame_start=strip.frame_final_start, frames=frames,
                    lowest_channel=strip.channel + 1, group=strip.get(PROP_GROUP), muted=True)
     job = CueJob(request, plan, source_audio=source)
-    return Task(VARIATION, f"Variation of '{_short(strip.name)}'", scene.name, folder, [job],
+    return Task(VARIATION, f"Variation of '{short_label(strip.name)}'", scene.name, folder, [job],
                 quality=settings.quality, notice=" ".join(filter(None, [notice, folder_notice])))
 
 
@@ -197,7 +197,7 @@ def _take_name(name: str) -> str:
 # -- shared -------------------------------------------------------------------------------
 
 
-def _request(settings, addon: AddonSettings, prompt: str, seconds: float, candidates: int,
+def request_from_panel(settings, addon: AddonSettings, prompt: str, seconds: float, candidates: int,
              seed: int | None) -> GenerationRequest:
     return _validated(GenerationRequest(
         prompt=prompt,
@@ -218,5 +218,5 @@ def _validated(request: GenerationRequest) -> GenerationRequest:
         raise BadInput(f"{exc}; change it in the panel and press Generate again") from None
 
 
-def _short(text: str) -> str:
+def short_label(text: str) -> str:
     return text if len(text) <= LABEL_PROMPT_CHARS else text[: LABEL_PROMPT_CHARS - 1].rstrip() + "…"

@@ -37,7 +37,7 @@ def plan_set(context, settings, addon) -> Task:
         raise cue_plans.BadInput("type a prompt first, or pick words under Quick Picks and press Use Template")
     rate = cue_plans.scene_rate(scene)
     _, frames = cue_plans.target_span(scene, settings, rate)  # the length "fit" bars follow
-    request = cue_plans._request(settings, addon, prompt, cue_plans.generation_seconds(frames, rate), 1,
+    request = cue_plans.request_from_panel(settings, addon, prompt, cue_plans.generation_seconds(frames, rate), 1,
                                  settings.seed if settings.use_seed else None)
     loudness = None if settings.loudness == NONE else settings.loudness
     bars = int(settings.set_bars) or None  # 0 = fit the length
@@ -50,7 +50,7 @@ def plan_set(context, settings, addon) -> Task:
     options = {"intensities": int(settings.set_intensities), "bars": bars, "stingers": int(settings.set_stingers)}
     folder, notice = resolve_output_folder(addon.output_folder, bpy.data.filepath)
     plan = CuePlan(name=prompt, frame_start=scene.frame_current, frames=frames)
-    label = f"Intensity Set '{cue_plans._short(prompt)}'"
+    label = f"Intensity Set '{cue_plans.short_label(prompt)}'"
     return Task(SET, label, scene.name, folder, [CueJob(request, plan, set_options=options)],
                 quality=settings.quality, notice=notice)
 
