@@ -304,7 +304,11 @@ def test_status_poll_never_waits_starts_no_thread_and_reports_done(worker: Worke
         if status is not None and status.finished:
             break
         assert time.monotonic() - began < 60, "the job did not finish"
-        time.sleep(0.001)  # a host ticking far faster than REAPER's 30 Hz
+        # A host ticking far faster than REAPER's 30 Hz; while an answer is on its way it
+        # ticks flat out, so every request is looked at in flight several times however
+        # fast the worker answers.
+        if not poll.in_flight:
+            time.sleep(0.001)
     elapsed = time.monotonic() - began
     assert status.status == DONE and len(status.outputs) == 2
     assert any(s.status == "running" for s in seen), seen
@@ -315,8 +319,6 @@ def test_status_poll_never_waits_starts_no_thread_and_reports_done(worker: Worke
     assert poll.connections_opened == 1
     # A poll while the answer is still on its way is a non-blocking recv: tens of
     # microseconds; the tail allows for a machine shared with other work.
-    # How many polls catch an answer in flight depends on how fast the worker answers
-    # (13 on one CI run, hundreds on a busy machine); a handful is enough to judge.
     assert len(waiting_us) >= 5, waiting_us
     assert _quantile(waiting_us, 0.5) < 200.0, sorted(waiting_us)
     assert _quantile(waiting_us, 0.9) < 1000.0, sorted(waiting_us)
