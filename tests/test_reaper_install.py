@@ -52,42 +52,80 @@ def test_install_copies_the_actions_and_what_they_import(resource):
     assert f"Installed {len(ACTIONS)} REAPER actions" in str(report)
 
 
+def listed(name: str) -> str:
+    """The name the README gives an action: "ACE-Step - Score regions.py" -> "ACE-Step: Score regions"."""
+    return "ACE-Step: " + name[len("ACE-Step - "):-len(".py")]
+
+
+def our_line(name: str, command: str | None = None) -> str:
+    path = "acestep-dcc/" + name
+    return f'SCR 4 0 {command or command_name(path)} "{listed(name)}" "{path}"'
+
+
 def test_install_registers_each_action_in_reaper_kb_ini_once(resource):
     install_reaper(resource)
     kb = (resource / "reaper-kb.ini").read_text()
-    expected = [
-        f'SCR 4 0 {command_name("acestep-dcc/" + name)} "Custom: {name}" "acestep-dcc/{name}"' for name in ACTIONS
-    ]
-    assert kb.splitlines() == ["KEY 1 65 40001 0", REAPY_LINE, *expected]
+    assert kb.splitlines() == ["KEY 1 65 40001 0", REAPY_LINE, *[our_line(name) for name in ACTIONS]]
     assert all(len(command_name("acestep-dcc/" + name)) == 42 for name in ACTIONS)  # RS + 40 hex digits
 
     again = install_reaper(resource)
-    assert again.kb_lines_added == [] and len(again.kb_lines_present) == len(ACTIONS)
+    assert again.kb_lines_added == [] and again.kb_lines_replaced == [] and len(again.kb_lines_present) == len(ACTIONS)
     assert (resource / "reaper-kb.ini").read_text() == kb
     assert "already registered" in str(again)
 
 
-def test_reaper_reads_the_registered_actions(resource):
+def test_reaper_lists_the_actions_under_the_names_the_readme_uses(resource):
     install_reaper(resource)
     app, rpr = start_reaper(resource)  # REAPER starting with this resource folder
     scripts = resource / "Scripts" / "acestep-dcc"
-    registered = {a.description: Path(a.path) for a in app.actions.values()}
-    assert registered == {f"Custom: {name}": scripts / name for name in ACTIONS} | {
-        "Custom: activate_reapy_server.py": Path("/opt/reapy/activate_reapy_server.py")}
+    shown = {rpr.RPR_kbd_getTextFromCmd(a.command_id, None): Path(a.path) for a in app.actions.values()}
+    assert shown == {listed(name): scripts / name for name in ACTIONS} | {
+        "Script: activate_reapy_server.py": Path("/opt/reapy/activate_reapy_server.py")}
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    for name in ACTIONS:
+        assert name[len("ACE-Step - "):-len(".py")] in readme, name
     command = rpr.RPR_NamedCommandLookup("_" + command_name("acestep-dcc/ACE-Step - Score regions.py"))
     assert app.actions[command].path == str(scripts / "ACE-Step - Score regions.py")
 
 
-def test_reinstalling_over_an_older_install_registers_only_the_new_action(resource):
-    install_reaper(resource)
+def test_reinstalling_rewrites_our_old_lines_in_place_and_leaves_the_rest(resource):
+    """An older install listed the actions as "Custom: ACE-Step - ....py" (REAPER shows
+    "Script: ACE-Step - ....py"); one was loaded by hand, so REAPER gave it its own id and
+    a shortcut; the file has REAPER's Windows line ends. A reinstall renames our lines where
+    they stand, keeps every id (shortcuts and toolbars still work), adds the missing action
+    and touches nothing else."""
+    def old(name: str, command: str | None = None) -> str:
+        path = "acestep-dcc/" + name
+        return f'SCR 4 0 {command or command_name(path)} "Custom: {name}" "{path}"'
+
+    hand_loaded = "ACE-Step - Score regions.py"
+    hand_id = "RS7c2d5e0d3b1a4f6e8c9b0a1d2e3f4a5b6c7d8e9f"
+    shipped_before = [name for name in ACTIONS if name != "ACE-Step - Make intensity set.py"]
+    before = ["KEY 1 65 40001 0", REAPY_LINE,
+              *[old(name, hand_id if name == hand_loaded else None) for name in shipped_before],
+              f"KEY 9 83 _{hand_id} 0",
+              'SCR 4 0 RSfeed "Custom: ACE-Step - Generate at edit cursor.py" "elsewhere/ACE-Step - Generate at edit cursor.py"']
     kb = resource / "reaper-kb.ini"
-    new = "acestep-dcc/ACE-Step - Make intensity set.py"
-    older = [line for line in kb.read_text().splitlines() if not line.endswith(f'"{new}"')]
-    kb.write_text("\n".join(older) + "\n")  # what an install from before the action left
+    kb.write_bytes(("\r\n".join(before) + "\r\n").encode())
+
     report = install_reaper(resource)
-    assert report.kb_lines_added == [f'SCR 4 0 {command_name(new)} "Custom: ACE-Step - Make intensity set.py" "{new}"']
-    assert kb.read_text().splitlines() == older + report.kb_lines_added
-    assert install_reaper(resource).kb_lines_added == []
+    after = kb.read_bytes().decode()
+    assert after.endswith("\r\n") and "\n" not in after.replace("\r\n", "")
+    expected = ["KEY 1 65 40001 0", REAPY_LINE,
+                *[our_line(name, hand_id if name == hand_loaded else None) for name in shipped_before],
+                *before[-2:], our_line("ACE-Step - Make intensity set.py")]
+    assert after.split("\r\n")[:-1] == expected
+    assert report.kb_lines_replaced == [line for line in before if '"Custom: ACE-Step' in line and "elsewhere/" not in line]
+    assert report.kb_lines_added == [our_line("ACE-Step - Make intensity set.py")]
+
+    app, rpr = start_reaper(resource)
+    names = {rpr.RPR_kbd_getTextFromCmd(a.command_id, None) for a in app.actions.values()}
+    assert {listed(name) for name in ACTIONS} <= names
+    assert not any(name.startswith("Script: ACE-Step") and "elsewhere" not in path
+                   for name, path in ((rpr.RPR_kbd_getTextFromCmd(a.command_id, None), a.path)
+                                      for a in app.actions.values()))
+    again = install_reaper(resource)
+    assert again.kb_lines_added == again.kb_lines_replaced == [] and kb.read_bytes().decode() == after
 
 
 def test_a_missing_resource_folder_says_what_to_do(tmp_path):

@@ -3,16 +3,21 @@
 Copies the action scripts to <resource>/Scripts/acestep-dcc/, with what they import
 under lib/ (acestep_reaper, the stdlib-only modules of acestep_core it imports, and
 python-reapy, so REAPER's Python needs nothing installed), writes lib/acestep-dcc.json with the command that
-starts the worker (this Python), and adds one line per script to reaper-kb.ini:
+starts the worker (this Python), and registers each script in reaper-kb.ini:
 
-    SCR 4 0 RS<40 hex> "Custom: ACE-Step - Generate at edit cursor.py" "acestep-dcc/ACE-Step - Generate at edit cursor.py"
+    SCR 4 0 RS<40 hex> "ACE-Step: Generate at edit cursor" "acestep-dcc/ACE-Step - Generate at edit cursor.py"
 
-(flags 4, section 0 = Main, the named command id without its "_", the description
-REAPER gives a loaded script, the path relative to Scripts/). The id is a hash of
-that path, so reinstalling keeps toolbar buttons and shortcuts working, and a second
-run adds nothing. REAPER reads reaper-kb.ini at start and rewrites it when it quits:
-install with REAPER closed, or restart it afterwards and load the scripts by hand if
-they are missing (the report says how). Standard library only.
+(flags 4, section 0 = Main, the named command id without its "_", the name the
+Action list shows, the path relative to Scripts/). A description that starts with
+"Custom: " (what REAPER writes for a script loaded by hand) would be listed as
+"Script: ACE-Step - ....py"; any other is listed as written, so the actions carry the
+names the README uses. The id is a hash of the path, so reinstalling keeps toolbar
+buttons and shortcuts working. A reinstall rewrites the lines of our scripts (an older
+install's "Custom: " ones, or ones REAPER wrote for scripts loaded by hand, which keep
+their id) where they stand, adds missing ones, and leaves every other line as it was;
+a second run changes nothing. REAPER reads reaper-kb.ini at start and rewrites it
+when it quits: install with REAPER closed, or restart it afterwards and load the
+scripts by hand if they are missing (the report says how). Standard library only.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import shutil
 import sys
 from dataclasses import dataclass, field
@@ -49,12 +55,15 @@ class ReaperInstallReport:
     kb_lines_present: list[str]
     worker_command: list[str]
     notes: list[str] = field(default_factory=list)
+    kb_lines_replaced: list[str] = field(default_factory=list)  # the old lines, now rewritten
 
     def __str__(self) -> str:
         lines = [f"Installed {len(self.scripts)} REAPER actions in {self.scripts_folder}"]
-        if self.kb_lines_added:
+        if self.kb_lines_added or self.kb_lines_replaced:
             lines.append(f"Registered them in {self.kb_path}:")
             lines += [f"  {line}" for line in self.kb_lines_added]
+            if self.kb_lines_replaced:
+                lines.append(f"  ({len(self.kb_lines_replaced)} older lines for them were rewritten)")
         else:
             lines.append(f"They were already registered in {self.kb_path}.")
         lines.append("The actions start the worker with: " + " ".join(self.worker_command))
@@ -102,44 +111,85 @@ def command_name(relative_path: str) -> str:
     return "RS" + hashlib.sha1(relative_path.replace("\\", "/").encode("utf-8")).hexdigest()
 
 
-def kb_line(relative_path: str) -> str:
-    description = "Custom: " + relative_path.replace("\\", "/").rsplit("/", 1)[-1]
-    return f'SCR {KB_FLAGS} {MAIN_SECTION} {command_name(relative_path)} "{description}" "{relative_path}"'
+def action_name(script_name: str) -> str:
+    """The Action list name of a script: "ACE-Step - Score regions.py" -> "ACE-Step: Score regions"
+    (a file name cannot hold the colon on Windows)."""
+    stem = script_name[:-3] if script_name.endswith(".py") else script_name
+    return stem.replace(" - ", ": ", 1)
 
 
-def _kb_script_path(line: str) -> str | None:
-    """The script path an SCR line registers (quoted or bare, the last field)."""
-    if not line.startswith("SCR "):
+def kb_line(relative_path: str, name: str | None = None, flags: int = KB_FLAGS, section: int = MAIN_SECTION) -> str:
+    """The SCR line that lists a script (relative to Scripts/) under its action name."""
+    relative = relative_path.replace("\\", "/")
+    description = action_name(relative.rsplit("/", 1)[-1])
+    return f'SCR {flags} {section} {name or command_name(relative)} "{description}" "{relative}"'
+
+
+@dataclass
+class _ScriptLine:
+    flags: int
+    section: int
+    name: str  # the named command id without its "_"
+    path: str  # relative to Scripts/ when inside it, with forward slashes
+
+
+def _parse_kb_script_line(line: str, scripts_root: Path | None = None) -> _ScriptLine | None:
+    """An SCR line's fields: `SCR <flags> <section> <id> "<description>" <path>` (the
+    path quoted or bare, the last field); None for any other line."""
+    match = _SCR_LINE.match(line.rstrip("\r\n"))
+    if match is None:
         return None
-    text = line.rstrip()
-    if text.endswith('"'):
-        start = text.rfind('"', 0, len(text) - 1)
-        return text[start + 1:-1] if start >= 0 else None
-    return text.rsplit(" ", 1)[-1]
+    path = match["quoted"] if match["quoted"] is not None else match["bare"]
+    path = path.replace("\\", "/")
+    if scripts_root is not None and os.path.isabs(path):
+        try:
+            path = Path(path).relative_to(scripts_root).as_posix()
+        except ValueError:
+            pass
+    return _ScriptLine(int(match["flags"]), int(match["section"]), match["name"].lstrip("_"), path)
 
 
-def register_scripts(kb_path: Path, relative_paths: list[str]) -> tuple[list[str], list[str]]:
-    """Add an SCR line for each script not registered yet; returns (added, already there)."""
+_SCR_LINE = re.compile(r'^SCR\s+(?P<flags>\d+)\s+(?P<section>\d+)\s+(?P<name>\S+)\s+"[^"]*"\s+'
+                       r'(?:"(?P<quoted>[^"]*)"|(?P<bare>.+?))\s*$')
+
+
+def register_scripts(kb_path: Path, relative_paths: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """List each script under its action name in reaper-kb.ini: lines already right stay,
+    our scripts' other lines are rewritten in place (keeping their id, flags and section),
+    missing ones are added at the end; every other line is left alone. Returns (added,
+    already right, replaced: the old lines)."""
     try:
-        text = kb_path.read_text(encoding="utf-8", errors="surrogateescape")
+        raw = kb_path.read_bytes().decode("utf-8", errors="surrogateescape")
     except FileNotFoundError:
-        text = ""
-    registered = {}
-    for line in text.splitlines():
-        path = _kb_script_path(line)
-        if path is not None:
-            registered[path.replace("\\", "/")] = line
-    added, present = [], []
-    for relative in relative_paths:
-        if relative in registered:
-            present.append(registered[relative])
+        raw = ""
+    newline = "\r\n" if "\r\n" in raw else "\n"  # REAPER on Windows writes CRLF
+    lines = raw.splitlines()
+    ours = {path.replace("\\", "/") for path in relative_paths}
+    scripts_root = kb_path.parent / "Scripts"
+    present, replaced, in_main = [], [], set()
+    for number, line in enumerate(lines):
+        entry = _parse_kb_script_line(line, scripts_root)
+        if entry is None or entry.path not in ours:
+            continue
+        wanted = kb_line(entry.path, entry.name, entry.flags, entry.section)
+        if entry.section == MAIN_SECTION:
+            in_main.add(entry.path)
+        if line == wanted:
+            present.append(line)
         else:
-            added.append(kb_line(relative))
-    if added:
-        prefix = "" if not text or text.endswith("\n") else "\n"  # reapy, for one, leaves no newline
-        with open(kb_path, "a", encoding="utf-8", errors="surrogateescape", newline="\n") as handle:
-            handle.write(prefix + "".join(line + "\n" for line in added))
-    return added, present
+            replaced.append(line)
+            lines[number] = wanted
+    added = [kb_line(path) for path in relative_paths if path.replace("\\", "/") not in in_main]
+    if added or replaced:
+        text = newline.join(lines + added) + newline
+        partial = kb_path.with_name(f".{kb_path.name}.partial")
+        try:
+            partial.write_bytes(text.encode("utf-8", errors="surrogateescape"))
+            os.replace(partial, kb_path)  # REAPER never reads half a file
+        except OSError:
+            partial.unlink(missing_ok=True)
+            raise
+    return added, present, replaced
 
 
 # -- installing ------------------------------------------------------------------------------
@@ -195,16 +245,16 @@ def install_reaper(resource_path: Path | None = None, *, worker_command: list[st
             {"worker_command": command, "version": acestep_core.__version__}, indent=2) + "\n", encoding="utf-8")
         relative = [f"{FOLDER}/{path.name}" for path in installed]
         kb_path = resource / "reaper-kb.ini"
-        added, present = register_scripts(kb_path, relative)
+        added, present, replaced = register_scripts(kb_path, relative)
     except OSError as exc:
         raise ReaperInstallError(f"cannot write into {resource}: {exc.strerror or exc}; check the folder's "
                                  "permissions, or pass another one with --resource-path") from None
-    if added:
+    if added or replaced:
         notes.append("Restart REAPER to see the actions (REAPER reads reaper-kb.ini when it starts; if it was "
                      "running, it may write its old list back when it quits: then load the scripts with "
                      f"Actions > Show action list > New action > Load ReaScript, from {scripts_folder}).")
     notes.append("REAPER needs Python for ReaScript: Options > Preferences > Plug-ins > ReaScript > Enable Python.")
-    return ReaperInstallReport(resource, scripts_folder, installed, kb_path, added, present, command, notes)
+    return ReaperInstallReport(resource, scripts_folder, installed, kb_path, added, present, command, notes, replaced)
 
 
 # -- ReaPack -------------------------------------------------------------------------------------

@@ -384,6 +384,14 @@ def ReverseNamedCommandLookup(app, command_id):
     return action.name if action else None  # NULL for native actions
 
 
+@c_function("const char* kbd_getTextFromCmd(int cmd, KbdSectionInfo* section)")
+def kbd_getTextFromCmd(app, cmd, section):
+    """The action's name as the Action list shows it (REAPER's prototype has DWORD cmd;
+    a NULL section is the main one). Only scripts are modelled: other ids give ""."""
+    action = app.actions.get(cmd)
+    return action.listed_name if action else ""
+
+
 @c_function("int AddRemoveReaScript(bool add, int sectionID, const char* scriptfn, bool commit)")
 def AddRemoveReaScript(app, add, sectionID, scriptfn, commit):
     """Adding returns the new command id (0 on failure); removing returns >0 on success.

@@ -654,6 +654,14 @@ class ScriptAction:
     path: str
     section: int = 0
 
+    @property
+    def listed_name(self) -> str:
+        """The name REAPER's Action list shows: a description beginning "Custom: " (what
+        REAPER writes for a script loaded by hand) is shown as "Script: ...", any other as is."""
+        if self.description.startswith("Custom: "):
+            return "Script: " + self.description[len("Custom: "):]
+        return self.description
+
 
 class ReaperApp:
     """One running REAPER: resource folder, ExtState, project tabs, console, dialogs,
