@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Sets up the worker environment: a virtual environment at .venv in this checkout with
-# acestep-dcc and everything the worker and CLI need. `--test` adds the test tools and
-# real Blender (bpy 5.0 in .venv, 4.5 LTS in .venv-blender45) for the add-on tests.
+# acestep-dcc and everything the worker and CLI need. `--test` adds the test tools, real
+# Blender (bpy 5.0 in .venv, 4.5 LTS in .venv-blender45, 5.2 in .venv-blender52 on
+# Python 3.13) for the add-on tests, and ffmpeg, whose loudness meter the tests check
+# ours against.
 #
 # PyTorch: torch==2.13.0 by default (a local CPU build on the project's CI machines).
 # Choose your build with ACESTEP_TORCH, e.g. for an NVIDIA GPU
@@ -41,5 +43,25 @@ if [ "$with_tests" = 1 ]; then
   # shellcheck disable=SC2086
   "${pip45[@]}" install $torch_spec
   "${pip45[@]}" install -e ".[worker,test]" "bpy==4.5.15"
+  # Blender 5.2 (the current release) ships for Python 3.13 only. Its venv has the test
+  # tools and the worker's audio stack but no torch (none for 3.13 here): tests that need a
+  # torch worker start it from .venv (ACESTEP_TEST_WORKER_PYTHON in test.sh).
+  python313="${PYTHON313:-$(command -v python3.13 || ls -d "$(pyenv root 2>/dev/null)"/versions/3.13*/bin/python3.13 2>/dev/null | tail -1 || true)}"
+  if [ -n "$python313" ] && [ -x "$python313" ]; then
+    [ -x .venv-blender52/bin/python ] || "$python313" -m venv .venv-blender52
+    pip52=(.venv-blender52/bin/python -m pip --disable-pip-version-check -q)
+    "${pip52[@]}" install -e ".[test]" "bpy==5.2.3" numpy soundfile soxr scipy "pyloudnorm>=0.1.1,<0.3" \
+      fastapi uvicorn pydantic tqdm
+  else
+    echo "setup.sh: no Python 3.13 found (set PYTHON313=...): the add-on tests will not run on Blender 5.2" >&2
+  fi
+  if ! command -v ffmpeg >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null) \
+        || echo "setup.sh: could not install ffmpeg; the tests that compare with its loudness meter will skip" >&2
+    else
+      echo "setup.sh: ffmpeg not found; install it (apt-get install ffmpeg) or the tests that compare with its loudness meter will skip" >&2
+    fi
+  fi
 fi
 echo "setup.sh: ready: $(.venv/bin/acestep-dcc --version) in $here/.venv" >&2
