@@ -66,7 +66,7 @@ TRANSFER_TIMEOUT = 60.0  # uploads and downloads move megabytes; this bounds eac
 WATCH_INTERVAL = 0.25  # how long a JobWatcher's request waits at the worker: progress this fresh
 MIN_WATCH_INTERVAL = 0.05  # never a busy loop of requests
 POLL_INTERVAL = 0.2  # a StatusPoll asks at most this often, however fast its host ticks
-EXIT_ALREADY_RUNNING = 3  # the worker's exit status when another one holds the lock
+EXIT_ALREADY_RUNNING = 2  # the worker's exit status when another one holds the lock (also 'cannot start')
 
 NO_COMMAND_MESSAGE = (
     "the worker is not running and no worker command is configured: set it in the add-on "
@@ -734,13 +734,22 @@ def check_started(process: subprocess.Popen, timeout: float = PROBE_TIMEOUT) -> 
     if client is not None:
         return client
     code = process.poll()
-    if code is None or code in (0, EXIT_ALREADY_RUNNING):
+    if code is None or code == 0 or (code == EXIT_ALREADY_RUNNING and _lock_held_by_another_worker()):
         # Still starting; or a wrapper that exited 0 after forking; or it lost the race
         # to another worker that is about to write its discovery file.
         return None
     log_file = getattr(process, "log_path", str(discovery.log_path()))
     raise WorkerNotRunning(f"the worker stopped while starting (exit status {code}): {_log_tail(Path(log_file))}; "
                            f"full log at {log_file}")
+
+
+def _lock_held_by_another_worker() -> bool:
+    """Status 2 also means 'cannot start'; a held lock tells 'lost the race' apart."""
+    lock = discovery.WorkerLock(discovery.state_folder() / discovery.LOCK_FILE)
+    if lock.acquire():
+        lock.release()
+        return False
+    return True
 
 
 def _why_no_worker(waited: float) -> str:

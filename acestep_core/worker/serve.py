@@ -43,7 +43,8 @@ from acestep_core.worker.uploads import DEFAULT_MAX_UPLOAD_BYTES, UploadFolder
 log = logging.getLogger("acestep_core.worker")
 
 EXIT_OK = 0
-EXIT_ALREADY_RUNNING = 3
+# The CLI's status for every expected failure (README): "already running" is one of them.
+EXIT_ALREADY_RUNNING = 2
 EXIT_CANNOT_START = 2
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -60,8 +61,9 @@ def run_worker(host: str = "127.0.0.1", port: int = 0, model: str | os.PathLike 
                preload: bool = False) -> int:
     """Run the worker until it is stopped; returns the process exit status.
 
-    0 after a clean stop, 3 when another worker already holds this state folder, 2 when
-    it cannot start (unknown backend, no model, port taken). Messages go to stderr.
+    0 after a clean stop (also after --idle-exit); 2 when it cannot start: another worker
+    already holds this state folder, an unknown backend, no model, the port taken.
+    Messages go to stderr.
     """
     state = make_private_folder(Path(state_dir) if state_dir is not None else config.state_dir())
     _configure_logging(state / LOG_FILE)
