@@ -224,7 +224,7 @@ class GenerationRequest:
                                         f"(-1 suits every platform), got {self.true_peak_ceiling_db!r}")
         if self.intensity is not None and (not _is_number(self.intensity) or not 0.0 <= self.intensity <= 1.0):
             bad("intensity", f"intensity must be between 0 (sparsest) and 1 (fullest), or empty for the natural arrangement, got {self.intensity!r}")
-        return found
+        return _with_text_problems(self, found)
 
     def validated(self) -> "GenerationRequest":
         """This request with its key normalized; raises InvalidRequest listing every problem."""
@@ -333,6 +333,37 @@ def _type_problem(name: str, value: Any) -> str | None:
         words = " or ".join(dict.fromkeys(_TYPE_WORDS[t] for t in allowed))
         return f"{name} must be {words}, got {type(value).__name__} {value!r}"
     return None
+
+
+# Text fields that must be real Unicode. source_audio is left out: for the CLI it is a
+# file path, and a path may hold any bytes.
+_TEXT_FIELDS = ("prompt", "lyrics", "key", "time_signature", "task", "output_format", "file_name", "loudness")
+
+
+def text_problem(name: str, value: Any) -> str | None:
+    """A sentence when `value` is a str holding a lone surrogate, which is not text: the
+    model's tokenizer, SQLite and every file format refuse it. JSON can carry one
+    ("\\ud800"), and the CLI gets one for each byte of argv that is not UTF-8 (Python
+    decodes argv with surrogateescape, to U+DC80..U+DCFF)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return (f"{name} is not valid UTF-8 text (character {exc.start + 1} is a lone surrogate, "
+                f"{value[exc.start]!r}); type it again, or save it as UTF-8")
+    return None
+
+
+def _with_text_problems(request: GenerationRequest, found: list[FieldProblem]) -> list[FieldProblem]:
+    """`found` with a field's text problem in place of whatever else it had (one per field)."""
+    text = {name: FieldProblem(name, message) for name in _TEXT_FIELDS
+            if (message := text_problem(name, getattr(request, name))) is not None}
+    if not text:
+        return found
+    merged = {p.field: text.get(p.field, p) for p in found} | text
+    order = {f.name: k for k, f in enumerate(dataclasses.fields(GenerationRequest))}
+    return sorted(merged.values(), key=lambda p: order.get(p.field, len(order)))
 
 
 def _is_number(value: Any) -> bool:

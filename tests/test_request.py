@@ -125,3 +125,43 @@ def test_integers_too_large_for_a_float_are_a_field_problem():
     with pytest.raises(InvalidRequest) as excinfo:
         GenerationRequest.from_json('{"prompt": "x", "duration": 1%s, "bpm": 1%s}' % ("0" * 400, "0" * 400))
     assert {"duration", "bpm"} <= set(problems_by_field(excinfo))
+
+
+# -- text that is not text: lone surrogates (JSON "\ud800") and argv bytes that are not UTF-8 --
+
+
+@pytest.mark.parametrize("field", ["prompt", "lyrics", "key", "file_name"])
+def test_a_lone_surrogate_is_refused_at_validation(field):
+    data = {"prompt": "boss battle", field: "boss \ud800 battle"}
+    with pytest.raises(InvalidRequest) as excinfo:
+        GenerationRequest.from_dict(data)
+    found = problems_by_field(excinfo)
+    assert list(found) == [field]
+    assert found[field] == (f"{field} is not valid UTF-8 text (character 6 is a lone surrogate, '\\ud800'); "
+                            "type it again, or save it as UTF-8")
+    # The sentence itself is plain text: it can be printed, logged and sent as JSON.
+    found[field].encode("utf-8")
+
+
+def test_argv_bytes_that_are_not_utf8_read_as_such():
+    # What Python makes of b"boss \xff battle" in argv (surrogateescape).
+    prompt = b"boss \xff battle".decode("utf-8", "surrogateescape")
+    with pytest.raises(InvalidRequest) as excinfo:
+        GenerationRequest(prompt=prompt).validated()
+    assert problems_by_field(excinfo) == {
+        "prompt": "prompt is not valid UTF-8 text (character 6 is a lone surrogate, '\\udcff'); type it again, or save it as UTF-8"}
+
+
+def test_the_cli_refuses_a_prompt_that_is_not_utf8(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "cue.wav"
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8", "LC_ALL": "C.UTF-8"}
+    done = subprocess.run([sys.executable, "-m", "acestep_core", "generate", b"boss \xff battle", "-o", str(out),
+                           "--seconds", "2", "--backend", "sketch"], capture_output=True, env=env, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert b"prompt is not valid UTF-8 text (character 6" in done.stderr
+    assert b"Traceback" not in done.stderr
+    assert not list(tmp_path.iterdir())

@@ -232,6 +232,18 @@ def test_every_problem_is_reported_at_once(worker: WorkerClient):
     assert {p.field for p in caught.value.problems} == {"prompt", "duration", "candidates", "bit_depth"}
 
 
+@pytest.mark.parametrize("path,body", [
+    ("/v1/jobs", rb'{"prompt": "boss \ud800 battle"}'),
+    ("/v1/jobs", rb'{"prompt": "boss battle", "lyrics": "la \udcff la"}'),
+    ("/v1/sets", rb'{"request": {"prompt": "boss \udfff battle"}}'),
+])
+def test_a_lone_surrogate_is_a_422_before_the_backend_sees_it(worker: WorkerClient, path, body):
+    status, error, _ = raw_request(worker, "POST", path, body, {"Content-Type": "application/json"})
+    assert status == 422, error
+    [problem] = error["problems"]
+    assert problem["field"] in ("prompt", "lyrics") and "not valid UTF-8 text" in problem["message"]
+
+
 def test_a_number_too_big_for_a_float_is_a_422_not_a_crash(worker: WorkerClient):
     status, error, _ = post_job(worker, b'{"prompt": "x", "duration": 1' + b"0" * 400 + b"}")
     assert status == 422
