@@ -149,7 +149,7 @@ def test_generate_puts_one_item_at_the_edit_cursor_with_every_candidate_as_a_tak
 
     state = session.snapshot()
     dialog = state["dialogs"][0]
-    assert dialog["defaults"][1:] == ["6", "2", "", "96", "4/4", "", ""]  # seconds = time selection; no loop
+    assert dialog["defaults"][1:] == ["6", "2", "", "96", "4/4", "", "", ""]  # seconds = time selection; no loop
     assert dialog["defaults"][0] == "[mood] [scene], [style], [tempo] [instruments]"
     assert state["message_boxes"] == [] and state["script_errors"] == []
     music = state["project"]["tracks"][1]
@@ -164,7 +164,7 @@ def test_generate_puts_one_item_at_the_edit_cursor_with_every_candidate_as_a_tak
         assert wav_seconds(take["source"]) == pytest.approx(6.0, abs=0.01)
     assert item["notes"].startswith("ACE-Step\n")
     assert f"prompt: {PROMPT}" in item["notes"] and "seed: 7 (take 1), 8 (take 2)" in item["notes"]
-    assert "model: sketch" in item["notes"] and "96 bpm" in item["notes"]
+    assert "model: sketch" in item["notes"] and "\ntempo: 96 BPM (as asked)\n" in item["notes"]
     assert json.loads(item["ext"]["acestep-dcc"])["bpm"] == 96.0  # the request had the project tempo
     assert state["project"]["undo"] == ["test setup", "ACE-Step: generate at edit cursor"]
     assert "acestep-dcc/runs" not in state["ext_state"]
@@ -180,6 +180,46 @@ def test_generate_puts_one_item_at_the_edit_cursor_with_every_candidate_as_a_tak
     project.undo()
     project.undo()
     assert session.snapshot()["project"]["tracks"][1]["items"] == []
+
+
+def test_item_notes_say_the_tempo_and_key_in_use_and_what_was_measured(session, worker, tmp_path):
+    """An ordinary cue (not a set) with the tempo and key left open: the notes say what
+    each take has, where it came from, and what analysis of the audio measured."""
+    prepare(session, tmp_path)
+    session.answer_inputs([PROMPT, "6", "2", "7", ""])  # BPM empty: the model chooses
+    session.run("generate")
+    wait(session)
+    [item] = session.snapshot()["project"]["tracks"][1]["items"]
+    notes = item["notes"].splitlines()
+    outputs = worker.jobs(limit=1)[0].outputs
+    tempos = [o.metadata["tempo"] for o in outputs]
+    keys = [o.metadata["key"] for o in outputs]
+    assert all(t["source"] == "backend" and t["measured"] is not None for t in tempos)  # what the sketch gives
+    tempo = [f"{t['used']:g} BPM (from the model), measured {round(t['measured'], 1):g} BPM" for t in tempos]
+    key = [f"{k['used']} (from the model), measured {k['measured']}" for k in keys]
+    assert ("tempo: " + tempo[0] if tempo[0] == tempo[1] else f"tempo: take 1: {tempo[0]}; take 2: {tempo[1]}") in notes
+    assert ("key: " + key[0] if key[0] == key[1] else f"key: take 1: {key[0]}; take 2: {key[1]}") in notes
+    assert not any(line.startswith(("warning", "loudness")) for line in notes)
+
+
+def test_a_missed_loudness_target_is_said_in_the_notes_and_the_console(session, worker, tmp_path):
+    """-5 LUFS under a -1 dBTP ceiling cannot be reached without crushing the music: the
+    worker says so, and REAPER shows it in the item notes and the ReaScript console."""
+    prepare(session, tmp_path)
+    session.answer_inputs([PROMPT, "6", "1", "7", "", "", "", "", "-5"])
+    session.run("generate")
+    wait(session)
+    state = session.snapshot()
+    assert state["message_boxes"] == []
+    [item] = state["project"]["tracks"][1]["items"]
+    [output] = worker.jobs(limit=1)[0].outputs
+    assert output.metadata["request"]["loudness"] == -5
+    [warning] = output.metadata["warnings"]
+    assert "LUFS" in warning
+    assert f"\nwarning: {warning}\n" in item["notes"]
+    loudness = output.metadata["loudness"]
+    assert f"loudness: {round(loudness['integrated_lufs'], 1):g} LUFS (aimed for -5)" in item["notes"]
+    assert f"ACE-Step warning: '{PROMPT}' (seed 7): {warning}" in state["console"]
 
 
 def item_value(session, track_index: int, item_index: int, name: str) -> float:
@@ -472,7 +512,7 @@ def test_make_intensity_set_stacks_the_loops_on_new_tracks_in_one_undo_step(sess
     state = session.snapshot()
     assert state["message_boxes"] == [] and state["script_errors"] == []
     dialog = state["dialogs"][0]
-    assert dialog["defaults"][1:] == ["fit", "6", "3", "2", "", "96", "4/4", ""]  # a time selection: fit it
+    assert dialog["defaults"][1:] == ["fit", "6", "3", "2", "", "96", "4/4", "", ""]  # a time selection: fit it
     tracks = state["project"]["tracks"]
     assert [t["name"] for t in tracks] == ["Dialogue", "Music", *SET_TRACKS]
     assert tracks[1]["items"] == []  # the selected track is left alone

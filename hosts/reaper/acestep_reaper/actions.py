@@ -38,6 +38,7 @@ DEFAULT_INTENSITIES = 3
 DEFAULT_STINGERS = 2
 PROMPT_EXAMPLE = "tense boss battle, synthwave, fast drums"
 FIT = "fit"
+LOUDNESS_CAPTION = "Loudness (console, mobile or LUFS; empty: as made)"
 
 
 # -- reading the dialog ----------------------------------------------------------------------
@@ -77,6 +78,18 @@ def _loop_bars(text: str, field: str, caption: str, optional: bool) -> tuple[boo
                                                   f"whole bars nearest the seconds{empty}; got {text!r}")]) from None
 
 
+def _loudness(text: str) -> str | float | None:
+    """'' -> as generated; 'console' or 'mobile' -> that preset; '-14' -> a target in LUFS
+    (the request's validation explains any other value)."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
 def _fmt(value: float) -> str:
     return f"{round(value, 3):g}"
 
@@ -112,6 +125,7 @@ def generate_at_edit_cursor(loop=None) -> Generation | None:
         ("Time signature", context.time_signature or ""),
         ("Key (empty: any)", ""),
         (f"Loop bars ({FIT}: nearest Seconds; empty: no loop)", ""),
+        (LOUDNESS_CAPTION, ""),
     ]
 
     def parse(values: list[str]) -> GenerationRequest:
@@ -129,6 +143,7 @@ def generate_at_edit_cursor(loop=None) -> Generation | None:
             key=values[6].strip() or None,
             loop=loop,
             loop_bars=loop_bars,
+            loudness=_loudness(values[8]),
         ).validated()
 
     request = _ask_until_valid("ACE-Step: Generate at edit cursor", fields, parse)
@@ -275,6 +290,7 @@ def make_intensity_set(loop=None) -> Generation | None:
         ("BPM", _fmt(context.bpm)),
         ("Time signature", context.time_signature or ""),
         ("Key (empty: any)", ""),
+        (LOUDNESS_CAPTION, ""),
     ]
 
     def parse(values: list[str]) -> tuple[GenerationRequest, dict]:
@@ -297,6 +313,7 @@ def make_intensity_set(loop=None) -> Generation | None:
             bpm=_number(values[6], "bpm", "BPM", float, optional=True),
             time_signature=values[7].strip() or None,
             key=values[8].strip() or None,
+            loudness=_loudness(values[9]),
         )
         # Checked as the base loop the worker makes (bars at this tempo, for one) ...
         dataclasses.replace(request, loop=True, loop_bars=options["bars"]).validated()

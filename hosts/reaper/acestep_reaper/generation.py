@@ -257,7 +257,21 @@ class Generation:
         self.placement.place(self.results)
         if self.notice:
             project.console(self.notice)
+        warnings = self.warnings()
+        if warnings:  # also in the item notes; the console opens, so the user sees them now
+            project.console("\n".join(f"ACE-Step warning: {text}" for text in warnings))
         self._end("placed")
+
+    def warnings(self) -> list[str]:
+        """The worker's warnings about the placed files, each once, naming the cue."""
+        found: list[str] = []
+        for result in self.results:
+            for output in result.job.outputs:
+                for text in media.output_warnings(output):
+                    line = f"{media.short_prompt(result.request.prompt)!r} (seed {output.seed}): {text}"
+                    if line not in found:
+                        found.append(line)
+        return found
 
     # -- endings -------------------------------------------------------------------------------
 

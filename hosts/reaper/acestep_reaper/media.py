@@ -85,6 +85,13 @@ def bring_home(client: WorkerClient, job_id: str, output: CueOutput, folder: Pat
     return fetch_file(client, job_id, output.index, output.path, target)
 
 
+def output_warnings(output: CueOutput) -> list[str]:
+    """What the worker warned about this file (a missed loudness target, say): the result's
+    list, else the sidecar's."""
+    found = getattr(output, "warnings", None) or output.metadata.get("warnings") or []
+    return [str(text) for text in found if str(text).strip()]
+
+
 def worker_is_local(client: WorkerClient) -> bool:
     host = urlsplit(client.url).hostname or ""
     return host in ("localhost", "::1") or host.startswith("127.")

@@ -69,8 +69,77 @@ def loop_note(fit: LoopFit) -> str:
             "duplicate the item (Ctrl+D) to repeat the loop")
 
 
+# How the sidecar's tempo and key records say where the value in use came from.
+_SOURCES = {"request": "as asked", "backend": "from the model", "measured": "measured"}
+
+
+def _amount(value: float) -> str:
+    return f"{round(float(value), 1):g}"
+
+
+def tempo_text(record: dict | None) -> str:
+    """'96 BPM (as asked)', '117.2 BPM (measured)', '120 BPM (from the model), measured 118.4 BPM'."""
+    record = record or {}
+    used, measured = record.get("used"), record.get("measured")
+    if used is None:
+        return "not set, and none could be measured"
+    text = f"{_amount(used)} BPM ({_SOURCES.get(record.get('source'), record.get('source') or 'unknown')})"
+    if measured is not None and record.get("source") != "measured":
+        text += f", measured {_amount(measured)} BPM"
+    return text
+
+
+def key_text(record: dict | None) -> str:
+    """'A minor (measured)', 'C major (as asked)', 'D major (from the model), measured B minor'."""
+    record = record or {}
+    used, measured = record.get("used"), record.get("measured")
+    if not used:
+        return "not set, and none could be measured"
+    text = f"{used} ({_SOURCES.get(record.get('source'), record.get('source') or 'unknown')})"
+    if measured and record.get("source") != "measured":
+        text += f", measured {measured}"
+    return text
+
+
+def loudness_text(record: dict | None) -> str | None:
+    """'-14.1 LUFS (aimed for -14), true peak -1.2 dBTP'; None when no target was set."""
+    record = record or {}
+    if record.get("target_lufs") is None:
+        return None
+    reached, peak = record.get("integrated_lufs"), record.get("true_peak_dbtp")
+    text = f"{_amount(reached)} LUFS" if reached is not None else "not measurable"
+    text += f" (aimed for {_amount(record['target_lufs'])})"
+    if peak is not None:
+        text += f", true peak {_amount(peak)} dBTP"
+    return text
+
+
+def _per_take(texts: list[str]) -> str:
+    """One text when every take agrees, else each take's."""
+    if len(set(texts)) <= 1:
+        return texts[0] if texts else ""
+    return "; ".join(f"take {i + 1}: {text}" for i, text in enumerate(texts))
+
+
+def warning_lines(outputs: list[CueOutput]) -> list[str]:
+    """'warning: ...' once per warning, naming the takes when not all of them have it."""
+    takes: dict[str, list[int]] = {}
+    for number, output in enumerate(outputs, 1):
+        for text in media.output_warnings(output):
+            takes.setdefault(text, []).append(number)
+    lines = []
+    for text, numbers in takes.items():
+        if len(numbers) == len(outputs):
+            lines.append(f"warning: {text}")
+        else:
+            label = "take" if len(numbers) == 1 else "takes"
+            lines.append(f"warning ({label} {', '.join(map(str, numbers))}): {text}")
+    return lines
+
+
 def describe(request: GenerationRequest, result: Result) -> str:
-    """Item notes: what made this audio, so it can be made again."""
+    """Item notes: what made this audio, so it can be made again, the tempo and key it
+    has (as asked, or measured), and anything the worker warned about."""
     outputs = result.job.outputs
     metadata = outputs[0].metadata if outputs else {}
     backend = metadata.get("backend") or {}
@@ -83,19 +152,21 @@ def describe(request: GenerationRequest, result: Result) -> str:
         f"model: {backend.get('model_id') or backend.get('label') or backend.get('name') or 'unknown'}",
     ]
     details = [f"{request.duration:g} s"]
-    bpm = request.bpm or played.get("bpm")
-    if bpm:
-        details.append(f"{bpm:g} bpm")
     if request.time_signature or played.get("time_signature"):
         details.append(request.time_signature or played["time_signature"])
-    if request.key or played.get("key"):
-        details.append(request.key or played["key"])
     if request.task != "text2music":
         details.append(f"{request.task} (strength {request.cover_strength:g})")
     lines.append("settings: " + ", ".join(details))
+    if outputs:
+        lines.append("tempo: " + _per_take([tempo_text(o.metadata.get("tempo")) for o in outputs]))
+        lines.append("key: " + _per_take([key_text(o.metadata.get("key")) for o in outputs]))
+        loudness = [loudness_text(o.metadata.get("loudness")) for o in outputs]
+        if any(loudness):
+            lines.append("loudness: " + _per_take([text or "as made" for text in loudness]))
     fit = loop_fit(outputs[0]) if outputs else None
     if fit is not None:
         lines.append(loop_note(fit))
+    lines += warning_lines(outputs)
     lines.append(f"job: {result.job.id}")
     return "\n".join(lines)
 
