@@ -1,7 +1,17 @@
 """Where acestep-dcc keeps things, and which model folder is the default.
 
-Standard library only. Folders follow the platform's conventions and can all be
-moved with ACESTEP_DCC_HOME (tests use it to stay out of the user's home).
+Standard library only. On Linux the folders follow the XDG base directory spec:
+
+- config (config.json) in $XDG_CONFIG_HOME/acestep-dcc (default ~/.config/acestep-dcc);
+- state (the worker's discovery file, lock and log) in $XDG_STATE_HOME/acestep-dcc
+  (default ~/.local/state/acestep-dcc);
+- data (the worker's job database, outputs and uploads; models) in
+  $XDG_DATA_HOME/acestep-dcc (default ~/.local/share/acestep-dcc).
+
+Windows keeps all three under %LOCALAPPDATA%\\acestep-dcc and macOS under
+~/Library/Application Support/acestep-dcc. ACESTEP_DCC_HOME moves everything under one
+folder (tests use it to stay out of the user's home). A config.json in the data folder,
+where versions before XDG kept it, is still read when the config folder has none.
 """
 
 from __future__ import annotations
@@ -14,27 +24,63 @@ from pathlib import Path
 MODEL_ENV = "ACESTEP_DCC_MODEL"
 HOME_ENV = "ACESTEP_DCC_HOME"
 DEFAULT_REPO_ID = "ACE-Step/acestep-v15-xl-turbo-diffusers"
+APP_FOLDER = "acestep-dcc"
+CONFIG_FILE = "config.json"
+
+
+def _home_override() -> Path | None:
+    override = os.environ.get(HOME_ENV)
+    return Path(override).expanduser() if override else None
+
+
+def _uses_xdg() -> bool:
+    return sys.platform not in ("win32", "darwin")
+
+
+def _xdg_base(variable: str, default: str) -> Path:
+    """An XDG base folder; the spec says to ignore a value that is empty or not absolute."""
+    value = os.environ.get(variable, "")
+    return Path(value) if os.path.isabs(value) else Path.home() / default
 
 
 def app_home() -> Path:
-    """The root folder for config, state, data and models."""
-    override = os.environ.get(HOME_ENV)
-    if override:
-        return Path(override).expanduser()
+    """The data folder: the worker's database, outputs and uploads, and models."""
+    override = _home_override()
+    if override is not None:
+        return override
     if sys.platform == "win32":
-        return Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local")) / "acestep-dcc"
+        return Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local")) / APP_FOLDER
     if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / "acestep-dcc"
-    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "acestep-dcc"
+        return Path.home() / "Library" / "Application Support" / APP_FOLDER
+    return _xdg_base("XDG_DATA_HOME", ".local/share") / APP_FOLDER
+
+
+def config_dir() -> Path:
+    """Where config.json lives."""
+    if _home_override() is None and _uses_xdg():
+        return _xdg_base("XDG_CONFIG_HOME", ".config") / APP_FOLDER
+    return app_home()
 
 
 def config_path() -> Path:
-    return app_home() / "config.json"
+    return config_dir() / CONFIG_FILE
+
+
+def legacy_config_path() -> Path:
+    """Where config.json was before the XDG folders (read only when config_path has none)."""
+    return app_home() / CONFIG_FILE
 
 
 def state_dir() -> Path:
-    """Discovery file, lock and worker log."""
+    """Discovery file, lock and worker log: the worker and every host find each other here."""
+    if _home_override() is None and _uses_xdg():
+        return _xdg_base("XDG_STATE_HOME", ".local/state") / APP_FOLDER
     return app_home() / "state"
+
+
+def worker_data_dir() -> Path:
+    """The worker's job database, outputs and uploads."""
+    return app_home() / "worker"
 
 
 def models_dir() -> Path:
@@ -42,10 +88,15 @@ def models_dir() -> Path:
 
 
 def load_config() -> dict:
-    try:
-        return json.loads(config_path().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+    for path in dict.fromkeys((config_path(), legacy_config_path())):
+        try:
+            values = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError):
+            return {}
+        return values if isinstance(values, dict) else {}
+    return {}
 
 
 def save_config(values: dict) -> None:

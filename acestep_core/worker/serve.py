@@ -51,7 +51,7 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 def default_data_dir() -> Path:
     """Job database, outputs and uploads."""
-    return config.app_home() / "worker"
+    return config.worker_data_dir()
 
 
 def run_worker(host: str = "127.0.0.1", port: int = 0, model: str | os.PathLike | None = None,
