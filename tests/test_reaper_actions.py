@@ -202,6 +202,25 @@ def test_item_notes_say_the_tempo_and_key_in_use_and_what_was_measured(session, 
     assert not any(line.startswith(("warning", "loudness")) for line in notes)
 
 
+def test_files_in_the_media_folder_are_never_overwritten(session, tmp_path):
+    """The name a cue would get is taken (a file of the user's) and so is the next one's
+    sidecar: the cue takes the first number whose audio and sidecar are both free, as the
+    CLI and the worker do (boss_2.wav), and both files are left as they were."""
+    prepare(session, tmp_path)
+    media = tmp_path / "game"
+    stem = "sketch tense-boss-battle-synthwave seed7"
+    (media / f"{stem}.wav").write_bytes(b"the user's own take")
+    (media / f"{stem}_2.wav.json").write_text("{}")
+    session.answer_inputs([PROMPT, "3", "1", "7"])
+    session.run("generate")
+    wait(session)
+    [item] = session.snapshot()["project"]["tracks"][1]["items"]
+    assert Path(item["takes"][0]["source"]) == media / f"{stem}_3.wav"
+    assert wav_seconds(str(media / f"{stem}_3.wav")) == pytest.approx(3.0, abs=0.01)
+    assert (media / f"{stem}.wav").read_bytes() == b"the user's own take"
+    assert (media / f"{stem}_2.wav.json").read_text() == "{}" and not (media / f"{stem}_2.wav").exists()
+
+
 def test_a_missed_loudness_target_is_said_in_the_notes_and_the_console(session, worker, tmp_path):
     """-5 LUFS under a -1 dBTP ceiling cannot be reached without crushing the music: the
     worker says so, and REAPER shows it in the item notes and the ReaScript console."""
@@ -504,6 +523,9 @@ SET_TRACKS = [f"ACE-Step set: {SET_PROMPT} ({part})"
 def test_make_intensity_set_stacks_the_loops_on_new_tracks_in_one_undo_step(session, worker, tmp_path):
     project = prepare(session, tmp_path)
     before = session.snapshot()["project"]
+    earlier_set = tmp_path / "game" / "sketch set boss-battle-rock"  # a set made before: left alone
+    earlier_set.mkdir()
+    (earlier_set / "notes.txt").write_text("mine")
     # 2 bars, 3 levels, 2 stingers, seed 5; the project's 96 BPM and 4/4
     session.answer_inputs([SET_PROMPT, "2", "6", "3", "2", "5"])
     session.run("intensity_set")
@@ -535,7 +557,10 @@ def test_make_intensity_set_stacks_the_loops_on_new_tracks_in_one_undo_step(sess
     assert [json.loads(i["ext"]["acestep-dcc"])["intensity"] for i in (tracks[3]["items"][0], stingers[0])] == [0.0, 1.0]
 
     # The set's folder in the media folder is the set as a game engine takes it.
-    [folder] = [p for p in (tmp_path / "game").iterdir() if p.is_dir() and p.name.startswith("sketch set")]
+    [folder] = [p for p in (tmp_path / "game").iterdir() if p.is_dir() and p.name.startswith("sketch set")
+                and p != earlier_set]
+    assert folder.name == "sketch set boss-battle-rock_2"  # numbered like files (output_names)
+    assert [p.name for p in earlier_set.iterdir()] == ["notes.txt"]
     manifest = json.loads(next(folder.glob("*-set.json")).read_text())
     sources = [Path(t["items"][0]["takes"][0]["source"]) for t in tracks[2:6]] + [Path(i["takes"][0]["source"]) for i in stingers]
     assert all(source.parent == folder for source in sources)

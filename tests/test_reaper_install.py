@@ -43,7 +43,8 @@ def test_install_copies_the_actions_and_what_they_import(resource):
         assert (folder / script.name).read_bytes() == script.read_bytes()
     lib = folder / "lib"
     for module in ("acestep_reaper/actions.py", "acestep_reaper/project.py", "acestep_core/client.py",
-                   "acestep_core/timeline.py", "acestep_core/worker/discovery.py", "reapy/__init__.py"):
+                   "acestep_core/timeline.py", "acestep_core/worker/discovery.py", "acestep_core/output_names.py",
+                   "reapy/__init__.py"):
         assert (lib / module).is_file(), module
     assert not (lib / "acestep_core" / "backends").exists()  # the heavy parts stay out of REAPER
     settings = json.loads((lib / "acestep-dcc.json").read_text())

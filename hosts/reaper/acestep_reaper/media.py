@@ -18,7 +18,9 @@ import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from acestep_core import output_names
 from acestep_core.client import WorkerClient
+from acestep_core.errors import AceStepError
 from acestep_core.jobs import CueOutput
 
 NAME_LIMIT = 48
@@ -66,22 +68,18 @@ def maker_label(output: CueOutput | None) -> str:
     return "ACE-Step" if backend == "acestep" else (backend or "ACE-Step")
 
 
-def target_path(folder: Path, prompt: str, seed: int, suffix: str, label: str = "ACE-Step") -> Path:
-    """A new file name in `folder` that names the maker, prompt and seed and overwrites nothing."""
-    stem = f"{label} {_slug(prompt)} seed{seed}"
-    candidate = folder / f"{stem}{suffix}"
-    counter = 2
-    while candidate.exists():
-        candidate = folder / f"{stem} ({counter}){suffix}"
-        counter += 1
-    return candidate
+def target_path(folder: Path, prompt: str, seed: int, audio_format: str, label: str = "ACE-Step") -> Path:
+    """A new file name in `folder` that names the maker, prompt and seed and overwrites
+    nothing: numbered (_2, _3, ...) while the name or its sidecar's is taken, as everywhere
+    in acestep-dcc (output_names)."""
+    return output_names.first_free_paths(folder / f"{label} {_slug(prompt)} seed{seed}.{audio_format}", audio_format)[0]
 
 
 def bring_home(client: WorkerClient, job_id: str, output: CueOutput, folder: Path, prompt: str) -> Path:
     """The output's file in `folder`, under a name that says its prompt and seed."""
     folder.mkdir(parents=True, exist_ok=True)
-    suffix = Path(output.path).suffix or ".wav"
-    target = target_path(folder, prompt, output.seed, suffix, maker_label(output))
+    audio_format = output_names.audio_extension(output.path) or "wav"
+    target = target_path(folder, prompt, output.seed, audio_format, maker_label(output))
     return fetch_file(client, job_id, output.index, output.path, target)
 
 
@@ -109,14 +107,19 @@ def fetch_file(client: WorkerClient, job_id: str, index: int, worker_path: str, 
 
 
 def new_set_folder(folder: Path, prompt: str, label: str = "ACE-Step") -> Path:
-    """A new folder in `folder` for a set's files, named for its maker and prompt (numbered when taken)."""
+    """A new folder in `folder` for a set's files, named for its maker and prompt (numbered
+    _2, _3, ... when taken, like files); never one that already exists."""
     stem = f"{label} set {_slug(prompt)}"
-    candidate, counter = folder / stem, 2
-    while candidate.exists():
-        candidate = folder / f"{stem} ({counter})"
-        counter += 1
-    candidate.mkdir(parents=True)
-    return candidate
+    folder.mkdir(parents=True, exist_ok=True)
+    for number in range(1, output_names.MAX_NUMBER + 1):
+        candidate = folder / (stem if number == 1 else f"{stem}_{number}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return candidate
+    raise AceStepError(f"{folder} already holds {output_names.MAX_NUMBER} sets named {stem}; "
+                       "move some of them, then try again")
 
 
 def write_sidecar(output: CueOutput, folder: Path) -> Path:
@@ -124,7 +127,7 @@ def write_sidecar(output: CueOutput, folder: Path) -> Path:
     (the files API serves audio, manifests and resources; a sidecar is its metadata).
     The worker's own "set" entry is left out, as in the sidecar it wrote."""
     metadata = {key: value for key, value in output.metadata.items() if key != "set"}
-    path = folder / Path(output.sidecar_path or Path(output.path).with_suffix(".json").name).name
+    path = folder / Path(output.sidecar_path or output_names.sidecar_path(output.path)).name
     partial = path.with_name(f".{path.name}.partial")
     partial.write_text(json.dumps(metadata, indent=2, allow_nan=True) + "\n", encoding="utf-8")
     os.replace(partial, path)
