@@ -149,21 +149,21 @@ def _k_weighting(sample_rate: int) -> np.ndarray:
     return np.array([np.concatenate([stage.passband_gain * stage.b, stage.a]) for stage in stages])
 
 
-def true_peak_envelope(frames: np.ndarray, circular: bool = False) -> np.ndarray:
-    """Per frame, the largest magnitude of the 4x oversampled audio from that frame to the next, over channels."""
+def true_peak_envelope(frames: np.ndarray, circular: bool = False, oversampling: int = OVERSAMPLING) -> np.ndarray:
+    """Per frame, the largest magnitude of the audio oversampled `oversampling` times from that frame to the next, over channels."""
     # float32 keeps ~1e-7 relative precision, far inside the ceiling margin, at half the cost.
     data = np.ascontiguousarray(frames, dtype=np.float32)
     count = data.shape[0]
     if count == 0:
         return np.zeros(0)
     envelope = np.zeros(count, dtype=np.float32)  # zero where soxr would ever round the output short
-    for first, rows in _oversampled_frames(data, circular):
-        envelope[first : first + rows.shape[0] // OVERSAMPLING] = _largest_per_frame(rows)
+    for first, rows in _oversampled_frames(data, circular, oversampling):
+        envelope[first : first + rows.shape[0] // oversampling] = _largest_per_frame(rows, oversampling)
     # The sample itself always counts, whatever the filter's ripple says.
     return np.maximum(envelope, _largest_per_frame(data, 1))
 
 
-def _oversampled_frames(data: np.ndarray, circular: bool):
+def _oversampled_frames(data: np.ndarray, circular: bool, oversampling: int = OVERSAMPLING):
     """Yield (first frame, its 4x oversampled rows), a whole number of frames at a time.
 
     The same output as one soxr.resample call on the padded audio (a stream is exact),
@@ -176,19 +176,19 @@ def _oversampled_frames(data: np.ndarray, circular: bool):
     blocks = [head] + [data[start : start + _OVERSAMPLING_BLOCK] for start in range(0, count, _OVERSAMPLING_BLOCK)]
     blocks.append(tail)
     rate = 48000  # any rate: only the ratio matters
-    stream = soxr.ResampleStream(rate, OVERSAMPLING * rate, channels, dtype="float32", quality=_OVERSAMPLING_QUALITY)
-    skip, first = pad * OVERSAMPLING, 0
+    stream = soxr.ResampleStream(rate, oversampling * rate, channels, dtype="float32", quality=_OVERSAMPLING_QUALITY)
+    skip, first = pad * oversampling, 0
     carry = np.zeros((0, channels), np.float32)
     for index, block in enumerate(blocks):
         rows = stream.resample_chunk(block, last=index == len(blocks) - 1)
         dropped = min(skip, rows.shape[0])
         skip -= dropped
         rows = np.concatenate([carry, rows[dropped:]]) if carry.shape[0] else rows[dropped:]
-        whole = min(rows.shape[0] // OVERSAMPLING, count - first)
+        whole = min(rows.shape[0] // oversampling, count - first)
         if whole:
-            yield first, rows[: whole * OVERSAMPLING]
+            yield first, rows[: whole * oversampling]
             first += whole
-        carry = rows[whole * OVERSAMPLING :]
+        carry = rows[whole * oversampling :]
 
 
 def _largest_per_frame(rows: np.ndarray, oversampling: int = OVERSAMPLING) -> np.ndarray:
@@ -201,9 +201,10 @@ def _largest_per_frame(rows: np.ndarray, oversampling: int = OVERSAMPLING) -> np
     return largest
 
 
-def true_peak_dbtp(frames: np.ndarray, circular: bool = False) -> float:
-    """True peak in dBTP; -inf for silence."""
-    envelope = true_peak_envelope(frames, circular)
+def true_peak_dbtp(frames: np.ndarray, circular: bool = False, oversampling: int = OVERSAMPLING) -> float:
+    """True peak in dBTP; -inf for silence. The limiter holds peaks on the 4x grid, so its
+    output peaks a little between those points: files as written are measured at 8x."""
+    envelope = true_peak_envelope(frames, circular, oversampling)
     return gain_to_db(float(envelope.max())) if envelope.size else -math.inf
 
 
