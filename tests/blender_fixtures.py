@@ -112,9 +112,11 @@ def blender_addon(tmp_path_factory: pytest.TempPathFactory, pytestconfig) -> Ins
 
 
 @pytest.fixture
-def addon(blender_addon: InstalledAddon, monkeypatch, tmp_path) -> InstalledAddon:
+def addon(blender_addon: InstalledAddon, monkeypatch, tmp_path, recwarn) -> InstalledAddon:
     """A clean slate per test: new 24 fps scene as the window's scene, no task, no worker
-    link, default preferences; unsaved audio goes to this test's temporary folder."""
+    link, default preferences; unsaved audio goes to this test's temporary folder. Fails
+    the test when the add-on's own code used an API this Blender deprecates (5.2 warns
+    about the frame_final_* names it removes in 6.0)."""
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
     _reset(blender_addon)
@@ -126,6 +128,15 @@ def addon(blender_addon: InstalledAddon, monkeypatch, tmp_path) -> InstalledAddo
     if blender_addon.tracker.busy:
         blender_addon.module.job_tracking.cancel_task()
     _reset(blender_addon)
+    deprecated = addon_deprecations(blender_addon, recwarn)
+    assert not deprecated, "the add-on uses deprecated Blender API: " + "; ".join(deprecated)
+
+
+def addon_deprecations(installed: InstalledAddon, recorded) -> list[str]:
+    """'file:line: message' of each DeprecationWarning raised from the add-on's own code."""
+    folder = str(Path(installed.module.__file__).parent)
+    return sorted({f"{Path(w.filename).name}:{w.lineno}: {w.message}" for w in recorded
+                   if issubclass(w.category, DeprecationWarning) and w.filename.startswith(folder)})
 
 
 def _reset(installed: InstalledAddon) -> None:

@@ -4,7 +4,6 @@ timeline never keeps half a result."""
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,6 +19,7 @@ from blender_fixtures import (  # noqa: F401  (fixtures)
 )
 
 from acestep_core.client import find_worker
+from worker_fixtures import WORKER_PYTHON
 from acestep_core.jobs import CANCELLED
 
 PROMPT = "tense boss battle, synthwave, fast drums"
@@ -64,7 +64,7 @@ def test_a_worker_that_cannot_start_says_what_to_fix(addon, monkeypatch, tmp_pat
 def test_generate_starts_the_worker_without_blocking_and_connect_shows_it(addon, monkeypatch, tmp_path):
     home = tmp_path / "home"
     monkeypatch.setenv("ACESTEP_DCC_HOME", str(home))
-    addon.preferences.worker_command = f'"{sys.executable}" -m acestep_core.worker --backend sketch'
+    addon.preferences.worker_command = f'"{WORKER_PYTHON}" -m acestep_core.worker --backend sketch'
     scene = bpy.context.scene
     _settings(scene, duration=4.0)
     try:

@@ -31,6 +31,9 @@ from acestep_core.worker.discovery import read_discovery
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 60.0  # the acestep backend imports torch at start
+# The Python that runs test workers: this one, or ACESTEP_TEST_WORKER_PYTHON (the bpy 5.2
+# tests run on Python 3.13, which has no torch here, and start their workers with .venv's).
+WORKER_PYTHON = os.environ.get("ACESTEP_TEST_WORKER_PYTHON") or sys.executable
 
 
 class WorkerProcess:
@@ -66,7 +69,7 @@ class WorkerProcess:
         return self.process.pid
 
     def command(self) -> list[str]:
-        command = [sys.executable, "-m", "acestep_core.worker", "--backend", self.backend]
+        command = [WORKER_PYTHON, "-m", "acestep_core.worker", "--backend", self.backend]
         if self.model is not None:
             command += ["--model", str(self.model)]
         return command + list(self.args)

@@ -4,6 +4,9 @@
   (`sequences` is gone in 5.0).
 - 5.x edits the workspace's `context.sequencer_scene`, which may differ from
   `context.scene`; before 5.0 the sequencer always shows `context.scene`.
+- 5.2 names a strip's span left_handle, right_handle and duration (content_duration
+  for the source's length); the frame_final_* and frame_duration names warn there and
+  go in 6.0. strip_span, set_strip_length and content_length read either.
 """
 
 from __future__ import annotations
@@ -31,16 +34,36 @@ def top_strips(editor):
     return editor.strips if hasattr(editor, "strips") else editor.sequences
 
 
+def _has_handles(strip) -> bool:
+    return "left_handle" in strip.bl_rna.properties
+
+
+def strip_span(strip) -> tuple[int, int]:
+    """(first frame, end frame exclusive) of what the strip shows on the timeline."""
+    if _has_handles(strip):
+        return strip.left_handle, strip.right_handle
+    return strip.frame_final_start, strip.frame_final_end
+
+
+def set_strip_length(strip, frames: int) -> None:
+    """Move the right handle so the strip shows `frames` frames from its start."""
+    if _has_handles(strip):
+        strip.duration = frames
+    else:
+        strip.frame_final_duration = frames
+
+
+def content_length(strip) -> int:
+    """Frames of the strip's source (the sound file), whatever the handles show."""
+    return strip.content_duration if _has_handles(strip) else strip.frame_duration
+
+
 def occupied_ranges(editor, exclude=()) -> list[tuple[int, int, int]]:
     """(channel, first frame, end frame exclusive) of every top-level strip."""
     if editor is None:
         return []
     skip = {s.name for s in exclude}
-    return [
-        (s.channel, s.frame_final_start, s.frame_final_end)
-        for s in top_strips(editor)
-        if s.name not in skip
-    ]
+    return [(s.channel, *strip_span(s)) for s in top_strips(editor) if s.name not in skip]
 
 
 def selected_strips(scene) -> list:

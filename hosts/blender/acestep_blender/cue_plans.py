@@ -22,7 +22,7 @@ from .audio_files import resolve_output_folder
 from .tasks import GENERATE, SCORE, VARIATION, CueJob, CuePlan, Task
 from .preferences import AddonSettings
 from .properties import NONE
-from .strip_placement import PROP_GROUP, PROP_PROMPT, PROP_REQUEST
+from .strip_records import PROP_GROUP, PROP_PROMPT, PROP_REQUEST
 
 LABEL_PROMPT_CHARS = 40
 
@@ -73,8 +73,9 @@ def target_span(scene, settings, rate: Fraction) -> tuple[int, int]:
         strips = compat.selected_strips(scene)
         if not strips:
             raise BadInput("no strips are selected: select the strips the music should fit, or set Length to Seconds")
-        start = min(s.frame_final_start for s in strips)
-        return start, max(s.frame_final_end for s in strips) - start
+        spans = [compat.strip_span(s) for s in strips]
+        start = min(first for first, _ in spans)
+        return start, max(end for _, end in spans) - start
     if source == "PREVIEW":
         if not scene.use_preview_range:
             raise BadInput("the preview range is off: turn it on (View > Range > Set Preview Range, or P) "
@@ -140,7 +141,8 @@ def plan_variation(context, settings, addon: AddonSettings, strip) -> Task:
     if strip is None or PROP_PROMPT not in strip:
         raise BadInput("select a strip that ACE-Step generated to make a variation of it")
     rate = scene_rate(scene)
-    frames = strip.frame_final_duration
+    strip_start, strip_end = compat.strip_span(strip)
+    frames = strip_end - strip_start
     base = _stored_request(strip)
     request = GenerationRequest(**{**base.to_dict(), "seed": None, "candidates": 1,
                                    "duration": generation_seconds(frames, rate),
@@ -166,7 +168,7 @@ def plan_variation(context, settings, addon: AddonSettings, strip) -> Task:
         checked = _validated(dataclasses.replace(request, source_audio="pending upload"))
         request = dataclasses.replace(checked, source_audio=None)
     folder, folder_notice = resolve_output_folder(addon.output_folder, bpy.data.filepath)
-    plan = CuePlan(name=f"{_take_name(strip.name)} variation", frame_start=strip.frame_final_start, frames=frames,
+    plan = CuePlan(name=f"{_take_name(strip.name)} variation", frame_start=strip_start, frames=frames,
                    lowest_channel=strip.channel + 1, group=strip.get(PROP_GROUP), muted=True)
     job = CueJob(request, plan, source_audio=source)
     return Task(VARIATION, f"Variation of '{short_label(strip.name)}'", scene.name, folder, [job],

@@ -3,14 +3,14 @@ manifest and a Godot resource) placed at the playhead as stacked sound strips.
 
 Base and intensity loops share the first free channels over the loop's span (only the
 base plays; the layers arrive muted, to audition one at a time), the stingers follow
-the loop's end on one more channel. Placement goes through the same tracker, runner and
-undoable placement operator as Generate.
+the loop's end on one more channel. Planning builds on cue_plans and placement on
+strip_placement; the operators (operators.py) run both through the same tracker, runner
+and undoable placement as Generate.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from fractions import Fraction
 
 import bpy
@@ -18,13 +18,11 @@ import bpy
 from acestep_core import timeline
 from acestep_core.errors import AceStepError, InvalidRequest
 
-from . import compat, cue_plans, loop_options, operators, strip_placement
+from . import compat, cue_plans, loop_options, strip_placement, strip_records
 from .audio_files import resolve_output_folder
 from .properties import NONE
+from .strip_records import PROP_LEVEL, PROP_ROLE
 from .tasks import SET, CueJob, CuePlan, Task
-
-PROP_ROLE = "acestep_role"
-PROP_LEVEL = "acestep_level"
 
 
 # -- planning -----------------------------------------------------------------------------
@@ -58,8 +56,9 @@ def plan_set(context, settings, addon) -> Task:
 # -- placing ------------------------------------------------------------------------------
 
 
-def place_set(task, scene) -> str:
+def place_set(task) -> str:
     """Strips for a finished set, all or none. Raises AceStepError."""
+    scene = strip_placement.task_scene(task)
     job = task.jobs[0]
     rate = timeline.frame_rate(scene.render.fps, scene.render.fps_base)
     outputs = sorted(job.status.outputs, key=lambda o: o.index)
@@ -114,24 +113,18 @@ def _frames(seconds: float, rate: Fraction) -> int:
 
 def _add(strips, job, output, path, channel: int, frame_start: int, frames: int, muted: bool):
     name = strip_name(job.plan.name, output)
-    strip = strips.new_sound(name=name, filepath=strip_placement._strip_file_path(path), channel=channel,
+    strip = strips.new_sound(name=name, filepath=strip_placement.strip_file_path(path), channel=channel,
                              frame_start=frame_start)
     if strip.channel != channel:  # Blender moved it off an overlap we did not see
         strips.remove(strip)
         raise AceStepError(f"channel {channel} was not free for '{name}'; try again")
-    strip.frame_final_duration = frames
+    compat.set_strip_length(strip, frames)
     strip.mute = muted
     strip.show_waveform = True
     info = output.metadata.get("set") or {}
-    strip[strip_placement.PROP_JOB] = job.job_id
-    strip[strip_placement.PROP_SEED] = str(output.seed)
-    strip[strip_placement.PROP_PROMPT] = job.request.prompt
-    strip[strip_placement.PROP_MODEL] = strip_placement.model_label((output.metadata or {}).get("backend") or {})
+    strip_records.record_output(strip, job, output)
     strip[PROP_ROLE] = output.set_role
     strip[PROP_LEVEL] = int(info.get("level") or info.get("number") or 0)
-    record = loop_options.loop_record(output)
-    if record is not None:
-        strip[strip_placement.PROP_LOOP] = json.dumps(record, sort_keys=True)
     return strip
 
 
@@ -147,34 +140,3 @@ def strip_name(prompt: str, output) -> str:
         suffix = " (base)"
     base = " ".join(prompt.split()) or "set"
     return base[: strip_placement.MAX_STRIP_NAME - len(suffix)].rstrip(" ,") + suffix
-
-
-# -- operators ----------------------------------------------------------------------------
-
-
-class ACESTEP_OT_make_intensity_set(bpy.types.Operator):
-    """Loops of the prompt at rising intensity, plus stingers, stacked at the playhead, with a
-    manifest and a Godot resource beside the audio"""
-
-    bl_idname = "acestep.make_intensity_set"
-    bl_label = "Make Intensity Set"
-    bl_options = {"REGISTER"}
-
-    @classmethod
-    def poll(cls, context):
-        return operators._not_busy(context)
-
-    def execute(self, context):
-        settings = operators._settings(context)
-        return operators._start(self, context, lambda addon: plan_set(context, settings, addon))
-
-
-class ACESTEP_OT_place_set(operators._PlaceResults, bpy.types.Operator):
-    bl_idname = "acestep.place_set"
-    bl_label = "Make Intensity Set"
-
-
-CLASSES = (ACESTEP_OT_make_intensity_set, ACESTEP_OT_place_set)
-
-
-register, unregister = bpy.utils.register_classes_factory(CLASSES)

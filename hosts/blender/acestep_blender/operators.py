@@ -12,10 +12,11 @@ from bpy.props import EnumProperty, StringProperty
 from acestep_core import keywords
 from acestep_core.errors import AceStepError, WorkerError
 
-from . import compat, cue_plans, job_tracking, strip_placement, worker_link
+from . import compat, cue_plans, intensity_sets, job_tracking, strip_placement, worker_link
 from .job_tracking import tracker
 from .preferences import addon_settings
 from .properties import NONE
+from .strip_records import PROP_GROUP, PROP_PROMPT
 
 
 def _settings(context):
@@ -108,13 +109,30 @@ class ACESTEP_OT_regenerate(bpy.types.Operator):
     @classmethod
     def poll(cls, context):
         try:
-            return _not_busy(context) and strip_placement.PROP_PROMPT in _active_strip(context)
+            return _not_busy(context) and PROP_PROMPT in _active_strip(context)
         except Exception:
             return False
 
     def execute(self, context):
         settings, strip = _settings(context), _active_strip(context)
         return _start(self, context, lambda addon: cue_plans.plan_variation(context, settings, addon, strip))
+
+
+class ACESTEP_OT_make_intensity_set(bpy.types.Operator):
+    """Loops of the prompt at rising intensity, plus stingers, stacked at the playhead, with a
+    manifest and a Godot resource beside the audio"""
+
+    bl_idname = "acestep.make_intensity_set"
+    bl_label = "Make Intensity Set"
+    bl_options = {"REGISTER"}
+
+    @classmethod
+    def poll(cls, context):
+        return _not_busy(context)
+
+    def execute(self, context):
+        settings = _settings(context)
+        return _start(self, context, lambda addon: intensity_sets.plan_set(context, settings, addon))
 
 
 class ACESTEP_OT_cancel(bpy.types.Operator):
@@ -190,7 +208,7 @@ class ACESTEP_OT_use_candidate(bpy.types.Operator):
     @classmethod
     def poll(cls, context):
         try:
-            return strip_placement.PROP_GROUP in _active_strip(context)
+            return PROP_GROUP in _active_strip(context)
         except Exception:
             return False
 
@@ -229,16 +247,18 @@ class ACESTEP_OT_fill_section_prompts(bpy.types.Operator):
 
 
 class _PlaceResults:
-    """Creates the strips of a finished task (called by the tick, with undo on)."""
+    """Creates the strips of a finished task (called by the tick, with undo on), with
+    `place(task) -> summary`."""
 
     bl_options = {"REGISTER", "UNDO", "INTERNAL"}
+    place = staticmethod(strip_placement.place_task)
 
     def execute(self, context):
         task = strip_placement.handoff.task
         if task is None:
             return {"CANCELLED"}
         try:
-            strip_placement.handoff.summary = strip_placement.place_task(task)
+            strip_placement.handoff.summary = self.place(task)
         except AceStepError as exc:
             strip_placement.handoff.error = str(exc)
             return {"CANCELLED"}
@@ -257,6 +277,12 @@ class ACESTEP_OT_place_cue(_PlaceResults, bpy.types.Operator):
 class ACESTEP_OT_place_score(_PlaceResults, bpy.types.Operator):
     bl_idname = "acestep.place_score"
     bl_label = "Score Cutscene"
+
+
+class ACESTEP_OT_place_set(_PlaceResults, bpy.types.Operator):
+    bl_idname = "acestep.place_set"
+    bl_label = "Make Intensity Set"
+    place = staticmethod(intensity_sets.place_set)
 
 
 class ACESTEP_OT_notify(bpy.types.Operator):
@@ -284,6 +310,7 @@ CLASSES = (
     ACESTEP_OT_generate,
     ACESTEP_OT_score_cutscene,
     ACESTEP_OT_regenerate,
+    ACESTEP_OT_make_intensity_set,
     ACESTEP_OT_cancel,
     ACESTEP_OT_connect,
     ACESTEP_OT_use_template,
@@ -291,6 +318,7 @@ CLASSES = (
     ACESTEP_OT_fill_section_prompts,
     ACESTEP_OT_place_cue,
     ACESTEP_OT_place_score,
+    ACESTEP_OT_place_set,
     ACESTEP_OT_notify,
 )
 

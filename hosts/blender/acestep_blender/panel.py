@@ -10,7 +10,7 @@ import functools
 
 import bpy
 
-from . import compat, strip_placement
+from . import compat, strip_records
 
 CATEGORY = "ACE-Step"
 LEVEL_ICONS = {"INFO": "INFO", "WARNING": "ERROR", "ERROR": "CANCEL"}
@@ -194,7 +194,7 @@ class ACESTEP_PT_generated_strip(_SequencerSidebar, bpy.types.Panel):
     @classmethod
     def poll(cls, context):
         try:
-            return strip_placement.PROP_PROMPT in _active_strip(context)
+            return strip_records.PROP_PROMPT in _active_strip(context)
         except Exception:
             return False
 
@@ -203,9 +203,9 @@ class ACESTEP_PT_generated_strip(_SequencerSidebar, bpy.types.Panel):
         layout = self.layout
         strip = _active_strip(context)
         col = layout.column(align=True)
-        _wrapped(col, str(strip.get(strip_placement.PROP_PROMPT, "")), icon="TEXT")
-        col.label(text=f"Seed {strip.get(strip_placement.PROP_SEED, '?')}, model {strip.get(strip_placement.PROP_MODEL, '?')}")
-        col.label(text=f"Take {strip.get(strip_placement.PROP_CANDIDATE, 1)}, job {str(strip.get(strip_placement.PROP_JOB, ''))[:8]}")
+        _wrapped(col, str(strip.get(strip_records.PROP_PROMPT, "")), icon="TEXT")
+        col.label(text=f"Seed {strip.get(strip_records.PROP_SEED, '?')}, model {strip.get(strip_records.PROP_MODEL, '?')}")
+        col.label(text=f"Take {strip.get(strip_records.PROP_CANDIDATE, 1)}, job {str(strip.get(strip_records.PROP_JOB, ''))[:8]}")
         layout.operator("acestep.use_candidate", icon="CHECKMARK")
         row = layout.row(align=True)
         row.prop(_settings(context), "variation", text="")

@@ -1,8 +1,8 @@
 """Put finished audio on the timeline: sound strips on free channels, exact lengths,
 candidates stacked and muted, crossfade keyframes, and what made each cue.
 
-Placement runs inside the `acestep.place_results` operator, called with undo on, so a
-whole Generate or Score Cutscene is one step in Edit > Undo History. Channels are all
+Placement runs inside one of the placement operators (operators.py), called with undo on,
+so a whole Generate or Score Cutscene is one step in Edit > Undo History. Channels are all
 chosen before the first strip is made, and a failure while making them removes the
 ones already made: the timeline never keeps half a result.
 """
@@ -19,18 +19,9 @@ import bpy
 from acestep_core import timeline
 from acestep_core.errors import AceStepError
 
-from . import compat, loop_options
-from .worker_link import model_label
+from . import compat, loop_options, strip_records
+from .strip_records import PROP_CANDIDATE, PROP_GROUP, PROP_REQUEST, PROP_SECTION
 
-PROP_JOB = "acestep_job"
-PROP_SEED = "acestep_seed"  # text: seeds reach 2**32-1, past Blender's 32-bit int properties
-PROP_PROMPT = "acestep_prompt"
-PROP_MODEL = "acestep_model"
-PROP_GROUP = "acestep_group"  # candidates of one generation share it
-PROP_CANDIDATE = "acestep_candidate"
-PROP_REQUEST = "acestep_request"  # the request as JSON, to regenerate faithfully
-PROP_SECTION = "acestep_section"
-PROP_LOOP = "acestep_loop"  # the output's loop record as JSON (loop_start, loop_end_exclusive, bars, bpm...)
 MAX_STRIP_NAME = 60
 
 
@@ -82,15 +73,18 @@ class _Placement:
     channel: int
 
 
-def place_task(task) -> str:
-    """Create the strips for every job of a finished task. Raises AceStepError."""
+def task_scene(task):
+    """The scene the task was started in. Raises AceStepError when it is gone."""
     scene = bpy.data.scenes.get(task.scene_name)
     if scene is None:
         raise AceStepError(f"the scene '{task.scene_name}' is gone; the audio is in {task.output_folder}")
-    if task.kind == "SET":
-        from . import intensity_sets  # it builds on this module
+    return scene
 
-        return intensity_sets.place_set(task, scene)
+
+def place_task(task) -> str:
+    """Create the strips for every job of a finished Generate, Score or Variation task.
+    Raises AceStepError."""
+    scene = task_scene(task)
     loop_options.fit_plans_to_loops(task, timeline.frame_rate(scene.render.fps, scene.render.fps_base))
     editor = compat.sequence_editor(scene, create=True)
     occupied = compat.occupied_ranges(editor)
@@ -138,12 +132,12 @@ def _add_strip(scene, editor, task, placement: _Placement):
     output = sorted(job.status.outputs, key=lambda o: o.index)[k]
     name = _strip_name(plan.name, k)
     strip = compat.top_strips(editor).new_sound(
-        name=name, filepath=_strip_file_path(placement.path), channel=placement.channel,
+        name=name, filepath=strip_file_path(placement.path), channel=placement.channel,
         frame_start=plan.frame_start)
     if strip.channel != placement.channel:  # Blender moved it off an overlap we did not see
         compat.top_strips(editor).remove(strip)
         raise AceStepError(f"channel {placement.channel} was not free for '{name}'; try again")
-    strip.frame_final_duration = plan.frames
+    compat.set_strip_length(strip, plan.frames)
     strip.mute = plan.muted or k > 0
     strip.show_waveform = True
     _record_origin(strip, job, output, plan, k)
@@ -151,7 +145,7 @@ def _add_strip(scene, editor, task, placement: _Placement):
     return strip
 
 
-def _strip_file_path(path: Path) -> str:
+def strip_file_path(path: Path) -> str:
     """Relative to the .blend when it is saved, so the project moves with its audio."""
     if not bpy.data.filepath:
         return str(path)
@@ -169,18 +163,12 @@ def _strip_name(base: str, candidate: int) -> str:
 
 def _record_origin(strip, job, output, plan, candidate: int) -> None:
     request = dict(job.request.to_dict(), seed=int(output.seed), candidates=1)
-    strip[PROP_JOB] = job.job_id
-    strip[PROP_SEED] = str(output.seed)
-    strip[PROP_PROMPT] = job.request.prompt
-    strip[PROP_MODEL] = model_label((output.metadata or {}).get("backend") or {})
+    strip_records.record_output(strip, job, output)
     strip[PROP_GROUP] = plan.group or job.job_id
     strip[PROP_CANDIDATE] = candidate + 1
     strip[PROP_REQUEST] = json.dumps(request, sort_keys=True)
     if plan.section:
         strip[PROP_SECTION] = plan.section
-    record = loop_options.loop_record(output)
-    if record is not None:
-        strip[PROP_LOOP] = json.dumps(record, sort_keys=True)
 
 
 def _keyframe_fades(strip, plan) -> None:
@@ -206,12 +194,13 @@ def _summary(task, strips, placements) -> str:
     else:
         muted = sum(1 for s in strips if s.mute)
         first = strips[0]
-        text = f"'{first.name}' at frame {first.frame_final_start}, {first.frame_final_duration} frames, on {where}"
+        start, end = compat.strip_span(first)
+        text = f"'{first.name}' at frame {start}, {end - start} frames, on {where}"
         if len(strips) > 1:
             text += f" ({len(strips)} takes, {muted} muted: pick one with Use This Take)"
     # The strip keeps the asked length (silence after the file ends): say so if the worker sent less.
-    short = [(s.name, p.job.plan.frames - s.frame_duration)
-             for s, p in zip(strips, placements) if s.frame_duration < p.job.plan.frames]
+    short = [(s.name, p.job.plan.frames - compat.content_length(s))
+             for s, p in zip(strips, placements) if compat.content_length(s) < p.job.plan.frames]
     if short:
         text += "; " + ", ".join(f"'{name}' is {frames} frames shorter than asked" for name, frames in short)
     return text
@@ -235,7 +224,7 @@ def use_candidate(editor, chosen) -> int:
         strips.remove(strip)
     chosen.mute = False
     if lowest < chosen.channel and timeline.channel_is_free(
-        compat.occupied_ranges(editor, exclude=[chosen]), lowest, chosen.frame_final_start, chosen.frame_final_end
+        compat.occupied_ranges(editor, exclude=[chosen]), lowest, *compat.strip_span(chosen)
     ):
         chosen.channel = lowest
     return len(others)
