@@ -201,3 +201,60 @@ def volume_at(scene, strip_name: str, frame: int) -> float:
 
 def copy_tree(source: Path, target: Path) -> None:
     shutil.copytree(source, target)
+
+
+class LayoutStandIn:
+    """Blender's UILayout as panels use it, checking what real Blender would reject:
+    unknown properties, operators and icons. Records every label."""
+
+    ICONS = set(bpy.types.UILayout.bl_rna.functions["label"].parameters["icon"].enum_items.keys())
+
+    def __init__(self, labels=None):
+        self.labels = labels if labels is not None else []
+        self.active = True
+        self.enabled = True
+
+    def _child(self, *args, **kwargs):
+        return LayoutStandIn(self.labels)
+
+    row = column = box = split = grid_flow = _child
+
+    def label(self, text="", icon="NONE", **_):
+        assert icon in self.ICONS, f"unknown icon {icon!r}"
+        self.labels.append(text)
+
+    def prop(self, data, name, **_):
+        assert name in data.bl_rna.properties, f"{type(data).__name__} has no property {name!r}"
+
+    def prop_search(self, data, name, search_data, search_name, **_):
+        assert name in data.bl_rna.properties and search_name in search_data.bl_rna.properties
+
+    def operator(self, idname, text="", icon="NONE", **_):
+        assert icon in self.ICONS, f"unknown icon {icon!r}"
+        module, name = idname.split(".")
+        assert hasattr(getattr(bpy.ops, module), name), f"no operator {idname}"
+        self.labels.append(f"[{text or idname}]")
+
+    def progress(self, factor=0.0, type="BAR", text=""):
+        self.labels.append(text)
+
+    def template_list(self, list_type, list_id, data, name, active_data, active_name, **_):
+        assert hasattr(bpy.types, list_type)
+        assert name in data.bl_rna.properties and active_name in active_data.bl_rna.properties
+
+    def separator(self, **_):
+        pass
+
+
+def draw_panels(installed: InstalledAddon, only: str | None = None) -> list[str]:
+    """Every label (and [button]) the add-on's panels that show now would draw (or just
+    the panel class named `only`)."""
+    from types import SimpleNamespace
+
+    labels: list[str] = []
+    for panel_class in installed.module.panel.CLASSES:
+        if only is not None and panel_class.__name__ != only:
+            continue
+        if issubclass(panel_class, bpy.types.Panel) and panel_class.poll(bpy.context):
+            panel_class.draw(SimpleNamespace(layout=LayoutStandIn(labels)), bpy.context)
+    return labels

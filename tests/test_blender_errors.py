@@ -11,9 +11,11 @@ from types import SimpleNamespace
 import pytest
 
 from blender_fixtures import (  # noqa: F401  (fixtures)
+    LayoutStandIn,
     addon,
     blender_addon,
     bpy,
+    draw_panels,
     strips_of,
     tick_until_idle,
 )
@@ -173,76 +175,26 @@ def test_a_worker_on_another_machine_by_url_and_token(addon, worker, monkeypatch
 # -- draw and poll never raise ------------------------------------------------------------
 
 
-class LayoutStandIn:
-    """Blender's UILayout as panels use it, checking what real Blender would reject:
-    unknown properties, operators and icons. Records every label."""
-
-    ICONS = set(bpy.types.UILayout.bl_rna.functions["label"].parameters["icon"].enum_items.keys())
-
-    def __init__(self, labels=None):
-        self.labels = labels if labels is not None else []
-        self.active = True
-
-    def _child(self, *args, **kwargs):
-        return LayoutStandIn(self.labels)
-
-    row = column = box = split = grid_flow = _child
-
-    def label(self, text="", icon="NONE", **_):
-        assert icon in self.ICONS, f"unknown icon {icon!r}"
-        self.labels.append(text)
-
-    def prop(self, data, name, **_):
-        assert name in data.bl_rna.properties, f"{type(data).__name__} has no property {name!r}"
-
-    def prop_search(self, data, name, search_data, search_name, **_):
-        assert name in data.bl_rna.properties and search_name in search_data.bl_rna.properties
-
-    def operator(self, idname, text="", icon="NONE", **_):
-        assert icon in self.ICONS, f"unknown icon {icon!r}"
-        module, name = idname.split(".")
-        assert hasattr(getattr(bpy.ops, module), name), f"no operator {idname}"
-
-    def progress(self, factor=0.0, type="BAR", text=""):
-        self.labels.append(text)
-
-    def template_list(self, list_type, list_id, data, name, active_data, active_name, **_):
-        assert hasattr(bpy.types, list_type)
-        assert name in data.bl_rna.properties and active_name in active_data.bl_rna.properties
-
-    def separator(self, **_):
-        pass
-
-
-def _draw_all(addon) -> list[str]:
-    panel = addon.module.panel
-    labels: list[str] = []
-    for panel_class in panel.CLASSES:
-        if issubclass(panel_class, bpy.types.Panel) and panel_class.poll(bpy.context):
-            panel_class.draw(SimpleNamespace(layout=LayoutStandIn(labels)), bpy.context)
-    return labels
-
-
 def test_panels_draw_in_every_state_without_raising(addon, worker):
     scene = bpy.context.scene
     _settings(scene, duration=4.0, candidates=2, duration_source="MARKERS")
     scene.acestep.section_prompts.add().marker = "intro"
-    labels = _draw_all(addon)
+    labels = draw_panels(addon)
     assert "Worker not checked" in labels and not any(l.startswith("Panel error") for l in labels)
 
     scene.acestep.duration_source = "SECONDS"
     bpy.ops.acestep.generate()
-    busy_labels = _draw_all(addon)
+    busy_labels = draw_panels(addon)
     assert any(l.startswith("0%") for l in busy_labels) and addon.runtime.task_label in busy_labels
     tick_until_idle(addon)
     editor = scene.sequence_editor
     editor.active_strip = strips_of(scene)[0]
-    done_labels = _draw_all(addon)
+    done_labels = draw_panels(addon)
     assert any(l.startswith("Seed ") for l in done_labels), "the Generated Strip panel shows its origin"
 
     addon.tracker.say("x " * 200, "ERROR")  # a long message wraps instead of running off the panel
     addon.module.job_tracking.sync_ui()
-    assert all(len(l) <= 48 for l in _draw_all(addon) if l.startswith("x"))
+    assert all(len(l) <= 48 for l in draw_panels(addon) if l.startswith("x"))
 
 
 def test_a_broken_panel_shows_a_line_instead_of_raising(addon):

@@ -20,7 +20,6 @@ from acestep_core.errors import AceStepError, InvalidRequest
 
 from . import compat, cue_plans, loop_options, strip_placement, strip_records
 from .audio_files import resolve_output_folder
-from .properties import NONE
 from .strip_records import PROP_LEVEL, PROP_ROLE
 from .tasks import SET, CueJob, CuePlan, Task
 
@@ -37,7 +36,7 @@ def plan_set(context, settings, addon) -> Task:
     _, frames = cue_plans.target_span(scene, settings, rate)  # the length "fit" bars follow
     request = cue_plans.request_from_panel(settings, addon, prompt, cue_plans.generation_seconds(frames, rate), 1,
                                  settings.seed if settings.use_seed else None)
-    loudness = None if settings.loudness == NONE else settings.loudness
+    loudness = loop_options.panel_loudness(settings)
     bars = int(settings.set_bars) or None  # 0 = fit the length
     # The worker makes the loops from this request: check it as one here, before sending.
     try:
@@ -99,8 +98,9 @@ def place_set(task) -> str:
             strips.remove(strip)
         raise
     where = ", ".join(map(str, channels))
-    text = (f"a set of {len(layers) - 1} intensities over {loop_len} frames at frame {start} on channels {where} "
-            f"(layers muted: unmute one to hear it)")
+    musical = strip_records.tempo_and_key(made[0], measured=False)
+    text = (f"a set of {len(layers) - 1} intensities over {loop_len} frames at frame {start} on channels {where}"
+            f"{f' ({musical})' if musical else ''} (layers muted: unmute one to hear it)")
     if stingers:
         text += f", {len(stingers)} stingers on channel {stinger_channel} after the loop"
     folder = job.files[0].parent

@@ -13,7 +13,7 @@ import traceback
 
 import bpy
 
-from . import compat, strip_placement, worker_link
+from . import compat, strip_placement, strip_records, worker_link
 from .task_runner import TaskRunner, wait_for
 from .tasks import Task
 
@@ -125,10 +125,23 @@ def _finish(task: Task) -> None:
         _fail(task, str(exc))
         return
     message = f"{task.label}: placed {placed}"
+    warnings = task_warnings(task)
+    for warning in warnings:
+        message += f". Warning: {warning}"
     if task.notice:
         message += f". {task.notice}"
-    tracker.say(message, "WARNING" if task.notice else "INFO")
-    notify_status_bar(message, "INFO")
+    tracker.say(message, "WARNING" if task.notice or warnings else "INFO")
+    notify_status_bar(message, "WARNING" if warnings else "INFO")
+
+
+def task_warnings(task: Task) -> list[str]:
+    """The worker's warnings about the task's files, each said once (takes of one job
+    often share one, a missed loudness target say)."""
+    found: list[str] = []
+    for job in task.jobs:
+        for output in (job.status.outputs if job.status is not None else []):
+            found += [w for w in strip_records.output_warnings(output) if w not in found]
+    return found
 
 
 def _fail(task: Task, reason: str) -> None:

@@ -17,9 +17,19 @@ from acestep_core.request import GenerationRequest
 from .properties import NONE
 
 
+LOUDNESS_TARGET = "TARGET"  # the Loudness choice that reads the LUFS field
+
+
+def panel_loudness(settings) -> str | float | None:
+    """The request's loudness from the panel: None, a preset name, or a target in LUFS."""
+    if settings.loudness == NONE:
+        return None
+    return float(settings.loudness_lufs) if settings.loudness == LOUDNESS_TARGET else settings.loudness
+
+
 def with_loop_options(request: GenerationRequest, settings) -> GenerationRequest:
     """`request` with the panel's Loop, Bars and Loudness (not yet validated)."""
-    loudness = None if settings.loudness == NONE else settings.loudness
+    loudness = panel_loudness(settings)
     if not settings.loop:
         return dataclasses.replace(request, loudness=loudness)
     bars = int(settings.loop_bars) or None  # 0 = fit the length

@@ -91,7 +91,10 @@ def draw_loop_options(layout, settings) -> None:
     sub = row.row(align=True)
     sub.active = settings.loop
     sub.prop(settings, "loop_bars", text="Bars (0 = fit)")
-    col.prop(settings, "loudness")
+    row = col.row(align=True)
+    row.prop(settings, "loudness")
+    if settings.loudness == "TARGET":
+        row.prop(settings, "loudness_lufs", text="")
 
 
 def draw_worker_status(layout, runtime) -> None:
@@ -206,6 +209,11 @@ class ACESTEP_PT_generated_strip(_SequencerSidebar, bpy.types.Panel):
         _wrapped(col, str(strip.get(strip_records.PROP_PROMPT, "")), icon="TEXT")
         col.label(text=f"Seed {strip.get(strip_records.PROP_SEED, '?')}, model {strip.get(strip_records.PROP_MODEL, '?')}")
         col.label(text=f"Take {strip.get(strip_records.PROP_CANDIDATE, 1)}, job {str(strip.get(strip_records.PROP_JOB, ''))[:8]}")
+        musical = strip_records.tempo_and_key(strip)
+        if musical:
+            _wrapped(col, musical, icon="SOUND")
+        for warning in str(strip.get(strip_records.PROP_WARNINGS, "")).splitlines():
+            _wrapped(col, warning, icon="ERROR")
         layout.operator("acestep.use_candidate", icon="CHECKMARK")
         row = layout.row(align=True)
         row.prop(_settings(context), "variation", text="")

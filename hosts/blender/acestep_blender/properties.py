@@ -15,7 +15,8 @@ from bpy.props import (
 )
 
 from acestep_core import keywords
-from acestep_core.request import MAX_BPM, MAX_CANDIDATES, MAX_DURATION_S, MAX_SEED, MIN_BPM, MIN_DURATION_S, NOTE_NAMES
+from acestep_core.request import (MAX_BPM, MAX_CANDIDATES, MAX_DURATION_S, MAX_LOUDNESS_LUFS, MAX_SEED, MIN_BPM,
+                                  MIN_DURATION_S, MIN_LOUDNESS_LUFS, NOTE_NAMES)
 
 # Enum item lists must outlive the properties that use them (Blender keeps pointers).
 NONE = "NONE"  # an empty identifier would make the item a menu separator
@@ -54,6 +55,7 @@ LOUDNESS_ITEMS = [
     (NONE, "As Generated", "Leave the loudness as the model made it"),
     ("console", "Console (-23 LUFS)", "EBU R128, what console platforms expect"),
     ("mobile", "Mobile (-16 LUFS)", "What mobile stores and streaming expect"),
+    ("TARGET", "Target LUFS", "A loudness target of your own, in LUFS"),
 ]
 LEVEL_ITEMS = [("INFO", "Info", ""), ("WARNING", "Warning", ""), ("ERROR", "Error", "")]
 WORKER_STATE_ITEMS = [
@@ -108,6 +110,8 @@ class AceStepSceneSettings(bpy.types.PropertyGroup):
     loop_bars: IntProperty(name="Bars", default=0, min=0, max=256,
                            description="Bars in the loop; 0 fits the whole bars nearest the length")
     loudness: EnumProperty(name="Loudness", items=LOUDNESS_ITEMS, default=NONE)
+    loudness_lufs: FloatProperty(name="LUFS", default=-14.0, min=MIN_LOUDNESS_LUFS, max=MAX_LOUDNESS_LUFS,
+                                 description="Integrated loudness to aim for (the true peak stays under -1 dBTP)")
     set_intensities: IntProperty(name="Intensities", default=3, min=1, max=8,
                                  description="Matched loops from sparse to full, stacked above the base")
     set_bars: IntProperty(name="Bars", default=16, min=0, max=256,

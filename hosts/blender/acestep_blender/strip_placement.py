@@ -196,6 +196,9 @@ def _summary(task, strips, placements) -> str:
         first = strips[0]
         start, end = compat.strip_span(first)
         text = f"'{first.name}' at frame {start}, {end - start} frames, on {where}"
+        musical = strip_records.tempo_and_key(first, measured=False)
+        if musical:
+            text += f" ({musical})"
         if len(strips) > 1:
             text += f" ({len(strips)} takes, {muted} muted: pick one with Use This Take)"
     # The strip keeps the asked length (silence after the file ends): say so if the worker sent less.

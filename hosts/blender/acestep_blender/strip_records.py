@@ -18,12 +18,17 @@ PROP_CANDIDATE = "acestep_candidate"
 PROP_REQUEST = "acestep_request"  # the request as JSON, to regenerate faithfully
 PROP_SECTION = "acestep_section"
 PROP_LOOP = "acestep_loop"  # the output's loop record as JSON (loop_start, loop_end_exclusive, bars, bpm...)
+PROP_BPM = "acestep_bpm"  # the tempo the cue was made at (asked, the model's, or measured)
+PROP_BPM_MEASURED = "acestep_bpm_measured"  # what analysis of the audio found
+PROP_KEY = "acestep_key"
+PROP_KEY_MEASURED = "acestep_key_measured"
+PROP_WARNINGS = "acestep_warnings"  # the worker's warnings about this file, one per line
 PROP_ROLE = "acestep_role"  # a set's "base", "intensity" or "stinger"
 PROP_LEVEL = "acestep_level"
 
 
 def record_output(strip, job, output) -> None:
-    """What every generated strip keeps: job, seed, prompt, model and loop."""
+    """What every generated strip keeps: job, seed, prompt, model, loop, tempo and key."""
     metadata = output.metadata or {}
     strip[PROP_JOB] = job.job_id
     strip[PROP_SEED] = str(output.seed)
@@ -32,3 +37,42 @@ def record_output(strip, job, output) -> None:
     record = loop_options.loop_record(output)
     if record is not None:
         strip[PROP_LOOP] = json.dumps(record, sort_keys=True)
+    tempo, key = metadata.get("tempo") or {}, metadata.get("key") or {}
+    for prop, value in ((PROP_BPM, _number(tempo.get("used"))), (PROP_BPM_MEASURED, _number(tempo.get("measured"))),
+                        (PROP_KEY, _text(key.get("used"))), (PROP_KEY_MEASURED, _text(key.get("measured")))):
+        if value is not None:
+            strip[prop] = value
+    warnings = output_warnings(output)
+    if warnings:
+        strip[PROP_WARNINGS] = "\n".join(warnings)
+
+
+def output_warnings(output) -> list[str]:
+    """The worker's sentences about what it could not do for this file (a missed loudness target)."""
+    found = (output.metadata or {}).get("warnings") if output is not None else None
+    return [str(w) for w in found if str(w).strip()] if isinstance(found, list) else []
+
+
+def tempo_and_key(strip, measured: bool = True) -> str:
+    """'75 BPM (measured 75.3), D major (measured D major)' ('75 BPM, D major' without
+    `measured`), or '' when the strip records neither."""
+    parts = []
+    for used_prop, measured_prop, unit in ((PROP_BPM, PROP_BPM_MEASURED, " BPM"), (PROP_KEY, PROP_KEY_MEASURED, "")):
+        used, found = strip.get(used_prop), strip.get(measured_prop)
+        if used is not None:
+            parts.append(f"{_shown(used)}{unit}" + (f" (measured {_shown(found)})" if measured and found is not None else ""))
+        elif measured and found is not None:
+            parts.append(f"measured {_shown(found)}{unit}")
+    return ", ".join(parts)
+
+
+def _shown(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _number(value) -> float | None:
+    return round(float(value), 2) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _text(value) -> str | None:
+    return str(value) if isinstance(value, str) and value.strip() else None
