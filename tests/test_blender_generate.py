@@ -176,3 +176,35 @@ def test_bad_input_is_refused_before_anything_is_sent(addon, worker):
         scene.acestep.duration_source = "SECONDS"
     assert len(worker.jobs(limit=100)) == jobs_before
     assert strips_of(scene) == []
+
+
+def test_files_already_in_the_audio_folder_are_never_overwritten(addon, worker, tmp_path):
+    """A taken name gets the next number, audio and sidecar alike (x.wav.json): the same
+    prompt twice, and files that were there before, all stay."""
+    project = tmp_path / "project"
+    audio = project / "acestep_audio"
+    audio.mkdir(parents=True)
+    bpy.ops.wm.save_as_mainfile(filepath=str(project / "cutscene.blend"))
+    scene = bpy.context.scene
+    _settings(scene, duration=4.0)
+    assert bpy.ops.acestep.generate() == {"FINISHED"}
+    tick_until_idle(addon)
+    [first] = [s for s in strips_of(scene) if s.type == "SOUND"]
+    worker_name = Path(worker.status(first["acestep_job"]).outputs[0].path).name
+    stem = Path(worker_name).stem
+    first_path = Path(bpy.path.abspath(first.sound.filepath))
+    assert first_path == audio / worker_name and (audio / f"{worker_name}.json").is_file()
+
+    # Someone's own file under the next number: its audio is free, its sidecar is not.
+    (audio / f"{stem}_2.wav.json").write_text("mine")
+    before = {p.name: p.read_bytes() for p in audio.iterdir()}
+    for candidates in (1, 2, 2):
+        scene.acestep.candidates = candidates
+        assert bpy.ops.acestep.generate() == {"FINISHED"}
+        tick_until_idle(addon)
+    assert {p.name: p.read_bytes() for p in audio.iterdir() if p.name in before} == before
+    new_audio = [f"{stem}_3.wav", f"{stem}-1.wav", f"{stem}-2.wav", f"{stem}_2-1.wav", f"{stem}_2-2.wav"]
+    assert sorted(p.name for p in audio.iterdir() if p.name not in before) \
+        == sorted(new_audio + [f"{name}.json" for name in new_audio])
+    placed = {Path(bpy.path.abspath(s.sound.filepath)).name for s in strips_of(scene) if s.type == "SOUND"}
+    assert placed == {worker_name, *new_audio}

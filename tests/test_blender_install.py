@@ -41,9 +41,9 @@ def test_zip_holds_the_addon_and_its_own_copy_of_the_core(extension_zip):
     assert extension_zip.name == "acestep_blender-0.1.0.zip"
     names = set(zipfile.ZipFile(extension_zip).namelist())
     assert {"blender_manifest.toml", "__init__.py", "panel.py", "operators.py", "preferences.py",
-            "job_tracking.py", "strip_placement.py"} <= names
+            "job_tracking.py", "strip_placement.py", "strip_records.py"} <= names
     for module in ("__init__", "client", "timeline", "keywords", "request", "jobs", "errors", "progress",
-                   "worker/discovery", "worker/__main__"):
+                   "output_names", "worker/discovery", "worker/__main__"):
         assert f"_vendor/acestep_core/{module}.py" in names
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
     assert not (REPO_ROOT / "hosts" / "blender" / "acestep_blender" / "_vendor").exists(), \
@@ -65,7 +65,8 @@ def test_core_modules_blender_imports_are_standard_library_only():
     check_host_imports()
     closure = host_import_closure()
     assert {"acestep_core.client", "acestep_core.timeline", "acestep_core.keywords", "acestep_core.request",
-            "acestep_core.jobs", "acestep_core.errors", "acestep_core.worker.discovery"} <= set(closure)
+            "acestep_core.jobs", "acestep_core.errors", "acestep_core.output_names",
+            "acestep_core.worker.discovery"} <= set(closure)
     assert not any(m.startswith(("acestep_core.backends", "acestep_core.audio", "acestep_core.generation"))
                    for m in closure)
 

@@ -2,7 +2,8 @@
 
 The default folder is `//acestep_audio/` beside the .blend, so the project moves with
 its audio and strips point at it by relative path. An unsaved .blend has no "beside":
-its audio goes to a temporary folder and the user is told so. No bpy here: `bring_in`
+its audio goes to a temporary folder and the user is told so. Files there are never
+overwritten (acestep_core.output_names numbers a taken name). No bpy here: `bring_in`
 runs on the task runner's thread.
 """
 
@@ -14,6 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from acestep_core import output_names
 from acestep_core.errors import OutputNotWritable
 from acestep_core.jobs import JobStatus
 
@@ -37,26 +39,34 @@ def resolve_output_folder(setting: str, blend_filepath: str) -> tuple[Path, str]
 
 def bring_in(client, status: JobStatus, folder: Path, remote: bool = False) -> list[Path]:
     """Copy (same machine) or download (a worker on another machine, whose paths mean
-    nothing here) every output of a done job into `folder`, candidate order kept;
-    returns the local paths."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputNotWritable(
-            f"cannot create the audio folder {folder}: {exc.strerror}; choose another Audio Folder "
-            "in the add-on preferences") from None
-    local: list[Path] = []
-    for output in sorted(status.outputs, key=lambda o: o.index):
+    nothing here) every output of a done job into `folder`, candidate order kept, each
+    with its sidecar (`x.wav.json`); returns the local paths. Nothing there is
+    overwritten: a taken name gets the next number (`boss_2.wav`)."""
+    _make_folder(folder)
+    outputs = sorted(status.outputs, key=lambda o: o.index)
+    if not outputs:
+        return []
+    audio_format = output_names.audio_extension(outputs[0].path) or "wav"
+    targets = output_names.first_free_paths(folder / f"{_job_stem(outputs)}.{audio_format}", audio_format,
+                                            len(outputs))
+    for output, target in zip(outputs, targets):
         source = Path(output.path)
-        target = _free_name(folder / _local_name(source.name, status.id))
         if not remote and source.is_file():
             _copy(source, target)
             if output.sidecar_path and Path(output.sidecar_path).is_file():
-                _copy(Path(output.sidecar_path), target.with_suffix(".json"))
+                _copy(Path(output.sidecar_path), output_names.sidecar_path(target))
         else:
             client.download(status.id, output.index, target)
-        local.append(target)
-    return local
+    return targets
+
+
+def _job_stem(outputs) -> str:
+    """The worker's name for the job's files, without the candidate number
+    ('calm-exploration' of calm-exploration-1.wav, calm-exploration-2.wav)."""
+    stem = output_names.file_stem(Path(outputs[0].path).name)
+    if len(outputs) > 1 and stem.endswith("-1"):
+        stem = stem[:-2]
+    return stem or "cue"
 
 
 def bring_in_set(client, status: JobStatus, folder: Path, remote: bool = False) -> tuple[list[Path], list[Path]]:
@@ -68,12 +78,7 @@ def bring_in_set(client, status: JobStatus, folder: Path, remote: bool = False) 
     stem = first[: -len("-base")] if first.endswith("-base") else first
     short_id = re.sub(r"[^A-Za-z0-9]", "", status.id)[:8]
     target_folder = _free_name(folder / f"{stem}-set-{short_id}")
-    try:
-        target_folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputNotWritable(
-            f"cannot create the audio folder {target_folder}: {exc.strerror}; choose another Audio Folder "
-            "in the add-on preferences") from None
+    _make_folder(target_folder)
 
     def fetch(index: int, source: Path) -> Path:
         target = target_folder / source.name
@@ -87,9 +92,19 @@ def bring_in_set(client, status: JobStatus, folder: Path, remote: bool = False) 
     for output in outputs:
         audio.append(fetch(output.index, Path(output.path)))
         if not remote and output.sidecar_path and Path(output.sidecar_path).is_file():
-            _copy(Path(output.sidecar_path), audio[-1].with_suffix(".json"))
+            # Under the worker's own name: the set's manifest names each sidecar.
+            _copy(Path(output.sidecar_path), target_folder / Path(output.sidecar_path).name)
     artifacts = [fetch(a.index, Path(a.path)) for a in sorted(status.artifacts, key=lambda a: a.index)]
     return audio, artifacts
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputNotWritable(
+            f"cannot create the audio folder {folder}: {exc.strerror}; choose another Audio Folder "
+            "in the add-on preferences") from None
 
 
 def _copy(source: Path, target: Path) -> None:
@@ -100,17 +115,8 @@ def _copy(source: Path, target: Path) -> None:
             f"cannot write {target}: {exc.strerror}; free some space or choose another Audio Folder") from None
 
 
-def _local_name(worker_name: str, job_id: str) -> str:
-    """'calm-exploration-1.wav' of job 4ca09ebf... -> 'calm-exploration-1-4ca09ebf.wav':
-    the same prompt twice must not overwrite the first take."""
-    stem, dot, suffix = worker_name.rpartition(".")
-    if not dot:
-        stem, suffix = worker_name, "wav"
-    short_id = re.sub(r"[^A-Za-z0-9]", "", job_id)[:8]
-    return f"{stem}-{short_id}.{suffix}"
-
-
 def _free_name(path: Path) -> Path:
+    """A folder name nothing occupies yet: path, path-2, path-3..."""
     candidate, n = path, 2
     while candidate.exists():
         candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
