@@ -1,15 +1,18 @@
 """Finishing steps and the atomic writer against real soundfile/soxr."""
 
 import os
+import time
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+from acestep_core.audio import loudness
 from acestep_core.audio.finishing import (
     apply_peak_ceiling, finish_candidate, fit_length, frames_from_channels_first, replace_non_finite, resample,
 )
 from acestep_core.audio.writer import write_audio_atomic, write_json_atomic
+from acestep_core.errors import GenerationCancelled
 
 
 def tone(seconds=1.0, rate=48000, freq=440.0, amplitude=0.5):
@@ -86,3 +89,55 @@ def test_written_files_follow_the_umask_not_private_temp_permissions(tmp_path):
     os.umask(mask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~mask
     assert (tmp_path / "cue.json").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+# -- cancelling long steps -------------------------------------------------------------------
+
+
+class CancelLater:
+    """is_cancelled that turns true `after` seconds into the step and records when it did."""
+
+    def __init__(self, after: float):
+        self.after, self.started, self.turned, self.asked = after, time.perf_counter(), None, 0
+
+    def __call__(self) -> bool:
+        self.asked += 1
+        if self.turned is None and time.perf_counter() - self.started >= self.after:
+            self.turned = time.perf_counter()
+        return self.turned is not None
+
+
+def _long_noise(seconds: float, rate: int) -> np.ndarray:
+    rng = np.random.default_rng(5)
+    return (0.3 * rng.standard_normal((2, int(seconds * rate)))).astype(np.float32)
+
+
+LONG_STEPS = {
+    "finish_candidate": lambda audio, cancel: finish_candidate(audio, 48000, 44100, 120.0, is_cancelled=cancel),
+    "resample": lambda audio, cancel: resample(audio.T, 48000, 44100, is_cancelled=cancel),
+    "finish_loudness": lambda audio, cancel: loudness.finish_loudness(audio.T, 48000, -9.0, -1.0, is_cancelled=cancel),
+    "finish_loudness, loop": lambda audio, cancel: loudness.finish_loudness(audio.T, 48000, None, -1.0, circular=True,
+                                                                             is_cancelled=cancel),
+    "remove_subsonic": lambda audio, cancel: loudness.remove_subsonic(audio.T, 48000, is_cancelled=cancel),
+    "block_powers": lambda audio, cancel: loudness.block_powers(audio.T, 48000, is_cancelled=cancel),
+    "true_peak_envelope": lambda audio, cancel: loudness.true_peak_envelope(audio.T, is_cancelled=cancel),
+    "limit_true_peak": lambda audio, cancel: loudness.limit_true_peak(audio.T * 8, 48000, -1.0, is_cancelled=cancel),
+}
+
+
+@pytest.mark.parametrize("step", LONG_STEPS)
+def test_long_audio_steps_stop_within_a_fraction_of_a_second_of_a_cancel(step):
+    audio = _long_noise(120.0, 48000)
+    cancel = CancelLater(0.05)
+    with pytest.raises(GenerationCancelled):
+        LONG_STEPS[step](audio, cancel)
+    assert cancel.turned is not None
+    assert time.perf_counter() - cancel.turned < 0.5
+    assert cancel.asked > 1  # asked as it went, not only once before starting
+
+
+def test_a_step_that_is_never_cancelled_gives_the_same_audio_as_without_the_check():
+    audio = _long_noise(3.0, 48000)
+    plain = finish_candidate(audio, 48000, 44100, 3.0)
+    checked = finish_candidate(audio, 48000, 44100, 3.0, is_cancelled=lambda: False)
+    assert np.array_equal(plain, checked)

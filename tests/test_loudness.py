@@ -139,3 +139,53 @@ def test_tiny_checkpoint_cues_land_on_the_target(tiny_checkpoint: Path, tmp_path
         lufs, peak, _ = measured(Path(cue.path))
         assert abs(lufs - target) <= 0.5, loudness
         assert peak <= -1.0, loudness
+
+
+# -- the filters, without scipy.signal --------------------------------------------------------
+
+
+@pytest.mark.parametrize("rate", [22050, 44100, 48000, 96000])
+def test_filter_coefficients_are_the_libraries_own(rate: int):
+    import scipy.signal
+
+    from acestep_core.audio import filters
+
+    stages = pyloudnorm.Meter(rate)._filters.values()
+    assert np.array_equal(filters.k_weighting_sos(rate),
+                          [np.concatenate([stage.passband_gain * stage.b, stage.a]) for stage in stages])
+    high_pass = scipy.signal.butter(2, 15.0, btype="highpass", fs=rate, output="sos")
+    assert np.allclose(filters.butter_highpass_sos(15.0, rate), high_pass, rtol=1e-12, atol=0)
+    for sos in (high_pass, filters.k_weighting_sos(rate)):
+        assert np.allclose(filters.sosfilt_zi(sos), scipy.signal.sosfilt_zi(sos), rtol=1e-9, atol=0)
+
+
+@pytest.mark.parametrize("public", [False, True], ids=["scipy's kernel", "scipy.signal.sosfilt"])
+def test_streamed_filter_equals_one_sosfilt_call(public: bool, monkeypatch):
+    import scipy.signal
+
+    from acestep_core.audio import filters
+
+    if public:
+        monkeypatch.setenv("ACESTEP_DCC_PUBLIC_SOSFILT", "1")
+    filters._sosfilt_kernel.cache_clear()
+    try:
+        assert (filters._sosfilt_kernel() is None) == public
+        signal = np.random.default_rng(2).standard_normal((2, 50000))
+        sos = filters.k_weighting_sos(44100)
+        start = np.random.default_rng(3).standard_normal((2, 2, 2))
+        expected, _ = scipy.signal.sosfilt(sos, signal, axis=-1, zi=np.moveaxis(start, 1, 0))
+        stream = filters.SosStream(sos, 2, start)
+        pieces = [stream.filter(np.ascontiguousarray(signal[:, a : a + 7777])) for a in range(0, 50000, 7777)]
+        assert np.array_equal(np.concatenate(pieces, axis=1), expected)
+    finally:
+        filters._sosfilt_kernel.cache_clear()
+
+
+def test_finishing_in_place_changes_the_given_array_and_nothing_else():
+    rng = np.random.default_rng(4)
+    audio = (0.1 * rng.standard_normal((3 * 44100, 2))).astype(np.float32)
+    kept = audio.copy()
+    copied, report = finish_loudness(audio, 44100, -16.0, -1.0)
+    assert np.array_equal(audio, kept)  # the default leaves its input alone
+    same, report_in_place = finish_loudness(audio, 44100, -16.0, -1.0, in_place=True)
+    assert same is audio and np.array_equal(same, copied) and report_in_place == report

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from functools import lru_cache
 
 import numpy as np
-import pyloudnorm
 import soxr
-from scipy.ndimage import minimum_filter1d, uniform_filter1d
-from scipy.signal import butter, sosfilt, sosfilt_zi
+
+from acestep_core.audio.filters import SosStream, butter_highpass_sos, k_weighting_sos, sosfilt_zi
+from acestep_core.errors import GenerationCancelled
+from acestep_core.progress import CancelCheck, never_cancelled
 
 OVERSAMPLING = 4
 # Oversampling is soxr's very-high-quality resampler. Measured against ideal (FFT) 4x
@@ -56,6 +56,12 @@ _MIN_MEASURE_S = _BLOCK_S
 _OVERSAMPLING_BLOCK = 16384
 # Context on either side so the resampler's filter sees the audio (or silence) around it.
 _OVERSAMPLING_CONTEXT = 1024
+# Ask is_cancelled every this many oversampling blocks (about a second of audio).
+_CANCEL_CHECK_BLOCKS = 4
+# Loudness passes run this many 100 ms steps at a time (1.6 s: a 1.1 MiB float64 stereo chunk).
+_CHUNK_STEPS = 16
+# The limiter works out its gain this many frames at a time.
+_LIMITER_CHUNK = 1 << 16
 
 
 @dataclass
@@ -93,35 +99,64 @@ def integrated_loudness(frames: np.ndarray, sample_rate: int) -> float:
     return gated_loudness(block_powers(frames, sample_rate))
 
 
-def block_powers(frames: np.ndarray, sample_rate: int) -> np.ndarray:
+def block_powers(frames: np.ndarray, sample_rate: int, *, is_cancelled: CancelCheck = never_cancelled) -> np.ndarray:
     """K-weighted mean square of every gating block, (channels, blocks).
 
     pyloudnorm's meter (its own K-weighting stages, block bounds and gates) without its
-    per-block Python loop. A plain gain g scales these by g**2 exactly, so a caller that
-    only changes the gain need not filter again.
+    per-block Python loop, chunk by chunk. A plain gain g scales these by g**2 exactly, so
+    a caller that only changes the gain need not filter again.
     """
-    data = np.asarray(frames, dtype=np.float64)
+    data = np.asarray(frames)
     data = data[:, None] if data.ndim == 1 else data
     if data.shape[0] == 0:
         return np.zeros((data.shape[1], 0))
-    minimum = int(math.ceil(_MIN_MEASURE_S * sample_rate)) + 1
+    minimum = _minimum_measured_frames(sample_rate)
     if data.shape[0] < minimum:
         data = np.tile(data, (int(math.ceil(minimum / data.shape[0])), 1))
-    return _channel_block_powers(np.ascontiguousarray(data.T), sample_rate)
+    return _filtered_pass(data, sample_rate, None, measure=True, is_cancelled=is_cancelled)
 
 
-def _channel_block_powers(channels: np.ndarray, sample_rate: int) -> np.ndarray:
-    """block_powers of (channels, frames) float64 audio at least one block long."""
-    power = sosfilt(_k_weighting(sample_rate), channels, axis=-1)
-    np.square(power, out=power)
-    count = power.shape[1]
+def _minimum_measured_frames(sample_rate: int) -> int:
+    return int(math.ceil(_MIN_MEASURE_S * sample_rate)) + 1
+
+
+def _filtered_pass(data: np.ndarray, sample_rate: int, high_pass: SosStream | None, *, measure: bool,
+                   write_back: bool = False, is_cancelled: CancelCheck = never_cancelled) -> np.ndarray | None:
+    """One pass over (frames, channels) audio in chunks of whole 100 ms loudness steps: run
+    `high_pass` (writing the result back into `data` when write_back), then, when `measure`,
+    the K-weighting; returns the block powers (None without `measure`).
+
+    Each chunk is converted to float64 channels-first once and filtered in place, so the
+    pass holds about a megabyte however long the audio, and its powers are the same
+    numbers one call over the whole audio gives (the filters carry their state across).
+    """
+    count, channels = data.shape
+    blocks = int(np.round((count / sample_rate - _BLOCK_S) / (_BLOCK_S * _BLOCK_STEP))) + 1
     # The same float expressions as pyloudnorm, so every block has the same bounds; block
     # j runs from edge j to edge j + 4 (a block is four steps), cut at the end.
-    blocks = int(np.round((count / sample_rate - _BLOCK_S) / (_BLOCK_S * _BLOCK_STEP))) + 1
-    edges = (_BLOCK_S * (np.arange(blocks + 4) * _BLOCK_STEP) * sample_rate).astype(np.int64)
-    edges = edges[edges < count]
-    steps = np.zeros((power.shape[0], blocks + 4))
-    steps[:, : edges.size] = np.add.reduceat(power, edges, axis=1)
+    edges = (_BLOCK_S * (np.arange(max(blocks, 0) + 4) * _BLOCK_STEP) * sample_rate).astype(np.int64)
+    if measure:
+        edges = edges[edges < count]
+    else:  # no blocks to measure: chunks of the same size from frame 0
+        edges = np.arange(0, count, max(1, int(_BLOCK_S * _BLOCK_STEP * sample_rate)))
+    steps = np.zeros((channels, max(blocks, 0) + 4)) if measure else None
+    weighting = SosStream(k_weighting_sos(sample_rate), channels) if measure else None
+    for first in range(0, edges.size, _CHUNK_STEPS):
+        _raise_if_cancelled(is_cancelled)
+        local = edges[first : first + _CHUNK_STEPS]
+        start = int(local[0])
+        stop = int(edges[first + _CHUNK_STEPS]) if first + _CHUNK_STEPS < edges.size else count
+        chunk = np.array(data[start:stop].T, dtype=np.float64, order="C")
+        if high_pass is not None:
+            high_pass.filter(chunk)
+            if write_back:
+                data[start:stop] = chunk.T
+        if weighting is not None:
+            weighting.filter(chunk)
+            np.square(chunk, out=chunk)
+            steps[:, first : first + local.size] = np.add.reduceat(chunk, local - start, axis=1)
+    if steps is None:
+        return None
     sums = steps[:, :blocks] + steps[:, 1 : blocks + 1] + steps[:, 2 : blocks + 2] + steps[:, 3 : blocks + 3]
     return sums / (_BLOCK_S * sample_rate)
 
@@ -142,14 +177,8 @@ def gated_loudness(powers: np.ndarray) -> float:
     return value if math.isfinite(value) else -math.inf
 
 
-@lru_cache(maxsize=8)
-def _k_weighting(sample_rate: int) -> np.ndarray:
-    """pyloudnorm's K-weighting stages (shelf, high-pass) as second-order sections."""
-    stages = pyloudnorm.Meter(sample_rate)._filters.values()
-    return np.array([np.concatenate([stage.passband_gain * stage.b, stage.a]) for stage in stages])
-
-
-def true_peak_envelope(frames: np.ndarray, circular: bool = False, oversampling: int = OVERSAMPLING) -> np.ndarray:
+def true_peak_envelope(frames: np.ndarray, circular: bool = False, oversampling: int = OVERSAMPLING, *,
+                       is_cancelled: CancelCheck = never_cancelled) -> np.ndarray:
     """Per frame, the largest magnitude of the audio oversampled `oversampling` times from that frame to the next, over channels."""
     # float32 keeps ~1e-7 relative precision, far inside the ceiling margin, at half the cost.
     data = np.ascontiguousarray(frames, dtype=np.float32)
@@ -157,14 +186,26 @@ def true_peak_envelope(frames: np.ndarray, circular: bool = False, oversampling:
     if count == 0:
         return np.zeros(0)
     envelope = np.zeros(count, dtype=np.float32)  # zero where soxr would ever round the output short
-    for first, rows in _oversampled_frames(data, circular, oversampling):
-        envelope[first : first + rows.shape[0] // oversampling] = _largest_per_frame(rows, oversampling)
+    for first, rows in _oversampled_frames(data, circular, oversampling, is_cancelled):
+        _largest_per_frame(rows, oversampling, out=envelope[first : first + rows.shape[0] // oversampling])
     # The sample itself always counts, whatever the filter's ripple says.
-    return np.maximum(envelope, _largest_per_frame(data, 1))
+    for start in range(0, count, _OVERSAMPLING_BLOCK):
+        part = envelope[start : start + _OVERSAMPLING_BLOCK]
+        np.maximum(part, _largest_per_frame(data[start : start + _OVERSAMPLING_BLOCK], 1), out=part)
+    return envelope
 
 
-def _oversampled_frames(data: np.ndarray, circular: bool, oversampling: int = OVERSAMPLING):
-    """Yield (first frame, its 4x oversampled rows), a whole number of frames at a time.
+def _true_peak(data: np.ndarray, circular: bool, is_cancelled: CancelCheck) -> float:
+    """The largest value of true_peak_envelope (linear), without keeping the envelope."""
+    largest = _sample_peak(data)
+    for _, rows in _oversampled_frames(data, circular, OVERSAMPLING, is_cancelled):
+        largest = max(largest, _sample_peak(rows))
+    return largest
+
+
+def _oversampled_frames(data: np.ndarray, circular: bool, oversampling: int = OVERSAMPLING,
+                        is_cancelled: CancelCheck = never_cancelled):
+    """Yield (first frame, its oversampled rows), a whole number of frames at a time.
 
     The same output as one soxr.resample call on the padded audio (a stream is exact),
     block by block.
@@ -180,6 +221,8 @@ def _oversampled_frames(data: np.ndarray, circular: bool, oversampling: int = OV
     skip, first = pad * oversampling, 0
     carry = np.zeros((0, channels), np.float32)
     for index, block in enumerate(blocks):
+        if index % _CANCEL_CHECK_BLOCKS == 0:
+            _raise_if_cancelled(is_cancelled)
         rows = stream.resample_chunk(block, last=index == len(blocks) - 1)
         dropped = min(skip, rows.shape[0])
         skip -= dropped
@@ -191,107 +234,151 @@ def _oversampled_frames(data: np.ndarray, circular: bool, oversampling: int = OV
         carry = rows[whole * oversampling :]
 
 
-def _largest_per_frame(rows: np.ndarray, oversampling: int = OVERSAMPLING) -> np.ndarray:
+def _largest_per_frame(rows: np.ndarray, oversampling: int = OVERSAMPLING, out: np.ndarray | None = None) -> np.ndarray:
     """Largest magnitude of each group of `oversampling` rows, over channels."""
     grouped = np.abs(rows).reshape(rows.shape[0] // oversampling, -1)
     # Column by column: numpy reduces a short last axis ten times slower.
-    largest = grouped[:, 0].copy()
+    if out is None:
+        largest = grouped[:, 0].copy()
+    else:
+        largest = out
+        largest[...] = grouped[:, 0]
     for column in range(1, grouped.shape[1]):
         np.maximum(largest, grouped[:, column], out=largest)
     return largest
 
 
-def true_peak_dbtp(frames: np.ndarray, circular: bool = False, oversampling: int = OVERSAMPLING) -> float:
+def _sample_peak(data: np.ndarray) -> float:
+    """max |data| without a full-size temporary."""
+    return max(float(data.max()), -float(data.min())) if data.size else 0.0
+
+
+def true_peak_dbtp(frames: np.ndarray, circular: bool = False, oversampling: int = OVERSAMPLING, *,
+                   is_cancelled: CancelCheck = never_cancelled) -> float:
     """True peak in dBTP; -inf for silence. The limiter holds peaks on the 4x grid, so its
     output peaks a little between those points: files as written are measured at 8x."""
-    envelope = true_peak_envelope(frames, circular, oversampling)
-    return gain_to_db(float(envelope.max())) if envelope.size else -math.inf
+    data = np.ascontiguousarray(frames, dtype=np.float32)
+    if data.shape[0] == 0:
+        return -math.inf
+    if oversampling == OVERSAMPLING:
+        return gain_to_db(_true_peak(data, circular, is_cancelled))
+    envelope = true_peak_envelope(data, circular, oversampling, is_cancelled=is_cancelled)
+    return gain_to_db(float(envelope.max()))
 
 
 def sample_peak_dbfs(frames: np.ndarray) -> float:
-    return gain_to_db(float(np.max(np.abs(frames)))) if np.size(frames) else -math.inf
+    return gain_to_db(_sample_peak(np.asarray(frames))) if np.size(frames) else -math.inf
 
 
-def remove_subsonic(frames: np.ndarray, sample_rate: int, circular: bool = False) -> np.ndarray:
+def remove_subsonic(frames: np.ndarray, sample_rate: int, circular: bool = False, *,
+                    is_cancelled: CancelCheck = never_cancelled) -> np.ndarray:
     """A 2nd-order Butterworth high-pass at 15 Hz (-0.1 dB at 40 Hz), started in the steady
     state of the opening's mean (its DC), so an offset does not turn into a click at the
-    start; a loop is filtered as the cycle it is (its second pass through the filter is kept)."""
-    return _frames_of(_subsonic_removed(frames, sample_rate, circular))
+    start; a loop is filtered as the cycle it is (its second pass through the filter is kept).
+    Returns float32 (frames, channels), a new array."""
+    data = np.array(frames, dtype=np.float32, order="C")
+    data = data[:, None] if data.ndim == 1 else data
+    _remove_subsonic_in_place(data, sample_rate, circular, measure=False, is_cancelled=is_cancelled)
+    return data
 
 
-def _subsonic_removed(frames: np.ndarray, sample_rate: int, circular: bool) -> np.ndarray:
-    """remove_subsonic as float64 (channels, frames), the layout the K-weighting runs fastest on."""
-    data = np.asarray(frames)
-    if data.shape[0] == 0:
-        return np.zeros(data.shape[::-1])
-    sos = butter(2, SUBSONIC_CUTOFF_HZ, btype="highpass", fs=sample_rate, output="sos")
-    # sosfilt makes its own float64 channels-first copy to filter in; its result is handed
-    # back as a view of that copy, so no further copy is needed for the channels.
+def _remove_subsonic_in_place(data: np.ndarray, sample_rate: int, circular: bool, *, measure: bool,
+                              is_cancelled: CancelCheck) -> np.ndarray | None:
+    """remove_subsonic on float32 (frames, channels) `data` in place; with `measure`, also
+    returns block_powers of the filtered audio from the same pass."""
+    count, channels = data.shape
+    if count == 0:
+        return np.zeros((channels, 0)) if measure else None
+    sos = butter_highpass_sos(SUBSONIC_CUTOFF_HZ, sample_rate)
     if circular:
-        twice = np.concatenate([data, data], axis=0)
-        initial = sosfilt_zi(sos)[:, :, None] * twice[0].astype(np.float64)[None, None, :]
-        return sosfilt(sos, twice, axis=0, zi=initial)[0][data.shape[0]:].T
-    opening = data[: max(1, int(0.02 * sample_rate))].mean(axis=0, dtype=np.float64)
-    initial = sosfilt_zi(sos)[:, :, None] * opening[None, None, :]
-    return sosfilt(sos, data, axis=0, zi=initial)[0].T
-
-
-def _frames_of(channels: np.ndarray) -> np.ndarray:
-    """(channels, frames) -> contiguous float32 (frames, channels)."""
-    return np.ascontiguousarray(channels.T, dtype=np.float32)
+        # Once round the loop to settle the filter (output discarded), then the pass that is kept.
+        settle = SosStream(sos, channels, sosfilt_zi(sos)[None] * data[0].astype(np.float64)[:, None, None])
+        _filtered_pass(data, sample_rate, settle, measure=False, is_cancelled=is_cancelled)
+        stream = SosStream(sos, channels, settle.state)
+    else:
+        opening = data[: max(1, int(0.02 * sample_rate))].mean(axis=0, dtype=np.float64)
+        stream = SosStream(sos, channels, sosfilt_zi(sos)[None] * opening[:, None, None])
+    if not measure or count < _minimum_measured_frames(sample_rate):
+        _filtered_pass(data, sample_rate, stream, measure=False, write_back=True, is_cancelled=is_cancelled)
+        return block_powers(data, sample_rate, is_cancelled=is_cancelled) if measure else None
+    return _filtered_pass(data, sample_rate, stream, measure=True, write_back=True, is_cancelled=is_cancelled)
 
 
 def limit_true_peak(frames: np.ndarray, sample_rate: int, ceiling_dbtp: float, circular: bool = False,
-                    envelope: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+                    envelope: np.ndarray | None = None, *, in_place: bool = False,
+                    is_cancelled: CancelCheck = never_cancelled) -> tuple[np.ndarray, float]:
     """Bring true peaks down to the ceiling with a smooth look-ahead gain; returns (audio, max reduction dB).
 
     The gain is the running minimum of the gain each frame needs (held one window either
     side) smoothed by a moving average one window wide; an average of values that are
     each at most what a frame needs is at most what it needs, so no peak gets through.
     `envelope` is true_peak_envelope(frames, circular) when the caller has it already.
-    Audio already under the ceiling comes back as the same array.
+    Audio already under the ceiling comes back as the same array; otherwise the result is
+    float32, written over `frames` when in_place (frames must then be float32 and
+    contiguous). The gain is worked out a chunk at a time (with two windows of context on
+    either side), so no full-length float64 array is made.
     """
     ceiling = db_to_gain(ceiling_dbtp)
     if envelope is None:
-        envelope = true_peak_envelope(frames, circular)
+        envelope = true_peak_envelope(frames, circular, is_cancelled=is_cancelled)
     if envelope.size == 0 or envelope.max() <= ceiling:
         return frames, 0.0
-    needed = np.minimum(1.0, ceiling / np.maximum(envelope.astype(np.float64), 1e-12))
+    from scipy.ndimage import minimum_filter1d, uniform_filter1d  # only when there is something to limit
+
+    out = frames if in_place else np.array(frames, dtype=np.float32, order="C")
+    count = envelope.size
     window = max(1, int(round(LIMITER_WINDOW_S * sample_rate)))
-    mode = "wrap" if circular else "nearest"
-    held = minimum_filter1d(needed, size=2 * window + 1, mode=mode)
-    gain = uniform_filter1d(held, size=2 * window + 1, mode=mode)
-    gain = np.minimum(gain, held)  # float rounding in the average must not let a peak through
-    # In float32: its rounding (1e-7) is far inside the ceiling margin, and finish_loudness
-    # measures the limited audio again anyway.
-    limited = np.asarray(frames, dtype=np.float32) * gain.astype(np.float32)[:, None]
-    return limited, -gain_to_db(float(gain.min()))
+    size, reach = 2 * window + 1, 2 * window
+    lowest = 1.0
+    for start in range(0, count, _LIMITER_CHUNK):
+        _raise_if_cancelled(is_cancelled)
+        stop = min(count, start + _LIMITER_CHUNK)
+        around = np.arange(start - reach, stop + reach)
+        around = around % count if circular else np.clip(around, 0, count - 1)
+        seen = envelope[around].astype(np.float64)
+        if seen.max() <= ceiling:
+            continue  # every frame here and within reach needs no gain: the gain is exactly 1
+        needed = np.minimum(1.0, ceiling / np.maximum(seen, 1e-12))
+        held = minimum_filter1d(needed, size=size)  # the edges' mode is moot: only the middle is kept
+        if not circular:  # past either end the held gain goes on as it was at the end ("nearest")
+            held[: max(0, reach - start)] = held[max(0, reach - start)]
+            beyond = max(0, stop + reach - count)
+            if beyond:
+                held[-beyond:] = held[-beyond - 1]
+        gain = uniform_filter1d(held, size=size)
+        gain = np.minimum(gain, held)[reach : reach + stop - start]  # rounding in the average must not let a peak through
+        # In float32: its rounding (1e-7) is far inside the ceiling margin, and finish_loudness
+        # measures the limited audio again anyway.
+        out[start:stop] *= gain.astype(np.float32)[:, None]
+        lowest = min(lowest, float(gain.min()))
+    return out, -gain_to_db(lowest)
 
 
-@dataclass(frozen=True)
 class _Measured:
-    """Audio with the two measurements that cost: its true-peak envelope and its loudness
-    block powers. A plain gain scales both exactly (soxr and the K-weighting are linear),
-    so they are carried across gains and measured again only after the limiter."""
+    """Audio with the two measurements that cost: its true peak (and, when the limiter may
+    need it, the true-peak envelope) and its loudness block powers. A plain gain scales
+    them exactly (soxr and the K-weighting are linear), so they are carried across gains
+    and measured again only after the limiter. The audio is changed in place."""
 
-    frames: np.ndarray
-    envelope: np.ndarray
-    powers: np.ndarray
-
-    @classmethod
-    def of(cls, frames: np.ndarray, sample_rate: int, circular: bool,
-           channels: np.ndarray | None = None) -> _Measured:
-        """Measure `frames`; `channels` is the same audio as float64 (channels, frames) when at hand."""
-        if channels is None or frames.shape[0] < int(math.ceil(_MIN_MEASURE_S * sample_rate)) + 1:
-            powers = block_powers(frames, sample_rate)
+    def __init__(self, frames: np.ndarray, powers: np.ndarray, circular: bool, keep_envelope: bool,
+                 is_cancelled: CancelCheck):
+        self.frames, self.powers = frames, powers
+        if keep_envelope:
+            self.envelope = true_peak_envelope(frames, circular, is_cancelled=is_cancelled)
+            self.peak = float(self.envelope.max()) if self.envelope.size else 0.0
         else:
-            powers = _channel_block_powers(channels, sample_rate)
-        return cls(frames, true_peak_envelope(frames, circular), powers)
+            self.envelope = None
+            self.peak = _true_peak(frames, circular, is_cancelled) if frames.shape[0] else 0.0
 
-    def scaled(self, gain_db: float) -> _Measured:
+    def scale(self, gain_db: float) -> None:
         gain = db_to_gain(gain_db)
-        return _Measured((self.frames * gain).astype(np.float32), self.envelope * np.float32(gain),
-                         self.powers * gain**2)
+        self.frames *= np.float32(gain)
+        self.powers = self.powers * gain**2
+        if self.envelope is not None:
+            self.envelope *= np.float32(gain)
+            self.peak = float(self.envelope.max()) if self.envelope.size else 0.0
+        else:
+            self.peak = float(np.float32(self.peak) * np.float32(gain))
 
     @property
     def loudness(self) -> float:
@@ -299,21 +386,26 @@ class _Measured:
 
     @property
     def true_peak(self) -> float:
-        return gain_to_db(float(self.envelope.max())) if self.envelope.size else -math.inf
+        return gain_to_db(self.peak)
 
 
 def finish_loudness(frames: np.ndarray, sample_rate: int, target_lufs: float | None,
-                    ceiling_dbtp: float, circular: bool = False) -> tuple[np.ndarray, LoudnessReport]:
+                    ceiling_dbtp: float, circular: bool = False, *, in_place: bool = False,
+                    is_cancelled: CancelCheck = never_cancelled) -> tuple[np.ndarray, LoudnessReport]:
     """Set integrated loudness to `target_lufs` (None: leave it) under a true-peak ceiling.
 
     Subsonic content is removed first. With no target the audio is only turned down, as a
     whole, when its true peak is over the ceiling. `circular` treats the audio as a loop for
-    the filter, the peak measurement and the limiter.
+    the filter, the peak measurement and the limiter. Returns float32 (frames, channels):
+    `frames` itself, changed, when in_place and it is float32 and contiguous (what
+    generation does, so a long cue is never copied), else a new array. Every step runs in
+    chunks and checks is_cancelled between them (GenerationCancelled within a fraction of
+    a second).
     """
     effective_ceiling = ceiling_dbtp - CEILING_MARGIN_DB
-    channels = _subsonic_removed(frames, sample_rate, circular)
-    out = _Measured.of(_frames_of(channels), sample_rate, circular, channels)
-    del channels
+    data = _working_array(frames, in_place)
+    powers = _remove_subsonic_in_place(data, sample_rate, circular, measure=True, is_cancelled=is_cancelled)
+    out = _Measured(data, powers, circular, target_lufs is not None, is_cancelled)
     before = out.loudness
     gain_db = 0.0
     reduction_db = 0.0
@@ -324,15 +416,15 @@ def finish_loudness(frames: np.ndarray, sample_rate: int, target_lufs: float | N
         peak = out.true_peak
         if peak > effective_ceiling:
             gain_db = effective_ceiling - peak
-            out = out.scaled(gain_db)
+            out.scale(gain_db)
     else:
         gain_db = min(target_lufs - before, MAX_GAIN_DB)
         if gain_db < target_lufs - before:
             note = f"the audio is nearly silent; raised by the most allowed, {MAX_GAIN_DB:g} dB"
-        out = out.scaled(gain_db)
+        out.scale(gain_db)
         previous_miss = math.inf
         for _ in range(_MAX_PASSES):
-            out, reduced = _limited(out, sample_rate, effective_ceiling, circular)
+            out, reduced = _limited(out, sample_rate, effective_ceiling, circular, is_cancelled)
             reduction_db = max(reduction_db, reduced)
             measured = out.loudness
             miss = target_lufs - measured
@@ -345,13 +437,13 @@ def finish_loudness(frames: np.ndarray, sample_rate: int, target_lufs: float | N
             previous_miss = abs(miss)
             step = max(min(miss, MAX_GAIN_DB - gain_db), -MAX_GAIN_DB)
             gain_db += step
-            out = out.scaled(step)
-        out, reduced = _limited(out, sample_rate, effective_ceiling, circular)
+            out.scale(step)
+        out, reduced = _limited(out, sample_rate, effective_ceiling, circular, is_cancelled)
         reduction_db = max(reduction_db, reduced)
         # The limiter's last hundredths of a dB: a plain gain, so the ceiling holds exactly.
         peak = out.true_peak
         if peak > effective_ceiling:
-            out = out.scaled(effective_ceiling - peak)
+            out.scale(effective_ceiling - peak)
     report = LoudnessReport(
         target_lufs=target_lufs,
         ceiling_dbtp=ceiling_dbtp,
@@ -366,12 +458,29 @@ def finish_loudness(frames: np.ndarray, sample_rate: int, target_lufs: float | N
     return out.frames, report
 
 
-def _limited(audio: _Measured, sample_rate: int, ceiling_dbtp: float, circular: bool) -> tuple[_Measured, float]:
-    """limit_true_peak on measured audio; what the limiter changed is measured again."""
-    frames, reduced = limit_true_peak(audio.frames, sample_rate, ceiling_dbtp, circular, audio.envelope)
-    if frames is audio.frames:
+def _working_array(frames: np.ndarray, in_place: bool) -> np.ndarray:
+    """float32 C-contiguous (frames, channels): `frames` itself when in_place allows, else a copy."""
+    if in_place and isinstance(frames, np.ndarray) and frames.dtype == np.float32 and frames.flags.c_contiguous \
+            and frames.flags.writeable and frames.ndim == 2:
+        return frames
+    data = np.array(frames, dtype=np.float32, order="C")
+    return data[:, None] if data.ndim == 1 else data
+
+
+def _limited(audio: _Measured, sample_rate: int, ceiling_dbtp: float, circular: bool,
+             is_cancelled: CancelCheck) -> tuple[_Measured, float]:
+    """limit_true_peak on measured audio, in place; what the limiter changed is measured again."""
+    frames, reduced = limit_true_peak(audio.frames, sample_rate, ceiling_dbtp, circular, audio.envelope,
+                                      in_place=True, is_cancelled=is_cancelled)
+    if reduced == 0.0:
         return audio, reduced
-    return _Measured.of(frames, sample_rate, circular), reduced
+    return _Measured(frames, block_powers(frames, sample_rate, is_cancelled=is_cancelled), circular, True,
+                     is_cancelled), reduced
+
+
+def _raise_if_cancelled(is_cancelled: CancelCheck) -> None:
+    if is_cancelled():
+        raise GenerationCancelled()
 
 
 def _finite_or_none(value: float) -> float | None:
