@@ -28,6 +28,8 @@ SCRIPT_NAMES = {
     "score": "ACE-Step - Score regions.py",
     "intensity_set": "ACE-Step - Make intensity set.py",
     "cancel": "ACE-Step - Cancel.py",
+    "stop_worker": "ACE-Step - Stop worker.py",
+    "worker_settings": "ACE-Step - Worker settings.py",
 }
 if str(REPO / "hosts" / "reaper") not in sys.path:
     sys.path.insert(0, str(REPO / "hosts" / "reaper"))  # for the distant runs, made in this process
@@ -437,6 +439,143 @@ def test_a_worker_that_dies_mid_job_gives_a_message_and_leaves_nothing(reaper_in
     [box] = state["message_boxes"]
     assert box["message"].startswith("ACE-Step lost its worker") and "Run the action again" in box["message"]
     assert state["project"]["tracks"] == before["tracks"] and state["script_errors"] == []
+
+
+# -- the worker's lifetime: how REAPER starts it, Stop worker, Worker settings --------------------------
+
+
+def host_worker_home(tmp_path: Path, *extra: str) -> Path:
+    """An acestep-dcc home with no worker running whose config starts a sketch worker."""
+    home = tmp_path / "host-worker-home"
+    home.mkdir()
+    command = [sys.executable, "-m", "acestep_core.worker", "--backend", "sketch", *extra]
+    (home / "config.json").write_text(json.dumps({"worker_command": command}))
+    return home
+
+
+def stop_any_worker(home: Path) -> None:
+    from acestep_core.client import find_worker
+
+    client = find_worker(home / "state")
+    if client is not None:
+        client.shutdown()
+
+
+def exited(pid: int) -> bool:
+    """True once the process has ended. A worker the in-process REAPER started is this
+    process's child: reap it, or it would stay a zombie that looks alive."""
+    from acestep_core.worker.discovery import pid_alive
+
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:  # not our child, or reaped already
+        return not pid_alive(pid)
+    return done == pid
+
+
+def process_arguments(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="reads the worker's command line from /proc")
+def test_a_worker_reaper_starts_preloads_and_exits_when_idle(inside, tmp_path, monkeypatch):
+    """REAPER starts the worker with --preload and the idle times from its settings, and
+    the worker exits when REAPER has not talked to it for the idle-exit time."""
+    from acestep_core.worker.discovery import read_discovery
+
+    home = host_worker_home(tmp_path)
+    monkeypatch.setenv("ACESTEP_DCC_HOME", str(home))
+    try:
+        prepare(inside, tmp_path)
+        inside.reapy.set_ext_state("acestep-dcc", "idle_unload_minutes", "0.02", persist=True)  # 1.2 s
+        inside.reapy.set_ext_state("acestep-dcc", "idle_exit_minutes", "0.05", persist=True)  # 3 s
+        inside.answer_inputs([PROMPT, "2", "1"])
+        inside.run("generate")
+        wait(inside)
+        state = inside.snapshot()
+        assert state["message_boxes"] == [] and len(state["project"]["tracks"][1]["items"]) == 1
+        info = read_discovery(home / "state")
+        arguments = process_arguments(info.pid)
+        assert arguments[arguments.index("--preload"):] == ["--preload", "--idle-unload", "0.02", "--idle-exit", "0.05"]
+        # (the sketch backend has no model to unload: the worker tests check --idle-unload)
+        deadline = time.monotonic() + 30
+        while not exited(info.pid):
+            assert time.monotonic() < deadline, "the idle worker did not exit"
+            time.sleep(0.1)
+    finally:
+        stop_any_worker(home)
+
+
+def test_stop_worker_cancels_what_runs_and_stops_the_worker(reaper_inside, spawn_worker, tmp_path, monkeypatch):
+    running = spawn_worker()
+    monkeypatch.setenv("ACESTEP_DCC_HOME", str(running.home))
+    inside = InsideReaperSession(reaper_inside)
+    prepare(inside, tmp_path)
+    before = inside.snapshot()["project"]
+    inside.answer_inputs([PROMPT, "120", "4"])
+    inside.run("generate")
+    step_until(inside, lambda: any(json.loads(inside.snapshot()["ext_state"].get("acestep-dcc/runs", "{}")).values()))
+    inside.run("stop_worker")
+    running.process.wait(timeout=10)  # gone, and its model's memory with it
+    wait(inside)
+    state = inside.snapshot()
+    [box] = state["message_boxes"]
+    assert box["message"].startswith("ACE-Step's worker has stopped (1 generation cancelled)")
+    assert state["project"]["tracks"] == before["tracks"] and state["script_errors"] == []
+    assert "acestep-dcc/runs" not in state["ext_state"]
+
+
+def test_stop_worker_with_no_worker_says_so(inside, tmp_path, monkeypatch):
+    monkeypatch.setenv("ACESTEP_DCC_HOME", str(tmp_path / "empty-home"))
+    inside.run("stop_worker")
+    assert [b["message"] for b in inside.snapshot()["message_boxes"]] == [
+        "ACE-Step's worker is not running, so there is nothing to stop."]
+
+
+def test_worker_settings_are_checked_kept_in_reaper_and_used_to_start_the_worker(inside, tmp_path, monkeypatch):
+    home = host_worker_home(tmp_path)
+    monkeypatch.setenv("ACESTEP_DCC_HOME", str(home))
+    missing = str(tmp_path / "nowhere" / "bin" / "python")
+    inside.answer_inputs([missing, "soon", "-1"])
+    inside.answer_inputs(["", "2.5", "0"])  # empty: the installed Python; 0: never exit
+    inside.run("worker_settings")
+    state = inside.snapshot()
+    first, second = state["dialogs"]
+    assert first["title"] == "ACE-Step: Worker settings"
+    assert first["defaults"] == [sys.executable, "10", "30"]  # the configured Python; the defaults
+    assert second["defaults"] == [missing, "soon", "-1"]  # the dialog comes back as filled in
+    problems, saved = [b["message"] for b in state["message_boxes"]]
+    assert f"the Worker Python {missing} does not exist: set Worker Python ('ACE-Step: Worker settings') to " \
+           f"{sys.executable}" in problems
+    assert "Unload the model after must be a number of minutes, 0 or more (0: never), got 'soon'" in problems
+    assert "Stop the worker after must be a number of minutes, 0 or more (0: never), got '-1'" in problems
+    assert saved.startswith("Saved")
+    assert state["ext_state"]["acestep-dcc/idle_unload_minutes"] == "2.5"
+    assert state["ext_state"]["acestep-dcc/idle_exit_minutes"] == "0"
+    assert "acestep-dcc/worker_python" not in state["ext_state"]
+    ini = (Path(inside.app.resource_path) / "reaper-extstate.ini").read_text()
+    assert "idle_unload_minutes=2.5" in ini  # kept when REAPER restarts
+
+    from acestep_reaper import settings
+
+    assert settings.host_worker_command()[-3:] == ["--preload", "--idle-unload", "2.5"]  # no --idle-exit: never
+
+
+def test_a_worker_python_that_does_not_exist_is_told_to_set_worker_python(inside, tmp_path, monkeypatch):
+    home = host_worker_home(tmp_path)
+    monkeypatch.setenv("ACESTEP_DCC_HOME", str(home))
+    missing = str(tmp_path / "moved-venv" / "bin" / "python")
+    inside.reapy.set_ext_state("acestep-dcc", "worker_python", missing, persist=True)
+    prepare(inside, tmp_path, select=False)
+    before = inside.snapshot()["project"]
+    inside.answer_inputs([PROMPT, "2", "1"])
+    inside.run("generate")
+    wait(inside)
+    state = inside.snapshot()
+    assert [b["message"] for b in state["message_boxes"]] == [
+        f"ACE-Step's worker could not be started: the Worker Python {missing} does not exist: set Worker Python "
+        f"('ACE-Step: Worker settings') to {sys.executable}, the one 'acestep-dcc install reaper' set."]
+    assert state["project"]["tracks"] == before["tracks"]
 
 
 # -- Variations ----------------------------------------------------------------------------------------

@@ -21,6 +21,8 @@ ACTIONS = [
     "ACE-Step - Generate variations of selected item.py",
     "ACE-Step - Make intensity set.py",
     "ACE-Step - Score regions.py",
+    "ACE-Step - Stop worker.py",
+    "ACE-Step - Worker settings.py",
 ]
 REAPY_LINE = 'SCR 4 0 RSreapy0123 "Custom: activate_reapy_server.py" /opt/reapy/activate_reapy_server.py'
 

@@ -1,11 +1,13 @@
-"""The five REAPER actions. Each asks what it needs, starts a Generation and returns
-to REAPER at once; errors end in a message box that says what to do.
+"""The REAPER actions. The generating ones ask what they need, start a Generation and
+return to REAPER at once; errors end in a message box that says what to do.
 
     Generate at edit cursor      generate_at_edit_cursor()   (optionally a seamless loop)
     Generate variations          generate_variations()
     Score regions                score_regions()
     Make intensity set           make_intensity_set()
     Cancel                       cancel()
+    Stop worker                  stop_worker()               (frees the model's memory now)
+    Worker settings              worker_settings()           (Worker Python, idle unload and exit)
 
 `run_action(name)` is what the action scripts call.
 """
@@ -15,9 +17,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import time
 import traceback
 
 from acestep_core.client import MAX_SET_INTENSITIES, MAX_SET_STINGERS, find_worker
+from acestep_core.worker import discovery
 from acestep_core.errors import AceStepError, FieldProblem, InvalidRequest, WorkerError
 from acestep_core.keywords import compose_prompt
 from acestep_core.request import GenerationRequest, beats_per_bar
@@ -346,7 +350,11 @@ def cancel() -> int:
     if not runs:
         project.message("ACE-Step is not generating anything right now.")
         return 0
-    client = find_worker(timeout=generation.PROBE_TIMEOUT)
+    _cancel_runs(runs, find_worker(timeout=generation.PROBE_TIMEOUT))
+    return len(runs)
+
+
+def _cancel_runs(runs: dict[str, list[str]], client) -> None:
     for job_ids in runs.values():
         for job_id in job_ids:
             if client is not None:
@@ -355,7 +363,91 @@ def cancel() -> int:
                 except WorkerError:
                     pass  # finished or gone: the run sees the cancel request anyway
     generation.request_cancel(list(runs))
-    return len(runs)
+
+
+# -- Stop worker and Worker settings ------------------------------------------------------------
+
+STOP_WAIT = 5.0  # seconds Stop worker waits to say the worker is gone
+
+
+def stop_worker() -> bool:
+    """Stop the worker now (whoever started it), cancelling ACE-Step's runs first so
+    nothing is left half-made; the next generating action starts a new one."""
+    client = find_worker(timeout=generation.PROBE_TIMEOUT)
+    if client is None:
+        project.message("ACE-Step's worker is not running, so there is nothing to stop.")
+        return False
+    runs = generation.running_runs()
+    if runs:
+        _cancel_runs(runs, client)
+    info = discovery.read_discovery()
+    try:
+        client.shutdown()
+    except WorkerError as error:
+        raise AceStepError(f"ACE-Step's worker did not take the stop request ({error}); end it yourself "
+                           f"(process {info.pid if info else 'acestep_core.worker'})") from None
+    deadline = time.monotonic() + STOP_WAIT
+    while info is not None and not _stopped(info.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    cancelled = f" ({len(runs)} generation{'s' if len(runs) != 1 else ''} cancelled)" if runs else ""
+    if info is not None and not _stopped(info.pid):
+        project.message(f"ACE-Step's worker is stopping{cancelled}; it frees the model's memory as it exits.")
+    else:
+        project.message(f"ACE-Step's worker has stopped{cancelled}, and the model's memory is free. "
+                        "The next ACE-Step action starts it again.")
+    return True
+
+
+def _stopped(pid: int) -> bool:
+    """The worker has stopped serving and removed its discovery file on its way out (a
+    worker REAPER started stays in the process table, without memory, until REAPER reaps it)."""
+    info = discovery.read_discovery()
+    return not discovery.pid_alive(pid) or info is None or info.pid != pid
+
+
+def _minutes(text: str, field: str, caption: str) -> float:
+    value = settings.minutes(text)
+    if value is None:
+        raise InvalidRequest([FieldProblem(field, f"{caption} must be a number of minutes, 0 or more (0: never), "
+                                                  f"got {text.strip()!r}")])
+    return value
+
+
+def worker_settings() -> bool:
+    """Worker Python and the idle times of a worker REAPER starts; persisted in REAPER."""
+    lifetime = settings.worker_lifetime()
+    installed = settings.installed_worker_command()
+    installed_python = installed[0] if installed else ""
+    fields = [
+        ("Worker Python (empty: as installed)", settings.worker_python_setting() or installed_python),
+        ("Unload the model after idle minutes (0: never)", _fmt(lifetime.idle_unload_minutes)),
+        ("Stop the worker after idle minutes (0: never)", _fmt(lifetime.idle_exit_minutes)),
+    ]
+
+    def parse(values: list[str]) -> tuple[str, settings.WorkerLifetime]:
+        python, problems, times = values[0].strip(), [], {}
+        problem = settings.worker_python_problem(python) if python else None
+        if problem:
+            problems.append(FieldProblem("worker_python", problem))
+        for index, field, caption in ((1, "idle_unload_minutes", "Unload the model after"),
+                                      (2, "idle_exit_minutes", "Stop the worker after")):
+            try:
+                times[field] = _minutes(values[index], field, caption)
+            except InvalidRequest as error:
+                problems += error.problems
+        if problems:
+            raise InvalidRequest(problems)
+        return python, settings.WorkerLifetime(**times)
+
+    parsed = _ask_until_valid(settings.SETTINGS_ACTION, fields, parse)
+    if parsed is None:
+        return False
+    python, lifetime = parsed
+    settings.save_worker_settings("" if python == installed_python else python, lifetime)
+    running = " A worker already running keeps its old settings until it stops (ACE-Step: Stop worker)." if (
+        find_worker(timeout=generation.PROBE_TIMEOUT) is not None) else ""
+    project.message("Saved: workers REAPER starts from now on use them." + running)
+    return True
 
 
 # -- running an action ----------------------------------------------------------------------------
@@ -366,7 +458,10 @@ ACTIONS = {
     "score": score_regions,
     "intensity_set": make_intensity_set,
     "cancel": cancel,
+    "stop_worker": stop_worker,
+    "worker_settings": worker_settings,
 }
+NOT_GENERATING = ("cancel", "stop_worker", "worker_settings")  # these take no loop
 
 
 def run_action(name: str, loop=None):
@@ -374,7 +469,7 @@ def run_action(name: str, loop=None):
     traceback in the ReaScript console as well)."""
     try:
         action = ACTIONS[name]
-        return action() if name == "cancel" else action(loop)
+        return action() if name in NOT_GENERATING else action(loop)
     except AceStepError as error:
         project.message(str(error))
     except Exception as error:

@@ -33,13 +33,16 @@ from typing import Protocol
 
 from acestep_core import client as worker_client
 from acestep_core.errors import AceStepError, WorkerError, WorkerNotRunning, WorkerUnreachable
-from acestep_core.jobs import CANCELLED, DONE, FAILED, CueOutput, JobArtifact, JobStatus
+from acestep_core.jobs import CANCELLED, DONE, FAILED, QUEUED, CueOutput, JobArtifact, JobStatus
+from acestep_core.progress import LOADING
 from acestep_core.request import GenerationRequest
 
 from . import media, project, settings
 
 WORKER_START_TIMEOUT = 90.0
 PROBE_TIMEOUT = 0.5  # a tick may wait this long for a worker that does not answer
+LOADING_LABEL = "ACE-Step: loading model"
+MODEL_LOADING, MODEL_UNLOADED = "loading", "unloaded"  # the worker health's model_state
 
 RUNNING: dict[str, "Generation"] = {}  # this Python's runs (REAPER keeps one interpreter)
 
@@ -118,6 +121,7 @@ class Generation:
         self.launch = None
         self.launched_at = 0.0
         self.phase = "connect"
+        self.model_loading = False  # the worker said it is loading the model; no job of ours has started
         self.finished = False
         self.outcome = ""  # "placed", "cancelled" or the error shown
         self._status_poll: worker_client.StatusPoll | None = None
@@ -168,11 +172,14 @@ class Generation:
     def _connect(self) -> None:
         self.client = worker_client.find_worker(timeout=PROBE_TIMEOUT)
         if self.client is not None:
-            self.phase = "upload"
+            self.phase = "model_state"
             return
-        command = settings.worker_command()
+        command = settings.host_worker_command()
         if not command:
             raise WorkerNotRunning(settings.NO_WORKER_MESSAGE)
+        problem = settings.worker_python_problem(command[0])
+        if problem:
+            raise settings.WorkerPythonError(problem)
         self._show_all("ACE-Step: starting the worker")
         self.launch = worker_client.start_worker(command)
         self.launched_at = time.monotonic()
@@ -181,10 +188,20 @@ class Generation:
     def _starting(self) -> None:
         self.client = worker_client.check_started(self.launch, timeout=PROBE_TIMEOUT)
         if self.client is not None:
-            self.phase = "upload"
+            self.phase = "model_state"
         elif time.monotonic() - self.launched_at > WORKER_START_TIMEOUT:
             raise WorkerNotRunning(f"the worker did not start within {WORKER_START_TIMEOUT:g} s; "
                                    f"its log is at {getattr(self.launch, 'log_path', 'the worker log')}")
+
+    def _model_state(self) -> None:
+        """One look at the worker's health: while it loads the model (as a worker REAPER
+        started with --preload does at first), queued jobs show "loading model"."""
+        state = self.client.health().get("model_state")
+        # A worker we just started with --preload may answer before its load begins.
+        self.model_loading = state == MODEL_LOADING or (self.launch is not None and state == MODEL_UNLOADED)
+        if self.model_loading:
+            self._show_all(LOADING_LABEL)
+        self.phase = "upload"
 
     def _upload(self) -> None:
         for index, path in enumerate(self.uploads):
@@ -203,7 +220,7 @@ class Generation:
         index = self.jobs.index(None)
         self.jobs[index] = self._submit_job(self.requests[index])
         _set_run(self.run_id, [job.id for job in self.jobs if job is not None])
-        self._show(index, "ACE-Step queued")
+        self._show(index, LOADING_LABEL if self.model_loading else "ACE-Step queued")
         if None not in self.jobs:
             self.phase = "poll"
 
@@ -226,10 +243,14 @@ class Generation:
         if job.status == CANCELLED:
             self._end_cancelled()
             return
+        if job.status != QUEUED:
+            self.model_loading = False  # the worker has taken a job: loaded, or loading for it
         if job.status == DONE:
             self._show(index, "ACE-Step 100%")
-        elif job.status == "queued":
-            self._show(index, "ACE-Step queued")
+        elif job.status == QUEUED:
+            self._show(index, LOADING_LABEL if self.model_loading else "ACE-Step queued")
+        elif job.stage == LOADING:
+            self._show(index, LOADING_LABEL)
         else:
             self._show(index, self._progress_label(job))
         if all(job.status == DONE for job in self.jobs):
@@ -345,6 +366,8 @@ def _worker_message(error: WorkerNotRunning) -> str:
     text = str(error)
     if text == settings.NO_WORKER_MESSAGE:
         return text
+    if isinstance(error, settings.WorkerPythonError):
+        return f"ACE-Step's worker could not be started: {text}."
     return (f"ACE-Step's worker could not be started: {text}\n\n"
             "Check the worker command (run 'acestep-dcc install reaper' again from the environment where "
             "acestep-dcc is installed), or start the worker yourself with 'acestep-dcc worker'.")

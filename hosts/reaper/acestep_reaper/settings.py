@@ -1,29 +1,112 @@
 """Where the REAPER actions keep their settings and how they find the worker.
 
 - ExtState section "acestep-dcc": "runs" (the generations in flight, for Cancel),
-  "cancel" (runs the user cancelled), "last_prompt" (persisted).
-- The worker command: lib/acestep-dcc.json written by `acestep-dcc install reaper`
-  next to the installed packages, else "worker_command" in acestep-dcc's config.json,
-  else this Python when it can run the worker itself.
+  "cancel" (runs the user cancelled), "last_prompt" (persisted), and the worker
+  settings the "ACE-Step: Worker settings" action writes (persisted): "worker_python",
+  "idle_unload_minutes" and "idle_exit_minutes".
+- The worker command: the Worker Python set in REAPER, else lib/acestep-dcc.json written
+  by `acestep-dcc install reaper` next to the installed packages, else "worker_command"
+  in acestep-dcc's config.json, else this Python when it can run the worker itself.
+- A worker REAPER starts loads the model at once (--preload), unloads it after
+  idle_unload_minutes without a job and exits after idle_exit_minutes without a request
+  (0: never), so it gives the model's memory back when REAPER is done with it.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from acestep_core import config
-from acestep_core.client import default_worker_command
+from acestep_core.client import default_worker_command, worker_command_for_python
+from acestep_core.errors import WorkerNotRunning
+
+from . import project
 
 EXT_SECTION = "acestep-dcc"
 INSTALL_SETTINGS = Path(__file__).resolve().parent.parent / "acestep-dcc.json"
+WORKER_PYTHON_KEY = "worker_python"
+IDLE_UNLOAD_KEY = "idle_unload_minutes"
+IDLE_EXIT_KEY = "idle_exit_minutes"
+DEFAULT_IDLE_UNLOAD_MINUTES = 10.0
+DEFAULT_IDLE_EXIT_MINUTES = 30.0
+SETTINGS_ACTION = "ACE-Step: Worker settings"
 
 NO_WORKER_MESSAGE = (
     "ACE-Step's worker is not running, and REAPER does not know how to start it.\n\n"
     "Start it in a terminal with:  acestep-dcc worker\n"
     "then run the action again. Or run 'acestep-dcc install reaper' from the environment "
-    "where acestep-dcc is installed, so the actions can start the worker themselves."
+    f"where acestep-dcc is installed, or set Worker Python with the '{SETTINGS_ACTION}' action, "
+    "so the actions can start the worker themselves."
 )
+
+
+@dataclass(frozen=True)
+class WorkerLifetime:
+    """How long a worker REAPER starts keeps the model and itself when nothing happens (0: forever)."""
+
+    idle_unload_minutes: float = DEFAULT_IDLE_UNLOAD_MINUTES
+    idle_exit_minutes: float = DEFAULT_IDLE_EXIT_MINUTES
+
+    def worker_arguments(self) -> list[str]:
+        """--preload, and the idle flags of those that are not 0."""
+        arguments = ["--preload"]
+        if self.idle_unload_minutes > 0:
+            arguments += ["--idle-unload", f"{self.idle_unload_minutes:g}"]
+        if self.idle_exit_minutes > 0:
+            arguments += ["--idle-exit", f"{self.idle_exit_minutes:g}"]
+        return arguments
+
+
+def minutes(text: str) -> float | None:
+    """A number of minutes, 0 or more; None for anything else."""
+    try:
+        value = float(text.strip())
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
+
+
+def worker_lifetime() -> WorkerLifetime:
+    """The idle settings (a missing or unreadable one keeps its default)."""
+    unload = minutes(project.get_state(IDLE_UNLOAD_KEY, EXT_SECTION) or "")
+    exit_after = minutes(project.get_state(IDLE_EXIT_KEY, EXT_SECTION) or "")
+    return WorkerLifetime(DEFAULT_IDLE_UNLOAD_MINUTES if unload is None else unload,
+                          DEFAULT_IDLE_EXIT_MINUTES if exit_after is None else exit_after)
+
+
+def save_worker_settings(worker_python: str, lifetime: WorkerLifetime) -> None:
+    """Persist the settings; an empty Worker Python goes back to what the install set."""
+    project.set_state(WORKER_PYTHON_KEY, worker_python.strip(), EXT_SECTION, persist=True)
+    project.set_state(IDLE_UNLOAD_KEY, f"{lifetime.idle_unload_minutes:g}", EXT_SECTION, persist=True)
+    project.set_state(IDLE_EXIT_KEY, f"{lifetime.idle_exit_minutes:g}", EXT_SECTION, persist=True)
+
+
+def worker_python_setting() -> str:
+    return (project.get_state(WORKER_PYTHON_KEY, EXT_SECTION) or "").strip()
+
+
+class WorkerPythonError(WorkerNotRunning):
+    """The Worker Python cannot run the worker; the message says which one to set."""
+
+
+def worker_python_problem(python: str) -> str | None:
+    """A sentence when `python` is not there to run (a path that does not exist, or a
+    bare name not on PATH), naming the Python to set instead when the install knows it."""
+    if (os.path.isfile(python) if os.path.dirname(python) else shutil.which(python)):
+        return None
+    installed = installed_worker_command()
+    suggestion = installed[0] if installed and installed[0] != python and os.path.isfile(installed[0]) else None
+    if suggestion:
+        fix = f"set Worker Python ('{SETTINGS_ACTION}') to {suggestion}, the one 'acestep-dcc install reaper' set"
+    else:
+        fix = (f"set Worker Python ('{SETTINGS_ACTION}') to the Python 'acestep-dcc install reaper' prints "
+               "(the one in the environment where acestep-dcc is installed), or run that install again")
+    return f"the Worker Python {python} does not exist: {fix}"
 
 
 def install_settings() -> dict:
@@ -33,8 +116,21 @@ def install_settings() -> dict:
         return {}
 
 
-def worker_command() -> list[str] | None:
+def installed_worker_command() -> list[str] | None:
+    """The command the install (or acestep-dcc's config) gives, else this Python's when it can."""
     for found in (install_settings().get("worker_command"), config.load_config().get("worker_command")):
         if isinstance(found, list) and found and all(isinstance(part, str) for part in found):
             return found
     return default_worker_command()
+
+
+def worker_command() -> list[str] | None:
+    """The command that starts the worker, without the lifetime flags."""
+    python = worker_python_setting()
+    return worker_command_for_python(python) if python else installed_worker_command()
+
+
+def host_worker_command() -> list[str] | None:
+    """The command REAPER starts the worker with: worker_command() and the lifetime flags."""
+    command = worker_command()
+    return None if command is None else [*command, *worker_lifetime().worker_arguments()]
