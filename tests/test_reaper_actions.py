@@ -545,8 +545,8 @@ def test_worker_settings_are_checked_kept_in_reaper_and_used_to_start_the_worker
     assert first["defaults"] == [sys.executable, "10", "30"]  # the configured Python; the defaults
     assert second["defaults"] == [missing, "soon", "-1"]  # the dialog comes back as filled in
     problems, saved = [b["message"] for b in state["message_boxes"]]
-    assert f"the Worker Python {missing} does not exist: set Worker Python ('ACE-Step: Worker settings') to " \
-           f"{sys.executable}" in problems
+    assert f"Worker Python {missing} does not exist; set Worker Python in 'ACE-Step: Worker settings' to " \
+           f"{sys.executable}, the Python acestep-dcc is installed in" in problems
     assert "Unload the model after must be a number of minutes, 0 or more (0: never), got 'soon'" in problems
     assert "Stop the worker after must be a number of minutes, 0 or more (0: never), got '-1'" in problems
     assert saved.startswith("Saved")
@@ -561,20 +561,36 @@ def test_worker_settings_are_checked_kept_in_reaper_and_used_to_start_the_worker
     assert settings.host_worker_command()[-3:] == ["--preload", "--idle-unload", "2.5"]  # no --idle-exit: never
 
 
-def test_a_worker_python_that_does_not_exist_is_told_to_set_worker_python(inside, tmp_path, monkeypatch):
+def bare_python(folder: Path) -> str:
+    """A real Python without acestep-dcc's worker packages: a fresh venv with nothing in it."""
+    import venv
+
+    venv.EnvBuilder(with_pip=False, symlinks=os.name != "nt").create(folder)
+    return str(folder / ("Scripts" if os.name == "nt" else "bin") / ("python.exe" if os.name == "nt" else "python"))
+
+
+@pytest.mark.parametrize("case", ["does not exist", "lacks the packages"])
+def test_a_worker_python_that_cannot_run_the_worker_is_told_to_set_worker_python(inside, tmp_path, monkeypatch, case):
     home = host_worker_home(tmp_path)
     monkeypatch.setenv("ACESTEP_DCC_HOME", str(home))
-    missing = str(tmp_path / "moved-venv" / "bin" / "python")
-    inside.reapy.set_ext_state("acestep-dcc", "worker_python", missing, persist=True)
+    if case == "does not exist":
+        python = str(tmp_path / "moved-venv" / "bin" / "python")
+        problem = f"Worker Python {python} does not exist"
+    else:
+        python = bare_python(tmp_path / "bare-venv")
+        problem = f"Worker Python {python} lacks acestep-dcc's worker packages (it has no "
+    inside.reapy.set_ext_state("acestep-dcc", "worker_python", python, persist=True)
     prepare(inside, tmp_path, select=False)
     before = inside.snapshot()["project"]
     inside.answer_inputs([PROMPT, "2", "1"])
     inside.run("generate")
     wait(inside)
     state = inside.snapshot()
-    assert [b["message"] for b in state["message_boxes"]] == [
-        f"ACE-Step's worker could not be started: the Worker Python {missing} does not exist: set Worker Python "
-        f"('ACE-Step: Worker settings') to {sys.executable}, the one 'acestep-dcc install reaper' set."]
+    [message] = [b["message"] for b in state["message_boxes"]]
+    assert message.startswith(f"ACE-Step's worker could not be started: {problem}"), message
+    assert message.endswith(f"; set Worker Python in 'ACE-Step: Worker settings' to {sys.executable}, the Python "
+                            "acestep-dcc is installed in."), message
+    assert "Traceback" not in message and "|" not in message  # no fragments of the worker's log
     assert state["project"]["tracks"] == before["tracks"]
 
 

@@ -177,11 +177,11 @@ class Generation:
         command = settings.host_worker_command()
         if not command:
             raise WorkerNotRunning(settings.NO_WORKER_MESSAGE)
-        problem = settings.worker_python_problem(command[0])
-        if problem:
-            raise settings.WorkerPythonError(problem)
         self._show_all("ACE-Step: starting the worker")
-        self.launch = worker_client.start_worker(command)
+        # A Worker Python that is not there, or lacks the worker's packages, is then said
+        # in one sentence that names the setting and the Python to set.
+        self.launch = worker_client.start_worker(command, setting=settings.WORKER_PYTHON,
+                                                 fix=settings.worker_python_fix(command[0]))
         self.launched_at = time.monotonic()
         self.phase = "starting"
 
@@ -366,8 +366,8 @@ def _worker_message(error: WorkerNotRunning) -> str:
     text = str(error)
     if text == settings.NO_WORKER_MESSAGE:
         return text
-    if isinstance(error, settings.WorkerPythonError):
-        return f"ACE-Step's worker could not be started: {text}."
+    if text.startswith((settings.WORKER_PYTHON, f"cannot start the worker with {settings.WORKER_PYTHON}")):
+        return f"ACE-Step's worker could not be started: {text}."  # it says what to set
     return (f"ACE-Step's worker could not be started: {text}\n\n"
             "Check the worker command (run 'acestep-dcc install reaper' again from the environment where "
             "acestep-dcc is installed), or start the worker yourself with 'acestep-dcc worker'.")

@@ -23,7 +23,6 @@ from pathlib import Path
 
 from acestep_core import config
 from acestep_core.client import default_worker_command, worker_command_for_python
-from acestep_core.errors import WorkerNotRunning
 
 from . import project
 
@@ -90,23 +89,26 @@ def worker_python_setting() -> str:
     return (project.get_state(WORKER_PYTHON_KEY, EXT_SECTION) or "").strip()
 
 
-class WorkerPythonError(WorkerNotRunning):
-    """The Worker Python cannot run the worker; the message says which one to set."""
+WORKER_PYTHON = "Worker Python"  # the setting's name, as sentences about it say
+
+
+def worker_python_fix(python: str) -> str:
+    """What to do when `python` cannot run the worker: name the Python acestep-dcc is
+    installed in when that is another one and it is there."""
+    installed = installed_worker_command()
+    suggestion = installed[0] if installed and installed[0] != python and os.path.isfile(installed[0]) else None
+    if suggestion:
+        return f"set {WORKER_PYTHON} in '{SETTINGS_ACTION}' to {suggestion}, the Python acestep-dcc is installed in"
+    return (f"set {WORKER_PYTHON} in '{SETTINGS_ACTION}' to the Python of the environment where acestep-dcc is "
+            "installed (the one 'acestep-dcc install reaper' prints), or run that install again")
 
 
 def worker_python_problem(python: str) -> str | None:
     """A sentence when `python` is not there to run (a path that does not exist, or a
-    bare name not on PATH), naming the Python to set instead when the install knows it."""
-    if (os.path.isfile(python) if os.path.dirname(python) else shutil.which(python)):
+    bare name not on PATH)."""
+    if os.path.isfile(python) if os.path.dirname(python) else shutil.which(python):
         return None
-    installed = installed_worker_command()
-    suggestion = installed[0] if installed and installed[0] != python and os.path.isfile(installed[0]) else None
-    if suggestion:
-        fix = f"set Worker Python ('{SETTINGS_ACTION}') to {suggestion}, the one 'acestep-dcc install reaper' set"
-    else:
-        fix = (f"set Worker Python ('{SETTINGS_ACTION}') to the Python 'acestep-dcc install reaper' prints "
-               "(the one in the environment where acestep-dcc is installed), or run that install again")
-    return f"the Worker Python {python} does not exist: {fix}"
+    return f"{WORKER_PYTHON} {python} does not exist; {worker_python_fix(python)}"
 
 
 def install_settings() -> dict:
