@@ -74,6 +74,9 @@ NO_COMMAND_MESSAGE = (
     "or start one with 'acestep-dcc worker'"
 )
 NOT_RUNNING_MESSAGE = "no worker is running: start one with 'acestep-dcc worker', or let the add-on start it"
+# Where a worker command comes from and how to mend it, unless the host says (start_worker).
+DEFAULT_START_SETTING = "the worker program"
+DEFAULT_START_FIX = "check the worker command in the add-on preferences"
 WORKER_DEPENDENCIES = ("fastapi", "uvicorn", "numpy", "soundfile")
 
 
@@ -684,7 +687,8 @@ def worker_command_for_python(python: str | os.PathLike) -> list[str]:
     return [str(python), "-m", "acestep_core.worker"]
 
 
-def start_worker(worker_command: list[str] | None = None) -> subprocess.Popen:
+def start_worker(worker_command: list[str] | None = None, *, setting: str = DEFAULT_START_SETTING,
+                 fix: str = DEFAULT_START_FIX) -> subprocess.Popen:
     """Start a worker detached from this process and return at once (safe on a UI thread).
 
     Its output goes to the worker log in the state folder. The child gets this
@@ -692,10 +696,17 @@ def start_worker(worker_command: list[str] | None = None) -> subprocess.Popen:
     installed still runs the same version as the host (when this copy of the core is
     complete: an installed host-side subset is left out). A second worker started while
     one runs exits by itself (the lock); check_started then finds the running one.
+
+    `setting` names where the host got the command's program ("Worker Python") and
+    `fix` says what to set it to: a program that does not exist, or a Python without
+    the worker's packages (check_started), is then said in one sentence with them.
     """
     command = list(worker_command or default_worker_command() or [])
     if not command:
         raise WorkerNotRunning(NO_COMMAND_MESSAGE)
+    program = command[0]
+    if (os.sep in program or (os.altsep and os.altsep in program)) and not os.path.exists(program):
+        raise WorkerNotRunning(f"{setting} {program} does not exist; {fix}")
     state = discovery.make_private_folder(discovery.state_folder())
     log_file = discovery.log_path()
     env = dict(os.environ)
@@ -719,10 +730,10 @@ def start_worker(worker_command: list[str] | None = None) -> subprocess.Popen:
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                        cwd=state, env=env, close_fds=True, **options)
         except OSError as exc:
-            raise WorkerNotRunning(
-                f"cannot start the worker with {command[0]!r}: {exc.strerror or exc}; check the worker "
-                "command in the add-on preferences") from None
+            reason = "it does not exist" if isinstance(exc, FileNotFoundError) else exc.strerror or exc
+            raise WorkerNotRunning(f"cannot start the worker with {setting} {program}: {reason}; {fix}") from None
     process.log_path = str(log_file)  # type: ignore[attr-defined]
+    process.start_setting, process.start_fix = setting, fix  # type: ignore[attr-defined]
     return process
 
 
@@ -739,8 +750,40 @@ def check_started(process: subprocess.Popen, timeout: float = PROBE_TIMEOUT) -> 
         # to another worker that is about to write its discovery file.
         return None
     log_file = getattr(process, "log_path", str(discovery.log_path()))
+    missing = _missing_module(Path(log_file))
+    if missing is not None:
+        setting = getattr(process, "start_setting", DEFAULT_START_SETTING)
+        fix = getattr(process, "start_fix", DEFAULT_START_FIX)
+        raise WorkerNotRunning(f"{setting} {_program(process)} lacks acestep-dcc's worker packages "
+                               f"(it has no {missing}); {fix}")
     raise WorkerNotRunning(f"the worker stopped while starting (exit status {code}): {_log_tail(Path(log_file))}; "
                            f"full log at {log_file}")
+
+
+def _program(process: subprocess.Popen) -> str:
+    args = process.args
+    return str(args[0] if isinstance(args, (list, tuple)) and args else args)
+
+
+def _missing_module(log_file: Path) -> str | None:
+    """The module a worker that just died could not import, from its part of the log."""
+    match = None
+    for match in re.finditer(r"No module named '?([\w.]+)'?", _last_start_output(log_file)):
+        pass
+    return match.group(1).split(".")[0] if match else None
+
+
+def _last_start_output(log_file: Path) -> str:
+    """What the log holds since the last "--- ... starting:" line start_worker wrote."""
+    try:
+        with open(log_file, "rb") as log:
+            log.seek(0, os.SEEK_END)
+            log.seek(max(0, log.tell() - 16384))
+            text = log.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    marker = text.rfind("\n--- ")
+    return text[marker:] if marker >= 0 else text
 
 
 def _lock_held_by_another_worker() -> bool:

@@ -44,3 +44,18 @@ def tiny_checkpoint_factory(tmp_path: Path) -> Callable[..., Path]:
         return build_tiny_checkpoint(tmp_path / name, **options)
 
     return make
+
+
+# -- a Python without acestep-dcc's worker packages (the Worker Python error tests) ----------
+
+
+@pytest.fixture(scope="session")
+def bare_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real Python with nothing installed: a fresh venv without pip."""
+    import os
+    import subprocess
+    import sys
+
+    env = tmp_path_factory.mktemp("bare-env")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True, timeout=120)
+    return env / ("Scripts" if os.name == "nt" else "bin") / ("python.exe" if os.name == "nt" else "python")

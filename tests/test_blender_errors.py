@@ -21,6 +21,7 @@ from blender_fixtures import (  # noqa: F401  (fixtures)
 )
 
 from acestep_core.client import find_worker
+from acestep_core.install.blender import installing_worker_python
 from worker_fixtures import WORKER_PYTHON
 from acestep_core.jobs import CANCELLED
 
@@ -49,18 +50,46 @@ def _audio_files(folder: Path) -> list[Path]:
     return sorted(folder.rglob("*.wav")) if folder.exists() else []
 
 
-def test_a_worker_that_cannot_start_says_what_to_fix(addon, monkeypatch, tmp_path):
+def _worker_python_fix() -> str:
+    """What the add-on says to set Worker Python to: the Python that built its zip (as
+    'acestep-dcc install blender' does, and prints)."""
+    python = installing_worker_python()
+    assert python is not None, "the test's Python runs the worker, so the zip records it"
+    return f"set Worker Python to {python}, the Python 'acestep-dcc install blender' printed"
+
+
+def test_a_worker_python_that_does_not_exist_is_said_as_such(addon, monkeypatch, tmp_path):
     monkeypatch.setenv("ACESTEP_DCC_HOME", str(tmp_path / "empty-home"))
-    addon.preferences.worker_python = str(tmp_path / "no-such-env" / "bin" / "python")
+    missing = tmp_path / "no-such-env" / "bin" / "python"
+    addon.preferences.worker_python = str(missing)
     _settings(bpy.context.scene)
-    with pytest.raises(RuntimeError, match="cannot start the worker with .*no-such-env"):
+    with pytest.raises(RuntimeError, match="does not exist"):
         bpy.ops.acestep.generate()
     runtime = addon.runtime
-    assert runtime.worker_state == "DOWN" and not runtime.busy
-    assert "check the worker command in the add-on preferences" in runtime.message
-    assert runtime.message_level == "ERROR" and "Worker Python" in runtime.worker_fix
+    assert runtime.worker_state == "DOWN" and not runtime.busy and runtime.message_level == "ERROR"
+    sentence = f"Worker Python {missing} does not exist; {_worker_python_fix()}"
+    assert runtime.worker_summary == sentence and runtime.message.startswith(sentence)
+    assert runtime.worker_fix == ("Change Worker Python in Edit > Preferences > Add-ons > ACE-Step Music, "
+                                  "then press Connect")
     assert strips_of(bpy.context.scene) == []
     assert bpy.ops.acestep.generate.poll(), "Generate stays available to try again"
+
+
+def test_a_worker_python_without_the_worker_packages_names_the_one_to_use(addon, monkeypatch, tmp_path,
+                                                                         bare_python):
+    monkeypatch.setenv("ACESTEP_DCC_HOME", str(tmp_path / "home"))
+    addon.preferences.worker_python = str(bare_python)
+    _settings(bpy.context.scene)
+    assert bpy.ops.acestep.generate() == {"FINISHED"}  # the start returns at once; the worker then dies
+    tick_until_idle(addon)
+    runtime = addon.runtime
+    assert runtime.worker_state == "DOWN" and runtime.message_level == "ERROR"
+    summary = runtime.worker_summary
+    assert summary.startswith(f"Worker Python {bare_python} lacks acestep-dcc's worker packages (it has no ")
+    assert summary.endswith(f"); {_worker_python_fix()}")
+    assert not any(fragment in runtime.message for fragment in ("|", "Traceback", "Error", "import ")), runtime.message
+    assert "Change Worker Python" in runtime.worker_fix
+    assert strips_of(bpy.context.scene) == []
 
 
 def test_generate_starts_the_worker_without_blocking_and_connect_shows_it(addon, monkeypatch, tmp_path):

@@ -157,6 +157,26 @@ def test_a_worker_command_that_cannot_run_says_so(home):
         start_worker([str(home / "no-such-python"), "-m", "acestep_core.worker"])
 
 
+def test_a_python_that_does_not_exist_is_said_as_such(home):
+    missing = home / "no-such-env" / "bin" / "python"
+    with pytest.raises(WorkerNotRunning) as raised:
+        start_worker([str(missing), "-m", "acestep_core.worker"], setting="Worker Python",
+                     fix="set Worker Python to /opt/env/bin/python")
+    assert str(raised.value) == f"Worker Python {missing} does not exist; set Worker Python to /opt/env/bin/python"
+
+
+def test_a_python_without_the_worker_packages_is_one_sentence_naming_it(home, bare_python):
+    launch = start_worker([str(bare_python), "-m", "acestep_core.worker"], setting="Worker Python",
+                          fix="set Worker Python to /opt/env/bin/python")
+    assert launch.wait(30) != 0
+    with pytest.raises(WorkerNotRunning) as raised:
+        check_started(launch)
+    message = str(raised.value)
+    assert message.startswith(f"Worker Python {bare_python} lacks acestep-dcc's worker packages (it has no ")
+    assert message.endswith("); set Worker Python to /opt/env/bin/python")
+    assert not any(fragment in message for fragment in ("|", "Traceback", "Error", "import ")), message
+
+
 def test_stale_discovery_files_are_ignored(home):
     state = home / "state"
     write_discovery(WorkerInfo(url=f"http://127.0.0.1:{_free_port()}", token="t", pid=_dead_pid(), version="0"), state)

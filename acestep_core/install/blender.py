@@ -12,6 +12,7 @@ which `check_host_imports` verifies on every build.
 from __future__ import annotations
 
 import ast
+import json
 import shutil
 import subprocess
 import sys
@@ -21,12 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import acestep_core
+from acestep_core.client import default_worker_command
 
 CORE_ROOT = Path(acestep_core.__file__).resolve().parent
 REPO_ROOT = CORE_ROOT.parent
 ADDON_SOURCE = REPO_ROOT / "hosts" / "blender" / "acestep_blender"
 ADDON_PACKAGE = "acestep_blender"
 VENDOR_FOLDER = "_vendor"
+INSTALL_RECORD = "install.json"  # in VENDOR_FOLDER: {"worker_python": the Python that built the zip}
 DEFAULT_ZIP_DIR = REPO_ROOT / "dist"
 INSTALL_TIMEOUT_S = 300
 # Fixed timestamps make the same sources give the same zip, byte for byte.
@@ -93,8 +96,17 @@ def build_extension_zip(dest_dir: str | Path | None = None) -> Path:
             _add(archive, path, path.relative_to(ADDON_SOURCE).as_posix())
         for path in _files_under(CORE_ROOT):
             _add(archive, path, f"{VENDOR_FOLDER}/acestep_core/{path.relative_to(CORE_ROOT).as_posix()}")
+        worker_python = installing_worker_python()
+        if worker_python is not None:
+            _add_text(archive, f"{VENDOR_FOLDER}/{INSTALL_RECORD}", json.dumps({"worker_python": worker_python}))
     partial.replace(target)
     return target
+
+
+def installing_worker_python() -> str | None:
+    """This Python when it can run the worker: the one the add-on should start, which the
+    zip records so the add-on can name it when Worker Python is wrong."""
+    return sys.executable if default_worker_command() is not None else None
 
 
 def install_blender(blender_executable: str | None = None, zip_dir: str | Path | None = None) -> BlenderInstallReport:
@@ -213,7 +225,15 @@ def _files_under(root: Path) -> list[Path]:
 
 
 def _add(archive: zipfile.ZipFile, path: Path, name: str) -> None:
+    _add_bytes(archive, name, path.read_bytes())
+
+
+def _add_text(archive: zipfile.ZipFile, name: str, text: str) -> None:
+    _add_bytes(archive, name, text.encode("utf-8"))
+
+
+def _add_bytes(archive: zipfile.ZipFile, name: str, data: bytes) -> None:
     info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
     info.compress_type = zipfile.ZIP_DEFLATED
     info.external_attr = 0o644 << 16
-    archive.writestr(info, path.read_bytes())
+    archive.writestr(info, data)

@@ -53,6 +53,11 @@ class AddonSettings:
         return None
 
 
+    def start_setting(self) -> str:
+        """The preference start_command's program comes from, as the messages name it."""
+        return "the program in Worker Command" if self.worker_command.strip() else "Worker Python"
+
+
 def split_command(command: str) -> list[str]:
     """Split like a shell would, keeping Windows backslashes (C:\\Python\\python.exe)."""
     if os.name != "nt":

@@ -10,11 +10,14 @@ there is no `_vendor/` and the repository's acestep_core is used.
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
 import sys
 from pathlib import Path
 
 CORE_PACKAGE = "acestep_core"
 VENDOR_FOLDER = Path(__file__).resolve().parent / "_vendor"
+INSTALL_RECORD = VENDOR_FOLDER / "install.json"  # written by acestep_core.install.blender
 
 
 def ensure_core_importable() -> None:
@@ -33,3 +36,13 @@ def ensure_core_importable() -> None:
     except BaseException:
         del sys.modules[CORE_PACKAGE]
         raise
+
+
+def installed_worker_python() -> str | None:
+    """The Python that built this zip ('acestep-dcc install blender' prints it) when it
+    can run the worker and exists on this machine; None otherwise."""
+    try:
+        python = json.loads(INSTALL_RECORD.read_text(encoding="utf-8")).get("worker_python")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return python if isinstance(python, str) and os.path.isfile(python) else None

@@ -14,6 +14,7 @@ import time
 from acestep_core import client as worker_client
 from acestep_core.errors import WorkerError, WorkerNotRunning
 
+from . import vendored_core
 from .preferences import AddonSettings
 
 UNKNOWN, STARTING, CONNECTED, DOWN = "UNKNOWN", "STARTING", "CONNECTED", "DOWN"
@@ -25,6 +26,7 @@ START_FIX = (
     "add-on preferences so Generate starts it"
 )
 REMOTE_FIX = "Check the URL and token in the add-on preferences, and that the worker there is running"
+PREFERENCES_PLACE = "Edit > Preferences > Add-ons > ACE-Step Music"
 
 
 class WorkerLink:
@@ -36,6 +38,7 @@ class WorkerLink:
         self.summary = ""
         self.fix = ""
         self.reached_by: tuple = ()  # the preferences it was connected with
+        self.start_fix = START_FIX  # what to change when the worker it starts fails
 
     # -- getting a client ----------------------------------------------------------------
 
@@ -57,12 +60,14 @@ class WorkerLink:
                 self._connected(found)
                 self.refresh_health()
             elif start:
-                self.launch = worker_client.start_worker(settings.start_command())
+                self.start_fix = _start_fix(settings)
+                self.launch = worker_client.start_worker(settings.start_command(), setting=settings.start_setting(),
+                                                         fix=worker_python_fix(settings))
                 self.state, self.summary, self.fix = STARTING, "starting the worker...", ""
             else:
                 self.down(worker_client.NOT_RUNNING_MESSAGE, START_FIX)
         except WorkerError as exc:
-            self.down(str(exc), START_FIX if settings.connection == "LOCAL" else REMOTE_FIX)
+            self.down(str(exc), self.start_fix if settings.connection == "LOCAL" else REMOTE_FIX)
 
     def _connect_remote(self, settings: AddonSettings) -> None:
         if not settings.remote_url.strip():
@@ -79,7 +84,7 @@ class WorkerLink:
             found = worker_client.check_started(self.launch, timeout=UI_CALL_TIMEOUT)
         except WorkerNotRunning as exc:
             self.launch = None
-            self.down(str(exc), START_FIX)
+            self.down(str(exc), self.start_fix)
             raise
         if found is not None:
             self.launch = None
@@ -155,6 +160,26 @@ class WorkerLink:
 
     def model_label(self) -> str:
         return model_label((self.health or {}))
+
+
+def worker_python_fix(settings: AddonSettings) -> str:
+    """What to set Worker Python to: the Python 'acestep-dcc install blender' printed
+    (recorded in the zip it built), when this machine has it."""
+    python = vendored_core.installed_worker_python()
+    if python is not None:
+        fix = f"set Worker Python to {python}, the Python 'acestep-dcc install blender' printed"
+    else:
+        fix = ("set Worker Python to the Python 'acestep-dcc install blender' prints (the one in the "
+               "environment where acestep-dcc's worker is installed)")
+    return f"correct Worker Command, or clear it and {fix}" if settings.worker_command.strip() else fix
+
+
+def _start_fix(settings: AddonSettings) -> str:
+    """The line under a failed start: where the setting that started it is."""
+    if settings.start_command() is None:
+        return START_FIX
+    field = "Worker Command" if settings.worker_command.strip() else "Worker Python"
+    return f"Change {field} in {PREFERENCES_PLACE}, then press Connect"
 
 
 def describe_health(health: dict) -> str:
