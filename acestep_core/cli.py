@@ -1,23 +1,28 @@
 """The `acestep-dcc` command.
 
 Every expected failure prints one sentence on stderr and exits with status 2; a
-traceback means a bug in acestep-dcc.
+traceback means a bug in acestep-dcc. Ctrl-C cancels a generation within a second and
+exits with 130 leaving no file; a second Ctrl-C (or SIGTERM) removes every file in
+progress and exits at once (130, or 143 for SIGTERM).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 from acestep_core import __version__
-from acestep_core.errors import AceStepError, InvalidRequest
+from acestep_core.errors import AceStepError, GenerationCancelled, InvalidRequest, OutputNotWritable
 from acestep_core.request import OUTPUT_FORMATS, TASKS, TIME_SIGNATURES, GenerationRequest, set_option_problems
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +37,14 @@ def main(argv: list[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"acestep-dcc: {problem.message}", file=sys.stderr)
         return EXIT_USAGE
+    except GenerationCancelled:
+        print("acestep-dcc: cancelled; no file was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except OutputNotWritable as exc:
+        # Generation's sentences are the worker's too; here the folder is chosen with -o.
+        print(f"acestep-dcc: {exc}".replace("choose another folder", "choose another folder with -o"),
+              file=sys.stderr)
+        return EXIT_USAGE
     except AceStepError as exc:
         print(f"acestep-dcc: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -41,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("acestep-dcc: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,7 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     generate = commands.add_parser("generate", help="generate cues into audio files")
     generate.add_argument("prompt", help='what the music is, e.g. "intense boss battle, rock, fast tempo"')
     generate.add_argument("-o", "--output", default="cue.wav",
-                          help="output file; with several candidates NAME-1.wav, NAME-2.wav, ... (default: cue.wav)")
+                          help="output file (.wav, .flac or .ogg) or folder; with several candidates NAME-1.wav, "
+                               "NAME-2.wav, ...; each file gets a sidecar NAME.wav.json (default: cue.wav)")
+    generate.add_argument("--overwrite", action="store_true",
+                          help="replace files (and sidecars) already there (default: refuse before generating)")
     generate.add_argument("--seconds", type=float, default=30.0, help="length of each cue in seconds (default: 30)")
     generate.add_argument("--candidates", type=int, default=1, help="how many versions to make (1-8)")
     generate.add_argument("--seed", type=int, help="seed of the first candidate (default: draw one)")
@@ -83,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "stingers, and a manifest for FMOD, Wwise and Godot")
     sets.add_argument("prompt", help='what the music is, e.g. "boss battle, rock"')
     sets.add_argument("-o", "--output", help="folder for the set (default: a folder named after the prompt)")
+    sets.add_argument("--overwrite", action="store_true",
+                      help="replace a set's files already there (default: refuse before generating)")
     sets.add_argument("--intensities", type=int, default=3, help="how many intensity levels (1-8, default: 3)")
     sets.add_argument("--bars", default="16", metavar="BARS|fit",
                       help="loop length in bars, or 'fit' for the whole bars nearest --seconds (default: 16)")
@@ -173,14 +191,18 @@ def _add_backend_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def request_from_args(args: argparse.Namespace) -> tuple[GenerationRequest, Path]:
+    from acestep_core.output_names import output_format_for
+
     output = Path(args.output).expanduser()
-    suffix = output.suffix.lower().lstrip(".")
-    output_format = args.format or (suffix if suffix in OUTPUT_FORMATS else "wav")
     if not args.output or args.output.endswith(("/", os.sep)) or output.is_dir():
         # -o names a folder: the file is named after the prompt inside it.
         from acestep_core.request import slug_from_prompt
 
+        output_format = args.format or "wav"
         output = output / f"{slug_from_prompt(args.prompt)}.{output_format}"
+    else:
+        # x.mp3 and x.wav with --format flac are refused with the name to use.
+        output_format = output_format_for(output, args.format, field="output_format")
     source = args.source
     if source is not None and not Path(source).expanduser().is_file():
         from acestep_core.errors import FieldProblem
@@ -218,19 +240,22 @@ def request_from_args(args: argparse.Namespace) -> tuple[GenerationRequest, Path
 def run_generate(args: argparse.Namespace) -> int:
     # Validate before importing the heavy stack, so a typo costs no start-up time.
     request, output = request_from_args(args)
-    from acestep_core.generation import ensure_output_folder, generate_cues
+    from acestep_core.generation import ensure_output_folder, generate_cues, output_paths
 
+    existing = "overwrite" if args.overwrite else "refuse"
     ensure_output_folder(output.parent)
+    output_paths(output, request.output_format, request.candidates, existing)  # taken names: before loading
     backend = _announced_backend(args)
     outputs = _run_with_progress(lambda on_progress, is_cancelled: generate_cues(
-        request, backend, output, on_progress=on_progress, is_cancelled=is_cancelled))
+        request, backend, output, on_progress=on_progress, is_cancelled=is_cancelled, existing=existing))
     for cue in outputs:
         print(f"acestep-dcc: wrote {cue.path} ({cue.duration:.2f} s, seed {cue.seed})", file=sys.stderr)
+    _print_warnings([(Path(cue.path).name, text) for cue in outputs for text in cue.warnings])
     if args.json:
         import json
 
-        print(json.dumps([{"path": c.path, "seed": c.seed, "duration": c.duration, "sidecar": c.sidecar_path}
-                          for c in outputs], indent=2))
+        print(json.dumps([{"path": c.path, "seed": c.seed, "duration": c.duration, "sidecar": c.sidecar_path,
+                           "warnings": c.warnings} for c in outputs], indent=2))
     return 0
 
 
@@ -245,18 +270,24 @@ def run_set(args: argparse.Namespace) -> int:
     problems = set_option_problems(args.intensities, args.stingers)
     if problems:  # before loading a backend: a typo should cost nothing
         raise InvalidRequest(problems)
-    from acestep_core.dynamic_sets import build_dynamic_set
+    from acestep_core.dynamic_sets import build_dynamic_set, free_set_paths
+    from acestep_core.generation import ensure_output_folder
     from acestep_core.request import slug_from_prompt
 
     folder = Path(args.output).expanduser() if args.output else Path(slug_from_prompt(args.prompt))
+    existing = "overwrite" if args.overwrite else "refuse"
+    ensure_output_folder(folder)
+    free_set_paths(folder, slug_from_prompt(args.prompt), request.output_format, args.intensities, args.stingers,
+                   existing)  # taken names: before loading
     backend = _announced_backend(args)
     result = _run_with_progress(lambda on_progress, is_cancelled: build_dynamic_set(
         request, backend, folder, intensities=args.intensities, bars=bars, stingers=args.stingers,
-        on_progress=on_progress, is_cancelled=is_cancelled))
+        on_progress=on_progress, is_cancelled=is_cancelled, existing=existing))
     manifest = result.manifest
     print(f"acestep-dcc: wrote a set of {len(result.layers)} loops ({manifest['bars']} bars, {manifest['bpm']:g} BPM, "
           f"{manifest['key']}) and {len(result.stingers)} stingers to {folder}", file=sys.stderr)
     print(f"acestep-dcc: manifest {result.manifest_path}", file=sys.stderr)
+    _print_warnings([tuple(text.split(": ", 1)) for text in result.warnings])
     if args.json:
         import json
 
@@ -264,50 +295,105 @@ def run_set(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_warnings(warnings: list[tuple[str, str]]) -> None:
+    """(file name, sentence) pairs, one line each on stderr."""
+    for name, text in warnings:
+        print(f"acestep-dcc: warning: {name}: {text}", file=sys.stderr)
+
+
 def _announced_backend(args: argparse.Namespace):
-    """The backend the arguments ask for, named on stderr (sketch also says how to get the model)."""
+    """The backend the arguments ask for, named once on stderr (sketch also says how to get the model)."""
     from acestep_core.backends import SKETCH_NOTICE, create_backend
 
     backend = create_backend(args.backend, args.model, args.device)
-    print(f"acestep-dcc: backend {backend.describe().label}", file=sys.stderr)
     if backend.name == "sketch":
         print(f"acestep-dcc: {SKETCH_NOTICE}", file=sys.stderr)
+    else:
+        print(f"acestep-dcc: backend {backend.describe().label}", file=sys.stderr)
     return backend
 
 
 def _run_with_progress(run):
-    """run(on_progress, is_cancelled) with a progress bar on stderr; Ctrl-C cancels at the next step."""
+    """run(on_progress, is_cancelled) on its own thread, with progress on stderr.
+
+    The main thread only waits, so signals are handled at once whatever the run is doing:
+    Ctrl-C asks the run to cancel (it stops within a second and removes what it wrote;
+    GenerationCancelled reaches main()), and a second Ctrl-C or SIGTERM removes every file
+    in progress and exits at once.
+    """
+    from acestep_core.audio.writer import discard_files_in_progress
+
     cancel = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
     bar = _ProgressBar()
+    outcome: dict = {}
+
+    def work() -> None:
+        try:
+            outcome["result"] = run(bar.update, cancel.is_set)
+        except BaseException as exc:  # handed to the main thread, which raises it
+            outcome["error"] = exc
+
+    def on_signal(signum, _frame) -> None:
+        if signum == signal.SIGINT and not cancel.is_set():
+            cancel.set()
+            print("acestep-dcc: cancelling; press Ctrl-C again to stop at once", file=sys.stderr, flush=True)
+            return
+        discard_files_in_progress()
+        print("acestep-dcc: stopped; no file was written", file=sys.stderr, flush=True)
+        os._exit(128 + signum)  # at once: the run's thread may be deep inside numpy
+
+    previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
+    thread = threading.Thread(target=work, name="acestep-dcc-run", daemon=True)
     try:
-        return run(bar.update, cancel.is_set)
+        thread.start()
+        while thread.is_alive():
+            thread.join(0.1)
     finally:
         bar.close()
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
 
 
 class _ProgressBar:
-    """A tqdm bar on a terminal; on a pipe or log file, one plain line per stage."""
+    """A tqdm bar on a terminal. On a pipe or a log file, plain lines, so hosts' logs and CI
+    see movement: one at every change of stage (a set's "intensity 2/3: generating" or
+    "finishing 3/8"; not at every denoising step), one each time another tenth of the
+    job is done, and one at least every HEARTBEAT_S while the numbers move."""
+
+    HEARTBEAT_S = 10.0
+    _STEP_COUNTER = re.compile(r"(generating) \d+/\d+")
 
     def __init__(self) -> None:
         from tqdm import tqdm
 
         self._interactive = sys.stderr.isatty()
-        self._last_stage = ""
+        self._lock = threading.Lock()
+        self._last_key = None
+        self._last_tenth = -1
+        self._last_line_at = time.monotonic()
+        self._last_line = ""
         self._bar = tqdm(total=1000, file=sys.stderr, unit="", leave=False, disable=not self._interactive,
                          bar_format="{desc:<18} {bar} {percentage:3.0f}% {elapsed}")
 
     def update(self, progress) -> None:
-        if self._interactive:
-            self._bar.set_description_str(progress.stage, refresh=False)
-            self._bar.n = int(progress.fraction * 1000)
-            self._bar.refresh()
-            return
-        stage = progress.stage.split(" ")[0]  # "generating 5/8" -> "generating"
-        if stage != self._last_stage:
-            self._last_stage = stage
-            print(f"acestep-dcc: {progress.stage}", file=sys.stderr, flush=True)
+        with self._lock:
+            if self._interactive:
+                self._bar.set_description_str(progress.stage, refresh=False)
+                self._bar.n = int(progress.fraction * 1000)
+                self._bar.refresh()
+                return
+            percent = int(progress.fraction * 100)
+            key = self._STEP_COUNTER.sub(r"\1", progress.stage)
+            line = f"acestep-dcc: {progress.stage} ... {percent}%"
+            now = time.monotonic()
+            if (key != self._last_key or percent // 10 > self._last_tenth
+                    or (now - self._last_line_at >= self.HEARTBEAT_S and line != self._last_line)):
+                self._last_key, self._last_tenth = key, percent // 10
+                self._last_line_at, self._last_line = now, line
+                print(line, file=sys.stderr, flush=True)
 
     def close(self) -> None:
         self._bar.close()

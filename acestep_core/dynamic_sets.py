@@ -16,7 +16,9 @@
 4. The manifest (JSON) and a Godot 4 AudioStreamInteractive resource (.tres) beside it.
 
 Files are written by generate_cues (each one atomically); if any step fails, the files
-this call wrote are removed again, and the manifest is written last.
+this call wrote are removed again, and the manifest is written last. Every file of the set
+is checked before anything is generated: taken names are refused (existing="refuse"),
+replaced ("overwrite"), or the set takes the first free numbered name ("number": boss_2-base.wav).
 """
 
 from __future__ import annotations
@@ -29,11 +31,14 @@ from typing import Any
 
 from acestep_core.backends.base import Backend
 from acestep_core.errors import FieldProblem, GenerationFailed, InvalidRequest
-from acestep_core.generation import SOFTWARE, draw_seed, ensure_output_folder, generate_cues, sidecar_path, slug_from_prompt
+from acestep_core.generation import EXISTING_CHOICES, SOFTWARE, draw_seed, ensure_output_folder, generate_cues
 from acestep_core.jobs import CueOutput
+from acestep_core.output_names import MAX_NUMBER, existing as existing_paths, refuse_existing, with_sidecars
 from acestep_core.progress import CancelCheck, Progress, ProgressCallback, ignore_progress, never_cancelled
-from acestep_core.audio.writer import temporary_path_beside, write_json_atomic
-from acestep_core.request import MAX_SET_INTENSITIES, MAX_SET_STINGERS, GenerationRequest, set_option_problems
+from acestep_core.audio.writer import discard, output_run, temporary_path_beside, write_json_atomic, write_text_atomic
+from acestep_core.request import (
+    MAX_SET_INTENSITIES, MAX_SET_STINGERS, GenerationRequest, set_option_problems, slug_from_prompt,
+)
 
 MAX_INTENSITIES = MAX_SET_INTENSITIES
 MAX_STINGERS = MAX_SET_STINGERS
@@ -72,6 +77,61 @@ class DynamicSet:
             paths += [Path(cue.path), Path(cue.sidecar_path)]
         return paths
 
+    @property
+    def warnings(self) -> list[str]:
+        """Every cue's warnings, each after its file's name."""
+        return [f"{Path(cue.path).name}: {text}" for cue in [self.base, *self.layers, *self.stingers]
+                for text in cue.warnings]
+
+
+@dataclass(frozen=True)
+class SetPaths:
+    """Where a set's files go: audio (each with its x.wav.json sidecar), manifest and Godot resource."""
+
+    base: Path
+    layers: list[Path]
+    stingers: list[Path]
+    manifest: Path
+    godot_resource: Path
+
+    def all(self) -> list[Path]:
+        return with_sidecars([self.base, *self.layers, *self.stingers]) + [self.manifest, self.godot_resource]
+
+
+def set_paths(folder: Path, stem: str, output_format: str, intensities: int, stingers: int) -> SetPaths:
+    folder = Path(folder)
+    return SetPaths(
+        base=folder / f"{stem}-base.{output_format}",
+        layers=[folder / f"{stem}-intensity-{k}.{output_format}" for k in range(1, intensities + 1)],
+        stingers=[folder / f"{stem}-stinger-{k}.{output_format}" for k in range(1, stingers + 1)],
+        manifest=folder / f"{stem}-set.json",
+        godot_resource=folder / f"{stem}-set.tres",
+    )
+
+
+def free_set_paths(folder: Path, stem: str, output_format: str, intensities: int, stingers: int,
+                   existing: str = "refuse") -> SetPaths:
+    """set_paths for `stem`; a taken file is refused, replaced, or (number) the set is
+    named after the first free of stem, stem_2, stem_3, ..."""
+    if existing not in EXISTING_CHOICES:
+        raise ValueError(f"existing must be one of {', '.join(EXISTING_CHOICES)}, got {existing!r}")
+    paths = set_paths(folder, stem, output_format, intensities, stingers)
+    if existing == "refuse":
+        refuse_existing([paths.base, *paths.layers, *paths.stingers])
+        # The manifest and Godot resource have no sidecars of their own.
+        taken = existing_paths([paths.manifest, paths.godot_resource])
+        if taken:
+            refuse_existing(taken[:1])
+    elif existing == "number":
+        for number in range(1, MAX_NUMBER + 1):
+            paths = set_paths(folder, stem if number == 1 else f"{stem}_{number}", output_format, intensities, stingers)
+            if not existing_paths(paths.all()):
+                break
+        else:
+            raise InvalidRequest([FieldProblem("output", (
+                f"{folder} already holds {MAX_NUMBER} sets named {stem}; choose another name or folder"))])
+    return paths
+
 
 def intensity_levels(count: int) -> list[float]:
     """3 -> [0.0, 0.5, 1.0]; 1 -> [1.0]."""
@@ -95,9 +155,11 @@ def build_dynamic_set(
     name: str | None = None,
     on_progress: ProgressCallback = ignore_progress,
     is_cancelled: CancelCheck = never_cancelled,
+    existing: str = "refuse",
 ) -> DynamicSet:
     """Generate a matched set into `folder` (see the module doc). `request` gives the prompt,
-    format, loudness and, optionally, tempo, key and seed; `bars` None fits its duration."""
+    format, loudness and, optionally, tempo, key and seed; `bars` None fits its duration.
+    `existing` is what to do when a file of the set is already there (free_set_paths)."""
     problems = set_option_problems(intensities, stingers)
     if problems:
         raise InvalidRequest(problems)
@@ -106,19 +168,22 @@ def build_dynamic_set(
                            task="text2music", source_audio=None, file_name=None).validated()
     folder = Path(folder)
     ensure_output_folder(folder)
-    stem = name or slug_from_prompt(request.prompt)
-    extension = base_request.output_format
+    paths = free_set_paths(folder, name or slug_from_prompt(request.prompt), base_request.output_format,
+                           intensities, stingers, existing)
+    # Every name was checked above; the cues themselves only guard against a race.
+    cue_existing = "overwrite" if existing == "overwrite" else "refuse"
     steps = 1 + intensities + stingers
     written: list[CueOutput] = []
     temporary: list[Path] = []
-    resource_path = folder / f"{stem}-set.tres"
-    manifest_path = folder / f"{stem}-set.json"
+    resource_path = paths.godot_resource
+    manifest_path = paths.manifest
 
     def generate(step: int, job: GenerationRequest, path: Path) -> CueOutput:
         def report(progress: Progress) -> None:
             on_progress(Progress(f"{job_label(step)}: {progress.stage}", (step + progress.fraction) / steps))
 
-        (cue,) = generate_cues(job, backend, path, on_progress=report, is_cancelled=is_cancelled)
+        (cue,) = generate_cues(job, backend, path, on_progress=report, is_cancelled=is_cancelled,
+                               existing=cue_existing)
         written.append(cue)
         return cue
 
@@ -130,52 +195,53 @@ def build_dynamic_set(
         return f"stinger {step - intensities}/{stingers}"
 
     try:
-        base = generate(0, base_request, folder / f"{stem}-base.{extension}")
-        loop = base.metadata["loop"]
-        bpm, key = loop["bpm"], base.metadata["key"]["used"]
-        per_bar = loop["beats_per_bar"]
-        matched = replace(base_request, bpm=bpm, key=key, loop_bars=loop["bars"]).validated()
+        with output_run():  # a set is one run: an exit at once removes its finished cues too
+            base = generate(0, base_request, paths.base)
+            loop = base.metadata["loop"]
+            bpm, key = loop["bpm"], base.metadata["key"]["used"]
+            per_bar = loop["beats_per_bar"]
+            matched = replace(base_request, bpm=bpm, key=key, loop_bars=loop["bars"]).validated()
 
-        uses_cover = "cover" in backend.describe().supports_tasks
-        cover_source = None
-        if uses_cover:
-            cover_source = _write_cover_source(Path(base.path), folder, loop)
-            temporary.append(cover_source)
-        layers = []
-        for level, intensity in enumerate(intensity_levels(intensities), start=1):
-            job = replace(matched, intensity=intensity)
+            uses_cover = "cover" in backend.describe().supports_tasks
+            cover_source = None
             if uses_cover:
-                job = replace(job, task="cover", source_audio=str(cover_source), cover_strength=COVER_STRENGTH,
-                              prompt=f"{request.prompt}, {intensity_words(intensity)}")
-            layers.append(generate(level, job, folder / f"{stem}-intensity-{level}.{extension}"))
+                cover_source = _write_cover_source(Path(base.path), loop)
+                temporary.append(cover_source)
+            layers = []
+            for level, intensity in enumerate(intensity_levels(intensities), start=1):
+                job = replace(matched, intensity=intensity)
+                if uses_cover:
+                    job = replace(job, task="cover", source_audio=str(cover_source), cover_strength=COVER_STRENGTH,
+                                  prompt=f"{request.prompt}, {intensity_words(intensity)}")
+                layers.append(generate(level, job, paths.layers[level - 1]))
 
-        stinger_cues = []
-        stinger_s = (STINGER_BARS * per_bar + STINGER_RING_OUT_BEATS) * 60.0 / bpm
-        for index in range(1, stingers + 1):
-            job = replace(matched, loop=False, loop_bars=None, intensity=1.0, duration=round(stinger_s, 6),
-                          seed=(seed + 100 + index) % (2**32))
-            stinger_cues.append(generate(intensities + index, job, folder / f"{stem}-stinger-{index}.{extension}"))
+            stinger_cues = []
+            stinger_s = (STINGER_BARS * per_bar + STINGER_RING_OUT_BEATS) * 60.0 / bpm
+            for index in range(1, stingers + 1):
+                job = replace(matched, loop=False, loop_bars=None, intensity=1.0, duration=round(stinger_s, 6),
+                              seed=(seed + 100 + index) % (2**32))
+                stinger_cues.append(generate(intensities + index, job, paths.stingers[index - 1]))
 
-        _check_matched(base, layers)
-        manifest = set_manifest(request, backend, seed, base, layers, stinger_cues, resource_path.name, uses_cover)
-        _write_text_atomic(resource_path, godot_interactive_resource(layers, folder, manifest))
-        write_json_atomic(manifest_path, manifest)
+            _check_matched(base, layers)
+            manifest = set_manifest(request, backend, seed, base, layers, stinger_cues, resource_path.name,
+                                    uses_cover)
+            write_text_atomic(resource_path, godot_interactive_resource(layers, folder, manifest))
+            write_json_atomic(manifest_path, manifest)
     except BaseException:
         for cue in written:
-            Path(cue.path).unlink(missing_ok=True)
-            Path(cue.sidecar_path).unlink(missing_ok=True)
-        resource_path.unlink(missing_ok=True)
+            discard([Path(cue.path), Path(cue.sidecar_path)])
+        discard([resource_path])
         raise
     finally:
-        for path in temporary:
-            path.unlink(missing_ok=True)
+        discard(temporary)
     on_progress(Progress("done", 1.0))
     return DynamicSet(manifest_path=manifest_path, godot_resource_path=resource_path, base=base, layers=layers,
                       stingers=stinger_cues, manifest=manifest)
 
 
-def _write_cover_source(base_path: Path, folder: Path, loop: dict) -> Path:
-    """The base loop followed by its first bar again: what the loop sounds like running on."""
+def _write_cover_source(base_path: Path, loop: dict) -> Path:
+    """The base loop followed by its first bar again: what the loop sounds like running on.
+    A hidden temporary beside the base cue, removed when the set is done."""
     import numpy as np
     import soundfile as sf
 
@@ -183,8 +249,8 @@ def _write_cover_source(base_path: Path, folder: Path, loop: dict) -> Path:
     cycle = audio[loop["loop_start"] : loop["loop_end_exclusive"]]
     bar = loop["bar_lines"][1] if len(loop["bar_lines"]) > 1 else cycle.shape[0]
     run_on = np.concatenate([cycle, cycle[:bar]], axis=0)
-    path = folder / f".{base_path.stem}.cover-source.wav"
-    sf.write(path, run_on, rate, subtype="FLOAT")
+    path = temporary_path_beside(base_path.with_name(f"{base_path.stem}.cover-source"), suffix=".wav")
+    sf.write(path, run_on, rate, subtype="FLOAT", format="WAV")
     return path
 
 
@@ -241,6 +307,7 @@ def set_manifest(request: GenerationRequest, backend: Backend, seed: int, base: 
         "arrangement": ("cover of the base cue per level" if uses_cover else
                         "same seed, key and tempo; layers by intensity" if honours_intensity else
                         "same seed, key and tempo; this backend does not vary its arrangement by intensity yet"),
+        "warnings": [f"{Path(cue.path).name}: {text}" for cue in [base, *layers, *stingers] for text in cue.warnings],
         "base": _cue_entry(base),
         "intensity_order": [Path(cue.path).name for cue in layers],
         "layers": [
@@ -288,6 +355,7 @@ def _cue_entry(cue: CueOutput) -> dict[str, Any]:
         "seconds": round(metadata["duration_written"], 6),
         "integrated_lufs": loudness.get("integrated_lufs"),
         "true_peak_dbtp": loudness.get("true_peak_dbtp"),
+        "warnings": list(cue.warnings),
     }
 
 
@@ -330,14 +398,3 @@ def godot_interactive_resource(layers: list[CueOutput], folder: Path, manifest: 
 
 def _godot_string(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    temp = temporary_path_beside(path)
-    try:
-        temp.write_text(text, encoding="utf-8")
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-

@@ -26,34 +26,39 @@ libsndfile, so Ogg loops are described by the sidecar only.
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import importlib.metadata
+import math
 import os
 import platform
 import random
-import re
+import shutil
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from soundfile import SoundFileError
 
-from acestep_core import __version__
+from acestep_core import __version__, output_names
 from acestep_core.audio import loops
 from acestep_core.audio.analysis import ANALYSIS_RATE, analysis_signal, estimate_key, estimate_tempo
-from acestep_core.audio.finishing import (
-    finish_candidate, frames_from_channels_first, replace_non_finite, resample, resampler_quality,
+from acestep_core.audio.finishing import finish_candidate, frames_at_rate, resampler_quality
+from acestep_core.audio.loudness import (
+    LoudnessReport, block_powers, finish_loudness, gated_loudness, sample_peak_dbfs, true_peak_dbtp,
 )
-from acestep_core.audio.loudness import LoudnessReport, finish_loudness, integrated_loudness, true_peak_dbtp
 from acestep_core.audio.riff import CueMarker, WavLoop, write_loop_chunks
-from acestep_core.audio.writer import temporary_path_beside, write_audio, write_json_atomic
+from acestep_core.audio.writer import (
+    as_written, discard, output_run, put_in_place, quantized, temporary_path_beside, write_audio, write_json_atomic,
+)
 from acestep_core.backends.base import Backend, BackendInfo
 from acestep_core.errors import AceStepError, GenerationCancelled, GenerationFailed, OutputNotWritable
 from acestep_core.jobs import CueOutput
+from acestep_core.output_names import sidecar_path
 from acestep_core.progress import (
     FINISHING,
-    LOADING,
     WRITING,
     CancelCheck,
     Progress,
@@ -70,8 +75,25 @@ if TYPE_CHECKING:
 _LOAD_SPAN = (0.0, 0.1)
 _GENERATE_SPAN = (0.1, 0.9)
 _FINISH_SPAN = (0.9, 1.0)
+# Progress steps in finishing one candidate: shape and resample, measure, loudness, write.
+_FINISH_STEPS = 4
 
 SOFTWARE = f"acestep-dcc {__version__}"
+
+# What generate_cues does when a file it would write (or its sidecar) is already there.
+EXISTING_CHOICES = ("refuse", "overwrite", "number")
+# The end of every OutputNotWritable sentence; the CLI adds how it chooses a folder.
+CHOOSE_ANOTHER_FOLDER = "choose another folder"
+# The sidecar's true peak is measured on the file's samples at this oversampling: the
+# limiter holds peaks on a 4x grid, which reads its own output ~0.07 dB low; 8x agrees
+# with ffmpeg's ebur128 to a hundredth of a dB.
+WRITTEN_PEAK_OVERSAMPLING = 8
+# A loudness target missed by more than this is a warning (EBU R128 allows +-0.5 LU live;
+# finishing aims within 0.05).
+LOUDNESS_WARNING_LU = 0.5
+# libsndfile reports a full disk only as "System error."; with less free space than this
+# left, a failed write is taken for a full disk.
+_FULL_DISK_BYTES = 4 << 20
 
 # How the sidecar states the loop convention (see acestep_core.audio.riff).
 LOOP_CONVENTION = (
@@ -97,6 +119,7 @@ class FinishedCue:
     loudness: LoudnessReport
     tempo: dict[str, Any]
     key: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)  # sentences for the user (cue_warnings adds loudness)
 
 
 def draw_seed() -> int:
@@ -109,26 +132,41 @@ def candidate_seeds(seed: int | None, candidates: int) -> list[int]:
     return [(base + k) % (MAX_SEED + 1) for k in range(candidates)]
 
 
-def candidate_paths(output_path: Path, output_format: str, candidates: int) -> list[Path]:
-    """boss.wav -> [boss.wav] for one candidate, [boss-1.wav, boss-2.wav, ...] for more."""
-    stem = output_path.stem if output_path.suffix.lower().lstrip(".") in ("wav", "flac", "ogg") else output_path.name
-    folder = output_path.parent
-    if candidates == 1:
-        return [folder / f"{stem}.{output_format}"]
-    return [folder / f"{stem}-{k}.{output_format}" for k in range(1, candidates + 1)]
+def output_paths(output_path: Path, output_format: str, candidates: int, existing: str = "refuse") -> list[Path]:
+    """The audio files a run writes for `output_path` (boss.wav -> boss.wav, or boss-1.wav ...
+    for several candidates), each with its sidecar boss.wav.json.
 
-
-def sidecar_path(audio_path: Path) -> Path:
-    return audio_path.with_suffix(".json")
+    existing="refuse" raises InvalidRequest naming every file or sidecar already there;
+    "overwrite" replaces them; "number" takes the first free name (boss_2.wav, ...).
+    A name ending in an extension other than .wav, .flac or .ogg is refused.
+    """
+    if existing not in EXISTING_CHOICES:
+        raise ValueError(f"existing must be one of {', '.join(EXISTING_CHOICES)}, got {existing!r}")
+    output_names.output_format_for(output_path)  # refuses x.mp3 (never x.mp3.wav)
+    if existing == "number":
+        return output_names.first_free_paths(output_path, output_format, candidates)
+    paths = output_names.candidate_paths(output_path, output_format, candidates)
+    if existing == "refuse":
+        output_names.refuse_existing(paths)
+    return paths
 
 
 def ensure_output_folder(folder: Path) -> None:
+    """Create `folder` if needed; OutputNotWritable (one sentence) when it cannot be written."""
+    folder = Path(folder)
+    for place in (folder, *folder.parents):
+        if place.exists() or place.is_symlink():
+            if not place.is_dir():
+                where = "" if place == folder else f", so the output folder {folder} cannot be made"
+                raise OutputNotWritable(f"{place} is not a folder{where}; {CHOOSE_ANOTHER_FOLDER}")
+            break
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputNotWritable(f"cannot create the output folder {folder}: {exc.strerror}; choose another folder with -o") from None
+        raise _write_failure(exc, folder, f"cannot create the output folder {folder}") from None
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputNotWritable(f"the output folder {folder} is not writable; choose another folder with -o or fix its permissions")
+        raise OutputNotWritable(f"the output folder {folder} is not writable; {CHOOSE_ANOTHER_FOLDER} "
+                                "or fix its permissions")
 
 
 def generate_cues(
@@ -138,23 +176,37 @@ def generate_cues(
     *,
     on_progress: ProgressCallback = ignore_progress,
     is_cancelled: CancelCheck = never_cancelled,
+    existing: str = "refuse",
 ) -> list[CueOutput]:
+    """Generate, finish and write every candidate of `request` (see the module doc).
+
+    `existing` says what to do when a file to be written, or its sidecar, is already
+    there (output_paths): "refuse" (before anything is generated), "overwrite" or
+    "number". A cancel is seen within a second at any stage; a cancel or an error
+    leaves no file behind.
+    """
     request = request.validated()
     output_path = Path(output_path)
-    targets = candidate_paths(output_path, request.output_format, request.candidates)
+    output_names.output_format_for(output_path)  # x.mp3 is refused before any folder is made
     ensure_output_folder(output_path.parent)
+    targets = output_paths(output_path, request.output_format, request.candidates, existing)
     seeds = candidate_seeds(request.seed, request.candidates)
     timings: dict[str, float] = {}
+    report_lock = threading.Lock()  # candidates finish on several threads
+
+    def report(progress: Progress) -> None:
+        with report_lock:
+            on_progress(progress)
 
     started = time.perf_counter()
     if not backend.loaded:
-        backend.load(_scaled(on_progress, _LOAD_SPAN))
+        backend.load(_scaled(report, _LOAD_SPAN))
     timings["load_s"] = time.perf_counter() - started
     _raise_if_cancelled(is_cancelled)
 
     started = time.perf_counter()
     try:
-        raw = backend.generate(backend_request(request), seeds, _scaled(on_progress, _GENERATE_SPAN), is_cancelled)
+        raw = backend.generate(backend_request(request), seeds, _scaled(report, _GENERATE_SPAN), is_cancelled)
     except AceStepError:
         raise
     except MemoryError:
@@ -164,48 +216,96 @@ def generate_cues(
     timings["generate_s"] = time.perf_counter() - started
     _raise_if_cancelled(is_cancelled)
 
-    on_progress(Progress(FINISHING, _FINISH_SPAN[0]))
+    def finishing_stage(done: int) -> str:
+        return FINISHING if request.candidates == 1 else f"{FINISHING} {done}/{request.candidates}"
+
+    report(Progress(finishing_stage(0), _FINISH_SPAN[0]))
     info = backend.describe()
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     staged: list[Path] = []
-    committed: list[Path] = []  # final files this call has already put in place
     started = time.perf_counter()
+    failed = threading.Event()  # one candidate failed: the others stop at their next check
+    steps_done = 0
+    candidates_done = 0
+
+    def stop_requested() -> bool:
+        return failed.is_set() or is_cancelled()
+
+    def step_done(finished_candidate: bool = False) -> None:
+        nonlocal steps_done, candidates_done
+        with report_lock:
+            steps_done += 1
+            candidates_done += finished_candidate
+            low, high = _FINISH_SPAN[0], (_FINISH_SPAN[0] + _FINISH_SPAN[1]) / 2
+            on_progress(Progress(finishing_stage(candidates_done),
+                                 low + (high - low) * steps_done / (_FINISH_STEPS * request.candidates)))
 
     def finish_and_stage(k: int) -> CueOutput:
-        cue = finish_cue(raw.samples[k], raw.sample_rate, request, raw.settings)
-        cue.loudness = write_cue(staged[k], cue, request, _info_chunk(request, info, seeds[k], created, cue))
+        cue = finish_cue(raw.samples[k], raw.sample_rate, request, raw.settings, is_cancelled=stop_requested,
+                         on_step=step_done)
+        write_cue(staged[k], cue, request, _info_chunk(request, info, seeds[k], created, cue),
+                  is_cancelled=stop_requested)
+        cue.warnings += cue_warnings(cue.loudness)
+        step_done(finished_candidate=True)
         path = targets[k]
         frames = cue.frames
         return CueOutput(index=k, path=str(path.resolve()), seed=seeds[k],
                          duration=frames.shape[0] / request.sample_rate, sample_rate=request.sample_rate,
                          sidecar_path=str(sidecar_path(path).resolve()),
-                         metadata=_sidecar(request, info, raw.settings, k, seeds[k], path, cue, created))
+                         metadata=_sidecar(request, info, raw.settings, k, seeds[k], path, cue, created),
+                         warnings=list(cue.warnings))
 
-    try:
-        staged.extend(temporary_path_beside(path) for path in targets)
-        # soxr and libsndfile release the GIL, so candidates finish side by side.
-        with ThreadPoolExecutor(max_workers=min(request.candidates, os.cpu_count() or 1)) as pool:
-            outputs = list(pool.map(finish_and_stage, range(request.candidates)))
-        timings["finish_s"] = time.perf_counter() - started
-        _raise_if_cancelled(is_cancelled)
-        on_progress(Progress(WRITING, (_FINISH_SPAN[0] + _FINISH_SPAN[1]) / 2))
-        for temp, output in zip(staged, outputs):
-            output.metadata["timings"] = {name: round(value, 4) for name, value in timings.items()}
-            os.replace(temp, output.path)
-            committed.append(Path(output.path))
-            write_json_atomic(Path(output.sidecar_path), output.metadata)
-            committed.append(Path(output.sidecar_path))
-    except (OSError, SoundFileError) as exc:
-        _discard(staged + committed)
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise OutputNotWritable(f"writing into {output_path.parent} failed ({reason}); free some space or "
-                                "choose another folder with -o") from None
-    except BaseException:
-        # A cancel or an error part-way leaves nothing: not even candidates already renamed.
-        _discard(staged + committed)
-        raise
-    on_progress(Progress("done", 1.0))
+    # A cancel or an error part-way leaves nothing: output_run removes the candidates
+    # already renamed into place, and the finally every temporary.
+    with output_run():
+        try:
+            staged.extend(temporary_path_beside(path) for path in targets)
+            # soxr and libsndfile release the GIL, so candidates finish side by side.
+            with ThreadPoolExecutor(max_workers=min(request.candidates, os.cpu_count() or 1)) as pool:
+                futures = [pool.submit(finish_and_stage, k) for k in range(request.candidates)]
+                try:
+                    outputs = [future.result() for future in futures]
+                except BaseException:
+                    failed.set()
+                    for future in futures:
+                        future.cancel()
+                    raise
+            timings["finish_s"] = time.perf_counter() - started
+            _raise_if_cancelled(is_cancelled)
+            report(Progress(WRITING, (_FINISH_SPAN[0] + _FINISH_SPAN[1]) / 2))
+            for number, (temp, output) in enumerate(zip(staged, outputs), start=1):
+                _raise_if_cancelled(is_cancelled)
+                output.metadata["timings"] = {name: round(value, 4) for name, value in timings.items()}
+                put_in_place(temp, Path(output.path))
+                write_json_atomic(Path(output.sidecar_path), output.metadata)
+                report(Progress(WRITING, _FINISH_SPAN[0] + (_FINISH_SPAN[1] - _FINISH_SPAN[0])
+                                * (0.5 + 0.5 * number / len(outputs))))
+        except (OSError, SoundFileError) as exc:
+            raise _write_failure(exc, output_path.parent, f"writing into {output_path.parent} failed") from None
+        finally:
+            discard(staged)  # temporaries not renamed into place (all of them, after an error)
+    report(Progress("done", 1.0))
     return outputs
+
+
+def _write_failure(exc: BaseException, folder: Path, what: str) -> OutputNotWritable:
+    """One sentence for a failed write; a full disk says so (libsndfile only says "System error.")."""
+    code = getattr(exc, "errno", None)
+    if code == errno.ENOSPC or (code is None and _free_bytes(folder) < _FULL_DISK_BYTES):
+        return OutputNotWritable(f"no space left on device in {folder}; free some space or {CHOOSE_ANOTHER_FOLDER}")
+    if code == getattr(errno, "EDQUOT", None):
+        return OutputNotWritable(f"the disk quota is used up in {folder}; free some space or {CHOOSE_ANOTHER_FOLDER}")
+    reason = getattr(exc, "strerror", None) or str(exc)
+    return OutputNotWritable(f"{what} ({reason}); {CHOOSE_ANOTHER_FOLDER}")
+
+
+def _free_bytes(folder: Path) -> float:
+    for place in (Path(folder), *Path(folder).parents):
+        try:
+            return shutil.disk_usage(place).free
+        except OSError:
+            continue
+    return math.inf
 
 
 def backend_request(request: GenerationRequest) -> GenerationRequest:
@@ -223,75 +323,143 @@ def backend_request(request: GenerationRequest) -> GenerationRequest:
     return replace(request, duration=min(seconds, MAX_DURATION_S))
 
 
-def finish_cue(samples: "np.ndarray", source_rate: int, request: GenerationRequest, settings: dict) -> FinishedCue:
-    """The finishing chain for one candidate (channels-first samples at the backend's rate)."""
+def finish_cue(samples: "np.ndarray", source_rate: int, request: GenerationRequest, settings: dict, *,
+               is_cancelled: CancelCheck = never_cancelled, on_step=lambda: None) -> FinishedCue:
+    """The finishing chain for one candidate (channels-first samples at the backend's rate).
+
+    `is_cancelled` is checked between steps and inside the long ones; `on_step()` is
+    called after each of the first _FINISH_STEPS - 1 steps (writing is the last).
+    """
     rate = request.sample_rate
     if request.loop:
-        frames = replace_non_finite(frames_from_channels_first(samples))
-        frames = resample(frames, source_rate, rate, resampler_quality(request.bit_depth))
+        frames = frames_at_rate(samples, source_rate, rate, resampler_quality(request.bit_depth),
+                                is_cancelled=is_cancelled)
     else:
-        frames = _declick_edges(finish_candidate(samples, source_rate, rate, request.duration, request.bit_depth), rate)
+        frames = _declick_edges(finish_candidate(samples, source_rate, rate, request.duration, request.bit_depth,
+                                                 is_cancelled=is_cancelled), rate)
+    _raise_if_cancelled(is_cancelled)
+    on_step()
     # One decimated mono signal serves both measurements (None: the request set both).
     signal = analysis_signal(frames, rate) if request.bpm is None or request.key is None else None
     tempo = _tempo_record(request, settings, signal)
+    _raise_if_cancelled(is_cancelled)
     key = _key_record(request, settings, signal)
+    _raise_if_cancelled(is_cancelled)
     plan = None
+    warnings: list[str] = []
     if request.loop:
         bpm = tempo["used"]
         if bpm is None:
-            raise GenerationFailed(
-                "the loop needs a tempo, and none could be measured from this audio; set one with --bpm"
-            )
+            raise GenerationFailed("the loop needs a tempo, and none could be measured from this audio; set the tempo")
         per_bar = int(settings.get("beats_per_bar") or beats_per_bar(request.time_signature))
         plan = loops.plan_loop(bpm, per_bar, rate, bars=request.loop_bars, duration_s=request.duration,
                                available_frames=frames.shape[0])
+        wanted = request.loop_bars or loops.fit_bars(request.duration, bpm, per_bar)
+        if plan.bars < wanted:
+            warnings.append(f"the loop is {plan.bars} bars, not the {wanted} nearest {request.duration:g} s: "
+                            f"the backend made only {frames.shape[0] / rate:.1f} s at {bpm:g} BPM")
         frames = loops.fold_tail(frames, plan)
+        _raise_if_cancelled(is_cancelled)
+    on_step()
     frames, report = finish_loudness(frames, rate, request.loudness_target_lufs(), request.true_peak_ceiling_db,
-                                     circular=plan is not None)
+                                     circular=plan is not None, in_place=True, is_cancelled=is_cancelled)
+    _raise_if_cancelled(is_cancelled)
     if plan is not None and request.output_format == "wav":
         frames = loops.with_guard_frame(frames)
-    return FinishedCue(frames=frames, loop=plan, loudness=report, tempo=tempo, key=key)
+    on_step()
+    return FinishedCue(frames=frames, loop=plan, loudness=report, tempo=tempo, key=key, warnings=warnings)
 
 
 def _declick_edges(frames: "np.ndarray", rate: int) -> "np.ndarray":
+    """Fade both ends in place (`frames` is finishing's own array)."""
     import numpy as np
 
     length = min(int(round(DECLICK_S * rate)), frames.shape[0] // 2)
     if length == 0:
         return frames
     ramp = (0.5 - 0.5 * np.cos(np.pi * (np.arange(length) + 0.5) / length)).astype(np.float32)[:, None]
-    out = frames.copy()
-    out[:length] *= ramp
-    out[-length:] *= ramp[::-1]
-    return out
+    frames[:length] *= ramp
+    frames[-length:] *= ramp[::-1]
+    return frames
 
 
-def write_cue(path: Path, cue: FinishedCue, request: GenerationRequest, info: dict[str, str]) -> LoudnessReport:
+def write_cue(path: Path, cue: FinishedCue, request: GenerationRequest, info: dict[str, str], *,
+              is_cancelled: CancelCheck = never_cancelled) -> LoudnessReport:
     """Write a finished cue (and a looped WAV's chunks) to `path`; returns the loudness as written.
 
-    A lossy codec moves peaks, so an Ogg file is decoded again and, if its true peak came
-    out over the ceiling, turned down by the excess and encoded again.
+    PCM is quantised first (writer.quantized), and the true peak and sample peak are
+    measured on those very samples, the true peak at 8x. An Ogg file is decoded again and
+    measured; if its true peak came out over the ceiling, it is turned down by the excess
+    and encoded again. cue.frames and cue.loudness become the audio and the report as written.
     """
     import soundfile as sf
 
-    frames, report = cue.frames, cue.loudness
+    fmt, rate = request.output_format, request.sample_rate
+    looped = cue.loop is not None
+    samples = quantized(cue.frames, fmt, request.bit_depth)
     for _ in range(_MAX_LOSSY_PASSES):
-        write_audio(path, frames, request.sample_rate, request.output_format, request.bit_depth, info)
-        if request.output_format != "ogg":
+        write_audio(path, samples, rate, fmt, request.bit_depth, info, is_cancelled=is_cancelled)
+        if fmt != "ogg":
+            written = as_written(samples)
             break
-        decoded, _ = sf.read(path, dtype="float32", always_2d=True)
-        peak = true_peak_dbtp(decoded, circular=cue.loop is not None)
-        report = replace(report, true_peak_dbtp=round(peak, 3),
-                         integrated_lufs=round(integrated_loudness(decoded, request.sample_rate), 3))
+        written, _ = sf.read(path, dtype="float32", always_2d=True)
+        peak = true_peak_dbtp(written, looped, WRITTEN_PEAK_OVERSAMPLING, is_cancelled=is_cancelled)
         excess = peak - request.true_peak_ceiling_db
         if excess <= 0:
             break
-        frames = (frames * 10.0 ** (-(excess + 0.1) / 20.0)).astype(frames.dtype)
-    if cue.loop is not None and request.output_format == "wav":
+        samples = (samples * 10.0 ** (-(excess + 0.1) / 20.0)).astype(samples.dtype)
+    del samples
+    _raise_if_cancelled(is_cancelled)
+    if looped and fmt == "wav":
         plan = cue.loop
         markers = [CueMarker(plan.start, "Loop start (bar 1)"), CueMarker(plan.end_exclusive, "Loop end")]
-        write_loop_chunks(path, WavLoop(plan.start, plan.end_exclusive), markers, request.sample_rate)
+        write_loop_chunks(path, WavLoop(plan.start, plan.end_exclusive), markers, rate, is_cancelled=is_cancelled)
+    cue.frames = written
+    cue.loudness = measured_as_written(written, cue, request, is_cancelled, true_peak=peak if fmt == "ogg" else None)
+    return cue.loudness
+
+
+def measured_as_written(written: "np.ndarray", cue: FinishedCue, request: GenerationRequest,
+                        is_cancelled: CancelCheck = never_cancelled, true_peak: float | None = None) -> LoudnessReport:
+    """cue.loudness with its peaks (and, for Ogg, its loudness) measured on `written`, the
+    samples a reader decodes from the file. A looped WAV is measured without its guard
+    frame. `true_peak` is the true peak of `written` when the caller has measured it."""
+    heard = written[: cue.loop.end_exclusive] if cue.loop is not None else written
+    looped = cue.loop is not None
+    peak = true_peak if true_peak is not None else true_peak_dbtp(heard, looped, WRITTEN_PEAK_OVERSAMPLING,
+                                                                  is_cancelled=is_cancelled)
+    report = replace(cue.loudness, true_peak_dbtp=_finite_or_none(peak),
+                     sample_peak_dbfs=_finite_or_none(sample_peak_dbfs(heard)))
+    if request.output_format == "ogg":
+        loudness = gated_loudness(block_powers(heard, request.sample_rate, is_cancelled=is_cancelled))
+        report = replace(report, integrated_lufs=_finite_or_none(loudness))
+    # PCM's loudness is finishing's own: rounding to 16 bits adds noise 80 dB or more under
+    # any block the gates keep, which moves integrated loudness far less than 0.001 LU.
     return report
+
+
+def cue_warnings(report: LoudnessReport) -> list[str]:
+    """Sentences for what finishing could not do as asked (in the sidecar, the result, and on stderr)."""
+    warnings = []
+    target, reached, ceiling = report.target_lufs, report.integrated_lufs, report.ceiling_dbtp
+    if target is not None and reached is None:
+        warnings.append(f"the audio is silent, so it was not brought to {target:g} LUFS")
+    elif target is not None and abs(reached - target) > LOUDNESS_WARNING_LU:
+        if report.limiter_reduction_db > LOUDNESS_WARNING_LU:
+            warnings.append(f"aimed for {target:g} LUFS, reached {reached:.1f} LUFS with "
+                            f"{report.limiter_reduction_db:.1f} dB of limiting under the {ceiling:g} dBTP "
+                            "ceiling; ask for a lower loudness or a higher true-peak ceiling")
+        else:
+            warnings.append(f"aimed for {target:g} LUFS, reached {reached:.1f} LUFS: the audio is nearly silent "
+                            f"and was raised by at most {report.gain_db:.1f} dB")
+    if report.true_peak_dbtp is not None and report.true_peak_dbtp > ceiling + 0.005:
+        warnings.append(f"the file's true peak is {report.true_peak_dbtp:.2f} dBTP, over the {ceiling:g} dBTP "
+                        "ceiling; ask for a lower loudness or a lower ceiling")
+    return warnings
+
+
+def _finite_or_none(value: float) -> float | None:
+    return round(value, 3) if math.isfinite(value) else None
 
 
 def _tempo_record(request: GenerationRequest, settings: dict, signal: "np.ndarray | None") -> dict[str, Any]:
@@ -344,11 +512,6 @@ def _loop_record(cue: FinishedCue, request: GenerationRequest) -> dict[str, Any]
     if request.output_format == "wav":
         record.update(smpl_start=plan.start, smpl_end=plan.end_exclusive, guard_frame=plan.end_exclusive)
     return record
-
-
-def _discard(paths: list[Path]) -> None:
-    for path in paths:
-        Path(path).unlink(missing_ok=True)
 
 
 def _raise_if_cancelled(is_cancelled: CancelCheck) -> None:
@@ -410,7 +573,9 @@ def _sidecar(request: GenerationRequest, info: BackendInfo, settings: dict, inde
         "loop": _loop_record(cue, request),
         "tempo": cue.tempo,
         "key": cue.key,
-        "loudness": cue.loudness.to_dict(),
+        "loudness": {**cue.loudness.to_dict(), "true_peak_oversampling": WRITTEN_PEAK_OVERSAMPLING,
+                     "measured_on": "the samples as written"},
+        "warnings": list(cue.warnings),
         "versions": package_versions(),
     }
 

@@ -36,6 +36,9 @@ class CueOutput:
     sample_rate: int
     sidecar_path: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Sentences for what finishing could not do as asked (a missed loudness target, ...),
+    # the same as the sidecar's "warnings": hosts show them beside the cue.
+    warnings: list[str] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, data: dict) -> "CueOutput":

@@ -40,7 +40,7 @@ def boss_batch(tiny_checkpoint: Path, tmp_path_factory) -> Path:
 
 def test_candidates_are_exact_game_ready_files(boss_batch: Path, tiny_checkpoint: Path):
     names = sorted(p.name for p in boss_batch.iterdir())
-    assert names == ["boss-1.json", "boss-1.wav", "boss-2.json", "boss-2.wav", "boss-3.json", "boss-3.wav"]
+    assert names == ["boss-1.wav", "boss-1.wav.json", "boss-2.wav", "boss-2.wav.json", "boss-3.wav", "boss-3.wav.json"]
     for k in (1, 2, 3):
         info = sf.info(boss_batch / f"boss-{k}.wav")
         assert (info.samplerate, info.channels, info.subtype, info.frames) == (44100, 2, "PCM_16", 3 * 44100)
@@ -49,7 +49,7 @@ def test_candidates_are_exact_game_ready_files(boss_batch: Path, tiny_checkpoint
 def test_sidecar_records_request_seed_backend_and_model(boss_batch: Path, tiny_checkpoint: Path):
     seeds = []
     for k in (1, 2, 3):
-        sidecar = json.loads((boss_batch / f"boss-{k}.json").read_text())
+        sidecar = json.loads((boss_batch / f"boss-{k}.wav.json").read_text())
         seeds.append(sidecar["seed"])
         assert sidecar["request"]["prompt"] == PROMPT
         assert sidecar["request"]["key"] == "E minor" and sidecar["request"]["bpm"] == 150
@@ -74,7 +74,7 @@ def test_info_chunk_read_by_an_independent_reader(boss_batch: Path):
 
 
 def test_candidate_is_reproducible_alone_from_its_recorded_seed(boss_batch: Path, tiny_checkpoint: Path, tmp_path: Path):
-    seed = json.loads((boss_batch / "boss-2.json").read_text())["seed"]
+    seed = json.loads((boss_batch / "boss-2.wav.json").read_text())["seed"]
     alone = tmp_path / "again.wav"
     assert run_cli("--seconds", "3", "--seed", str(seed), "--bpm", "150", "--key", "E minor",
                    "-o", str(alone), "--model", str(tiny_checkpoint)) == 0
@@ -84,13 +84,13 @@ def test_candidate_is_reproducible_alone_from_its_recorded_seed(boss_batch: Path
     assert not np.array_equal(read(boss_batch / "boss-1.wav"), batch)
 
 
-@pytest.mark.parametrize("args, subtype, rate, suffix", [
-    (["--sample-rate", "48000", "--bit-depth", "24"], "PCM_24", 48000, "wav"),
-    (["--format", "flac"], "PCM_16", 44100, "flac"),
-    ([], "VORBIS", 44100, "ogg"),
+@pytest.mark.parametrize("name, args, subtype, rate, suffix", [
+    ("cue.wav", ["--sample-rate", "48000", "--bit-depth", "24"], "PCM_24", 48000, "wav"),
+    ("cue", ["--format", "flac"], "PCM_16", 44100, "flac"),
+    ("cue.ogg", [], "VORBIS", 44100, "ogg"),
 ])
-def test_other_formats(tiny_checkpoint: Path, tmp_path: Path, args, subtype, rate, suffix):
-    out = tmp_path / ("cue.ogg" if suffix == "ogg" else "cue.wav")
+def test_other_formats(tiny_checkpoint: Path, tmp_path: Path, name, args, subtype, rate, suffix):
+    out = tmp_path / name
     assert run_cli("--seconds", "2", "--seed", "1", "-o", str(out), "--model", str(tiny_checkpoint), *args) == 0
     info = sf.info(tmp_path / f"cue.{suffix}")
     assert (info.subtype, info.samplerate, info.frames) == (subtype, rate, 2 * rate)
@@ -147,8 +147,10 @@ def test_unwritable_output(tiny_checkpoint: Path, tmp_path: Path, capsys):
 def test_output_under_a_file_is_reported(tmp_path: Path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    assert run_cli("--seconds", "2", "--backend", "sketch", "-o", str(blocker / "x.wav")) == 2
-    assert "cannot create the output folder" in capsys.readouterr().err
+    assert run_cli("--seconds", "2", "--backend", "sketch", "-o", str(blocker / "sub" / "x.wav")) == 2
+    err = capsys.readouterr().err
+    assert f"{blocker} is not a folder, so the output folder {blocker / 'sub'} cannot be made" in err
+    assert "choose another folder with -o" in err
 
 
 @pytest.mark.slow
@@ -171,8 +173,8 @@ def test_ctrl_c_mid_run_cancels_and_leaves_no_file(tiny_checkpoint: Path, tmp_pa
     process.send_signal(signal.SIGINT)
     rest = process.communicate(timeout=60)[1]
     text = (seen + rest).decode(errors="replace")
-    assert process.returncode == 2, text
-    assert "cancelled" in text and "Traceback" not in text
+    assert process.returncode == 130, text
+    assert "cancelled; no file was written" in text and "Traceback" not in text
     assert list(out.parent.iterdir()) == []
 
 
@@ -180,14 +182,14 @@ def test_output_folder_names_the_file_after_the_prompt(tmp_path: Path):
     folder = tmp_path / "music"
     folder.mkdir()
     assert main(["generate", "Dark Cave, ambient!", "--seconds", "2", "--backend", "sketch", "-o", f"{folder}/"]) == 0
-    assert sorted(p.name for p in folder.iterdir()) == ["dark-cave-ambient.json", "dark-cave-ambient.wav"]
+    assert sorted(p.name for p in folder.iterdir()) == ["dark-cave-ambient.wav", "dark-cave-ambient.wav.json"]
 
 
 def test_a_failure_while_renaming_leaves_no_candidate_behind(tmp_path: Path, capsys):
     """A folder squatting on boss-2.wav makes the second rename fail after boss-1.wav is in
     place: the whole run is undone, nothing half-made stays."""
     (tmp_path / "boss-2.wav").mkdir()
-    code = main(["generate", PROMPT, "--seconds", "2", "--candidates", "2", "--backend", "sketch",
+    code = main(["generate", PROMPT, "--seconds", "2", "--candidates", "2", "--backend", "sketch", "--overwrite",
                  "-o", str(tmp_path / "boss.wav")])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err

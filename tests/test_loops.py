@@ -17,6 +17,7 @@ from acestep_core.audio.writer import write_audio
 from acestep_core.backends.sketch import SketchBackend
 from acestep_core.cli import main
 from acestep_core.generation import generate_cues
+from acestep_core.output_names import sidecar_path
 from acestep_core.request import GenerationRequest
 
 
@@ -174,7 +175,7 @@ def sketch_loop(tmp_path_factory) -> Path:
 
 
 def test_loop_lands_on_bar_lines_and_the_chunks_say_so(sketch_loop: Path):
-    sidecar = json.loads(sketch_loop.with_suffix(".json").read_text())
+    sidecar = json.loads(sidecar_path(sketch_loop).read_text())
     loop = sidecar["loop"]
     length = loops.bar_lines(4, 132, 4, 44100)[-1]
     assert (loop["loop_start"], loop["loop_end_exclusive"], loop["bars"], loop["bpm"]) == (0, length, 4, 132.0)
@@ -199,7 +200,7 @@ def test_guard_frame_makes_every_godot_4_loop_exact(sketch_loop: Path):
 
 def test_seam_has_no_step_or_flux_above_the_rest(sketch_loop: Path):
     audio, _ = sf.read(sketch_loop, dtype="float64", always_2d=True)
-    sidecar = json.loads(sketch_loop.with_suffix(".json").read_text())
+    sidecar = json.loads(sidecar_path(sketch_loop).read_text())
     assert seam_is_clean(audio, sidecar["loop"]["loop_start"], sidecar["loop"]["loop_end_exclusive"])
 
 

@@ -4,7 +4,7 @@ Hand-written because no Python library writes `smpl` (soundfile exposes no instr
 chunk, and the RIFF readers on PyPI only read). The WAV is written by soundfile first
 (fmt, LIST/INFO and data from libsndfile); this module copies its chunks into a new file
 with the loop chunks placed before `data`, so readers that stop at `data` (streaming
-loaders) still see them, and renames the result over the original. The LIST/INFO chunk
+loaders) still see them, and renames the result over the original (keeping its mode). The LIST/INFO chunk
 libsndfile wrote is kept byte for byte.
 
 Loop end, and why it is one past the loop: the RIFF spec says `dwEnd` is the last sample
@@ -24,13 +24,14 @@ The exact numbers for every engine are in the sidecar (loop_start, loop_end_excl
 from __future__ import annotations
 
 import os
+import stat
 import struct
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
-from acestep_core.errors import AceStepError
+from acestep_core.audio.writer import discard, replace_with_temporary, temporary_path_beside
+from acestep_core.errors import AceStepError, GenerationCancelled
 
 # Chunks this module writes; old copies are dropped so a rewrite never duplicates them.
 _OWN_CHUNKS = (b"smpl", b"cue ")
@@ -117,12 +118,14 @@ def adtl_list_chunk(markers: list[CueMarker]) -> bytes:
     return b"LIST" + struct.pack("<I", len(body)) + body
 
 
-def write_loop_chunks(path: Path, loop: WavLoop | None, markers: list[CueMarker], sample_rate: int) -> None:
+def write_loop_chunks(path: Path, loop: WavLoop | None, markers: list[CueMarker], sample_rate: int,
+                      is_cancelled: Callable[[], bool] = lambda: False) -> None:
     """Rewrite the WAV at `path` with a `smpl` loop (if any) and cue markers, atomically.
 
     Chunks already there (fmt, LIST/INFO, data, anything else) are kept in order; earlier
     smpl/cue/adtl chunks are replaced. The new file is written beside `path` under a
-    temporary name and renamed over it, so `path` is never half-written.
+    temporary name and renamed over it, so `path` is never half-written; it keeps the
+    permissions `path` had. `is_cancelled` is checked between blocks of the copy.
     """
     path = Path(path)
     new_chunks = b""
@@ -130,10 +133,11 @@ def write_loop_chunks(path: Path, loop: WavLoop | None, markers: list[CueMarker]
         new_chunks += smpl_chunk(loop, sample_rate, cue_identifier=1 if markers else 0)
     if markers:
         new_chunks += cue_chunk(markers) + adtl_list_chunk(markers)
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".riff", dir=path.parent)
-    temp = Path(temp_name)
+    temp = temporary_path_beside(path)
     try:
-        with open(path, "rb") as source, os.fdopen(fd, "wb") as out:
+        with open(path, "rb") as source, open(temp, "wb") as out:
+            if hasattr(os, "fchmod"):
+                os.fchmod(out.fileno(), stat.S_IMODE(os.fstat(source.fileno()).st_mode))
             chunks = _read_chunk_table(source, path)
             kept = [c for c in chunks if c.ident not in _OWN_CHUNKS and not _is_adtl(source, c)]
             body_size = 4 + len(new_chunks) + sum(8 + c.size + (c.size & 1) for c in kept)
@@ -143,10 +147,10 @@ def write_loop_chunks(path: Path, loop: WavLoop | None, markers: list[CueMarker]
             for chunk in kept:
                 if chunk.ident == b"data":
                     out.write(new_chunks)
-                _copy_chunk(source, out, chunk)
-        os.replace(temp, path)
+                _copy_chunk(source, out, chunk, is_cancelled)
+        replace_with_temporary(temp, path)
     except BaseException:
-        temp.unlink(missing_ok=True)
+        discard([temp])
         raise
 
 
@@ -176,11 +180,13 @@ def _is_adtl(source: BinaryIO, chunk: _Chunk) -> bool:
     return source.read(4) == b"adtl"
 
 
-def _copy_chunk(source: BinaryIO, out: BinaryIO, chunk: _Chunk) -> None:
+def _copy_chunk(source: BinaryIO, out: BinaryIO, chunk: _Chunk, is_cancelled: Callable[[], bool]) -> None:
     out.write(chunk.ident + struct.pack("<I", chunk.size))
     source.seek(chunk.offset)
     remaining = chunk.size
     while remaining:
+        if is_cancelled():
+            raise GenerationCancelled()
         block = source.read(min(remaining, _COPY_BUFFER))
         if not block:
             raise NotAWavFile("the WAV file ended early while its chunks were being copied; write it again")
