@@ -488,7 +488,7 @@ def test_a_worker_reaper_starts_preloads_and_exits_when_idle(inside, tmp_path, m
     try:
         prepare(inside, tmp_path)
         inside.reapy.set_ext_state("acestep-dcc", "idle_unload_minutes", "0.02", persist=True)  # 1.2 s
-        inside.reapy.set_ext_state("acestep-dcc", "idle_exit_minutes", "0.05", persist=True)  # 3 s
+        inside.reapy.set_ext_state("acestep-dcc", "idle_exit_minutes", "0.03", persist=True)  # 1.8 s
         inside.answer_inputs([PROMPT, "2", "1"])
         inside.run("generate")
         wait(inside)
@@ -496,7 +496,7 @@ def test_a_worker_reaper_starts_preloads_and_exits_when_idle(inside, tmp_path, m
         assert state["message_boxes"] == [] and len(state["project"]["tracks"][1]["items"]) == 1
         info = read_discovery(home / "state")
         arguments = process_arguments(info.pid)
-        assert arguments[arguments.index("--preload"):] == ["--preload", "--idle-unload", "0.02", "--idle-exit", "0.05"]
+        assert arguments[arguments.index("--preload"):] == ["--preload", "--idle-unload", "0.02", "--idle-exit", "0.03"]
         # (the sketch backend has no model to unload: the worker tests check --idle-unload)
         deadline = time.monotonic() + 30
         while not exited(info.pid):
