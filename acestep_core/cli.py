@@ -350,8 +350,9 @@ def _run_with_progress(run):
             thread.join(0.1)
     finally:
         bar.close()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        if not cancel.is_set():  # after a Ctrl-C, another one still exits at once (130), even on the way out
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
     if "error" in outcome:
         raise outcome["error"]
     return outcome["result"]

@@ -131,6 +131,38 @@ def test_cancel_leaves_nothing_behind(tmp_path: Path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_set_over_taken_names_is_refused_before_generating(tmp_path: Path):
+    (tmp_path / "boss-intensity-2.wav.json").write_text("{}")
+    generated: list[str] = []
+    with pytest.raises(InvalidRequest, match="boss-intensity-2.wav.json already exists.*--overwrite"):
+        build_dynamic_set(GenerationRequest(prompt="boss"), SketchBackend(), tmp_path, intensities=2, bars=1,
+                          stingers=0, on_progress=lambda p: generated.append(p.stage))
+    assert generated == [] and sorted(p.name for p in tmp_path.iterdir()) == ["boss-intensity-2.wav.json"]
+
+
+def test_a_numbered_set_takes_the_first_free_name_for_all_its_files(tmp_path: Path):
+    (tmp_path / "boss-set.tres").write_text("mine")
+    result = build_dynamic_set(GenerationRequest(prompt="boss", seed=2), SketchBackend(), tmp_path, intensities=1,
+                               bars=1, stingers=1, existing="number")
+    assert result.manifest_path.name == "boss_2-set.json"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "boss-set.tres", "boss_2-base.wav", "boss_2-base.wav.json", "boss_2-intensity-1.wav",
+        "boss_2-intensity-1.wav.json", "boss_2-set.json", "boss_2-set.tres", "boss_2-stinger-1.wav",
+        "boss_2-stinger-1.wav.json"]
+    assert result.manifest["base"]["sidecar"] == "boss_2-base.wav.json"
+    assert (tmp_path / "boss-set.tres").read_text() == "mine"
+
+
+def test_set_warnings_reach_the_manifest(tmp_path: Path):
+    result = build_dynamic_set(GenerationRequest(prompt="boss battle, rock", seed=2, loudness=-5,
+                                                 true_peak_ceiling_db=-2), SketchBackend(), tmp_path,
+                               intensities=1, bars=2, stingers=0)
+    assert result.warnings and all(text.startswith("boss-battle-rock-") and "aimed for -5 LUFS" in text
+                                   for text in result.warnings)
+    assert result.manifest["warnings"] == result.warnings
+    assert result.manifest["base"]["warnings"] == result.base.warnings != []
+
+
 def test_bad_counts_are_sentences(tmp_path: Path):
     with pytest.raises(InvalidRequest, match="intensities must be a whole number from 1 to 8"):
         build_dynamic_set(GenerationRequest(prompt="x"), SketchBackend(), tmp_path, intensities=0)
