@@ -59,3 +59,28 @@ def test_score_cutscene_on_acestep(addon, acestep_worker):
     cues = _cues(scene)
     assert [(c.name, c.frame_final_start, c.frame_final_duration, c.channel) for c in cues] == [
         ("calm exploration", 1, 66, 1), ("boss appears", 61, 60, 2)]
+
+
+def test_a_worker_blender_starts_loads_the_model_at_once_and_the_panel_says_so(addon, tiny_checkpoint,
+                                                                                monkeypatch, tmp_path):
+    """--preload: the model loads while the user is still writing a prompt, and the status
+    line says "loading model" until it is ready."""
+    from acestep_core.client import find_worker
+    from worker_fixtures import WORKER_PYTHON
+
+    monkeypatch.setenv("ACESTEP_DCC_HOME", str(tmp_path / "home"))
+    prefs = addon.preferences
+    prefs.worker_python, prefs.model_folder = WORKER_PYTHON, str(tiny_checkpoint)
+    try:
+        assert bpy.ops.acestep.connect() == {"FINISHED"}
+        seen = []
+        tick_until_idle(addon, timeout=120, on_tick=lambda _: seen.append(addon.runtime.worker_summary))
+        loading = [s for s in seen if s.endswith("loading model")]
+        assert loading, f"never said loading model: {sorted(set(seen))}"
+        assert addon.runtime.worker_summary.endswith("model loaded"), addon.runtime.worker_summary
+        assert seen.index(loading[0]) < len(seen) - 1 - seen[::-1].index(addon.runtime.worker_summary)
+        assert addon.link.health["model_state"] == "loaded"
+    finally:
+        running = find_worker()
+        if running is not None:
+            running.shutdown()

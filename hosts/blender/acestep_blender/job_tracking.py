@@ -97,7 +97,8 @@ def tick() -> float | None:
     task = tracker.task
     if task is None:
         sync_ui()
-        return TICK_INTERVAL if worker_link.link.state == worker_link.STARTING else None
+        link = worker_link.link
+        return TICK_INTERVAL if link.state == worker_link.STARTING or link.model_loading else None
     outcome = task.runner.outcome
     if outcome is not None and not (outcome.ok and _busy_elsewhere()):
         tracker.task = None
@@ -159,7 +160,9 @@ def stage_text(task: Task) -> str:
     if current is None:
         return "bringing the audio in"
     status = current.status
-    if status is None:
+    if worker_link.link.model_loading and (status is None or status.status == "queued"):
+        stage = "loading model"  # the worker loads it before it takes the job
+    elif status is None:
         stage = "submitting"
     elif status.status == "queued":
         stage = f"queued ({status.position} ahead)" if status.position else "queued"

@@ -175,6 +175,25 @@ class ACESTEP_OT_connect(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class ACESTEP_OT_stop_worker(bpy.types.Operator):
+    """Stop the worker now and free the model's memory (a running generation is cancelled
+    first); the next Generate or Connect starts it again"""
+
+    bl_idname = "acestep.stop_worker"
+    bl_label = "Stop Worker"
+    bl_options = {"REGISTER"}
+
+    def execute(self, context):
+        cancelled = job_tracking.cancel_task(context) if tracker.busy else ""
+        message = worker_link.link.stop()
+        if cancelled:
+            message = f"{cancelled}; {message}"
+        tracker.say(message[0].upper() + message[1:], "INFO")
+        job_tracking.sync_ui(context)
+        self.report({"INFO"}, tracker.message)
+        return {"FINISHED"}
+
+
 class ACESTEP_OT_use_template(bpy.types.Operator):
     """Write the prompt from the picked words: [mood] [scene], [style], [tempo] [instruments]"""
 
@@ -313,6 +332,7 @@ CLASSES = (
     ACESTEP_OT_make_intensity_set,
     ACESTEP_OT_cancel,
     ACESTEP_OT_connect,
+    ACESTEP_OT_stop_worker,
     ACESTEP_OT_use_template,
     ACESTEP_OT_use_candidate,
     ACESTEP_OT_fill_section_prompts,

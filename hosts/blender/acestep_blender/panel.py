@@ -106,6 +106,8 @@ def draw_worker_status(layout, runtime) -> None:
     row.label(text=f"{text}: {runtime.worker_summary}" if runtime.worker_summary else text,
               icon=WORKER_ICONS.get(state, "QUESTION"))
     row.operator("acestep.connect", text="", icon="FILE_REFRESH")
+    if state == "CONNECTED":
+        row.operator("acestep.stop_worker", text="", icon="QUIT")
     if runtime.worker_fix:
         _wrapped(box, runtime.worker_fix, icon="INFO")
 

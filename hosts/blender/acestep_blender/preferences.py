@@ -11,10 +11,14 @@ import shlex
 from dataclasses import dataclass
 
 import bpy
-from bpy.props import EnumProperty, StringProperty
+from bpy.props import EnumProperty, FloatProperty, StringProperty
 
 ADDON_ID = __package__
 DEFAULT_OUTPUT_FOLDER = "//acestep_audio/"
+# A worker Blender starts loads the model at once, frees its memory after this long
+# without a job, and exits after this long without a request from any host (0: never).
+DEFAULT_IDLE_UNLOAD_MINUTES = 10.0
+DEFAULT_IDLE_EXIT_MINUTES = 30.0
 # Preferences belong to no .blend, so 4.5+ warns about "//" unless told it is meant.
 _BLEND_RELATIVE = {"PATH_SUPPORTS_BLEND_RELATIVE"} if bpy.app.version >= (4, 5, 0) else set()
 
@@ -39,18 +43,32 @@ class AddonSettings:
     remote_token: str = ""
     output_folder: str = DEFAULT_OUTPUT_FOLDER
     output_format: str = "wav"
+    idle_unload_minutes: float = DEFAULT_IDLE_UNLOAD_MINUTES
+    idle_exit_minutes: float = DEFAULT_IDLE_EXIT_MINUTES
 
     def start_command(self) -> list[str] | None:
-        """The command that starts a worker here, or None to let the client decide
-        (which, inside Blender, asks the user to set one)."""
+        """The command that starts a worker here, with the lifetime flags, or None to let
+        the client decide (which, inside Blender, asks the user to set one)."""
         if self.worker_command.strip():
-            return split_command(self.worker_command)
-        if self.worker_python.strip():
+            command = split_command(self.worker_command)
+        elif self.worker_python.strip():
             command = [bpy.path.abspath(self.worker_python.strip()), "-m", "acestep_core.worker"]
             if self.model_folder.strip():
                 command += ["--model", bpy.path.abspath(self.model_folder.strip())]
-            return command
-        return None
+        else:
+            return None
+        # A flag the Worker Command already gives is the user's choice.
+        return command + [part for flag in self.lifetime_flags() if flag[0] not in command for part in flag]
+
+    def lifetime_flags(self) -> list[tuple[str, ...]]:
+        """--preload (the model loads while the user writes a prompt), and the idle flags
+        that are not 0."""
+        flags = [("--preload",)]
+        if self.idle_unload_minutes > 0:
+            flags.append(("--idle-unload", f"{self.idle_unload_minutes:g}"))
+        if self.idle_exit_minutes > 0:
+            flags.append(("--idle-exit", f"{self.idle_exit_minutes:g}"))
+        return flags
 
 
     def start_setting(self) -> str:
@@ -79,7 +97,7 @@ class AceStepPreferences(bpy.types.AddonPreferences):
     worker_command: StringProperty(
         name="Worker Command",
         description="Full command that starts the worker, instead of Worker Python "
-        "(for example: acestep-dcc worker --backend sketch)",
+        "(for example: acestep-dcc worker --backend sketch); the idle settings below are added to it",
     )
     model_folder: StringProperty(
         name="Model Folder",
@@ -100,6 +118,18 @@ class AceStepPreferences(bpy.types.AddonPreferences):
         options=_BLEND_RELATIVE,
     )
     output_format: EnumProperty(name="Format", items=FORMAT_ITEMS, default="wav")
+    idle_unload_minutes: FloatProperty(
+        name="Unload model after idle (min)",
+        description="A worker this add-on starts frees the model's memory after this many minutes "
+        "without a job, and loads it again for the next one (0: never)",
+        default=DEFAULT_IDLE_UNLOAD_MINUTES, min=0.0, soft_max=240.0,
+    )
+    idle_exit_minutes: FloatProperty(
+        name="Stop worker after idle (min)",
+        description="A worker this add-on starts exits after this many minutes without a request "
+        "from Blender or another host, so it never outlives Blender for long (0: never)",
+        default=DEFAULT_IDLE_EXIT_MINUTES, min=0.0, soft_max=1440.0,
+    )
 
     def draw(self, context):
         layout = self.layout
@@ -109,6 +139,9 @@ class AceStepPreferences(bpy.types.AddonPreferences):
             layout.prop(self, "worker_command")
             layout.prop(self, "model_folder")
             layout.label(text="A running worker is found by itself; these start one when none runs.", icon="INFO")
+            row = layout.row()
+            row.prop(self, "idle_unload_minutes")
+            row.prop(self, "idle_exit_minutes")
         else:
             layout.prop(self, "remote_url")
             layout.prop(self, "remote_token")
@@ -134,6 +167,8 @@ def addon_settings(context=None) -> AddonSettings:
         remote_token=prefs.remote_token,
         output_folder=prefs.output_folder or DEFAULT_OUTPUT_FOLDER,
         output_format=prefs.output_format,
+        idle_unload_minutes=prefs.idle_unload_minutes,
+        idle_exit_minutes=prefs.idle_exit_minutes,
     )
 
 

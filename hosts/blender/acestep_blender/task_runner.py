@@ -16,7 +16,7 @@ import traceback
 from dataclasses import dataclass
 
 from acestep_core.errors import AceStepError, WorkerError
-from acestep_core.jobs import CANCELLED, FAILED
+from acestep_core.jobs import CANCELLED, FAILED, QUEUED
 
 from . import audio_files, worker_link
 from .tasks import CueJob, Task
@@ -103,6 +103,8 @@ class TaskRunner(threading.Thread):
             job.status = client.status(job.job_id, wait=POLL_INTERVAL)
             if job.status.status in (FAILED, CANCELLED):
                 raise AceStepError(_failure_sentence(job))
+            if job.status.status == QUEUED and self.link.model_loading:
+                self.link.refresh_health()  # the panel says "loading model" until it has
 
     def _refresh_status_line(self) -> None:
         """The worker has changed (its model loaded on the first job): say so."""

@@ -21,6 +21,9 @@ UNKNOWN, STARTING, CONNECTED, DOWN = "UNKNOWN", "STARTING", "CONNECTED", "DOWN"
 # Calls made from Blender's UI thread give up quickly: a stuck worker must not freeze Blender.
 UI_CALL_TIMEOUT = 1.0
 START_POLL_INTERVAL = 0.1
+MODEL_POLL_INTERVAL = 0.5  # how often health is asked while the worker loads its model
+STOP_REAP_S = 30.0  # how long a stopped worker this link started is waited for
+MODEL_LOADING, MODEL_LOADED, MODEL_FAILED = "loading", "loaded", "failed"  # health's model_state
 START_FIX = (
     "Start one with 'acestep-dcc worker', or set Worker Python (or Worker Command) in the "
     "add-on preferences so Generate starts it"
@@ -39,6 +42,7 @@ class WorkerLink:
         self.fix = ""
         self.reached_by: tuple = ()  # the preferences it was connected with
         self.start_fix = START_FIX  # what to change when the worker it starts fails
+        self.started: subprocess.Popen | None = None  # the worker process this link started, if any
 
     # -- getting a client ----------------------------------------------------------------
 
@@ -49,8 +53,13 @@ class WorkerLink:
         if self.reached_by != reached_by:  # the preferences changed: drop the old worker
             self.__init__()
             self.reached_by = reached_by
-        if self.client is not None or self.state == STARTING:
+        if self.state == STARTING:
             return
+        if self.client is not None:
+            if self.client.alive(UI_CALL_TIMEOUT):
+                return
+            # Gone since (idle exit, Stop worker, a crash): find or start another.
+            self.client, self.health = None, None
         try:
             if settings.connection == "REMOTE":
                 self._connect_remote(settings)
@@ -63,6 +72,7 @@ class WorkerLink:
                 self.start_fix = _start_fix(settings)
                 self.launch = worker_client.start_worker(settings.start_command(), setting=settings.start_setting(),
                                                          fix=worker_python_fix(settings))
+                self.started = self.launch
                 self.state, self.summary, self.fix = STARTING, "starting the worker...", ""
             else:
                 self.down(worker_client.NOT_RUNNING_MESSAGE, START_FIX)
@@ -87,8 +97,18 @@ class WorkerLink:
             self.down(str(exc), self.start_fix)
             raise
         if found is not None:
+            # Health first, then CONNECTED: the panel goes from "starting" straight to what
+            # the worker says ("loading model"), never through a moment of knowing nothing.
+            found.timeout = UI_CALL_TIMEOUT
+            try:
+                health = found.health()
+            except WorkerError as exc:
+                self.launch = None
+                self.lost(exc)
+                raise
             self.launch = None
             self._connected(found)
+            self.health, self.summary = health, describe_health(health)
 
     def wait_until_started(self, should_stop) -> worker_client.WorkerClient | None:
         """On a background thread: block until a worker being started answers, then
@@ -108,13 +128,22 @@ class WorkerLink:
         return client
 
     def watch_start(self) -> None:
-        """Follow a start on a thread of its own (Connect pressed, nothing to generate)."""
+        """Follow a start, then the model's loading, on a thread of its own (Connect
+        pressed, nothing to generate), so the status line says when the model is ready."""
         def follow():
             try:
                 self.wait_until_started(lambda: False)
+                while self.model_loading:
+                    time.sleep(MODEL_POLL_INTERVAL)
+                    self.refresh_health()
             except WorkerError:
                 pass  # the link says why and what to do
         threading.Thread(target=follow, name="acestep worker start", daemon=True).start()
+
+    @property
+    def model_loading(self) -> bool:
+        """The worker says it is loading its model (--preload does at start)."""
+        return self.client is not None and (self.health or {}).get("model_state") == MODEL_LOADING
 
     def refresh_health(self) -> None:
         """One health call: what the status line shows. Raises WorkerError."""
@@ -148,6 +177,26 @@ class WorkerLink:
 
     def reset(self) -> None:
         self.__init__()
+
+    def stop(self) -> str:
+        """Ask the worker to exit now (whoever started it) and say what happened. The
+        next Generate or Connect starts another. Never raises."""
+        client = self.client or worker_client.find_worker(timeout=UI_CALL_TIMEOUT)
+        if client is None:
+            self.down("no worker is running", START_FIX)
+            return "no worker is running, so there is nothing to stop"
+        started, reached_by = self.started, self.reached_by
+        try:
+            client.shutdown()
+        except WorkerError as exc:
+            self.lost(exc)
+            return f"the worker did not take the stop request ({exc})"
+        self.__init__()
+        self.reached_by = reached_by
+        self.down("stopped, the model's memory is free", "Generate or Connect starts the worker again")
+        if started is not None:  # reap it once it has exited, so no zombie is left behind
+            threading.Thread(target=started.wait, args=(STOP_REAP_S,), name="acestep worker exit", daemon=True).start()
+        return "the worker is stopping and frees the model's memory; Generate or Connect starts it again"
 
     # -- what the worker can do ----------------------------------------------------------
 
@@ -183,13 +232,19 @@ def _start_fix(settings: AddonSettings) -> str:
 
 
 def describe_health(health: dict) -> str:
-    """'sketch (procedural, no ML model) on cpu, v0.1.0, model loaded'."""
+    """'sketch (procedural, no ML model) on cpu, v0.1.0', or for a model
+    '..., loading model' / 'model loaded' / 'model loads on the first job'."""
     label = health.get("label") or health.get("backend") or "unknown backend"
     parts = [f"{label} on {health.get('device') or 'unknown device'}"]
     if health.get("version"):
         parts.append(f"v{health['version']}")
-    if health.get("backend") != "sketch":
-        parts.append("model loaded" if health.get("loaded") else "model loads on the first job")
+    state = health.get("model_state") or (MODEL_LOADED if health.get("loaded") else None)
+    if state == MODEL_LOADING:
+        parts.append("loading model")
+    elif state == MODEL_FAILED:
+        parts.append(f"the model failed to load ({health.get('model_error') or 'see the worker log'})")
+    elif health.get("backend") != "sketch":
+        parts.append("model loaded" if state == MODEL_LOADED else "model loads on the first job")
     return ", ".join(parts)
 
 
