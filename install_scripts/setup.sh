@@ -51,7 +51,7 @@ if [ "$with_tests" = 1 ]; then
     [ -x .venv-blender52/bin/python ] || "$python313" -m venv .venv-blender52
     pip52=(.venv-blender52/bin/python -m pip --disable-pip-version-check -q)
     "${pip52[@]}" install -e ".[test]" "bpy==5.2.3" numpy soundfile soxr scipy "pyloudnorm>=0.1.1,<0.3" \
-      fastapi uvicorn pydantic tqdm
+      fastapi uvicorn pydantic tqdm huggingface_hub safetensors
   else
     echo "setup.sh: no Python 3.13 found (set PYTHON313=...): the add-on tests will not run on Blender 5.2" >&2
   fi
