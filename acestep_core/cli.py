@@ -129,10 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.set_defaults(handler=run_doctor)
 
     worker = commands.add_parser("worker", help="run the local model worker that Blender and REAPER talk to")
-    worker.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
-    worker.add_argument("--port", type=int, default=0, help="port (default: 0, a free one)")
-    worker.add_argument("--idle-unload", type=float, default=None, metavar="MIN",
-                        help="unload the model after this many idle minutes")
+    from acestep_core.worker.flags import add_worker_arguments  # the worker's flags, defined once
+
+    add_worker_arguments(worker)
     _add_backend_arguments(worker)
     worker.set_defaults(handler=run_worker_command)
 
@@ -431,10 +430,9 @@ def run_doctor(args: argparse.Namespace) -> int:
 
 
 def run_worker_command(args: argparse.Namespace) -> int:
-    from acestep_core.worker import run_worker
+    from acestep_core.worker.flags import run_from_args
 
-    return run_worker(host=args.host, port=args.port, model=args.model, backend=args.backend,
-                      device=args.device, idle_unload_minutes=args.idle_unload) or 0
+    return run_from_args(args) or 0
 
 
 def run_install_blender(args: argparse.Namespace) -> int:

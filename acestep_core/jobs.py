@@ -16,6 +16,14 @@ FINAL_STATES = (DONE, FAILED, CANCELLED)
 
 INTERRUPTED_MESSAGE = "interrupted: the worker stopped"
 
+# The worker's model, as GET /v1/health's "model_state" says it ("model_error" says why
+# when it failed). A worker started with --preload answers at once with "loading".
+MODEL_UNLOADED = "unloaded"
+MODEL_LOADING = "loading"
+MODEL_LOADED = "loaded"
+MODEL_FAILED = "failed"
+MODEL_STATES = (MODEL_UNLOADED, MODEL_LOADING, MODEL_LOADED, MODEL_FAILED)
+
 # What a job makes: one request's candidates (POST /v1/jobs), or a dynamic-music set
 # (POST /v1/sets: base loop, intensity loops, stingers, manifest, Godot resource).
 CUE_JOB = "cue"

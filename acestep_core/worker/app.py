@@ -31,8 +31,9 @@ from acestep_core.errors import FieldProblem, InvalidRequest
 from acestep_core.dynamic_sets import MAX_INTENSITIES, MAX_STINGERS
 from acestep_core.jobs import DONE, CueOutput, JobStatus
 from acestep_core.request import MAX_LOOP_BARS, GenerationRequest
-from acestep_core.worker.runner import JOB_ID_PATTERN, JobRunner
+from acestep_core.worker.runner import JOB_ID_PATTERN, JobRunner, QueueFull
 from acestep_core.worker.sets import DEFAULT_BARS, DEFAULT_INTENSITIES, DEFAULT_STINGERS, FIT, parse_set_body
+from acestep_core.worker.store import StorageProblem
 from acestep_core.worker.uploads import NotAudio, UploadFolder, UploadTooLarge
 
 log = logging.getLogger("acestep_core.worker")
@@ -42,6 +43,7 @@ UPLOADS_PATH = "/v1/uploads"
 DEFAULT_MAX_BODY_BYTES = 256 * 1024  # a request is at most ~10 k characters of prompt and lyrics
 MAX_HISTORY = 1000
 MAX_WAIT_S = 10.0  # longest a status request may be held open for a job to finish
+STORAGE_RETRY_AFTER_S = 10  # a locked database or an I/O error may pass: try again this soon
 
 
 class FinishSignal:
@@ -98,6 +100,8 @@ class WorkerContext:
     started: float = field(default_factory=time.monotonic)
     supported_tasks: tuple[str, ...] = ()
     finish_signal: FinishSignal = field(default_factory=FinishSignal)
+    # When a client last talked to the worker (monotonic): --idle-exit counts from here.
+    last_request: float = field(default_factory=time.monotonic)
 
 
 class ApiError(Exception):
@@ -133,7 +137,10 @@ class GuardMiddleware:
         self.expected = f"Bearer {context.token}".encode()
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["path"] == ALIVE_PATH:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        if scope["path"] == ALIVE_PATH:
+            self.context.last_request = time.monotonic()
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
         # compare_digest: the time taken says nothing about how much of the token matched.
@@ -141,6 +148,7 @@ class GuardMiddleware:
             return await _send_error(send, 401, (
                 "the worker needs its token: send 'Authorization: Bearer <token>' with the token "
                 "from the worker's discovery file (reconnect to read it again)"), {"www-authenticate": "Bearer"})
+        self.context.last_request = time.monotonic()
         limit = self.context.uploads.max_bytes if scope["path"] == UPLOADS_PATH else self.context.max_body_bytes
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > limit:
@@ -176,9 +184,13 @@ def create_app(context: WorkerContext) -> FastAPI:
     async def alive() -> Response:
         return json_response({"alive": True})
 
-    @app.get("/v1/health", summary="Version, backend, model, device, loaded or not, queue length")
+    @app.get("/v1/health", summary="Version, backend, model, device, model state, queue length",
+             description=("model_state is unloaded, loading, loaded or failed (model_error then says why); "
+                          "a worker started with --preload answers at once with loading."),
+             responses=_responses(200, None))
     async def health() -> Response:
         info = context.backend.describe()
+        model_state, model_error = runner.model_state()
         return json_response({
             "version": __version__,
             "backend": info.name,
@@ -188,9 +200,12 @@ def create_app(context: WorkerContext) -> FastAPI:
             "device": info.device,
             "dtype": info.dtype,
             "loaded": context.backend.loaded,
+            "model_state": model_state,
+            "model_error": model_error,
             "defaults": info.defaults,
             "supports_tasks": list(info.supports_tasks),
             "queue_length": runner.queue_length,
+            "max_queue": runner.max_queue,
             "running_job": runner.running_job_id,
             "pid": os.getpid(),
             "uptime_seconds": round(time.monotonic() - context.started, 1),
@@ -373,6 +388,17 @@ def _add_error_handlers(app: FastAPI, context: WorkerContext) -> None:
     async def api_error(_: Request, exc: ApiError) -> Response:
         return json_response(error_body(exc.detail, exc.problems), exc.status_code, exc.headers)
 
+    @app.exception_handler(QueueFull)
+    async def queue_full(_: Request, exc: QueueFull) -> Response:
+        return json_response(error_body(str(exc)), 429, {"Retry-After": str(exc.retry_after)})
+
+    @app.exception_handler(StorageProblem)
+    async def storage_problem(_: Request, exc: StorageProblem) -> Response:
+        log.error("%s", exc)
+        if exc.disk_full:
+            return json_response(error_body(str(exc)), 507)
+        return json_response(error_body(str(exc)), 503, {"Retry-After": str(STORAGE_RETRY_AFTER_S)})
+
     @app.exception_handler(RequestValidationError)
     async def parameter_error(_: Request, exc: RequestValidationError) -> Response:
         problems = []
@@ -382,17 +408,37 @@ def _add_error_handlers(app: FastAPI, context: WorkerContext) -> None:
         return json_response(error_body(_problems_sentence(problems), problems), 422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
-        messages = {404: "there is no such endpoint; the worker's API is under /v1 (see /v1/openapi.json)",
-                    405: "that method is not allowed on this endpoint (see /v1/openapi.json)"}
-        detail = messages.get(exc.status_code, str(exc.detail))
-        return json_response(error_body(detail), exc.status_code, getattr(exc, "headers", None))
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            # Starlette names only the methods of the first route that matched the path.
+            allowed = ", ".join(_allowed_methods(app, request.scope))
+            headers["Allow"] = allowed
+            if request.method == "OPTIONS":
+                return Response(status_code=204, headers=headers)
+            detail = f"{request.method} is not allowed on this endpoint; it takes {allowed} (see /v1/openapi.json)"
+        else:
+            messages = {404: "there is no such endpoint; the worker's API is under /v1 (see /v1/openapi.json)"}
+            detail = messages.get(exc.status_code, str(exc.detail))
+        return json_response(error_body(detail), exc.status_code, headers or None)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> Response:
         log.exception("request failed")
         where = f"; see the worker log at {context.log_path}" if context.log_path else ""
         return json_response(error_body(f"the worker failed on this request ({type(exc).__name__}){where}"), 500)
+
+
+def _allowed_methods(app: FastAPI, scope) -> list[str]:
+    """Every method some route takes on this path, and OPTIONS (answered here)."""
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    for route in app.router.routes:
+        match, _ = route.matches({**scope, "method": "GET"}) if hasattr(route, "methods") else (Match.NONE, None)
+        if match is not Match.NONE and route.methods:
+            methods |= route.methods
+    return sorted(methods | {"OPTIONS"})
 
 
 # -- OpenAPI: the real request fields, from the one dataclass ------------------------------

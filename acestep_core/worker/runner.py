@@ -3,6 +3,12 @@
 Queued and running jobs live in memory (so a status poll never waits on SQLite or
 on the model); every change of state is written to the store at once, so a restart
 knows what finished, what was waiting and what was cut short.
+
+Nothing the store raises stops the runner: a job whose start cannot be recorded fails
+with the store's sentence ("no space left on device in ..."), and an end that cannot be
+recorded is kept in memory (polls see it) and written again every few seconds until the
+disk takes it. The queue is bounded (QueueFull past max_queue), and a submission that
+would not fit on the disk is refused before it is queued.
 """
 
 from __future__ import annotations
@@ -21,11 +27,15 @@ from acestep_core.backends.base import Backend
 from acestep_core.dynamic_sets import build_dynamic_set
 from acestep_core.errors import AceStepError, GenerationCancelled
 from acestep_core.generation import generate_cues, slug_from_prompt
-from acestep_core.jobs import CANCELLED, DONE, FAILED, INTERRUPTED_MESSAGE, RUNNING, SET_JOB, JobStatus
-from acestep_core.progress import GENERATING, Progress
+from acestep_core.jobs import (
+    CANCELLED, DONE, FAILED, INTERRUPTED_MESSAGE, MODEL_FAILED, MODEL_LOADED, MODEL_LOADING, MODEL_UNLOADED, RUNNING,
+    SET_JOB, JobStatus,
+)
+from acestep_core.progress import GENERATING, LOADING, Progress
 from acestep_core.request import GenerationRequest
+from acestep_core.worker.limits import DEFAULT_MAX_QUEUE
 from acestep_core.worker.sets import SetOptions, set_job_record
-from acestep_core.worker.store import JobStore
+from acestep_core.worker.store import JobStore, StorageProblem, free_bytes, no_space_message, utc_now
 
 log = logging.getLogger("acestep_core.worker")
 
@@ -33,6 +43,32 @@ JOB_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 _AUDIO_SUFFIX = re.compile(r"\.(wav|flac|ogg)$", re.IGNORECASE)
 STAGE_STARTING = "starting"
 STAGE_CANCELLING = "cancelling"
+QUEUE_RETRY_AFTER_S = 30  # what a 429 tells a client to wait: about one short job
+RECORD_RETRY_S = 2.0  # how often an end the store refused is written again
+PRUNE_INTERVAL_S = 3600.0  # retention also runs this often while idle (and after every job)
+SPACE_MARGIN_BYTES = 4 * 1024 * 1024  # sidecars, the job database, temporaries
+
+
+class QueueFull(AceStepError):
+    """The queue holds max_queue jobs already; `retry_after` seconds is a fair wait."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.retry_after = QUEUE_RETRY_AFTER_S
+        super().__init__(f"the worker's queue is full ({limit} jobs waiting); wait for some to finish or cancel "
+                         "some, then submit again")
+
+
+def estimated_output_bytes(request: GenerationRequest, set_options: SetOptions | None = None) -> int:
+    """About how much a job writes: its cues as uncompressed PCM (FLAC and Ogg write less)."""
+    per_second = request.sample_rate * 2 * request.bit_depth // 8
+    if set_options is None:
+        seconds = request.duration * request.candidates
+    else:
+        bar_s = 4 * 60.0 / (request.bpm or 120.0)
+        loop_s = min(set_options.bars * bar_s, 600.0) if set_options.bars else request.duration
+        seconds = (set_options.intensities + 1) * (loop_s + bar_s) + set_options.stingers * 3 * bar_s
+    return int(seconds * per_second)
 
 
 def new_job_id() -> str:
@@ -63,7 +99,8 @@ class _RunningJob:
 class JobRunner:
     def __init__(self, store: JobStore, backend: Backend, outputs_dir: Path, *,
                  resolve_upload=None, idle_unload_seconds: float | None = None,
-                 on_finished: Callable[[], None] | None = None):
+                 on_finished: Callable[[], None] | None = None, max_queue: int = DEFAULT_MAX_QUEUE,
+                 prune: Callable[[set[str], set[str]], None] | None = None):
         self.store = store
         self.backend = backend
         self.outputs_dir = Path(outputs_dir)
@@ -71,13 +108,21 @@ class JobRunner:
         self._resolve_upload = resolve_upload or (lambda upload_id: None)
         self.idle_unload_seconds = idle_unload_seconds
         self._on_finished = on_finished or (lambda: None)  # wakes long-polling status requests
+        self.max_queue = max_queue
+        # Retention: prune(job ids, upload ids) deletes old files, never those of the ids given.
+        self._prune = prune
         self._cond = threading.Condition()
         self._queue: collections.deque[str] = collections.deque()
         self._queued: dict[str, JobStatus] = {}
         self._running: _RunningJob | None = None
+        # Ends the store refused (a full disk): the final status, and store.finish's arguments.
+        self._unrecorded: dict[str, tuple[JobStatus, dict]] = {}
         self._stopping = False
         self._preload_requested = False
+        self._model_loading = False
+        self._model_error: str | None = None
         self._last_active = time.monotonic()
+        self._last_pruned = float("-inf")
         self._thread = threading.Thread(target=self._loop, name="acestep-job-runner", daemon=True)
         self.interrupted_on_start: list[str] = []
 
@@ -107,26 +152,47 @@ class JobRunner:
             self._cond.notify_all()
         if self._thread.is_alive():
             self._thread.join(timeout)
-        return not self._thread.is_alive()
+        stopped = not self._thread.is_alive()
+        if stopped:
+            with self._cond:
+                self._record_unrecorded()
+                for job_id in self._unrecorded:
+                    log.error("job %s ended but the job database never took its end; the next start "
+                              "shows it as interrupted", job_id)
+        return stopped
 
     def preload(self) -> None:
-        """Load the model in the runner thread now instead of on the first job."""
+        """Load the model in the runner thread now instead of on the first job; the
+        model state reads "loading" from this call on."""
         with self._cond:
             self._preload_requested = True
+            self._model_loading = True
             self._cond.notify_all()
 
     # -- what the API calls ---------------------------------------------------------
 
     def submit(self, request: GenerationRequest, set_options: SetOptions | None = None) -> JobStatus:
         """Record the job (committed before the reply) and queue it; returns its status.
-        With set_options the job makes a dynamic-music set from the request."""
+        With set_options the job makes a dynamic-music set from the request. Raises
+        QueueFull past max_queue, StorageProblem when its files would not fit or the
+        store cannot record it."""
         job_id = new_job_id()
+        self._check_space(request, set_options)
         with self._cond:
+            if len(self._queue) >= self.max_queue:
+                raise QueueFull(self.max_queue)
             status = self.store.add_job(job_id, request.to_dict(), None if set_options is None else set_options.to_dict())
             self._queue.append(job_id)
             self._queued[job_id] = status
             self._cond.notify_all()
             return self._live_view(status)
+
+    def _check_space(self, request: GenerationRequest, set_options: SetOptions | None) -> None:
+        free = free_bytes(self.outputs_dir)
+        needed = estimated_output_bytes(request, set_options) + SPACE_MARGIN_BYTES
+        if free is not None and free < needed:
+            raise StorageProblem(f"{no_space_message(self.outputs_dir)} (this job needs about "
+                                 f"{_megabytes(needed)} MB, {_megabytes(free)} MB are free)", disk_full=True)
 
     def status(self, job_id: str) -> JobStatus | None:
         with self._cond:
@@ -134,6 +200,8 @@ class JobRunner:
                 return self._running_view(self._running)
             if job_id in self._queued:
                 return self._live_view(self._queued[job_id])
+            if job_id in self._unrecorded:
+                return self._unrecorded[job_id][0]
         return self.store.get(job_id)
 
     def cancel(self, job_id: str) -> JobStatus | None:
@@ -147,14 +215,13 @@ class JobRunner:
                 return self._running_view(running)
             if job_id in self._queued:
                 self._queue.remove(job_id)
-                del self._queued[job_id]
-                self.store.finish(job_id, CANCELLED, stage=CANCELLED)
+                self._record_end(self._queued.pop(job_id), {"status": CANCELLED, "stage": CANCELLED})
                 cancelled_queued = True
             else:
                 cancelled_queued = False
         if cancelled_queued:
             self._on_finished()
-        return self.store.get(job_id)
+        return self.status(job_id)
 
     def recent(self, limit: int) -> list[JobStatus]:
         jobs = self.store.recent(limit)
@@ -170,6 +237,34 @@ class JobRunner:
     def running_job_id(self) -> str | None:
         with self._cond:
             return self._running.status.id if self._running else None
+
+    def idle_for(self) -> float:
+        """Seconds since the last job ended (or the model loaded); 0 while a job runs or waits."""
+        with self._cond:
+            if self._queue or self._running is not None or self._model_loading:
+                return 0.0
+            return time.monotonic() - self._last_active
+
+    def model_state(self) -> tuple[str, str | None]:
+        """(one of jobs.MODEL_STATES, the load error when it failed)."""
+        with self._cond:
+            running = self._running
+            loading = self._model_loading or (running is not None and LOADING in running.status.stage)
+            error = self._model_error
+        if self.backend.loaded:
+            return MODEL_LOADED, None
+        if loading:
+            return MODEL_LOADING, None
+        return (MODEL_FAILED, error) if error else (MODEL_UNLOADED, None)
+
+    def uploads_in_use(self) -> set[str]:
+        """Upload ids that queued or running jobs will read: retention never deletes these."""
+        with self._cond:
+            return self._uploads_in_use()
+
+    def _uploads_in_use(self) -> set[str]:
+        statuses = list(self._queued.values()) + ([self._running.status] if self._running else [])
+        return {s.request["source_audio"] for s in statuses if isinstance(s.request.get("source_audio"), str)}
 
     # -- views (called with the lock held) ----------------------------------------
 
@@ -187,36 +282,73 @@ class JobRunner:
 
     def _loop(self) -> None:
         while True:
-            with self._cond:
-                job_id = self._next_job_or_idle()
-                if job_id is None:
-                    return
-                status = dataclasses.replace(self._queued.pop(job_id), status=RUNNING,
-                                             stage=STAGE_STARTING, progress=0.0)
-                running = self._running = _RunningJob(status)
-                self.store.mark_running(job_id)
-            outcome: dict = {"status": FAILED, "error": INTERRUPTED_MESSAGE}
             try:
+                if not self._run_next_job():
+                    return
+            except Exception:  # noqa: BLE001 - a bug here must not leave every later job queued
+                log.exception("the job runner failed between jobs; it goes on")
+                time.sleep(RECORD_RETRY_S)
+
+    def _run_next_job(self) -> bool:
+        """Take the next job, run it and record its end; False when the runner stops."""
+        with self._cond:
+            job_id = self._next_job_or_idle()
+            if job_id is None:
+                return False
+            status = dataclasses.replace(self._queued.pop(job_id), status=RUNNING,
+                                         stage=STAGE_STARTING, progress=0.0)
+            running = self._running = _RunningJob(status)
+        outcome: dict = {"status": FAILED, "error": INTERRUPTED_MESSAGE}
+        try:
+            try:
+                self.store.mark_running(job_id)
+            except StorageProblem as exc:
+                # Its outputs would go to the same disk; fail it now with the cause.
+                log.error("job %s cannot start: %s", job_id, exc)
+                outcome = {"status": FAILED, "error": str(exc)}
+            else:
                 outcome = self._run(running)
-            finally:
-                # Record the end and leave the running slot in one step, so a poll or a
-                # cancel never sees a job that is both finished and still running.
-                with self._cond:
-                    self.store.finish(running.status.id, **outcome)
-                    self._running = None
-                    self._last_active = time.monotonic()
-                self._on_finished()
+        finally:
+            # Record the end and leave the running slot in one step, so a poll or a
+            # cancel never sees a job that is both finished and still running.
+            with self._cond:
+                self._record_end(running.status, outcome)
+                self._running = None
+                self._last_active = time.monotonic()
+            self._on_finished()
+        self._prune_files()
+        return True
+
+    def _record_end(self, status: JobStatus, outcome: dict) -> None:
+        """Write a job's end to the store (lock held); when the store refuses, keep it in
+        memory, where polls find it, until _record_unrecorded gets it written."""
+        try:
+            self.store.finish(status.id, **outcome)
+        except StorageProblem as exc:
+            log.error("job %s ended (%s) but the job database did not take it: %s; the worker keeps it "
+                      "and writes it again every %g s", status.id, outcome["status"], exc, RECORD_RETRY_S)
+            self._unrecorded[status.id] = (_final_view(status, outcome), outcome)
+
+    def _record_unrecorded(self) -> None:
+        for job_id, (_, outcome) in list(self._unrecorded.items()):
+            try:
+                self.store.finish(job_id, **outcome)
+            except StorageProblem:
+                return  # the store still refuses; try again later
+            del self._unrecorded[job_id]
+            log.info("job %s's end is now in the job database", job_id)
 
     def _next_job_or_idle(self) -> str | None:
-        """Wait (lock held) for the next job id; unload the model when idle long enough.
-        None means stop."""
+        """Wait (lock held) for the next job id; unload the model when idle long enough;
+        write ends the store refused, and prune old files, now and then. None means stop."""
         while not self._stopping:
+            if self._unrecorded:
+                self._record_unrecorded()
             if self._queue:
                 return self._queue.popleft()
             if self._preload_requested:
                 self._preload_requested = False
-                self._without_lock(self.backend.load, "loading the model")
-                self._last_active = time.monotonic()
+                self._load_model()
                 continue
             timeout = None
             if self.idle_unload_seconds is not None and self.backend.loaded:
@@ -225,8 +357,45 @@ class JobRunner:
                 if timeout <= 0:
                     self._unload_idle_model()
                     continue
+            if self._prune is not None:
+                until_prune = self._last_pruned + PRUNE_INTERVAL_S - time.monotonic()
+                if until_prune <= 0:
+                    self._without_lock(self._prune_files, "pruning old files")
+                    continue
+                timeout = until_prune if timeout is None else min(timeout, until_prune)
+            if self._unrecorded:
+                timeout = RECORD_RETRY_S if timeout is None else min(timeout, RECORD_RETRY_S)
             self._cond.wait(timeout)
         return None
+
+    def _load_model(self) -> None:
+        """--preload's load (lock held, released while loading)."""
+        self._model_loading = True
+        self._cond.release()
+        try:
+            self.backend.load()
+            error = None
+        except Exception as exc:  # noqa: BLE001 - the first job reports its own failure too
+            log.exception("loading the model failed")
+            error = str(exc) if isinstance(exc, AceStepError) else f"{type(exc).__name__}: {exc}"
+        finally:
+            self._cond.acquire()
+        self._model_loading = False
+        self._model_error = error
+        self._last_active = time.monotonic()
+
+    def _prune_files(self) -> None:
+        """Retention, between jobs: never the files of a queued or running job."""
+        if self._prune is None:
+            return
+        with self._cond:
+            self._last_pruned = time.monotonic()
+            jobs = set(self._queued) | ({self._running.status.id} if self._running else set())
+            uploads = self._uploads_in_use()
+            try:
+                self._prune(jobs, uploads)
+            except Exception:  # noqa: BLE001 - an old file that cannot go must not stop the queue
+                log.exception("pruning old files failed")
 
     def _unload_idle_model(self) -> None:
         log.info("unloading the model after %.0f s idle", self.idle_unload_seconds)
@@ -274,14 +443,25 @@ class JobRunner:
         except AceStepError as exc:
             _remove_empty_folder(job_dir)
             log.warning("job %s failed: %s", job_id, exc)
+            self._note_load_failure(str(exc))
             return {"status": FAILED, "error": str(exc)}
         except Exception as exc:  # noqa: BLE001 - one job's bug must not stop the worker
             _remove_empty_folder(job_dir)
             log.exception("job %s failed unexpectedly", job_id)
-            return {"status": FAILED, "error": f"the worker failed on this job: {type(exc).__name__}: {exc}"}
+            error = f"the worker failed on this job: {type(exc).__name__}: {exc}"
+            self._note_load_failure(error)
+            return {"status": FAILED, "error": error}
+        with self._cond:
+            self._model_error = None
         log.info("job %s done in %.2f s (%d file(s))", job_id, time.monotonic() - started,
                  len(record["outputs"]) + len(record.get("artifacts", [])))
         return {"status": DONE, "stage": DONE, **record}
+
+    def _note_load_failure(self, error: str) -> None:
+        """A job that failed with the model still unloaded failed loading it."""
+        if not self.backend.loaded:
+            with self._cond:
+                self._model_error = error
 
     def _request_for_backend(self, as_sent: dict) -> GenerationRequest:
         request = GenerationRequest.from_dict(as_sent)
@@ -306,6 +486,20 @@ class JobRunner:
                 elif progress.fraction > running.steps_began_fraction:
                     per_unit = (now - running.steps_began) / (progress.fraction - running.steps_began_fraction)
                     running.expected_end = now + per_unit * (1.0 - progress.fraction)
+
+
+def _final_view(status: JobStatus, outcome: dict) -> JobStatus:
+    """The status the store would return once it records `outcome` (see JobStore.finish)."""
+    state = outcome["status"]
+    return dataclasses.replace(
+        status, status=state, stage=outcome.get("stage") or state, error=outcome.get("error"),
+        progress=1.0 if state == DONE else status.progress, position=None, eta_seconds=None,
+        outputs=list(outcome.get("outputs") or []), artifacts=list(outcome.get("artifacts") or []),
+        manifest=outcome.get("manifest"), finished_at=utc_now())
+
+
+def _megabytes(count: int) -> str:
+    return f"{count / (1024 * 1024):.0f}" if count >= 1024 * 1024 else f"{count / (1024 * 1024):.1f}"
 
 
 def _remove_unrecorded_files(folder: Path) -> None:

@@ -3,8 +3,9 @@
 Order matters. The lock comes first (a second worker exits before touching
 anything); the socket is bound before the discovery file is written, and the file is
 written only once the server accepts connections, so a host that reads it can
-connect at once. On a clean exit (Ctrl+C, SIGTERM, POST /v1/shutdown) the running
-job is recorded as interrupted, the discovery file removed and the locks released.
+connect at once. On a clean exit (Ctrl+C, SIGTERM, POST /v1/shutdown, --idle-exit)
+the running job is recorded as interrupted, the discovery file removed and the locks
+released.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import secrets
 import signal
 import socket
 import sys
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -36,9 +38,11 @@ from acestep_core.worker.discovery import (
     remove_discovery,
     write_discovery,
 )
+from acestep_core.worker.retention import Retention, RetentionPolicy
+from acestep_core.worker.limits import DEFAULT_MAX_QUEUE, DEFAULT_MAX_UPLOAD_BYTES
 from acestep_core.worker.runner import JobRunner
-from acestep_core.worker.store import JobStore
-from acestep_core.worker.uploads import DEFAULT_MAX_UPLOAD_BYTES, UploadFolder
+from acestep_core.worker.store import JobStore, StorageProblem, storage_problem_from_os_error
+from acestep_core.worker.uploads import UploadFolder
 
 log = logging.getLogger("acestep_core.worker")
 
@@ -58,7 +62,8 @@ def run_worker(host: str = "127.0.0.1", port: int = 0, model: str | os.PathLike 
                backend: str = "auto", idle_unload_minutes: float | None = None,
                state_dir: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None, *,
                device: str | None = None, max_upload_bytes: int | None = None,
-               preload: bool = False) -> int:
+               preload: bool = False, idle_exit_minutes: float | None = None,
+               max_queue: int = DEFAULT_MAX_QUEUE, retention: RetentionPolicy | None = None) -> int:
     """Run the worker until it is stopped; returns the process exit status.
 
     0 after a clean stop (also after --idle-exit); 2 when it cannot start: another worker
@@ -86,16 +91,29 @@ def run_worker(host: str = "127.0.0.1", port: int = 0, model: str | os.PathLike 
         print(f"acestep-dcc worker: another worker is using the data folder {data}; give this one its own",
               file=sys.stderr)
         return EXIT_ALREADY_RUNNING
+    options = _Options(idle_unload_minutes, idle_exit_minutes, max_upload_bytes or DEFAULT_MAX_UPLOAD_BYTES,
+                       preload, max_queue, retention or RetentionPolicy())
     try:
-        return _serve(host, port, model, backend, device, idle_unload_minutes, state, data,
-                      max_upload_bytes, preload)
+        return _serve(host, port, model, backend, device, state, data, options)
+    except StorageProblem as exc:  # the data folder cannot even be opened (full, read-only)
+        print(f"acestep-dcc worker: {exc}", file=sys.stderr)
+        return EXIT_CANNOT_START
     finally:
         data_lock.release()
         state_lock.release()
 
 
-def _serve(host, port, model, backend_name, device, idle_unload_minutes, state: Path, data: Path,
-           max_upload_bytes, preload) -> int:
+class _Options:
+    def __init__(self, idle_unload_minutes, idle_exit_minutes, max_upload_bytes, preload, max_queue, retention):
+        self.idle_unload_seconds = idle_unload_minutes * 60.0 if idle_unload_minutes else None
+        self.idle_exit_seconds = idle_exit_minutes * 60.0 if idle_exit_minutes else None
+        self.max_upload_bytes = max_upload_bytes
+        self.preload = preload
+        self.max_queue = max_queue
+        self.retention: RetentionPolicy = retention
+
+
+def _serve(host, port, model, backend_name, device, state: Path, data: Path, options: _Options) -> int:
     try:
         backend = create_backend(backend_name, model, device)
     except AceStepError as exc:
@@ -108,13 +126,21 @@ def _serve(host, port, model, backend_name, device, idle_unload_minutes, state: 
               "choose another --port or leave it at 0 for a free one", file=sys.stderr)
         return EXIT_CANNOT_START
 
-    outputs_dir = make_private_folder(data / "outputs")
+    try:
+        outputs_dir = make_private_folder(data / "outputs")
+    except OSError as exc:
+        raise storage_problem_from_os_error(exc, data) from None
     store = JobStore(data / "jobs.sqlite3")
-    uploads = UploadFolder(data / "uploads", store, max_upload_bytes or DEFAULT_MAX_UPLOAD_BYTES)
-    idle_seconds = idle_unload_minutes * 60.0 if idle_unload_minutes else None
+    runner_box: list[JobRunner] = []  # the uploads ask the runner which uploads are in use
+    uploads = UploadFolder(data / "uploads", store, options.max_upload_bytes,
+                           max_total_bytes=options.retention.max_uploads_bytes,
+                           in_use=lambda: runner_box[0].uploads_in_use() if runner_box else set())
+    retention = Retention(options.retention, outputs_dir, uploads)
     finish_signal = FinishSignal()
     runner = JobRunner(store, backend, outputs_dir, resolve_upload=uploads.path_for,
-                       idle_unload_seconds=idle_seconds, on_finished=finish_signal.notify)
+                       idle_unload_seconds=options.idle_unload_seconds, on_finished=finish_signal.notify,
+                       max_queue=options.max_queue, prune=retention.prune)
+    runner_box.append(runner)
     token = secrets.token_urlsafe(32)  # fresh on every start: an old discovery file is useless
     url = _url(host, sock.getsockname()[1])
     log_file = str(state / LOG_FILE)
@@ -131,12 +157,14 @@ def _serve(host, port, model, backend_name, device, idle_unload_minutes, state: 
                            on_started=lambda: write_discovery(info, state))
     context.request_shutdown = server.request_exit
     server.on_exit = finish_signal.close  # held status requests answer at once on the way out
+    if options.idle_exit_seconds is not None:
+        server.should_idle_exit = lambda: _idle_long_enough(context, runner, options.idle_exit_seconds)
 
     runner.start()
     if runner.interrupted_on_start:
         log.warning("marked %d job(s) interrupted by the last stop", len(runner.interrupted_on_start))
-    if preload:
-        runner.preload()
+    if options.preload:
+        runner.preload()  # in the runner thread: the server answers at once, model_state "loading"
     log.info("worker %s serving %s with the %s backend", __version__, url, backend.name)
     try:
         server.run(sockets=[sock])
@@ -151,19 +179,36 @@ def _serve(host, port, model, backend_name, device, idle_unload_minutes, state: 
     return EXIT_OK
 
 
+def _idle_long_enough(context: WorkerContext, runner: JobRunner, idle_exit_seconds: float) -> bool:
+    """No request for idle_exit_seconds, and no job queued or running (or ended) meanwhile."""
+    quiet_for = min(time.monotonic() - context.last_request, runner.idle_for())
+    if quiet_for < idle_exit_seconds:
+        return False
+    log.info("no request and no job for %.0f s (--idle-exit): stopping", quiet_for)
+    return True
+
+
 class WorkerServer(uvicorn.Server):
-    """uvicorn's Server, made to write the discovery file once it accepts connections and
-    to stop through run_worker's cleanup instead of re-raising the signal it caught."""
+    """uvicorn's Server, made to write the discovery file once it accepts connections, to
+    stop through run_worker's cleanup instead of re-raising the signal it caught, and to
+    stop by itself when should_idle_exit says so (checked once a second)."""
 
     def __init__(self, config: uvicorn.Config, on_started: Callable[[], None]):
         super().__init__(config)
         self.on_started = on_started
         self.on_exit: Callable[[], None] = lambda: None
+        self.should_idle_exit: Callable[[], bool] = lambda: False
 
     async def startup(self, sockets=None):
         await super().startup(sockets=sockets)
         if not self.should_exit:
             self.on_started()
+
+    async def on_tick(self, counter: int) -> bool:
+        # uvicorn ticks every 0.1 s.
+        if counter % 10 == 0 and not self.should_exit and self.should_idle_exit():
+            self.request_exit()
+        return await super().on_tick(counter)
 
     def handle_exit(self, sig, frame):
         if self.should_exit and sig == signal.SIGINT:
