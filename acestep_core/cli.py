@@ -20,12 +20,14 @@ from pathlib import Path
 from acestep_core import __version__
 from acestep_core.errors import AceStepError, GenerationCancelled, InvalidRequest, OutputNotWritable
 from acestep_core.request import OUTPUT_FORMATS, TASKS, TIME_SIGNATURES, GenerationRequest, set_option_problems
+from acestep_core.threads import apply_thread_settings
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
 
 
 def main(argv: list[str] | None = None) -> int:
+    apply_thread_settings()  # before anything imports numpy or torch (see acestep_core.threads)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):

@@ -91,5 +91,13 @@ def check_output(folder: Path) -> Check:
     return Check(True, f"output folder {folder} is writable")
 
 
+def check_threads() -> Check:
+    """The thread settings the CLI and the worker use (acestep_core.threads)."""
+    from acestep_core import threads
+
+    return Check(True, threads.describe())
+
+
 def run_checks(model: str | None = None, output: Path = Path(".")) -> list[Check]:
-    return [check_python(), check_torch(), check_diffusers(), check_soundfile(), check_model(model), check_output(output)]
+    return [check_python(), check_threads(), check_torch(), check_diffusers(), check_soundfile(), check_model(model),
+            check_output(output)]

@@ -1,6 +1,7 @@
 """Tempo and key measured from audio, for cues whose request left them open.
 
-numpy, scipy and soxr, deterministic. Both are measured on one mono signal decimated to
+numpy and soxr (no scipy: a one-shot CLI run would spend longer importing it than
+measuring), deterministic. Both are measured on one mono signal decimated to
 22.05 kHz (analysis_signal: make it once, pass it to both); 30-40 ms for 30 s of audio.
 
 Tempo: an onset-strength envelope (half-wave rectified spectral flux of log magnitude up
@@ -23,9 +24,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.fft
 import soxr
-from scipy.signal import czt
 
 NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 MIN_TEMPO_BPM = 30.0
@@ -84,8 +83,11 @@ def _mono_at(frames: np.ndarray, sample_rate: int, rate: int) -> np.ndarray:
     data = np.asarray(frames)[: int(MAX_ANALYSIS_S * sample_rate)]
     if data.ndim == 1:
         signal = data.astype(np.float32)
-    else:  # column by column: numpy reduces a short last axis slowly
-        signal = np.sum([data[:, c].astype(np.float32) for c in range(data.shape[1])], axis=0) / data.shape[1]
+    else:  # column by column into one array: numpy reduces a short last axis slowly
+        signal = data[:, 0].astype(np.float32)
+        for c in range(1, data.shape[1]):
+            signal += data[:, c]
+        signal /= np.float32(data.shape[1])
     if sample_rate == rate or signal.size == 0:
         return signal
     # HQ is flat to 0.9 of the new Nyquist, far past the 8 kHz / 2 kHz the analysis reads.
@@ -107,8 +109,7 @@ def _magnitudes(signal: np.ndarray, window: int, hop: int, block: int = 1024):
     frames = _frames_of(np.asarray(signal, dtype=np.float32), window, hop)
     taper = np.hanning(window).astype(np.float32)
     for first in range(0, frames.shape[0], block):
-        # Single precision (scipy.fft keeps it): ample for log magnitudes, half the work.
-        yield np.abs(scipy.fft.rfft(frames[first : first + block] * taper, axis=1))
+        yield np.abs(np.fft.rfft(frames[first : first + block] * taper, axis=1)).astype(np.float32)
 
 
 def onset_envelope(frames: np.ndarray, sample_rate: int) -> tuple[np.ndarray, float]:
@@ -193,7 +194,14 @@ def _fourier_on_grid(signal: np.ndarray, first: float, step: float, count: int) 
     A chirp z-transform: FFTs of about len(signal) + count points instead of a
     (count, len(signal)) matrix of complex exponentials.
     """
-    return czt(signal, count, np.exp(-2j * np.pi * step), np.exp(2j * np.pi * first))
+    # Bluestein: k*n = (k^2 + n^2 - (k - n)^2) / 2 turns the sum into a convolution with a chirp.
+    length = signal.size
+    size = 1 << int(math.ceil(math.log2(length + count - 1)))
+    # chirp[m + length - 1] = exp(-i pi step m^2), m from -(length - 1) on.
+    chirp = np.exp(-1j * np.pi * step * np.arange(-(length - 1), max(length, count)) ** 2.0)
+    weighted = signal * np.exp(-2j * np.pi * first * np.arange(length)) * chirp[length - 1 : 2 * length - 1]
+    spectrum = np.fft.fft(weighted, size) * np.fft.fft(1.0 / chirp[: length + count - 1], size)
+    return np.fft.ifft(spectrum)[length - 1 : length - 1 + count] * chirp[length - 1 : length - 1 + count]
 
 
 def chromagram(frames: np.ndarray, sample_rate: int) -> np.ndarray:

@@ -109,9 +109,11 @@ def _sosfilt_kernel():
     if os.environ.get("ACESTEP_DCC_PUBLIC_SOSFILT"):  # the tests compare both paths
         return None
     try:
-        import scipy
-
-        folder = os.path.join(os.path.dirname(scipy.__file__), "signal")
+        # Where scipy is, without importing it (its __init__ pulls in Cython and scipy._lib).
+        scipy_spec = importlib.util.find_spec("scipy")
+        if scipy_spec is None or not scipy_spec.submodule_search_locations:
+            return None
+        folder = os.path.join(list(scipy_spec.submodule_search_locations)[0], "signal")
         for suffix in importlib.machinery.EXTENSION_SUFFIXES:
             path = os.path.join(folder, "_sosfilt" + suffix)
             if os.path.exists(path):

@@ -13,7 +13,7 @@ middle of the music it is.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import soxr
@@ -62,6 +62,21 @@ _CANCEL_CHECK_BLOCKS = 4
 _CHUNK_STEPS = 16
 # The limiter works out its gain this many frames at a time.
 _LIMITER_CHUNK = 1 << 16
+# Finishing keeps the largest 4x true peak of every block of this many frames (a 26 k-value
+# map for ten minutes): where a finer measurement of the same audio must look.
+PEAK_BLOCK_FRAMES = 1024
+# A finer (8x) measurement looks only in blocks whose 4x peak is within this ratio of the
+# largest (-1.9 dB). Between two 4x points a band-limited signal rises at most ~8% of its
+# peak above the higher of them (its second derivative is bounded), so a block more than
+# 0.76 dB under the 4x maximum cannot hold the 8x maximum; the rest is margin for the
+# resampler's own ripple. The absolute slack covers 16-bit rounding of the written samples.
+_FINE_SEARCH_RATIO = 0.8
+_FINE_SEARCH_SLACK = 1e-3
+# Context around each searched run: soxr VHQ's filter reaches under 128 frames (with 256
+# the run's oversampled values are exactly those of one pass over the whole audio).
+_FINE_CONTEXT = 256
+# Past this share of the blocks (heavily limited audio), the whole audio is oversampled instead.
+_FINE_SEARCH_MOST = 0.4
 
 
 @dataclass
@@ -77,9 +92,13 @@ class LoudnessReport:
     gain_db: float
     limiter_reduction_db: float
     note: str | None = None
+    # The largest 4x true peak per PEAK_BLOCK_FRAMES of the finished audio (not in the sidecar):
+    # pass it to true_peak_dbtp(known_peaks=...) to measure the same audio, as written, at 8x cheaply.
+    peaks_per_block: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
-        return {key: (round(value, 3) if isinstance(value, float) else value) for key, value in asdict(self).items()}
+        return {key: (round(value, 3) if isinstance(value, float) else value) for key, value in asdict(self).items()
+                if key != "peaks_per_block"}
 
 
 def db_to_gain(db: float) -> float:
@@ -195,10 +214,68 @@ def true_peak_envelope(frames: np.ndarray, circular: bool = False, oversampling:
     return envelope
 
 
-def _true_peak(data: np.ndarray, circular: bool, is_cancelled: CancelCheck) -> float:
-    """The largest value of true_peak_envelope (linear), without keeping the envelope."""
+def true_peak_blocks(frames: np.ndarray, circular: bool = False, *,
+                     is_cancelled: CancelCheck = never_cancelled) -> np.ndarray:
+    """The largest value of true_peak_envelope in every PEAK_BLOCK_FRAMES frames (the last
+    block may be short), float32, without keeping the envelope."""
+    data = np.ascontiguousarray(frames, dtype=np.float32)
+    count = data.shape[0]
+    blocks = np.zeros(-(-count // PEAK_BLOCK_FRAMES), dtype=np.float32)
+    for first, rows in _oversampled_frames(data, circular, OVERSAMPLING, is_cancelled):
+        largest = _largest_per_frame(rows, OVERSAMPLING)
+        # The sample itself always counts, whatever the filter's ripple says.
+        np.maximum(largest, _largest_per_frame(data[first : first + largest.size], 1), out=largest)
+        # Block boundaries inside these frames (the first one where this piece starts).
+        bounds = np.arange(-(-first // PEAK_BLOCK_FRAMES) * PEAK_BLOCK_FRAMES, first + largest.size, PEAK_BLOCK_FRAMES)
+        starts = np.concatenate([[first], bounds[bounds > first]]) - first
+        maxima = np.maximum.reduceat(largest, starts)
+        index = (first + starts) // PEAK_BLOCK_FRAMES
+        np.maximum(blocks[index], maxima, out=maxima)
+        blocks[index] = maxima
+    return blocks
+
+
+def _blocks_of_envelope(envelope: np.ndarray) -> np.ndarray:
+    whole = envelope.size // PEAK_BLOCK_FRAMES
+    blocks = envelope[: whole * PEAK_BLOCK_FRAMES].reshape(whole, -1).max(axis=1) if whole else np.zeros(0, np.float32)
+    if envelope.size > whole * PEAK_BLOCK_FRAMES:
+        blocks = np.append(blocks, envelope[whole * PEAK_BLOCK_FRAMES :].max())
+    return blocks.astype(np.float32, copy=False)
+
+
+def _fine_true_peak(data: np.ndarray, circular: bool, oversampling: int, known_peaks: np.ndarray,
+                    is_cancelled: CancelCheck) -> float:
+    """The largest magnitude of `data` oversampled `oversampling` times, looking only at the
+    blocks whose known 4x peak is near the largest (see _FINE_SEARCH_RATIO), each with
+    _OVERSAMPLING_CONTEXT frames of the audio around it."""
+    count, channels = data.shape
     largest = _sample_peak(data)
-    for _, rows in _oversampled_frames(data, circular, OVERSAMPLING, is_cancelled):
+    threshold = float(known_peaks.max()) * _FINE_SEARCH_RATIO - _FINE_SEARCH_SLACK
+    near = np.flatnonzero(known_peaks >= threshold)
+    if near.size == 0:
+        return largest
+    if near.size > _FINE_SEARCH_MOST * known_peaks.size:  # limited audio: peaks everywhere, one stream is cheaper
+        return _streamed_peak(data, circular, oversampling, is_cancelled)
+    # Runs of blocks (a gap of a few blocks is measured too, rather than set up again), each in one go.
+    breaks = np.flatnonzero(np.diff(near) > 4)
+    run_starts = np.concatenate([[near[0]], near[breaks + 1]])
+    run_stops = np.concatenate([near[breaks], [near[-1]]]) + 1
+    context = min(_FINE_CONTEXT, count)
+    rate = 48000  # any rate: only the ratio matters
+    stream = soxr.ResampleStream(rate, oversampling * rate, channels, dtype="float32", quality=_OVERSAMPLING_QUALITY)
+    for first_block, stop_block in zip(run_starts, run_stops):
+        _raise_if_cancelled(is_cancelled)
+        start, stop = int(first_block) * PEAK_BLOCK_FRAMES, min(count, int(stop_block) * PEAK_BLOCK_FRAMES)
+        around = np.arange(start - context, stop + context)
+        if circular:
+            segment = data[around % count]
+        else:
+            segment = np.zeros((around.size, channels), np.float32)
+            inside = (around >= 0) & (around < count)
+            segment[inside] = data[around[inside]]
+        stream.clear()  # each run starts afresh, as one soxr.resample call would
+        rows = stream.resample_chunk(segment, last=True)
+        rows = rows[context * oversampling : (context + stop - start) * oversampling]
         largest = max(largest, _sample_peak(rows))
     return largest
 
@@ -254,16 +331,29 @@ def _sample_peak(data: np.ndarray) -> float:
 
 
 def true_peak_dbtp(frames: np.ndarray, circular: bool = False, oversampling: int = OVERSAMPLING, *,
-                   is_cancelled: CancelCheck = never_cancelled) -> float:
+                   known_peaks: np.ndarray | None = None, is_cancelled: CancelCheck = never_cancelled) -> float:
     """True peak in dBTP; -inf for silence. The limiter holds peaks on the 4x grid, so its
-    output peaks a little between those points: files as written are measured at 8x."""
+    output peaks a little between those points: files as written are measured at 8x.
+
+    `known_peaks` is true_peak_blocks of the same audio (finishing's report carries it as
+    peaks_per_block; the audio may since have been rounded to the file's bit depth): a
+    finer measurement then looks only where the peak can be, a few percent of the audio.
+    """
     data = np.ascontiguousarray(frames, dtype=np.float32)
     if data.shape[0] == 0:
         return -math.inf
-    if oversampling == OVERSAMPLING:
-        return gain_to_db(_true_peak(data, circular, is_cancelled))
-    envelope = true_peak_envelope(data, circular, oversampling, is_cancelled=is_cancelled)
-    return gain_to_db(float(envelope.max()))
+    if oversampling > OVERSAMPLING and known_peaks is not None \
+            and known_peaks.size == -(-data.shape[0] // PEAK_BLOCK_FRAMES):
+        return gain_to_db(_fine_true_peak(data, circular, oversampling, known_peaks, is_cancelled))
+    return gain_to_db(_streamed_peak(data, circular, oversampling, is_cancelled))
+
+
+def _streamed_peak(data: np.ndarray, circular: bool, oversampling: int, is_cancelled: CancelCheck) -> float:
+    """The largest value of true_peak_envelope, without keeping the envelope."""
+    largest = _sample_peak(data)
+    for _, rows in _oversampled_frames(data, circular, oversampling, is_cancelled):
+        largest = max(largest, _sample_peak(rows))
+    return largest
 
 
 def sample_peak_dbfs(frames: np.ndarray) -> float:
@@ -355,30 +445,32 @@ def limit_true_peak(frames: np.ndarray, sample_rate: int, ceiling_dbtp: float, c
 
 
 class _Measured:
-    """Audio with the two measurements that cost: its true peak (and, when the limiter may
-    need it, the true-peak envelope) and its loudness block powers. A plain gain scales
-    them exactly (soxr and the K-weighting are linear), so they are carried across gains
-    and measured again only after the limiter. The audio is changed in place."""
+    """Audio with the two measurements that cost: its true peak per block (and, when the
+    limiter may need it, the true-peak envelope) and its loudness block powers. A plain
+    gain scales them exactly (soxr and the K-weighting are linear), so they are carried
+    across gains and measured again only after the limiter. The audio is changed in place."""
 
     def __init__(self, frames: np.ndarray, powers: np.ndarray, circular: bool, keep_envelope: bool,
                  is_cancelled: CancelCheck):
         self.frames, self.powers = frames, powers
         if keep_envelope:
             self.envelope = true_peak_envelope(frames, circular, is_cancelled=is_cancelled)
-            self.peak = float(self.envelope.max()) if self.envelope.size else 0.0
+            self.blocks = _blocks_of_envelope(self.envelope)
         else:
             self.envelope = None
-            self.peak = _true_peak(frames, circular, is_cancelled) if frames.shape[0] else 0.0
+            self.blocks = true_peak_blocks(frames, circular, is_cancelled=is_cancelled)
 
     def scale(self, gain_db: float) -> None:
         gain = db_to_gain(gain_db)
         self.frames *= np.float32(gain)
         self.powers = self.powers * gain**2
+        self.blocks *= np.float32(gain)
         if self.envelope is not None:
             self.envelope *= np.float32(gain)
-            self.peak = float(self.envelope.max()) if self.envelope.size else 0.0
-        else:
-            self.peak = float(np.float32(self.peak) * np.float32(gain))
+
+    @property
+    def peak(self) -> float:
+        return float(self.blocks.max()) if self.blocks.size else 0.0
 
     @property
     def loudness(self) -> float:
@@ -454,6 +546,7 @@ def finish_loudness(frames: np.ndarray, sample_rate: int, target_lufs: float | N
         gain_db=gain_db,
         limiter_reduction_db=reduction_db,
         note=note,
+        peaks_per_block=out.blocks,
     )
     return out.frames, report
 

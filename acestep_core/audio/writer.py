@@ -40,6 +40,8 @@ FORMAT_SUBTYPES = {
 INFO_FIELDS = ("title", "comment", "software", "artist", "date", "genre")
 # Frames handed to libsndfile at a time: a few seconds, so a cancel is seen between blocks.
 WRITE_BLOCK_FRAMES = 1 << 17
+# Samples quantised (and decoded back) at a time.
+_CONVERT_BLOCK = 1 << 16
 
 
 def _current_umask() -> int:
@@ -176,20 +178,38 @@ def quantized(frames: np.ndarray, output_format: str, bit_depth: int) -> np.ndar
     scale = pcm_scale(output_format, bit_depth)
     if scale is None:
         return np.asarray(frames, dtype=np.float32)
-    scaled = np.rint(np.asarray(frames, dtype=np.float32) * np.float32(scale))
-    np.clip(scaled, -scale, scale - 1, out=scaled)
-    if bit_depth == 16:
-        return scaled.astype(np.int16)
-    return scaled.astype(np.int32) << (32 - bit_depth)
+    data = np.ascontiguousarray(frames, dtype=np.float32)
+    out = np.empty(data.shape, dtype=np.int16 if bit_depth == 16 else np.int32)
+    source, target = data.reshape(-1), out.reshape(-1)
+    # A block at a time: no float copy of a long cue, and each block stays in the cache.
+    for start in range(0, source.size, _CONVERT_BLOCK):
+        scaled = np.rint(source[start : start + _CONVERT_BLOCK] * np.float32(scale))
+        np.clip(scaled, -scale, scale - 1, out=scaled)
+        if bit_depth == 16:
+            target[start : start + _CONVERT_BLOCK] = scaled
+        else:
+            target[start : start + _CONVERT_BLOCK] = scaled.astype(np.int32) << (32 - bit_depth)
+    return out
 
 
-def as_written(samples: np.ndarray) -> np.ndarray:
-    """float32 audio exactly as readers decode `quantized` samples (int / full scale)."""
-    if samples.dtype == np.int16:
-        return samples.astype(np.float32) * np.float32(1.0 / 32768)
-    if samples.dtype == np.int32:
-        return (samples.astype(np.float64) * (1.0 / 2147483648)).astype(np.float32)
-    return samples
+def as_written(samples: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """float32 audio exactly as readers decode `quantized` samples (int / full scale).
+
+    `out` (float32, contiguous, the same shape) receives them, block by block, instead of a
+    new array: the finished frames they were quantised from, no longer needed.
+    """
+    if samples.dtype not in (np.int16, np.int32):
+        return samples
+    if out is None or out.shape != samples.shape or out.dtype != np.float32 or not out.flags.c_contiguous:
+        out = np.empty(samples.shape, dtype=np.float32)
+    source, target = samples.reshape(-1), out.reshape(-1)
+    for start in range(0, source.size, _CONVERT_BLOCK):
+        block = source[start : start + _CONVERT_BLOCK]
+        if samples.dtype == np.int16:
+            target[start : start + _CONVERT_BLOCK] = block.astype(np.float32) * np.float32(1.0 / 32768)
+        else:
+            target[start : start + _CONVERT_BLOCK] = block.astype(np.float64) * (1.0 / 2147483648)
+    return out
 
 
 def write_audio(path: Path, frames: np.ndarray, sample_rate: int, output_format: str, bit_depth: int,

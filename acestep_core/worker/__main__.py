@@ -9,7 +9,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from acestep_core.worker.flags import add_worker_arguments, run_from_args
+from acestep_core.threads import apply_thread_settings
+
+apply_thread_settings()  # before the worker's imports load numpy or torch (see acestep_core.threads)
+
+from acestep_core.worker.flags import add_worker_arguments, run_from_args  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -76,18 +76,19 @@ class SketchBackend:
             done = min(done + 1, total)
             on_progress(Progress(step_stage(done, total), done / total))
 
-        candidates, arrangements = [], []
-        for seed in seeds:
+        # Each candidate is mixed straight into its row: the cue is never copied.
+        samples = np.empty((len(seeds), 2, choices.frames), dtype=np.float32)
+        arrangements = []
+        for row, seed in zip(samples, seeds):
             if is_cancelled():
                 raise GenerationCancelled()
             started = done
             arrangement = arrange(choices, seed)
-            candidates.append(render_candidate(arrangement, choices, seeded_stream(seed, "sound"), step_done, is_cancelled))
+            render_candidate(arrangement, choices, seeded_stream(seed, "sound"), step_done, is_cancelled, out=row)
             # A step with nothing to do (a drum part with no hits) still counts.
             while done < started + steps_per_candidate:
                 step_done()
             arrangements.append({"seed": int(seed), **arrangement.summary})
-        samples = np.stack(candidates).astype(np.float32, copy=False)
         return RawAudio(samples, SAMPLE_RATE, settings=_settings(request, choices, tags, arrangements))
 
 

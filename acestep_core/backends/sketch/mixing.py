@@ -2,7 +2,11 @@
 drums, a shared reverb, the kick's sidechain pump, the ending, and set the level.
 
 Cost grows with the number of distinct sounds, not with the length of the cue: a
-four-chord loop is rendered four times however long it plays.
+four-chord loop is rendered four times however long it plays. The cue itself is mixed a
+chunk at a time (about 1.4 s): every copy of a sound that sounds in a chunk is added
+into buffers that stay in the CPU's cache, and only the finished chunk is written into
+the output. So a ten-minute cue holds the output array, its reverb send at an eighth of
+the rate, and the distinct sounds; nothing else is as long as the cue.
 """
 
 from __future__ import annotations
@@ -15,8 +19,8 @@ from acestep_core.backends.sketch.arrangement import Arrangement, MusicalChoices
 from acestep_core.backends.sketch.drums import build_kit
 from acestep_core.backends.sketch.instruments import PATCHES, render_note
 from acestep_core.backends.sketch.synthesis import (
-    SAMPLE_RATE, convolve, decay_envelope, downsample, fade, noise, reverb_impulse, seconds_to_frames,
-    spectral_filter, upsample,
+    SAMPLE_RATE, TAPS_PER_PHASE, convolve_in_blocks, decay_envelope, downsample_range, fade, noise, reverb_impulse,
+    seconds_to_frames, spectral_filter, upsample_range,
 )
 from acestep_core.errors import GenerationCancelled
 
@@ -33,6 +37,8 @@ PEAK_CEILING = 10.0 ** (-1.0 / 20.0)  # -1 dBFS: room for resampling and encoder
 TARGET_RMS = 10.0 ** (-15.0 / 20.0)
 BAR_LINE_DECLICK_S = 0.005
 CANCEL_CHECK_EVERY = 256
+# Frames mixed at a time: a multiple of REVERB_DECIMATION; 0.5 MiB per stereo float32 buffer.
+MIX_CHUNK_FRAMES = 1 << 16
 
 
 def add_at(bus: np.ndarray, start: int, sound: np.ndarray, gain: float) -> None:
@@ -50,37 +56,69 @@ def note_level(sound: np.ndarray, gate_frames: int, target_rms: float) -> float:
     return target_rms / rms if rms > 1e-9 else 0.0
 
 
-def sidechain_envelope(frames: int, kick_frames: list[int], depth: float, beat_frames: float) -> np.ndarray:
-    """Gain that dips by `depth` at each kick and recovers within about half a beat."""
-    envelope = np.ones(frames, dtype=np.float32)
-    length = int(beat_frames)
-    t = np.arange(length, dtype=np.float32)
-    attack = seconds_to_frames(0.004)
-    # A few milliseconds down (an instant drop clicks), then back up over about half a beat.
-    curve = 1.0 - depth * np.minimum(t / attack, 1.0) * np.exp(-np.maximum(t - attack, 0.0) / (0.22 * beat_frames))
-    for start in kick_frames:
-        end = min(frames, start + length)
-        if start < end:
-            np.minimum(envelope[start:end], curve[: end - start], out=envelope[start:end])
-    return envelope
+class _Layer:
+    """Copies of sounds to add into one bus: (start frame, sound, gain), in the order they
+    were placed. A copy may run past the cue's end; it is cut there when mixed."""
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []
+        self.sounds: list[np.ndarray] = []
+        self.gains: list[float] = []
+        self._ends: np.ndarray | None = None
+
+    def add(self, start: int, sound: np.ndarray, gain: float) -> None:
+        if gain != 0.0:
+            self.starts.append(start)
+            self.sounds.append(sound)
+            self.gains.append(gain)
+
+    def __bool__(self) -> bool:
+        return bool(self.starts)
+
+    def mix_into(self, buffer: np.ndarray, first: int, last: int) -> None:
+        """buffer[:, i] += every copy's frame first + i, for the frames first .. last - 1 that
+        the buffer covers (buffer starts at `first`); frames past `last` are left out."""
+        if not self.starts:
+            return
+        if self._ends is None:
+            self._starts = np.array(self.starts, dtype=np.int64)
+            self._ends = self._starts + np.array([sound.shape[1] for sound in self.sounds], dtype=np.int64)
+        stop = min(last, first + buffer.shape[1])
+        for index in np.flatnonzero((self._starts < stop) & (self._ends > first)):
+            start, sound = self.starts[index], self.sounds[index]
+            lo, hi = max(start, first), min(start + sound.shape[1], stop)
+            buffer[:, lo - first : hi - first] += self.gains[index] * sound[:, lo - start : hi - start]
 
 
-def add_vinyl_crackle(bus: np.ndarray, rng: np.random.Generator) -> None:
-    """A soft hiss (a two-second loop) and random dust clicks."""
-    frames = bus.shape[1]
+class _Hiss:
+    """A two-second hiss loop repeated under the whole cue, as np.resize(hiss, (2, frames))
+    lays it out (the flattened loop, row after row), one chunk at a time."""
+
+    def __init__(self, loop: np.ndarray, frames: int, gain: float):
+        self.flat, self.frames, self.gain = loop.reshape(-1), frames, gain
+
+    def mix_into(self, buffer: np.ndarray, first: int, last: int) -> None:
+        count = min(last, first + buffer.shape[1]) - first
+        for channel in range(buffer.shape[0]):
+            at = (channel * self.frames + first + np.arange(count)) % self.flat.size
+            buffer[channel, :count] += self.gain * self.flat[at]
+
+
+def vinyl_crackle(frames: int, rng: np.random.Generator) -> list:
+    """A soft hiss (a two-second loop) and random dust clicks, as things to mix into a bus."""
     hiss = spectral_filter(np.stack([noise(2 * SAMPLE_RATE, rng), noise(2 * SAMPLE_RATE, rng)]), 900.0, 5000.0)
-    bus += 0.012 * np.resize(hiss, (2, frames))
     click_frames = seconds_to_frames(0.003)
     clicks = [spectral_filter(noise(click_frames, rng), 1000.0, 9000.0) * decay_envelope(click_frames, 0.0006)
               for _ in range(4)]
     count = int(rng.poisson(6.0 * frames / SAMPLE_RATE))
+    dust = _Layer()
     for position, shape, amplitude, side in zip(
         rng.integers(0, max(frames - click_frames, 1), count), rng.integers(0, 4, count),
         rng.uniform(0.03, 0.2, count), rng.uniform(-0.6, 0.6, count),
     ):
         click = clicks[int(shape)]
-        stereo = np.stack([click * (1.0 - side) / 2, click * (1.0 + side) / 2])
-        add_at(bus, int(position), stereo, float(amplitude))
+        dust.add(int(position), np.stack([click * (1.0 - side) / 2, click * (1.0 + side) / 2]), float(amplitude))
+    return [_Hiss(hiss, frames, 0.012), dust]
 
 
 class _Impulses(dict):
@@ -96,18 +134,22 @@ class _Impulses(dict):
 
 
 def render_candidate(arrangement: Arrangement, choices: MusicalChoices, rng: np.random.Generator,
-                     on_step_done: Callable[[], None], is_cancelled: Callable[[], bool]) -> np.ndarray:
-    """The cue for one candidate: (2, choices.frames) float32, peak at most -1 dBFS.
+                     on_step_done: Callable[[], None], is_cancelled: Callable[[], bool],
+                     out: np.ndarray | None = None) -> np.ndarray:
+    """The cue for one candidate: (2, choices.frames) float32, peak at most -1 dBFS, written
+    into `out` when given (the backend's output row, so the cue is never copied).
 
     Calls on_step_done after each pitched part, after the drums and after the mix.
     """
     frames = choices.frames
     beat_frames = choices.beat_frames
     style = choices.style
-    dry = np.zeros((2, frames), dtype=np.float32)
-    ducked = np.zeros((2, frames), dtype=np.float32) if style.sidechain else dry
-    send = np.zeros((2, frames), dtype=np.float32)
     bus_impulse = reverb_impulse(style.reverb, rng, SAMPLE_RATE // REVERB_DECIMATION)
+    # What goes where: `dry` is the mix; `ducked` pumps with the kick (it is the mix itself
+    # when the style does not pump); `send` feeds the shared reverb.
+    dry: list = []
+    ducked: list = dry if not style.sidechain else []
+    send = _Layer()
 
     def frame_of(beat: float) -> int:
         return int(round(beat * beat_frames))
@@ -115,11 +157,12 @@ def render_candidate(arrangement: Arrangement, choices: MusicalChoices, rng: np.
     for part, notes in arrangement.tracks:
         _raise_if(is_cancelled)
         if part.writer == "crackle":
-            add_vinyl_crackle(dry, rng)
+            dry.extend(vinyl_crackle(frames, rng))
             on_step_done()
             continue
         patch = PATCHES[part.patch]
-        bus = ducked if part.bus == "ducked" else dry
+        bus = _Layer()
+        (ducked if part.bus == "ducked" else dry).append(bus)
         target = ROLE_LEVELS[part.role] * part.level * patch.gain
         rendered: dict[tuple, tuple[np.ndarray, float]] = {}
         for count, note in enumerate(notes):
@@ -139,8 +182,9 @@ def render_candidate(arrangement: Arrangement, choices: MusicalChoices, rng: np.
                 copies += [(frame_of(note.start + delay * k), sound[::-1] if k % 2 else sound, feedback**k)
                            for k in range(1, repeats + 1)]
             for at, copy, echo_gain in copies:
-                add_at(bus, at, copy, level * note.velocity * echo_gain)
-                add_at(send, at, copy, level * note.velocity * echo_gain * patch.reverb_send)
+                if at < frames:
+                    bus.add(at, copy, level * note.velocity * echo_gain)
+                    send.add(at, copy, level * note.velocity * echo_gain * patch.reverb_send)
         on_step_done()
 
     _raise_if(is_cancelled)
@@ -148,29 +192,103 @@ def render_candidate(arrangement: Arrangement, choices: MusicalChoices, rng: np.
     if arrangement.hits:
         kit = build_kit(style.kit, choices.tonic_pc, rng, _Impulses(rng))
         kit = {name: sound * (DRUM_PEAKS[name] / max(float(np.max(np.abs(sound))), 1e-9)) for name, sound in kit.items()}
+        drums = _Layer()
+        dry.append(drums)
         for hit in arrangement.hits:
             start = frame_of(hit.start)
-            add_at(dry, start, kit[hit.drum], hit.velocity)
+            if start < frames:
+                drums.add(start, kit[hit.drum], hit.velocity)
             if hit.drum in ("kick", "boom"):
                 kick_frames.append(start)
         on_step_done()
 
-    wet = upsample(convolve(downsample(send, REVERB_DECIMATION), bus_impulse)[:, : frames // REVERB_DECIMATION],
-                   REVERB_DECIMATION, frames)
-    ducked += wet
-    if style.sidechain and kick_frames:
-        ducked *= sidechain_envelope(frames, kick_frames, style.sidechain, beat_frames)
-    if ducked is not dry:
-        dry += ducked
-    _shape_ending(dry, choices)
-    mix = _set_level(dry)
+    wet = _reverb(send, bus_impulse, frames, is_cancelled)
+    mix = np.zeros((2, frames), dtype=np.float32) if out is None else out
+    pump = _Pump(kick_frames, style.sidechain, beat_frames) if style.sidechain and kick_frames else None
+    ending = _ending_fade(choices)
+    peak, energy = 0.0, 0.0
+    for first in range(0, frames, MIX_CHUNK_FRAMES):
+        _raise_if(is_cancelled)
+        last = min(frames, first + MIX_CHUNK_FRAMES)
+        chunk = np.zeros((2, last - first), dtype=np.float32)
+        for layer in dry:
+            layer.mix_into(chunk, first, frames)
+        pumped = chunk if ducked is dry else np.zeros_like(chunk)
+        if ducked is not dry:
+            for layer in ducked:
+                layer.mix_into(pumped, first, frames)
+        blocks = -(-(last - first) // REVERB_DECIMATION)
+        pumped += upsample_range(wet, REVERB_DECIMATION, first // REVERB_DECIMATION, blocks)[:, : last - first]
+        if pump is not None:
+            pumped *= pump.envelope(first, last)
+        if pumped is not chunk:
+            chunk += pumped
+        if ending is not None and last > frames - ending.size:
+            lo = max(first, frames - ending.size)
+            chunk[:, lo - first :] *= ending[lo - (frames - ending.size) : last - (frames - ending.size)]
+        mix[:, first:last] = chunk
+        flat = chunk.reshape(-1)
+        peak = max(peak, float(flat.max()), -float(flat.min()))
+        energy += float(np.dot(flat, flat))
+    _set_level(mix, peak, energy)
     on_step_done()
     return mix
 
 
-def _shape_ending(mix: np.ndarray, choices: MusicalChoices) -> None:
-    """Fade what must end: half the final chord's ring, or the sliver of groove that is left."""
-    frames = mix.shape[1]
+def _reverb(send: _Layer, impulse: np.ndarray, frames: int, is_cancelled: Callable[[], bool]) -> np.ndarray:
+    """The shared reverb's output at 1/REVERB_DECIMATION of the rate, frames // REVERB_DECIMATION long.
+
+    The send is mixed a chunk at a time (with the low-pass filter's reach on either side),
+    taken down to the low rate, and convolved with the impulse block by block.
+    """
+    factor = REVERB_DECIMATION
+    blocks = frames // factor
+    low = np.zeros((2, blocks), dtype=np.float32)
+    if send:
+        reach = factor * TAPS_PER_PHASE // 2
+        step = MIX_CHUNK_FRAMES // factor
+        for first in range(0, blocks, step):
+            _raise_if(is_cancelled)
+            count = min(step, blocks - first)
+            begin = max(0, factor * first - reach)
+            window = np.zeros((2, factor * (first + count) + reach - begin), dtype=np.float32)
+            send.mix_into(window, begin, blocks * factor)  # the old full-length bus ended at whole blocks
+            low[:, first : first + count] = downsample_range(window, factor, first, count, begin)
+    _raise_if(is_cancelled)
+    return convolve_in_blocks(low, impulse, blocks)
+
+
+class _Pump:
+    """The sidechain gain, chunk by chunk: dips by `depth` at each kick and recovers within
+    about half a beat."""
+
+    def __init__(self, kick_frames: list[int], depth: float, beat_frames: float):
+        self.kicks = np.array(sorted(kick_frames), dtype=np.int64)
+        length = int(beat_frames)
+        t = np.arange(length, dtype=np.float32)
+        attack = seconds_to_frames(0.004)
+        # A few milliseconds down (an instant drop clicks), then back up over about half a beat.
+        self.curve = 1.0 - depth * np.minimum(t / attack, 1.0) * np.exp(-np.maximum(t - attack, 0.0) / (0.22 * beat_frames))
+
+    def envelope(self, first: int, last: int) -> np.ndarray:
+        gain = np.ones(last - first, dtype=np.float32)
+        length = self.curve.size
+        for start in self.kicks[(self.kicks < last) & (self.kicks + length > first)]:
+            lo, hi = max(first, int(start)), min(last, int(start) + length)
+            np.minimum(gain[lo - first : hi - first], self.curve[lo - start : hi - start],
+                       out=gain[lo - first : hi - first])
+        return gain
+
+
+def sidechain_envelope(frames: int, kick_frames: list[int], depth: float, beat_frames: float) -> np.ndarray:
+    """Gain that dips by `depth` at each kick and recovers within about half a beat."""
+    return _Pump(kick_frames, depth, beat_frames).envelope(0, frames)
+
+
+def _ending_fade(choices: MusicalChoices) -> np.ndarray | None:
+    """The fade over the cue's last frames: half the final chord's ring, or the sliver of
+    groove that is left; None for a loop ("continues": the fold needs the music as it is)."""
+    frames = choices.frames
     if choices.ending == "ring-out":
         length = int(0.5 * choices.ring_out_beats * choices.beat_frames)
     elif choices.ending == "fade":
@@ -179,19 +297,19 @@ def _shape_ending(mix: np.ndarray, choices: MusicalChoices) -> None:
     elif choices.ending == "whole bars":
         length = seconds_to_frames(BAR_LINE_DECLICK_S)
     else:
-        return  # "continues": the loop's fold needs the music as it is
+        return None
     length = int(np.clip(length, seconds_to_frames(0.002), frames))
-    mix[:, frames - length:] *= fade(length, rising=False)
+    return fade(length, rising=False)
 
 
-def _set_level(mix: np.ndarray) -> np.ndarray:
-    peak = float(np.max(np.abs(mix)))
+def _set_level(mix: np.ndarray, peak: float, energy: float) -> None:
+    """Scale the mix in place to TARGET_RMS, or less so its peak stays under PEAK_CEILING;
+    `peak` and `energy` (sum of squares) were measured chunk by chunk."""
     if peak < 1e-9:
-        return mix
-    rms = float(np.sqrt(np.mean(np.square(mix, dtype=np.float32), dtype=np.float64)))
+        return
+    rms = float(np.sqrt(energy / mix.size))
     gain = min(TARGET_RMS / max(rms, 1e-9), PEAK_CEILING / peak)
     mix *= np.float32(gain)
-    return mix
 
 
 def _raise_if(is_cancelled: Callable[[], bool]) -> None:

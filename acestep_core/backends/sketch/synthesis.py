@@ -187,14 +187,18 @@ def spectral_filter(signal: np.ndarray, low_hz: float | None = None, high_hz: fl
     Used on short sounds only (drum one-shots, a distorted chord), where one FFT is cheap.
     """
     frames = signal.shape[-1]
-    spectrum = np.fft.rfft(signal, axis=-1)
-    freqs = np.fft.rfftfreq(frames, 1.0 / sample_rate)
+    # Padded to a size FFTs are fast at (a prime length is ten times slower); the padding
+    # also keeps the filter's ringing from wrapping round from one end to the other.
+    size = fast_fft_size(frames)
+    spectrum = np.fft.rfft(signal, size, axis=-1)
+    freqs = np.fft.rfftfreq(size, 1.0 / sample_rate)
     gain = np.ones_like(freqs)
     if high_hz:
         gain *= lowpass_gain(freqs, high_hz, order)
     if low_hz:
         gain *= np.sqrt(np.maximum(1.0 - lowpass_gain(freqs, low_hz, order) ** 2, 0.0))
-    return np.fft.irfft(spectrum * gain, frames, axis=-1).astype(np.float32)
+    spectrum *= gain
+    return np.fft.irfft(spectrum, size, axis=-1)[..., :frames].astype(np.float32)
 
 
 def saturate(signal: np.ndarray, drive: float) -> np.ndarray:
@@ -293,28 +297,75 @@ def polyphase_lowpass(factor: int) -> np.ndarray:
 
 def downsample(stereo: np.ndarray, factor: int) -> np.ndarray:
     """Low-pass and keep every factor-th frame: (channels, frames // factor)."""
-    kernel = polyphase_lowpass(factor) / factor
     blocks = stereo.shape[1] // factor
+    return downsample_range(stereo[:, : blocks * factor], factor, 0, blocks, 0)
+
+
+def downsample_range(window: np.ndarray, factor: int, first: int, count: int, window_start: int) -> np.ndarray:
+    """Frames first .. first + count - 1 of downsample(audio), from a window of the audio.
+
+    `window` holds the audio from frame `window_start` on and must reach from
+    factor * first - factor * TAPS_PER_PHASE // 2 to factor * (first + count) + the same
+    (the filter's reach); frames of it before 0 are taken as silence. Output block m is
+    the polyphase sum over taps of the `factor` frames at m + tap - half times the kernel,
+    done as one matrix-vector product per tap.
+    """
+    kernel = polyphase_lowpass(factor) / factor
     half = TAPS_PER_PHASE // 2
-    # Row m of `grouped` holds frames m*factor .. m*factor + factor - 1.
-    grouped = stereo[:, : blocks * factor].reshape(stereo.shape[0], blocks, factor)
-    grouped = np.pad(grouped, ((0, 0), (half, half), (0, 0)))
-    out = np.zeros((stereo.shape[0], blocks), dtype=np.float32)
+    channels = window.shape[0]
+    begin = factor * (first - half) - window_start
+    span = window[:, max(begin, 0) : begin + factor * (count + TAPS_PER_PHASE)]
+    if begin < 0 or span.shape[1] < factor * (count + TAPS_PER_PHASE):
+        padded = np.zeros((channels, factor * (count + TAPS_PER_PHASE)), dtype=np.float32)
+        padded[:, max(-begin, 0) : max(-begin, 0) + span.shape[1]] = span
+        span = padded
+    grouped = np.ascontiguousarray(span, dtype=np.float32).reshape(channels, count + TAPS_PER_PHASE, factor)
+    out = np.zeros((channels, count), dtype=np.float32)
     for tap in range(TAPS_PER_PHASE):
-        # einsum, not matmul: numpy's own loop, so no BLAS build can change the bits.
-        out += np.einsum("cmp,p->cm", grouped[:, tap: tap + blocks], kernel[tap], optimize=False)
+        out += np.matmul(grouped[:, tap : tap + count], kernel[tap])
     return out
 
 
 def upsample(stereo: np.ndarray, factor: int, frames: int) -> np.ndarray:
     """Zero-stuff by `factor` and low-pass (polyphase), cut or zero-padded to `frames`."""
-    kernel = polyphase_lowpass(factor)
-    count = stereo.shape[1]
-    half = TAPS_PER_PHASE // 2
-    padded = np.pad(stereo, ((0, 0), (half, half)))
-    # Output phase p of block m is the sum over taps of input m + half - tap times kernel[tap, p].
-    sources = np.stack([padded[:, TAPS_PER_PHASE - tap: TAPS_PER_PHASE - tap + count] for tap in range(TAPS_PER_PHASE)])
-    out = np.einsum("tcm,tp->cmp", sources, kernel, optimize=False).reshape(stereo.shape[0], -1)
+    out = upsample_range(stereo, factor, 0, stereo.shape[1])
     if out.shape[1] >= frames:
         return out[:, :frames]
     return np.pad(out, ((0, 0), (0, frames - out.shape[1])))
+
+
+def upsample_range(low: np.ndarray, factor: int, first: int, count: int) -> np.ndarray:
+    """Frames factor * first .. factor * (first + count) - 1 of upsample(low): (channels, factor * count).
+
+    Output phase p of block m is the sum over taps of low[m + half - tap] times
+    kernel[tap, p] (silence outside low), one small matrix product per channel.
+    """
+    kernel = polyphase_lowpass(factor)
+    half = TAPS_PER_PHASE // 2
+    channels, length = low.shape
+    begin = first + half - TAPS_PER_PHASE + 1  # the lowest input any output block here reads
+    padded = np.zeros((channels, count + TAPS_PER_PHASE - 1), dtype=np.float32)
+    lo, hi = max(begin, 0), min(length, begin + padded.shape[1])
+    if hi > lo:
+        padded[:, lo - begin : hi - begin] = low[:, lo:hi]
+    out = np.empty((channels, count, factor), dtype=np.float32)
+    for channel in range(channels):
+        # Row m, column tap: low[m + half - tap].
+        sources = np.stack([padded[channel, TAPS_PER_PHASE - 1 - tap : TAPS_PER_PHASE - 1 - tap + count]
+                            for tap in range(TAPS_PER_PHASE)], axis=1)
+        np.matmul(sources, kernel, out=out[channel])
+    return out.reshape(channels, count * factor)
+
+
+def convolve_in_blocks(signal: np.ndarray, impulse: np.ndarray, length: int, block: int = 1 << 15) -> np.ndarray:
+    """The first `length` frames of convolve(signal, impulse), block by block (overlap-add):
+    FFTs a little longer than the impulse instead of one as long as the signal."""
+    channels, count = signal.shape
+    size = fast_fft_size(block + impulse.shape[1] - 1)
+    response = np.fft.rfft(impulse, size)
+    out = np.zeros((channels, length), dtype=np.float32)
+    for start in range(0, min(count, length), block):
+        piece = np.fft.irfft(np.fft.rfft(signal[:, start : start + block], size) * response, size)
+        stop = min(length, start + size)
+        out[:, start:stop] += piece[:, : stop - start]
+    return out
