@@ -25,6 +25,9 @@ MAX_CANDIDATES = 8
 MIN_BPM = 30.0
 MAX_BPM = 300.0
 MAX_SEED = 2**32 - 1
+MAX_STEPS = 200
+MAX_GUIDANCE = 30.0
+MAX_SHIFT = 20.0
 MAX_PROMPT_CHARS = 2000
 MAX_LYRICS_CHARS = 8000
 TIME_SIGNATURES = ("2/4", "3/4", "4/4", "6/8")
@@ -41,12 +44,14 @@ LOOP_TASKS = ("text2music", "cover")
 NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 _FLAT_TO_SHARP = {"Db": "C#", "Eb": "D#", "Gb": "F#", "Ab": "G#", "Bb": "A#", "Cb": "B", "Fb": "E"}
 _SHARP_SPELLING_EXCEPTIONS = {"E#": "F", "B#": "C"}
-_KEY_PATTERN = re.compile(
-    r"^\s*([A-Ga-g])\s*([#b♯♭]?)\s*(major|minor|maj|min|m|M)?\s*$"
-)
+# The patterns are also the worker's OpenAPI schema's, so they are written to mean the
+# same in Python (used with fullmatch) and in JSON Schema (ECMA-262).
+KEY_PATTERN = r"^\s*([A-Ga-g])\s*([#b♯♭]?)\s*(major|minor|maj|min|m|M)?\s*$"
+_KEY_PATTERN = re.compile(KEY_PATTERN)
 # File names the worker and CLI accept: no folders, no leading dot, nothing a shell or
 # filesystem treats specially. The CLI takes folders through -o, not through this field.
-_FILE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _\-.()]{0,119}$")
+FILE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 _\-.()]{0,119}$"
+_FILE_NAME_PATTERN = re.compile(FILE_NAME_PATTERN)
 
 
 def normalize_key(text: str) -> str:
@@ -54,7 +59,7 @@ def normalize_key(text: str) -> str:
 
     Raises ValueError with a sentence when the text is not a key.
     """
-    match = _KEY_PATTERN.match(text.replace("♯", "#").replace("♭", "b"))
+    match = _KEY_PATTERN.fullmatch(text.replace("♯", "#").replace("♭", "b"))
     if not match:
         raise ValueError(
             f"key must be a note and a mode such as 'E minor' or 'Bb major', got {text!r}"
@@ -156,12 +161,12 @@ class GenerationRequest:
             bad("seed", f"seed must be a whole number from 0 to {MAX_SEED}, or empty to draw one, got {self.seed!r}")
         if not _is_int(self.candidates) or not 1 <= self.candidates <= MAX_CANDIDATES:
             bad("candidates", f"candidates must be between 1 and {MAX_CANDIDATES}, got {self.candidates!r}")
-        if self.steps is not None and (not _is_int(self.steps) or not 1 <= self.steps <= 200):
-            bad("steps", f"steps must be between 1 and 200, or empty for the model's default, got {self.steps!r}")
-        if self.guidance is not None and (not _is_number(self.guidance) or not 0.0 <= self.guidance <= 30.0):
-            bad("guidance", f"guidance must be between 0 and 30, or empty for the model's default, got {self.guidance!r}")
-        if self.shift is not None and (not _is_number(self.shift) or not 0.0 < self.shift <= 20.0):
-            bad("shift", f"shift must be above 0 and at most 20, or empty for the model's default, got {self.shift!r}")
+        if self.steps is not None and (not _is_int(self.steps) or not 1 <= self.steps <= MAX_STEPS):
+            bad("steps", f"steps must be between 1 and {MAX_STEPS}, or empty for the model's default, got {self.steps!r}")
+        if self.guidance is not None and (not _is_number(self.guidance) or not 0.0 <= self.guidance <= MAX_GUIDANCE):
+            bad("guidance", f"guidance must be between 0 and {MAX_GUIDANCE:g}, or empty for the model's default, got {self.guidance!r}")
+        if self.shift is not None and (not _is_number(self.shift) or not 0.0 < self.shift <= MAX_SHIFT):
+            bad("shift", f"shift must be above 0 and at most {MAX_SHIFT:g}, or empty for the model's default, got {self.shift!r}")
         if self.bpm is not None and (not _is_number(self.bpm) or not MIN_BPM <= self.bpm <= MAX_BPM):
             bad("bpm", f"bpm must be between {MIN_BPM:g} and {MAX_BPM:g}, or empty to let the music choose, got {self.bpm!r}")
         if self.key is not None:
@@ -194,7 +199,7 @@ class GenerationRequest:
             bad("bit_depth", f"bit_depth must be 16 or 24, got {self.bit_depth!r}")
         if self.file_name is not None and (
             not isinstance(self.file_name, str)
-            or not _FILE_NAME_PATTERN.match(self.file_name)
+            or not _FILE_NAME_PATTERN.fullmatch(self.file_name)
             or ".." in self.file_name
         ):
             bad("file_name", f"file_name must be a plain file name (letters, digits, space, _-.(), no folders), got {self.file_name!r}")
@@ -262,6 +267,7 @@ class GenerationRequest:
         for name, value in data.items():
             if name not in known:
                 continue
+            value = whole_number_as_int(value) if int in _FIELD_TYPES[name] else value
             problem = _type_problem(name, value)
             if problem:
                 found.append(FieldProblem(name, problem))
@@ -364,6 +370,14 @@ def _with_text_problems(request: GenerationRequest, found: list[FieldProblem]) -
     merged = {p.field: text.get(p.field, p) for p in found} | text
     order = {f.name: k for k, f in enumerate(dataclasses.fields(GenerationRequest))}
     return sorted(merged.values(), key=lambda p: order.get(p.field, len(order)))
+
+
+def whole_number_as_int(value: Any) -> Any:
+    """2.0 -> 2: JSON (and JSON Schema's "integer") does not tell 2.0 from 2, so neither
+    do whole-number fields. Anything else is returned as it is."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def _is_number(value: Any) -> bool:

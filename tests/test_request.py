@@ -165,3 +165,12 @@ def test_the_cli_refuses_a_prompt_that_is_not_utf8(tmp_path):
     assert b"prompt is not valid UTF-8 text (character 6" in done.stderr
     assert b"Traceback" not in done.stderr
     assert not list(tmp_path.iterdir())
+
+
+def test_a_whole_number_written_with_a_decimal_point_is_that_number():
+    # JSON, and JSON Schema's "integer", do not tell 2.0 from 2 (the worker's schema says integer).
+    request = GenerationRequest.from_dict({"prompt": "x", "candidates": 2.0, "seed": 7.0, "sample_rate": 48000.0})
+    assert (request.candidates, request.seed, request.sample_rate) == (2, 7, 48000)
+    assert all(type(v) is int for v in (request.candidates, request.seed, request.sample_rate))
+    with pytest.raises(InvalidRequest):
+        GenerationRequest.from_dict({"prompt": "x", "candidates": 2.5})

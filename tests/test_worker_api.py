@@ -16,7 +16,7 @@ import soundfile as sf
 from worker_fixtures import raw_request
 
 from acestep_core.client import WorkerClient
-from acestep_core.errors import JobNotFound, WorkerAuthFailed, WorkerRejected
+from acestep_core.errors import InvalidRequest, JobNotFound, WorkerAuthFailed, WorkerRejected
 from acestep_core.jobs import DONE
 from acestep_core.request import GenerationRequest
 
@@ -120,10 +120,93 @@ def test_openapi_schema_describes_the_one_request_definition(worker: WorkerClien
     assert set_body == {"$ref": "#/components/schemas/SetRequest"}
     set_schema = schema["components"]["schemas"]["SetRequest"]
     assert set(set_schema["properties"]) == {"request", "intensities", "bars", "stingers"}
-    assert set_schema["properties"]["request"] == {"$ref": "#/components/schemas/GenerationRequest"}
+    assert set_schema["properties"]["request"] == {"$ref": "#/components/schemas/SetGenerationRequest"}
     status_fields = set(schema["components"]["schemas"]["JobStatus"]["properties"])
     assert {"kind", "set_options", "manifest", "artifacts"} <= status_fields
     assert schema["paths"]["/v1/alive"]["get"]["security"] == []
+
+
+def api_schema(worker: WorkerClient) -> dict:
+    status, schema, _ = raw_request(worker, "GET", "/v1/openapi.json")
+    assert status == 200
+    return schema
+
+
+def test_the_schema_declares_every_answer_the_worker_gives(worker: WorkerClient):
+    paths = api_schema(worker)["paths"]
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            if path != "/v1/alive":
+                assert "401" in operation["responses"], (method, path)
+    assert {"429", "503", "507"} <= set(paths["/v1/jobs"]["post"]["responses"])
+    assert {"429", "503", "507"} <= set(paths["/v1/sets"]["post"]["responses"])
+    assert "Retry-After" in paths["/v1/jobs"]["post"]["responses"]["429"]["headers"]
+    assert {"413", "415", "422", "507"} <= set(paths["/v1/uploads"]["post"]["responses"])
+    assert paths["/v1/uploads"]["post"]["responses"]["422"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Error"}
+    served = paths["/v1/jobs/{job_id}/files/{index}"]["get"]["responses"]
+    assert {"audio/wav", "audio/flac", "audio/ogg", "application/json"} <= set(served["200"]["content"])
+    assert "410" in served
+
+
+def test_the_schema_ranges_are_the_validation_ranges(worker: WorkerClient):
+    """Every minimum and maximum the schema gives a request field: the value at the bound is
+    accepted and the value just past it refused, by the one validation the worker runs."""
+    properties = api_schema(worker)["components"]["schemas"]["GenerationRequest"]["properties"]
+    checked = set()
+    for name, prop in properties.items():
+        for branch in [b for b in prop.get("anyOf", [prop]) if b.get("type") in ("integer", "number")]:
+            step = 1 if branch["type"] == "integer" else 1e-6
+            base = {"prompt": "x", "loop": True} if name == "loop_bars" else {"prompt": "x"}
+            for bound, past in (("minimum", -step), ("maximum", step), ("exclusiveMinimum", 0)):
+                if bound not in branch:
+                    continue
+                edge = branch[bound]
+                accepted = GenerationRequest.from_dict({**base, name: edge + (step if bound == "exclusiveMinimum" else 0)})
+                assert accepted is not None
+                with pytest.raises(InvalidRequest):
+                    GenerationRequest.from_dict({**base, name: edge + past})
+                checked.add(name)
+    assert checked >= {"duration", "seed", "candidates", "steps", "guidance", "shift", "bpm", "cover_strength",
+                       "loop_bars", "loudness", "true_peak_ceiling_db", "intensity"}
+    assert properties["prompt"]["maxLength"] == 2000 and properties["sample_rate"]["enum"] == [44100, 48000]
+
+
+def test_a_file_is_served_with_its_audio_content_type(worker: WorkerClient):
+    done = worker.wait(worker.submit(short_request()).id, timeout=60)
+    parsed = urllib.parse.urlsplit(worker.url)
+    conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=10)
+    try:
+        conn.request("GET", f"/v1/jobs/{done.id}/files/0", headers={"Authorization": f"Bearer {worker.token}"})
+        response = conn.getresponse()
+        body = response.read()
+    finally:
+        conn.close()
+    assert response.status == 200 and response.getheader("Content-Type") == "audio/wav"  # as the schema says
+    assert body[:4] == b"RIFF"
+
+
+def test_options_says_which_methods_a_path_takes(worker: WorkerClient):
+    job_path = "/v1/jobs/" + "0" * 32
+    status, _, _ = raw_request(worker, "OPTIONS", job_path)
+    assert status == 204
+    allow = options_allow(worker, job_path)
+    assert {"GET", "DELETE", "OPTIONS"} <= allow and "POST" not in allow
+    assert {"GET", "POST"} <= options_allow(worker, "/v1/jobs")
+    status, error, _ = raw_request(worker, "PUT", job_path)
+    assert status == 405 and "takes" in error["detail"] and "DELETE" in error["detail"]
+
+
+def options_allow(worker: WorkerClient, path: str) -> set[str]:
+    parsed = urllib.parse.urlsplit(worker.url)
+    conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=10)
+    try:
+        conn.request("OPTIONS", path, headers={"Authorization": f"Bearer {worker.token}"})
+        response = conn.getresponse()
+        response.read()
+        return {m.strip() for m in (response.getheader("Allow") or "").split(",") if m.strip()}
+    finally:
+        conn.close()
 
 
 def test_cancel_of_a_finished_job_leaves_it_done(worker: WorkerClient):

@@ -134,7 +134,7 @@ def test_cancelling_a_running_set_stops_it_and_leaves_no_files(worker: WorkerCli
     ({"request": BOSS.to_dict(), "intensities": "3"}, "intensities", "whole number"),
     ({"request": BOSS.to_dict(), "intensities": True}, "intensities", "whole number"),
     ({"request": BOSS.to_dict(), "stingers": -1}, "stingers", f"from 0 to {MAX_STINGERS}"),
-    ({"request": BOSS.to_dict(), "stingers": 2.0}, "stingers", "whole number"),
+    ({"request": BOSS.to_dict(), "stingers": 2.5}, "stingers", "whole number"),
     ({"request": BOSS.to_dict(), "bars": 0}, "bars", '"fit"'),
     ({"request": BOSS.to_dict(), "bars": "long"}, "bars", '"fit"'),
     ({"request": BOSS.to_dict(), "bars": None}, "bars", '"fit"'),

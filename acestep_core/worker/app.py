@@ -13,7 +13,6 @@ import asyncio
 import hmac
 import json
 import logging
-import mimetypes
 import os
 import time
 from dataclasses import dataclass, field
@@ -29,12 +28,17 @@ from acestep_core import __version__
 from acestep_core.backends.base import Backend
 from acestep_core.errors import FieldProblem, InvalidRequest
 from acestep_core.dynamic_sets import MAX_INTENSITIES, MAX_STINGERS
-from acestep_core.jobs import DONE, CueOutput, JobStatus
-from acestep_core.request import MAX_LOOP_BARS, GenerationRequest
+from acestep_core.jobs import DONE, MODEL_STATES, CueOutput, JobStatus
+from acestep_core.request import (
+    BIT_DEPTHS, FILE_NAME_PATTERN, KEY_PATTERN, LOOP_TASKS, LOUDNESS_PRESETS, MAX_BPM, MAX_CANDIDATES, MAX_DURATION_S,
+    MAX_GUIDANCE, MAX_LOOP_BARS, MAX_LOUDNESS_LUFS, MAX_LYRICS_CHARS, MAX_PROMPT_CHARS, MAX_SEED, MAX_SHIFT, MAX_STEPS,
+    MAX_TRUE_PEAK_DB, MIN_BPM, MIN_DURATION_S, MIN_LOUDNESS_LUFS, MIN_TRUE_PEAK_DB, OUTPUT_FORMATS, SAMPLE_RATES, TASKS,
+    TIME_SIGNATURES, GenerationRequest,
+)
 from acestep_core.worker.runner import JOB_ID_PATTERN, JobRunner, QueueFull
 from acestep_core.worker.sets import DEFAULT_BARS, DEFAULT_INTENSITIES, DEFAULT_STINGERS, FIT, parse_set_body
 from acestep_core.worker.store import StorageProblem
-from acestep_core.worker.uploads import NotAudio, UploadFolder, UploadTooLarge
+from acestep_core.worker.uploads import UPLOAD_ID_PATTERN, NotAudio, UploadFolder, UploadTooLarge
 
 log = logging.getLogger("acestep_core.worker")
 
@@ -187,7 +191,7 @@ def create_app(context: WorkerContext) -> FastAPI:
     @app.get("/v1/health", summary="Version, backend, model, device, model state, queue length",
              description=("model_state is unloaded, loading, loaded or failed (model_error then says why); "
                           "a worker started with --preload answers at once with loading."),
-             responses=_responses(200, None))
+             responses=_responses(200, "Health"))
     async def health() -> Response:
         info = context.backend.describe()
         model_state, model_error = runner.model_state()
@@ -214,7 +218,8 @@ def create_app(context: WorkerContext) -> FastAPI:
         })
 
     @app.post("/v1/jobs", status_code=202, summary="Queue a generation request; returns its id and place at once",
-              openapi_extra=_body_schema("GenerationRequest"), responses=_responses(202, "JobStatus", 400, 413, 422))
+              openapi_extra=_body_schema("GenerationRequest"),
+              responses=_responses(202, "JobStatus", 400, 413, 422, 429, 503, 507))
     async def submit_job(request: Request) -> Response:
         body = await _read_capped(request, context.max_body_bytes)
         data = _parse_json(body)
@@ -239,7 +244,8 @@ def create_app(context: WorkerContext) -> FastAPI:
                            "order (base, intensity levels, stingers; metadata.set says each one's role) and its "
                            "artifacts the manifest and the Godot resource; all are fetched with "
                            "GET /v1/jobs/{id}/files/{n}."),
-              openapi_extra=_body_schema("SetRequest"), responses=_responses(202, "JobStatus", 400, 413, 422))
+              openapi_extra=_body_schema("SetRequest"),
+              responses=_responses(202, "JobStatus", 400, 413, 422, 429, 503, 507))
     async def submit_set(request: Request) -> Response:
         body = await _read_capped(request, context.max_body_bytes)
         data = _parse_json(body)
@@ -252,13 +258,13 @@ def create_app(context: WorkerContext) -> FastAPI:
             raise ApiError(422, message, [FieldProblem("request", message)]) from None
         return json_response(runner.submit(generation, options).to_dict(), 202)
 
-    @app.get("/v1/jobs", summary="Job history, newest first", responses=_responses(200, None, 422))
+    @app.get("/v1/jobs", summary="Job history, newest first", responses=_responses(200, "JobList", 422, 503))
     async def list_jobs(limit: int = Query(20, ge=1, le=MAX_HISTORY)) -> Response:
         return json_response({"jobs": [job.to_dict() for job in runner.recent(limit)]})
 
     @app.get("/v1/jobs/{job_id}", summary="Status, progress, stage, time left and outputs",
              description="With wait=S the answer is held up to S seconds until the job finishes (long polling).",
-             responses=_responses(200, "JobStatus", 404, 422))
+             responses=_responses(200, "JobStatus", 404, 422, 503))
     async def job_status(job_id: str, wait: float = Query(0.0, ge=0.0, le=MAX_WAIT_S)) -> Response:
         if wait <= 0:
             return json_response(_known_job(runner, job_id).to_dict())
@@ -279,13 +285,13 @@ def create_app(context: WorkerContext) -> FastAPI:
                 pass
 
     @app.delete("/v1/jobs/{job_id}", summary="Cancel: a queued job never runs, a running one stops at its next step",
-                responses=_responses(200, "JobStatus", 404))
+                responses=_responses(200, "JobStatus", 404, 422, 503, 507))
     async def cancel_job(job_id: str) -> Response:
         _known_job(runner, job_id)
         return json_response(runner.cancel(job_id).to_dict())
 
     @app.get("/v1/jobs/{job_id}/files/{index}", summary="One output file of a finished job",
-             responses=_responses(200, None, 404, 409, 410, 422))
+             responses=_file_responses())
     async def job_file(job_id: str, index: int) -> Response:
         job = _known_job(runner, job_id)
         if job.status != DONE:
@@ -296,13 +302,12 @@ def create_app(context: WorkerContext) -> FastAPI:
         path = _inside(Path(files[index]), context.outputs_dir)
         if path is None or not path.is_file():
             raise ApiError(410, f"file {index} of job {job_id} is no longer in the worker's output folder; generate it again")
-        media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        return FileResponse(path, media_type=media_type, filename=path.name)
+        return FileResponse(path, media_type=_media_type(path), filename=path.name)
 
     @app.post(UPLOADS_PATH, status_code=201, summary="Upload source audio for repaint or cover; returns its id",
               openapi_extra={"requestBody": {"required": True, "content": {
                   "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
-              responses=_responses(201, None, 413, 415))
+              responses=_responses(201, "Upload", 413, 415, 422, 503, 507))
     async def upload(request: Request, name: str = Query("", max_length=255)) -> Response:
         try:
             record = await uploads.save(request.stream(), name)
@@ -321,7 +326,7 @@ def create_app(context: WorkerContext) -> FastAPI:
     async def openapi() -> Response:
         return json_response(app.openapi())
 
-    _extend_openapi(app)
+    _extend_openapi(app, context.supported_tasks)
     return app
 
 
@@ -443,8 +448,16 @@ def _allowed_methods(app: FastAPI, scope) -> list[str]:
 
 # -- OpenAPI: the real request fields, from the one dataclass ------------------------------
 
+# What GET /v1/jobs/{id}/files/{n} serves: cues, a set's manifest and its Godot resource.
+FILE_MEDIA_TYPES = {".wav": "audio/wav", ".flac": "audio/flac", ".ogg": "audio/ogg",
+                    ".json": "application/json", ".tres": "text/plain"}
 
-def _dataclass_schemas() -> dict[str, dict]:
+
+def _media_type(path: Path) -> str:
+    return FILE_MEDIA_TYPES.get(path.suffix.lower(), "application/octet-stream")
+
+
+def _dataclass_schemas(tasks: tuple[str, ...]) -> dict[str, dict]:
     from pydantic import TypeAdapter
 
     schemas: dict[str, dict] = {}
@@ -452,9 +465,23 @@ def _dataclass_schemas() -> dict[str, dict]:
         schema = TypeAdapter(cls).json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
         schemas[cls.__name__] = schema
-    # Unknown fields are an error in from_dict; say so in the schema too.
-    schemas["GenerationRequest"]["additionalProperties"] = False
+    schemas["GenerationRequest"] = _request_schema(schemas["GenerationRequest"], tasks or TASKS)
+    schemas["SetGenerationRequest"] = _set_generation_request_schema(schemas["GenerationRequest"])
     schemas["SetRequest"] = _set_request_schema()
+    schemas["JobList"] = {"type": "object", "required": ["jobs"], "properties": {
+        "jobs": {"type": "array", "items": {"$ref": "#/components/schemas/JobStatus"}}}}
+    schemas["Upload"] = {"type": "object", "required": ["id", "original_name", "size", "format", "duration",
+                                                        "created_at"], "properties": {
+        "id": {"type": "string", "pattern": UPLOAD_ID_PATTERN.pattern}, "original_name": {"type": "string"},
+        "size": {"type": "integer"}, "format": {"type": "string"}, "duration": {"type": "number"},
+        "created_at": {"type": "string"}}}
+    schemas["Health"] = {"type": "object", "required": ["version", "backend", "loaded", "model_state",
+                                                        "queue_length", "max_queue"], "properties": {
+        "version": {"type": "string"}, "backend": {"type": "string"}, "loaded": {"type": "boolean"},
+        "model_state": {"type": "string", "enum": list(MODEL_STATES)},
+        "model_error": {"type": ["string", "null"]},
+        "queue_length": {"type": "integer"}, "max_queue": {"type": "integer"},
+        "supports_tasks": {"type": "array", "items": {"type": "string"}}}}
     schemas["Error"] = {
         "type": "object",
         "properties": {
@@ -467,6 +494,93 @@ def _dataclass_schemas() -> dict[str, dict]:
     return schemas
 
 
+def _request_schema(schema: dict, tasks: tuple[str, ...]) -> dict:
+    """The dataclass' fields with GenerationRequest.problems()'s ranges and patterns, and
+    the rules between fields that JSON Schema can say. Not said here (422 all the same):
+    repaint_start < repaint_end, and a loop of loop_bars bars at bpm longer than
+    MAX_DURATION_S."""
+    text_tasks = [t for t in tasks if t not in ("repaint", "cover")]
+    limits: dict[str, dict] = {
+        "prompt": {"minLength": 1, "maxLength": MAX_PROMPT_CHARS, "pattern": r"\S"},
+        "lyrics": {"maxLength": MAX_LYRICS_CHARS},
+        "duration": {"minimum": MIN_DURATION_S, "maximum": MAX_DURATION_S},
+        "seed": {"minimum": 0, "maximum": MAX_SEED},
+        "candidates": {"minimum": 1, "maximum": MAX_CANDIDATES},
+        "steps": {"minimum": 1, "maximum": MAX_STEPS},
+        "guidance": {"minimum": 0, "maximum": MAX_GUIDANCE},
+        "shift": {"exclusiveMinimum": 0, "maximum": MAX_SHIFT},
+        "bpm": {"minimum": MIN_BPM, "maximum": MAX_BPM},
+        "key": {"pattern": KEY_PATTERN},
+        "time_signature": {"enum": list(TIME_SIGNATURES)},
+        "task": {"enum": list(tasks)},
+        "source_audio": {"pattern": UPLOAD_ID_PATTERN.pattern},
+        "repaint_start": {"minimum": 0},
+        "repaint_end": {"exclusiveMinimum": 0},
+        "cover_strength": {"minimum": 0, "maximum": 1},
+        "output_format": {"enum": list(OUTPUT_FORMATS)},
+        "sample_rate": {"enum": list(SAMPLE_RATES)},
+        "bit_depth": {"enum": list(BIT_DEPTHS)},
+        "file_name": {"pattern": FILE_NAME_PATTERN, "not": {"pattern": r"\.\."}},
+        "loop_bars": {"minimum": 1, "maximum": MAX_LOOP_BARS},
+        "true_peak_ceiling_db": {"minimum": MIN_TRUE_PEAK_DB, "maximum": MAX_TRUE_PEAK_DB},
+        "intensity": {"minimum": 0, "maximum": 1},
+    }
+    properties = schema["properties"]
+    for name, extra in limits.items():
+        _constrain(properties[name], extra)
+    # A preset name in any case, with spaces around it, or a target in LUFS.
+    preset = "|".join("".join(f"[{c.upper()}{c}]" for c in name) for name in LOUDNESS_PRESETS)
+    properties["loudness"]["anyOf"] = [
+        {"type": "string", "pattern": rf"^\s*({preset})\s*$"},
+        {"type": "number", "minimum": MIN_LOUDNESS_LUFS, "maximum": MAX_LOUDNESS_LUFS},
+        {"type": "null"}]
+    rules = [
+        # loop_bars only with a loop, and a loop only for the tasks that make one.
+        {"if": {"required": ["loop_bars"], "properties": {"loop_bars": {"type": "integer"}}},
+         "then": {"required": ["loop"], "properties": {"loop": {"const": True}}}},
+        {"if": {"required": ["loop"], "properties": {"loop": {"const": True}}},
+         "then": {"properties": {"task": {"enum": [t for t in tasks if t in LOOP_TASKS]}}}},
+    ]
+    if text_tasks == list(tasks):  # this backend takes no source audio
+        for name in ("source_audio", "repaint_start", "repaint_end"):
+            properties[name] = {"type": "null", "default": None, "title": properties[name].get("title", name)}
+    else:
+        rules += [
+            {"if": {"required": ["task"], "properties": {"task": {"enum": ["repaint", "cover"]}}},
+             "then": {"required": ["source_audio"], "properties": {"source_audio": {"type": "string"}}},
+             "else": {"properties": {"source_audio": {"type": "null"}}}},
+            {"if": {"required": ["task"], "properties": {"task": {"const": "repaint"}}},
+             "then": {"required": ["repaint_start", "repaint_end"],
+                      "properties": {"repaint_start": {"type": "number"}, "repaint_end": {"type": "number"}}},
+             "else": {"properties": {"repaint_start": {"type": "null"}, "repaint_end": {"type": "null"}}}},
+        ]
+    schema["allOf"] = rules
+    # Unknown fields are an error in from_dict; say so in the schema too.
+    schema["additionalProperties"] = False
+    return schema
+
+
+def _constrain(prop: dict, extra: dict) -> None:
+    """Add limits to a property, or to the non-null branch of an optional one."""
+    branches = [b for b in prop.get("anyOf", []) if b.get("type") != "null"]
+    for target in branches or [prop]:
+        target.update(extra)
+
+
+def _set_generation_request_schema(request_schema: dict) -> dict:
+    """A set's request: what the set decides itself is refused (sets.py _overruled_fields)."""
+    import copy
+
+    schema = copy.deepcopy(request_schema)
+    properties = schema["properties"]
+    properties["task"] = {"const": "text2music", "default": "text2music"}
+    properties["candidates"] = {"const": 1, "default": 1}
+    properties["loop_bars"] = {"type": "null", "default": None}
+    properties["intensity"] = {"type": "null", "default": None}
+    schema["allOf"] = [rule for rule in schema.get("allOf", []) if "loop_bars" not in str(rule.get("if"))]
+    return schema
+
+
 def _body_schema(name: str) -> dict:
     return {"requestBody": {"required": True, "content": {
         "application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}}}
@@ -477,10 +591,10 @@ def _set_request_schema() -> dict:
     return {
         "type": "object",
         "properties": {
-            "request": {"$ref": "#/components/schemas/GenerationRequest"},
+            "request": {"$ref": "#/components/schemas/SetGenerationRequest"},
             "intensities": {"type": "integer", "minimum": 1, "maximum": MAX_INTENSITIES, "default": DEFAULT_INTENSITIES},
             "bars": {"anyOf": [{"type": "integer", "minimum": 1, "maximum": MAX_LOOP_BARS},
-                               {"type": "string", "enum": [FIT]}], "default": DEFAULT_BARS},
+                               {"type": "string", "pattern": r"^\s*[Ff][Ii][Tt]\s*$"}], "default": DEFAULT_BARS},
             "stingers": {"type": "integer", "minimum": 0, "maximum": MAX_STINGERS, "default": DEFAULT_STINGERS},
         },
         "required": ["request"],
@@ -488,25 +602,45 @@ def _set_request_schema() -> dict:
     }
 
 
+def _error_response() -> dict:
+    return {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+_RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before trying again",
+                                "schema": {"type": "integer"}}}
+
+
 def _responses(ok: int, ok_schema: str | None, *errors: int) -> dict:
     content = {"application/json": {"schema": {"$ref": f"#/components/schemas/{ok_schema}"}}} if ok_schema else None
     responses: dict[int | str, dict] = {ok: {"description": "success", **({"content": content} if content else {})}}
     for code in (401, *errors):
-        responses[code] = {"description": "error", "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        responses[code] = _error_response()
+        if code in (429, 503):
+            responses[code]["headers"] = _RETRY_AFTER
     return responses
 
 
-def _extend_openapi(app: FastAPI) -> None:
+def _file_responses() -> dict:
+    responses = _responses(200, None, 404, 409, 410, 422, 503)
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    responses[200] = {"description": "the file", "content": {media: binary for media in dict.fromkeys(
+        FILE_MEDIA_TYPES.values())}}
+    return responses
+
+
+def _extend_openapi(app: FastAPI, tasks: tuple[str, ...]) -> None:
     generate = app.openapi
 
     def openapi() -> dict:
         if app.openapi_schema is None:
             schema = generate()
-            schema.setdefault("components", {}).setdefault("schemas", {}).update(_dataclass_schemas())
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(_dataclass_schemas(tasks))
             schema["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
             schema["security"] = [{"bearer": []}]
             schema["paths"][ALIVE_PATH]["get"]["security"] = []
+            # FastAPI adds its own 422 body for query parameters; the worker answers with Error.
+            schema["components"]["schemas"].pop("HTTPValidationError", None)
+            schema["components"]["schemas"].pop("ValidationError", None)
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -18,7 +18,7 @@ from typing import Any
 from acestep_core.dynamic_sets import MAX_INTENSITIES, MAX_STINGERS, DynamicSet
 from acestep_core.errors import FieldProblem, InvalidRequest
 from acestep_core.jobs import JobArtifact
-from acestep_core.request import MAX_LOOP_BARS, GenerationRequest, set_option_problems
+from acestep_core.request import MAX_LOOP_BARS, GenerationRequest, set_option_problems, whole_number_as_int
 
 DEFAULT_INTENSITIES = 3
 DEFAULT_BARS = 16
@@ -54,10 +54,10 @@ def parse_set_body(data: Any) -> tuple[GenerationRequest, SetOptions]:
             'the body must be a JSON object: {"request": {"prompt": ...}, "intensities": 3, "bars": 16, "stingers": 2}'))])
     problems = [FieldProblem(str(name), f"unknown field {name!r}; a set takes {', '.join(BODY_FIELDS)}")
                 for name in data if name not in BODY_FIELDS]
-    intensities = data.get("intensities", DEFAULT_INTENSITIES)
-    stingers = data.get("stingers", DEFAULT_STINGERS)
+    intensities = whole_number_as_int(data.get("intensities", DEFAULT_INTENSITIES))
+    stingers = whole_number_as_int(data.get("stingers", DEFAULT_STINGERS))
     problems += set_option_problems(intensities, stingers)
-    bars = data.get("bars", DEFAULT_BARS)
+    bars = whole_number_as_int(data.get("bars", DEFAULT_BARS))
     if isinstance(bars, str) and bars.strip().lower() == FIT:
         bars = None
     elif not _is_int(bars) or not 1 <= bars <= MAX_LOOP_BARS:
