@@ -2,10 +2,12 @@
 
 Standard library only: the host-side client reads the discovery file with this module.
 
-The discovery file (state/worker.json) holds url, token, pid and version. It is
+Worker and hosts meet in one state folder, config.state_dir() ($XDG_STATE_HOME/acestep-dcc
+on Linux, or $ACESTEP_DCC_HOME/state), unless --state-dir names another.
+The discovery file (worker.json there) holds url, token, pid and version. It is
 readable by the user alone (0600), replaced atomically, and removed when the worker
 exits cleanly. A worker killed with -9 leaves it behind; clients treat it as stale
-when the pid is gone or the url does not answer. The lock (state/worker.lock) is an
+when the pid is gone or the url does not answer. The lock (worker.lock) is an
 OS file lock held for the worker's whole life, so the OS drops it even on kill -9
 and the next worker can start.
 """
