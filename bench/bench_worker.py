@@ -84,8 +84,11 @@ def through_worker(client: WorkerClient, request: GenerationRequest, long_poll: 
 
 def direct(backend, request: GenerationRequest, folder: Path, n: int) -> float:
     """generate_cues called in-process, from a thread of its own as the worker's runner
-    does: on a busy machine torch runs several times slower from the main thread than
-    from another one (OpenMP under CPU contention), which would flatter the worker."""
+    does. (This note once said torch ran several times slower from the main thread. It
+    was not the thread: it was OpenMP's threads spin-waiting at every barrier while their
+    partner was descheduled by other load on the machine, which hits whichever run meets
+    the load. bench/bench_threads.py shows it, 7x under a busy loop per core, and
+    acestep_core.threads, which the CLI and the worker apply, removes it.)"""
     from acestep_core.generation import generate_cues
 
     took: list[float] = []

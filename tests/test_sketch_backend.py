@@ -345,3 +345,29 @@ def test_seeds_must_match_the_candidates():
     request = GenerationRequest(prompt="pop", duration=2.0, candidates=2).validated()
     with pytest.raises(ValueError, match="one seed per candidate"):
         SketchBackend().generate(request, [1], lambda progress: None, lambda: False)
+
+
+def test_mixing_a_chunk_at_a_time_does_not_show_at_the_chunk_boundaries(monkeypatch):
+    from acestep_core.backends.sketch import mixing
+
+    request = GenerationRequest(prompt="tense boss battle, synthwave, fast drums", duration=7).validated()
+    whole = SketchBackend().generate(request, [3], lambda progress: None, lambda: False).samples
+    monkeypatch.setattr(mixing, "MIX_CHUNK_FRAMES", 8192)  # 41 chunks instead of 6
+    chunked = SketchBackend().generate(request, [3], lambda progress: None, lambda: False).samples
+    assert np.allclose(whole, chunked, rtol=0, atol=1e-6)
+
+
+def test_a_cancel_while_mixing_a_long_cue_stops_it_within_a_fraction_of_a_second():
+    import time
+
+    request = GenerationRequest(prompt="intense boss battle, rock", duration=240.0).validated()
+    turned: list[float] = []
+
+    def on_progress(progress: Progress) -> None:
+        done, total = (int(n) for n in progress.stage.split()[-1].split("/"))
+        if done == total - 1 and not turned:  # every part rendered: only the mix itself is left
+            turned.append(time.perf_counter())
+
+    with pytest.raises(GenerationCancelled):
+        SketchBackend().generate(request, [1], on_progress, lambda: bool(turned))
+    assert time.perf_counter() - turned[0] < 0.3

@@ -219,10 +219,17 @@ def true_peak_blocks(frames: np.ndarray, circular: bool = False, *,
     """The largest value of true_peak_envelope in every PEAK_BLOCK_FRAMES frames (the last
     block may be short), float32, without keeping the envelope."""
     data = np.ascontiguousarray(frames, dtype=np.float32)
+    if data.shape[0] == 0:
+        return np.zeros(0, dtype=np.float32)
+    return _streamed_blocks(data, circular, OVERSAMPLING, is_cancelled)
+
+
+def _streamed_blocks(data: np.ndarray, circular: bool, oversampling: int, is_cancelled: CancelCheck) -> np.ndarray:
+    """Per-block maxima of the whole audio oversampled `oversampling` times, in one stream."""
     count = data.shape[0]
     blocks = np.zeros(-(-count // PEAK_BLOCK_FRAMES), dtype=np.float32)
-    for first, rows in _oversampled_frames(data, circular, OVERSAMPLING, is_cancelled):
-        largest = _largest_per_frame(rows, OVERSAMPLING)
+    for first, rows in _oversampled_frames(data, circular, oversampling, is_cancelled):
+        largest = _largest_per_frame(rows, oversampling)
         # The sample itself always counts, whatever the filter's ripple says.
         np.maximum(largest, _largest_per_frame(data[first : first + largest.size], 1), out=largest)
         # Block boundaries inside these frames (the first one where this piece starts).
@@ -235,28 +242,15 @@ def true_peak_blocks(frames: np.ndarray, circular: bool = False, *,
     return blocks
 
 
-def _blocks_of_envelope(envelope: np.ndarray) -> np.ndarray:
-    whole = envelope.size // PEAK_BLOCK_FRAMES
-    blocks = envelope[: whole * PEAK_BLOCK_FRAMES].reshape(whole, -1).max(axis=1) if whole else np.zeros(0, np.float32)
-    if envelope.size > whole * PEAK_BLOCK_FRAMES:
-        blocks = np.append(blocks, envelope[whole * PEAK_BLOCK_FRAMES :].max())
-    return blocks.astype(np.float32, copy=False)
-
-
-def _fine_true_peak(data: np.ndarray, circular: bool, oversampling: int, known_peaks: np.ndarray,
-                    is_cancelled: CancelCheck) -> float:
-    """The largest magnitude of `data` oversampled `oversampling` times, looking only at the
-    blocks whose known 4x peak is near the largest (see _FINE_SEARCH_RATIO), each with
-    _OVERSAMPLING_CONTEXT frames of the audio around it."""
+def _blocks_in_runs(data: np.ndarray, circular: bool, oversampling: int, near: np.ndarray,
+                    is_cancelled: CancelCheck):
+    """Yield (first block, per-block maxima) of the audio oversampled `oversampling` times,
+    for runs of the blocks in `near` (sorted), each run measured with _FINE_CONTEXT frames
+    of the audio around it: the same values one stream over the whole audio gives."""
     count, channels = data.shape
-    largest = _sample_peak(data)
-    threshold = float(known_peaks.max()) * _FINE_SEARCH_RATIO - _FINE_SEARCH_SLACK
-    near = np.flatnonzero(known_peaks >= threshold)
     if near.size == 0:
-        return largest
-    if near.size > _FINE_SEARCH_MOST * known_peaks.size:  # limited audio: peaks everywhere, one stream is cheaper
-        return _streamed_peak(data, circular, oversampling, is_cancelled)
-    # Runs of blocks (a gap of a few blocks is measured too, rather than set up again), each in one go.
+        return
+    # Runs of blocks (a gap of a few blocks is measured too, rather than set up again).
     breaks = np.flatnonzero(np.diff(near) > 4)
     run_starts = np.concatenate([[near[0]], near[breaks + 1]])
     run_stops = np.concatenate([near[breaks], [near[-1]]]) + 1
@@ -274,9 +268,35 @@ def _fine_true_peak(data: np.ndarray, circular: bool, oversampling: int, known_p
             inside = (around >= 0) & (around < count)
             segment[inside] = data[around[inside]]
         stream.clear()  # each run starts afresh, as one soxr.resample call would
-        rows = stream.resample_chunk(segment, last=True)
-        rows = rows[context * oversampling : (context + stop - start) * oversampling]
-        largest = max(largest, _sample_peak(rows))
+        rows = stream.resample_chunk(segment, last=True)[context * oversampling : (context + stop - start) * oversampling]
+        largest = np.zeros(stop - start, dtype=np.float32)
+        whole = rows.shape[0] // oversampling
+        largest[:whole] = _largest_per_frame(rows[: whole * oversampling], oversampling)
+        np.maximum(largest, _largest_per_frame(data[start:stop], 1), out=largest)
+        padded = np.zeros(-(-largest.size // PEAK_BLOCK_FRAMES) * PEAK_BLOCK_FRAMES, dtype=np.float32)
+        padded[: largest.size] = largest
+        yield int(first_block), padded.reshape(-1, PEAK_BLOCK_FRAMES).max(axis=1)
+
+
+def _blocks_of_envelope(envelope: np.ndarray) -> np.ndarray:
+    whole = envelope.size // PEAK_BLOCK_FRAMES
+    blocks = envelope[: whole * PEAK_BLOCK_FRAMES].reshape(whole, -1).max(axis=1) if whole else np.zeros(0, np.float32)
+    if envelope.size > whole * PEAK_BLOCK_FRAMES:
+        blocks = np.append(blocks, envelope[whole * PEAK_BLOCK_FRAMES :].max())
+    return blocks.astype(np.float32, copy=False)
+
+
+def _fine_true_peak(data: np.ndarray, circular: bool, oversampling: int, known_peaks: np.ndarray,
+                    is_cancelled: CancelCheck) -> float:
+    """The largest magnitude of `data` oversampled `oversampling` times, looking only at the
+    blocks whose known 4x peak is near the largest (see _FINE_SEARCH_RATIO)."""
+    largest = _sample_peak(data)
+    threshold = float(known_peaks.max()) * _FINE_SEARCH_RATIO - _FINE_SEARCH_SLACK
+    near = np.flatnonzero(known_peaks >= threshold)
+    if near.size > _FINE_SEARCH_MOST * known_peaks.size:  # limited audio: peaks everywhere, one stream is cheaper
+        return _streamed_peak(data, circular, oversampling, is_cancelled)
+    for _, maxima in _blocks_in_runs(data, circular, oversampling, near, is_cancelled):
+        largest = max(largest, float(maxima.max()))
     return largest
 
 

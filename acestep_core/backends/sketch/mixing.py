@@ -19,7 +19,7 @@ from acestep_core.backends.sketch.arrangement import Arrangement, MusicalChoices
 from acestep_core.backends.sketch.drums import build_kit
 from acestep_core.backends.sketch.instruments import PATCHES, render_note
 from acestep_core.backends.sketch.synthesis import (
-    SAMPLE_RATE, TAPS_PER_PHASE, convolve_in_blocks, decay_envelope, downsample_range, fade, noise, reverb_impulse,
+    SAMPLE_RATE, convolve_in_blocks, decay_envelope, fade, fast_fft_size, noise, polyphase_lowpass, reverb_impulse,
     seconds_to_frames, spectral_filter, upsample_range,
 )
 from acestep_core.errors import GenerationCancelled
@@ -104,6 +104,59 @@ class _Hiss:
             buffer[channel, :count] += self.gain * self.flat[at]
 
 
+class _Send:
+    """The reverb send, built straight at 1/factor of the rate.
+
+    Taking a mix down in rate is linear, so the send's low-rate signal is the sum of each
+    copy's own: every distinct sound is low-pass filtered once (by FFT), and each copy adds
+    every factor-th sample of it at its place, an eighth of the work of adding the copy at
+    full rate and filtering the sum (what downsample() does, value for value).
+    """
+
+    def __init__(self) -> None:
+        self.copies: list[tuple[int, np.ndarray, float, object]] = []
+
+    def add(self, start: int, sound: np.ndarray, gain: float, key: object) -> None:
+        """`key` names the sound (copies of one sound share it, so it is filtered once)."""
+        if gain != 0.0:
+            self.copies.append((start, sound, gain, key))
+
+    def __bool__(self) -> bool:
+        return bool(self.copies)
+
+    def low_rate(self, frames: int, factor: int, is_cancelled: Callable[[], bool]) -> np.ndarray:
+        blocks = frames // factor
+        limit = blocks * factor  # downsample() reads whole blocks only
+        taps = polyphase_lowpass(factor).reshape(-1) / factor  # symmetric: out[m] = (x * taps)[factor m + delay]
+        delay = taps.size // 2 - 1
+        low = np.zeros((2, blocks), dtype=np.float32)
+        filtered: dict[object, np.ndarray] = {}
+        for count, (start, sound, gain, key) in enumerate(self.copies):
+            if count % CANCEL_CHECK_EVERY == CANCEL_CHECK_EVERY - 1:
+                _raise_if(is_cancelled)
+            if start >= limit:
+                continue
+            if start + sound.shape[1] > limit:  # cut where the full-rate bus would have ended
+                smooth = _low_passed(sound[:, : limit - start], taps)
+            else:
+                smooth = filtered.get(key)
+                if smooth is None:
+                    smooth = filtered[key] = _low_passed(sound, taps)
+            first = max(0, -(-(start - delay) // factor))
+            offset = factor * first + delay - start
+            take = min(blocks - first, -(-(smooth.shape[1] - offset) // factor))
+            if take > 0:
+                low[:, first : first + take] += gain * smooth[:, offset : offset + factor * take : factor]
+        return low
+
+
+def _low_passed(sound: np.ndarray, taps: np.ndarray) -> np.ndarray:
+    """Full convolution of each channel with `taps`, float32."""
+    length = sound.shape[1] + taps.size - 1
+    size = fast_fft_size(length)
+    return np.fft.irfft(np.fft.rfft(sound, size) * np.fft.rfft(taps, size), size)[:, :length].astype(np.float32)
+
+
 def vinyl_crackle(frames: int, rng: np.random.Generator) -> list:
     """A soft hiss (a two-second loop) and random dust clicks, as things to mix into a bus."""
     hiss = spectral_filter(np.stack([noise(2 * SAMPLE_RATE, rng), noise(2 * SAMPLE_RATE, rng)]), 900.0, 5000.0)
@@ -149,7 +202,7 @@ def render_candidate(arrangement: Arrangement, choices: MusicalChoices, rng: np.
     # when the style does not pump); `send` feeds the shared reverb.
     dry: list = []
     ducked: list = dry if not style.sidechain else []
-    send = _Layer()
+    send = _Send()
 
     def frame_of(beat: float) -> int:
         return int(round(beat * beat_frames))
@@ -181,10 +234,11 @@ def render_candidate(arrangement: Arrangement, choices: MusicalChoices, rng: np.
                 # Ping-pong: every other repeat comes from the other side (channels swapped).
                 copies += [(frame_of(note.start + delay * k), sound[::-1] if k % 2 else sound, feedback**k)
                            for k in range(1, repeats + 1)]
-            for at, copy, echo_gain in copies:
+            for number, (at, copy, echo_gain) in enumerate(copies):
                 if at < frames:
                     bus.add(at, copy, level * note.velocity * echo_gain)
-                    send.add(at, copy, level * note.velocity * echo_gain * patch.reverb_send)
+                    send.add(at, copy, level * note.velocity * echo_gain * patch.reverb_send,
+                             (id(sound), number % 2))  # a ping-pong repeat swaps the channels
         on_step_done()
 
     _raise_if(is_cancelled)
@@ -235,27 +289,12 @@ def render_candidate(arrangement: Arrangement, choices: MusicalChoices, rng: np.
     return mix
 
 
-def _reverb(send: _Layer, impulse: np.ndarray, frames: int, is_cancelled: Callable[[], bool]) -> np.ndarray:
-    """The shared reverb's output at 1/REVERB_DECIMATION of the rate, frames // REVERB_DECIMATION long.
-
-    The send is mixed a chunk at a time (with the low-pass filter's reach on either side),
-    taken down to the low rate, and convolved with the impulse block by block.
-    """
-    factor = REVERB_DECIMATION
-    blocks = frames // factor
-    low = np.zeros((2, blocks), dtype=np.float32)
-    if send:
-        reach = factor * TAPS_PER_PHASE // 2
-        step = MIX_CHUNK_FRAMES // factor
-        for first in range(0, blocks, step):
-            _raise_if(is_cancelled)
-            count = min(step, blocks - first)
-            begin = max(0, factor * first - reach)
-            window = np.zeros((2, factor * (first + count) + reach - begin), dtype=np.float32)
-            send.mix_into(window, begin, blocks * factor)  # the old full-length bus ended at whole blocks
-            low[:, first : first + count] = downsample_range(window, factor, first, count, begin)
+def _reverb(send: _Send, impulse: np.ndarray, frames: int, is_cancelled: Callable[[], bool]) -> np.ndarray:
+    """The shared reverb's output at 1/REVERB_DECIMATION of the rate, frames // REVERB_DECIMATION long:
+    the send taken down in rate, convolved with the impulse block by block."""
+    low = send.low_rate(frames, REVERB_DECIMATION, is_cancelled)
     _raise_if(is_cancelled)
-    return convolve_in_blocks(low, impulse, blocks)
+    return convolve_in_blocks(low, impulse, frames // REVERB_DECIMATION)
 
 
 class _Pump:
