@@ -29,8 +29,8 @@ def test_idle_exit_waits_while_clients_talk_and_jobs_run_then_exits_cleanly(spaw
         time.sleep(0.4)
     assert process.process.poll() is None
 
-    # So does a job: ~4 s of sketch work here, with nobody asking in between.
-    job = client.submit(GenerationRequest(prompt="outlasts the idle time", duration=300.0, bpm=120.0))
+    # So does a job: ~3 s of sketch work here, with nobody asking in between.
+    job = client.submit(GenerationRequest(prompt="outlasts the idle time", duration=200.0, bpm=120.0))
     began = time.monotonic()
     assert process.process.wait(60) == 0  # then it goes by itself, cleanly
     assert time.monotonic() - began > 1.2
