@@ -55,12 +55,17 @@ if [ "$with_tests" = 1 ]; then
   else
     echo "setup.sh: no Python 3.13 found (set PYTHON313=...): the add-on tests will not run on Blender 5.2" >&2
   fi
-  if ! command -v ffmpeg >/dev/null; then
+  # ffmpeg's ebur128 judges our loudness figures; mount makes the small full disks the
+  # full-disk tests need (as root).
+  missing=()
+  command -v ffmpeg >/dev/null || missing+=(ffmpeg)
+  command -v mount >/dev/null || missing+=(mount)
+  if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null) \
-        || echo "setup.sh: could not install ffmpeg; the tests that compare with its loudness meter will skip" >&2
+      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null) \
+        || echo "setup.sh: could not install ${missing[*]}; the tests that need them will skip" >&2
     else
-      echo "setup.sh: ffmpeg not found; install it (apt-get install ffmpeg) or the tests that compare with its loudness meter will skip" >&2
+      echo "setup.sh: ${missing[*]} not found; install them (apt-get install ${missing[*]}) or the tests that need them will skip" >&2
     fi
   fi
 fi
