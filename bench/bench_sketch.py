@@ -9,7 +9,8 @@ with cold caches) and then `repeats` more with other seeds. Goal: >= 100x for 60
 --end-to-end times what `acestep-dcc generate --backend sketch` does after its imports:
 generate_cues, from the request to the WAV and its sidecar (44.1 kHz/16-bit, the
 loudness as asked, default none), each length in a fresh process pinned to one CPU
-(taskset -c 0 does the same from outside), and reports the process's peak RSS against
+(taskset -c 0 does the same from outside; the CPU time is printed too, which other
+load on the machine moves less than the wall time), and reports the process's peak RSS against
 the raw float32 audio the backend hands over (48 kHz stereo: 220 MiB for ten minutes).
 Goals: >= 150x real time at 120 s and 600 s, peak RSS <= 3x the raw audio. --baseline
 REV measures a git revision the same way (git archive into a temporary folder, first
@@ -61,11 +62,11 @@ seconds, loudness = float(sys.argv[1]), (None if sys.argv[2] == "none" else floa
 request = GenerationRequest(prompt=sys.argv[3], duration=seconds, seed=3, loudness=loudness)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 with tempfile.TemporaryDirectory() as scratch:
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     generate_cues(request, SketchBackend(), Path(scratch) / "cue.wav")
-    took = time.perf_counter() - started
+    took, cpu = time.perf_counter() - started, time.process_time() - cpu
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-print(json.dumps({"seconds": took, "peak": peak, "before": before}))
+print(json.dumps({"seconds": took, "cpu": cpu, "peak": peak, "before": before}))
 """
 
 
@@ -123,16 +124,18 @@ def end_to_end(lengths: list[float], loudness: str, repeats: int, prompt: str, b
             targets.append((baseline, {**os.environ, "PYTHONPATH": scratch}))
         print(f"generate_cues, sketch, 44.1 kHz/16-bit WAV, loudness {loudness}, one core, median of {repeats} "
               f"fresh processes, load average {os.getloadavg()[0]:.2f}")
-        print(f"{'':16s} {'length':>7s} {'x real time':>12s} {'wall':>8s} {'peak RSS':>10s} {'RSS/raw':>8s}")
+        print(f"{'':16s} {'length':>7s} {'x real time':>12s} {'wall':>8s} {'CPU':>7s} {'x (CPU)':>8s} "
+              f"{'peak RSS':>10s} {'RSS/raw':>8s}")
         ok = True
         for seconds in lengths:
             raw = seconds * 48000 * 2 * 4
             for label, environment in targets:
                 runs = [end_to_end_once(seconds, loudness, prompt, environment) for _ in range(repeats)]
                 took = statistics.median(r["seconds"] for r in runs)
+                cpu = statistics.median(r["cpu"] for r in runs)
                 peak = statistics.median(r["peak"] for r in runs)
-                print(f"{label[:16]:16s} {seconds:6g}s {seconds / took:11.0f}x {took:7.2f}s "
-                      f"{peak / 2**20:8.0f} MiB {peak / raw:7.2f}x")
+                print(f"{label[:16]:16s} {seconds:6g}s {seconds / took:11.0f}x {took:7.2f}s {cpu:6.2f}s "
+                      f"{seconds / cpu:7.0f}x {peak / 2**20:8.0f} MiB {peak / raw:7.2f}x")
                 if label == "this checkout":
                     ok &= seconds / took >= END_TO_END_GOAL and peak / raw <= RSS_GOAL
     print(f"goals: >= {END_TO_END_GOAL:g}x real time and peak RSS <= {RSS_GOAL:g}x the raw audio: "

@@ -19,7 +19,7 @@ from acestep_core.backends.sketch.arrangement import Arrangement, MusicalChoices
 from acestep_core.backends.sketch.drums import build_kit
 from acestep_core.backends.sketch.instruments import PATCHES, render_note
 from acestep_core.backends.sketch.synthesis import (
-    SAMPLE_RATE, convolve_in_blocks, decay_envelope, fade, fast_fft_size, noise, polyphase_lowpass, reverb_impulse,
+    SAMPLE_RATE, TAPS_PER_PHASE, convolve_in_blocks, decay_envelope, downsample_range, fade, noise, reverb_impulse,
     seconds_to_frames, spectral_filter, upsample_range,
 )
 from acestep_core.errors import GenerationCancelled
@@ -108,18 +108,19 @@ class _Send:
     """The reverb send, built straight at 1/factor of the rate.
 
     Taking a mix down in rate is linear, so the send's low-rate signal is the sum of each
-    copy's own: every distinct sound is low-pass filtered once (by FFT), and each copy adds
-    every factor-th sample of it at its place, an eighth of the work of adding the copy at
-    full rate and filtering the sum (what downsample() does, value for value).
+    copy's own: every distinct sound is taken down once for each place within a block its
+    copies start at, and each copy adds that at its block, an eighth of the work of adding
+    the copy at full rate and taking the sum down (what downsample() does, value for value).
     """
 
     def __init__(self) -> None:
-        self.copies: list[tuple[int, np.ndarray, float, object]] = []
+        self.copies: list[tuple[int, np.ndarray, float, bool]] = []
 
-    def add(self, start: int, sound: np.ndarray, gain: float, key: object) -> None:
-        """`key` names the sound (copies of one sound share it, so it is filtered once)."""
+    def add(self, start: int, sound: np.ndarray, gain: float, swapped: bool = False) -> None:
+        """A copy of `sound` (its channels swapped when `swapped`); copies of one sound
+        (the same array) are filtered once."""
         if gain != 0.0:
-            self.copies.append((start, sound, gain, key))
+            self.copies.append((start, sound, gain, swapped))
 
     def __bool__(self) -> bool:
         return bool(self.copies)
@@ -127,34 +128,37 @@ class _Send:
     def low_rate(self, frames: int, factor: int, is_cancelled: Callable[[], bool]) -> np.ndarray:
         blocks = frames // factor
         limit = blocks * factor  # downsample() reads whole blocks only
-        taps = polyphase_lowpass(factor).reshape(-1) / factor  # symmetric: out[m] = (x * taps)[factor m + delay]
-        delay = taps.size // 2 - 1
+        reach = TAPS_PER_PHASE // 2  # blocks of low-rate output before and after a sound
         low = np.zeros((2, blocks), dtype=np.float32)
-        filtered: dict[object, np.ndarray] = {}
-        for count, (start, sound, gain, key) in enumerate(self.copies):
+        taken: dict[tuple[int, int], np.ndarray] = {}
+        for count, (start, sound, gain, swapped) in enumerate(self.copies):
             if count % CANCEL_CHECK_EVERY == CANCEL_CHECK_EVERY - 1:
                 _raise_if(is_cancelled)
             if start >= limit:
                 continue
+            phase, block = start % factor, start // factor
+            # The sound's own low-rate signal, as if it started at frame `phase`: it only
+            # depends on where the copy falls within a block.
             if start + sound.shape[1] > limit:  # cut where the full-rate bus would have ended
-                smooth = _low_passed(sound[:, : limit - start], taps)
+                down = _taken_down(sound[:, : limit - start], factor, phase, reach)
             else:
-                smooth = filtered.get(key)
-                if smooth is None:
-                    smooth = filtered[key] = _low_passed(sound, taps)
-            first = max(0, -(-(start - delay) // factor))
-            offset = factor * first + delay - start
-            take = min(blocks - first, -(-(smooth.shape[1] - offset) // factor))
-            if take > 0:
-                low[:, first : first + take] += gain * smooth[:, offset : offset + factor * take : factor]
+                down = taken.get((id(sound), phase))
+                if down is None:
+                    down = taken[(id(sound), phase)] = _taken_down(sound, factor, phase, reach)
+            if swapped:
+                down = down[::-1]
+            first = block - reach
+            lo, hi = max(first, 0), min(first + down.shape[1], blocks)
+            if hi > lo:
+                low[:, lo:hi] += gain * down[:, lo - first : hi - first]
         return low
 
 
-def _low_passed(sound: np.ndarray, taps: np.ndarray) -> np.ndarray:
-    """Full convolution of each channel with `taps`, float32."""
-    length = sound.shape[1] + taps.size - 1
-    size = fast_fft_size(length)
-    return np.fft.irfft(np.fft.rfft(sound, size) * np.fft.rfft(taps, size), size)[:, :length].astype(np.float32)
+def _taken_down(sound: np.ndarray, factor: int, phase: int, reach: int) -> np.ndarray:
+    """downsample() of the sound alone starting at frame `phase`, from block -reach to the
+    last block its filter reaches."""
+    count = -(-(phase + sound.shape[1]) // factor) + 2 * reach
+    return downsample_range(sound, factor, -reach, count, phase)
 
 
 def vinyl_crackle(frames: int, rng: np.random.Generator) -> list:
@@ -228,17 +232,15 @@ def render_candidate(arrangement: Arrangement, choices: MusicalChoices, rng: np.
                 rendered[key] = (sound, note_level(sound, gate, target))
             sound, level = rendered[key]
             start = frame_of(note.start)
-            copies = [(start, sound, 1.0)]
+            copies = [(start, 1.0, False)]
             if part.echo:
                 delay, feedback, repeats = part.echo
                 # Ping-pong: every other repeat comes from the other side (channels swapped).
-                copies += [(frame_of(note.start + delay * k), sound[::-1] if k % 2 else sound, feedback**k)
-                           for k in range(1, repeats + 1)]
-            for number, (at, copy, echo_gain) in enumerate(copies):
+                copies += [(frame_of(note.start + delay * k), feedback**k, k % 2 == 1) for k in range(1, repeats + 1)]
+            for at, echo_gain, swapped in copies:
                 if at < frames:
-                    bus.add(at, copy, level * note.velocity * echo_gain)
-                    send.add(at, copy, level * note.velocity * echo_gain * patch.reverb_send,
-                             (id(sound), number % 2))  # a ping-pong repeat swaps the channels
+                    bus.add(at, sound[::-1] if swapped else sound, level * note.velocity * echo_gain)
+                    send.add(at, sound, level * note.velocity * echo_gain * patch.reverb_send, swapped)
         on_step_done()
 
     _raise_if(is_cancelled)
@@ -261,14 +263,19 @@ def render_candidate(arrangement: Arrangement, choices: MusicalChoices, rng: np.
     pump = _Pump(kick_frames, style.sidechain, beat_frames) if style.sidechain and kick_frames else None
     ending = _ending_fade(choices)
     peak, energy = 0.0, 0.0
+    # Two buffers for every chunk (fresh ones each time would cost page faults, not adds).
+    mixing_buffer = np.empty((2, min(MIX_CHUNK_FRAMES, frames)), dtype=np.float32)
+    pumped_buffer = np.empty_like(mixing_buffer) if ducked is not dry else None
     for first in range(0, frames, MIX_CHUNK_FRAMES):
         _raise_if(is_cancelled)
         last = min(frames, first + MIX_CHUNK_FRAMES)
-        chunk = np.zeros((2, last - first), dtype=np.float32)
+        chunk = mixing_buffer[:, : last - first]
+        chunk.fill(0.0)
         for layer in dry:
             layer.mix_into(chunk, first, frames)
-        pumped = chunk if ducked is dry else np.zeros_like(chunk)
-        if ducked is not dry:
+        pumped = chunk if pumped_buffer is None else pumped_buffer[:, : last - first]
+        if pumped_buffer is not None:
+            pumped.fill(0.0)
             for layer in ducked:
                 layer.mix_into(pumped, first, frames)
         blocks = -(-(last - first) // REVERB_DECIMATION)
@@ -281,9 +288,9 @@ def render_candidate(arrangement: Arrangement, choices: MusicalChoices, rng: np.
             lo = max(first, frames - ending.size)
             chunk[:, lo - first :] *= ending[lo - (frames - ending.size) : last - (frames - ending.size)]
         mix[:, first:last] = chunk
-        flat = chunk.reshape(-1)
-        peak = max(peak, float(flat.max()), -float(flat.min()))
-        energy += float(np.dot(flat, flat))
+        for row in chunk:
+            peak = max(peak, float(row.max()), -float(row.min()))
+            energy += float(np.dot(row, row))
     _set_level(mix, peak, energy)
     on_step_done()
     return mix
