@@ -46,8 +46,16 @@ if [ "$with_tests" = 1 ]; then
   # Blender 5.2 (the current release) ships for Python 3.13 only. Its venv has the test
   # tools and the worker's audio stack but no torch (none for 3.13 here): tests that need a
   # torch worker start it from .venv (ACESTEP_TEST_WORKER_PYTHON in test.sh).
-  python313="${PYTHON313:-$(command -v python3.13 || ls -d "$(pyenv root 2>/dev/null)"/versions/3.13*/bin/python3.13 2>/dev/null | tail -1 || true)}"
-  if [ -n "$python313" ] && [ -x "$python313" ]; then
+  # A pyenv shim named python3.13 exists even when 3.13 is not the selected version, and
+  # then fails when run, so each candidate must actually start.
+  python313=""
+  for candidate in ${PYTHON313:-} "$(pyenv root 2>/dev/null)"/versions/3.13*/bin/python3.13 "$(command -v python3.13 || true)"; do
+    if [ -x "$candidate" ] && "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null; then
+      python313="$candidate"
+      break
+    fi
+  done
+  if [ -n "$python313" ]; then
     [ -x .venv-blender52/bin/python ] || "$python313" -m venv .venv-blender52
     pip52=(.venv-blender52/bin/python -m pip --disable-pip-version-check -q)
     "${pip52[@]}" install -e ".[test]" "bpy==5.2.3" numpy soundfile soxr scipy "pyloudnorm>=0.1.1,<0.3" \
