@@ -47,6 +47,8 @@ class CueOutput:
     # Sentences for what finishing could not do as asked (a missed loudness target, ...),
     # the same as the sidecar's "warnings": hosts show them beside the cue.
     warnings: list[str] = field(default_factory=list)
+    # Stem files written beside the mix (request.stems): track name -> absolute path.
+    stems: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: dict) -> "CueOutput":

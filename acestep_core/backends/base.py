@@ -51,6 +51,11 @@ class RawAudio:
     sample_rate: int
     # Settings actually used (steps, guidance, shift, ...) for the sidecar.
     settings: dict[str, Any] = field(default_factory=dict)
+    # Per-part audio when the request asked for stems: track name (request.TRACK_NAMES)
+    # -> (candidates, channels, frames) like `samples`, at `sample_rate`, summing to
+    # `samples` (a backend whose stems do not sum exactly says why in
+    # settings["stems_note"]). None: no stems were asked for, or the backend makes none.
+    stems: "dict[str, np.ndarray] | None" = None
 
 
 @runtime_checkable
