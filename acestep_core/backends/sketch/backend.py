@@ -6,7 +6,7 @@ import numpy as np
 
 from acestep_core.backends.base import BackendInfo, RawAudio
 from acestep_core.backends.sketch.arrangement import MusicalChoices, arrange, choose_musical_choices, seeded_stream
-from acestep_core.backends.sketch.mixing import render_candidate
+from acestep_core.backends.sketch.mixing import part_track, render_candidate
 from acestep_core.backends.sketch.synthesis import SAMPLE_RATE
 from acestep_core.errors import BackendUnavailable, GenerationCancelled
 from acestep_core.keywords import PromptTags, parse_prompt
@@ -78,18 +78,45 @@ class SketchBackend:
 
         # Each candidate is mixed straight into its row: the cue is never copied.
         samples = np.empty((len(seeds), 2, choices.frames), dtype=np.float32)
+        stems = _stem_arrays(request, choices, len(seeds))
         arrangements = []
-        for row, seed in zip(samples, seeds):
+        for k, (row, seed) in enumerate(zip(samples, seeds)):
             if is_cancelled():
                 raise GenerationCancelled()
             started = done
             arrangement = arrange(choices, seed)
-            render_candidate(arrangement, choices, seeded_stream(seed, "sound"), step_done, is_cancelled, out=row)
+            render_candidate(arrangement, choices, seeded_stream(seed, "sound"), step_done, is_cancelled, out=row,
+                             stems_out=None if stems is None else {track: rows[k] for track, rows in stems.items()})
             # A step with nothing to do (a drum part with no hits) still counts.
             while done < started + steps_per_candidate:
                 step_done()
             arrangements.append({"seed": int(seed), **arrangement.summary})
-        return RawAudio(samples, SAMPLE_RATE, settings=_settings(request, choices, tags, arrangements))
+        settings = _settings(request, choices, tags, arrangements)
+        if stems is not None:
+            played = _played_tracks(choices)
+            settings["stems"] = list(stems)
+            left_out = [track for track in played if track not in stems]
+            missing = [track for track in (getattr(request, "tracks", None) or []) if track not in played]
+            if left_out or missing:
+                settings["stems_note"] = "; ".join(
+                    ([f"the stems leave out {', '.join(left_out)} (not asked for)"] if left_out else [])
+                    + ([f"this sketch plays no {', '.join(missing)}"] if missing else []))
+        return RawAudio(samples, SAMPLE_RATE, settings=settings, stems=stems)
+
+
+def _played_tracks(choices: MusicalChoices) -> list[str]:
+    """The tracks (ACE-Step's names) the sketch's parts play on, in the arrangement's order."""
+    return list(dict.fromkeys(part_track(part) for part in choices.parts))
+
+
+def _stem_arrays(request: GenerationRequest, choices: MusicalChoices, candidates: int) -> dict | None:
+    """Zeroed (candidates, 2, frames) arrays for the stems asked for (request.tracks, else
+    every track the sketch plays); None without request.stems."""
+    if not getattr(request, "stems", False):  # getattr until request.py's stems field lands
+        return None
+    wanted = request.tracks or None
+    return {track: np.zeros((candidates, 2, choices.frames), dtype=np.float32)
+            for track in _played_tracks(choices) if wanted is None or track in wanted}
 
 
 def _settings(request: GenerationRequest, choices: MusicalChoices, tags: PromptTags, arrangements: list[dict]) -> dict:

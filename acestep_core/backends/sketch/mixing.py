@@ -192,10 +192,13 @@ class _Impulses(dict):
 
 def render_candidate(arrangement: Arrangement, choices: MusicalChoices, rng: np.random.Generator,
                      on_step_done: Callable[[], None], is_cancelled: Callable[[], bool],
-                     out: np.ndarray | None = None) -> np.ndarray:
+                     out: np.ndarray | None = None, stems_out: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """The cue for one candidate: (2, choices.frames) float32, peak at most -1 dBFS, written
     into `out` when given (the backend's output row, so the cue is never copied).
 
+    `stems_out` (track name -> a zeroed (2, frames) float32 array for every part_track of
+    choices.parts) receives each part alone, with its own share of the reverb, the pump,
+    the ending and the level: the stems sum to the cue within float rounding.
     Calls on_step_done after each pitched part, after the drums and after the mix.
     """
     frames = choices.frames
@@ -207,6 +210,9 @@ def render_candidate(arrangement: Arrangement, choices: MusicalChoices, rng: np.
     dry: list = []
     ducked: list = dry if not style.sidechain else []
     send = _Send()
+    # For stems: (track, layer, pumped) for every layer, and one reverb send per track.
+    stem_layers: list[tuple[str, object, bool]] = []
+    track_sends: dict[str, _Send] | None = None if stems_out is None else {}
 
     def frame_of(beat: float) -> int:
         return int(round(beat * beat_frames))
@@ -214,12 +220,16 @@ def render_candidate(arrangement: Arrangement, choices: MusicalChoices, rng: np.
     for part, notes in arrangement.tracks:
         _raise_if(is_cancelled)
         if part.writer == "crackle":
-            dry.extend(vinyl_crackle(frames, rng))
+            crackle = vinyl_crackle(frames, rng)
+            dry.extend(crackle)
+            stem_layers += [("fx", layer, False) for layer in crackle]
             on_step_done()
             continue
         patch = PATCHES[part.patch]
         bus = _Layer()
         (ducked if part.bus == "ducked" else dry).append(bus)
+        stem_layers.append((part_track(part), bus, ducked is not dry and part.bus == "ducked"))
+        part_send = None if track_sends is None else track_sends.setdefault(part_track(part), _Send())
         target = ROLE_LEVELS[part.role] * part.level * patch.gain
         rendered: dict[tuple, tuple[np.ndarray, float]] = {}
         for count, note in enumerate(notes):
@@ -241,6 +251,8 @@ def render_candidate(arrangement: Arrangement, choices: MusicalChoices, rng: np.
                 if at < frames:
                     bus.add(at, sound[::-1] if swapped else sound, level * note.velocity * echo_gain)
                     send.add(at, sound, level * note.velocity * echo_gain * patch.reverb_send, swapped)
+                    if part_send is not None:
+                        part_send.add(at, sound, level * note.velocity * echo_gain * patch.reverb_send, swapped)
         on_step_done()
 
     _raise_if(is_cancelled)
@@ -250,6 +262,7 @@ def render_candidate(arrangement: Arrangement, choices: MusicalChoices, rng: np.
         kit = {name: sound * (DRUM_PEAKS[name] / max(float(np.max(np.abs(sound))), 1e-9)) for name, sound in kit.items()}
         drums = _Layer()
         dry.append(drums)
+        stem_layers.append(("drums", drums, False))
         for hit in arrangement.hits:
             start = frame_of(hit.start)
             if start < frames:
@@ -291,7 +304,9 @@ def render_candidate(arrangement: Arrangement, choices: MusicalChoices, rng: np.
         for row in chunk:
             peak = max(peak, float(row.max()), -float(row.min()))
             energy += float(np.dot(row, row))
-    _set_level(mix, peak, energy)
+    gain = _set_level(mix, peak, energy)
+    if stems_out is not None:
+        _render_stems(stems_out, stem_layers, track_sends, bus_impulse, pump, ending, gain, frames, is_cancelled)
     on_step_done()
     return mix
 
@@ -348,14 +363,64 @@ def _ending_fade(choices: MusicalChoices) -> np.ndarray | None:
     return fade(length, rising=False)
 
 
-def _set_level(mix: np.ndarray, peak: float, energy: float) -> None:
+def _set_level(mix: np.ndarray, peak: float, energy: float) -> float:
     """Scale the mix in place to TARGET_RMS, or less so its peak stays under PEAK_CEILING;
-    `peak` and `energy` (sum of squares) were measured chunk by chunk."""
+    `peak` and `energy` (sum of squares) were measured chunk by chunk. Returns the gain."""
     if peak < 1e-9:
-        return
+        return 1.0
     rms = float(np.sqrt(energy / mix.size))
     gain = min(TARGET_RMS / max(rms, 1e-9), PEAK_CEILING / peak)
     mix *= np.float32(gain)
+    return gain
+
+
+# ACE-Step's track name for each sketch sound (bass parts are "bass" whatever they play).
+PATCH_TRACKS = {
+    "supersaw_pad": "synth", "arp_pluck": "synth", "square_lead": "synth", "stab": "synth", "soft_pad": "synth",
+    "pulse_lead": "synth", "pulse_arp": "synth", "soft_lead": "synth", "evolving_pad": "synth",
+    "sub_drone": "synth", "glass_bell": "synth", "power_chord": "guitar", "lead_guitar": "guitar",
+    "rock_organ": "keyboard", "electric_piano": "keyboard", "piano": "keyboard",
+    "string_ensemble": "strings", "string_staccato": "strings", "horn": "brass",
+}
+
+
+def part_track(part) -> str:
+    """The stem a part plays on, by ACE-Step's track names (request.TRACK_NAMES)."""
+    if part.role in ("drums", "bass"):
+        return part.role
+    if part.writer == "crackle":
+        return "fx"
+    return PATCH_TRACKS.get(part.patch, "synth")
+
+
+def _render_stems(stems_out: dict[str, np.ndarray], stem_layers: list, track_sends: dict, impulse: np.ndarray,
+                  pump, ending: np.ndarray | None, gain: float, frames: int, is_cancelled) -> None:
+    """Each track's layers, its own reverb (the shared reverb is linear, so the tracks'
+    reverbs sum to it), the pump on what the mix pumps, the ending and the mix's gain,
+    a chunk at a time into stems_out (the mix's own steps, one track at a time)."""
+    wets = {track: _reverb(send, impulse, frames, is_cancelled) for track, send in track_sends.items() if send and track in stems_out}
+    pumped_buffer = np.empty((2, min(MIX_CHUNK_FRAMES, frames)), dtype=np.float32)
+    for track, out in stems_out.items():
+        layers = [(layer, pumped) for name, layer, pumped in stem_layers if name == track]
+        wet = wets.get(track)
+        for first in range(0, frames, MIX_CHUNK_FRAMES):
+            _raise_if(is_cancelled)
+            last = min(frames, first + MIX_CHUNK_FRAMES)
+            chunk = out[:, first:last]
+            pumped_chunk = pumped_buffer[:, : last - first]
+            pumped_chunk.fill(0.0)
+            for layer, pumped in layers:
+                layer.mix_into(pumped_chunk if pumped else chunk, first, frames)
+            if wet is not None:
+                blocks = -(-(last - first) // REVERB_DECIMATION)
+                pumped_chunk += upsample_range(wet, REVERB_DECIMATION, first // REVERB_DECIMATION, blocks)[:, : last - first]
+            if pump is not None:
+                pumped_chunk *= pump.envelope(first, last)
+            chunk += pumped_chunk
+            if ending is not None and last > frames - ending.size:
+                lo = max(first, frames - ending.size)
+                chunk[:, lo - first :] *= ending[lo - (frames - ending.size) : last - (frames - ending.size)]
+        out *= np.float32(gain)
 
 
 def _raise_if(is_cancelled: Callable[[], bool]) -> None:
