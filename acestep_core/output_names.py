@@ -63,6 +63,19 @@ def file_stem(path: str | Path) -> str:
     return path.stem if audio_extension(path) else path.name
 
 
+def stem_path(audio_path: str | Path, track: str) -> Path:
+    """boss.wav -> boss.drums.wav, boss-2.flac -> boss-2.drums.flac: a stem beside its mix."""
+    audio_path = Path(audio_path)
+    extension = audio_extension(audio_path)
+    name = f"{file_stem(audio_path)}.{track}" + (f".{extension}" if extension else "")
+    return audio_path.with_name(name)
+
+
+def with_stems(audio_paths: list[Path], tracks: tuple[str, ...] | list[str] = ()) -> list[Path]:
+    """Every audio path followed by its stems' paths for `tracks`."""
+    return [p for audio in audio_paths for p in (Path(audio), *(stem_path(audio, t) for t in tracks))]
+
+
 def candidate_paths(output_path: str | Path, output_format: str, candidates: int) -> list[Path]:
     """boss.wav -> [boss.wav] for one candidate, [boss-1.wav, boss-2.wav, ...] for more."""
     output_path = Path(output_path)
@@ -92,15 +105,17 @@ def refuse_existing(audio_paths: list[Path], overwrite_hint: str = "--overwrite"
             f"{overwrite_hint} to replace {'it' if len(taken) == 1 else 'them'}"))])
 
 
-def first_free_paths(output_path: str | Path, output_format: str, candidates: int = 1) -> list[Path]:
+def first_free_paths(output_path: str | Path, output_format: str, candidates: int = 1,
+                     stem_tracks: tuple[str, ...] | list[str] = ()) -> list[Path]:
     """candidate_paths for the first of boss, boss_2, boss_3, ... whose files and sidecars
-    are all free: what the worker and the hosts write when a name is taken."""
+    (and the stems for `stem_tracks`, boss.drums.wav ...) are all free: what the worker and
+    the hosts write when a name is taken."""
     output_path = Path(output_path)
     stem, folder = file_stem(output_path), output_path.parent
     for number in range(1, MAX_NUMBER + 1):
         name = stem if number == 1 else f"{stem}_{number}"
         paths = candidate_paths(folder / name, output_format, candidates)
-        if not existing(with_sidecars(paths)):
+        if not existing(with_sidecars(with_stems(paths, stem_tracks))):
             return paths
     raise InvalidRequest([FieldProblem("output", (
         f"{folder} already holds {MAX_NUMBER} cues named {stem}; choose another name or folder"))])

@@ -36,6 +36,9 @@ class BackendInfo:
     # Defaults the backend uses when a request leaves steps/guidance/shift empty.
     defaults: dict[str, Any] = field(default_factory=dict)
     supports_tasks: tuple[str, ...] = ("text2music",)
+    # True when generate() returns RawAudio.stems itself for request.stems (the sketch's
+    # own parts); a backend that can extract makes stems with one extract per track.
+    supports_stems: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)

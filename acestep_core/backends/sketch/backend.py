@@ -53,7 +53,7 @@ class SketchBackend:
     def describe(self) -> BackendInfo:
         return BackendInfo(
             name=self.name, label=LABEL, model_path=None, model_id=None, device="cpu", dtype="float32",
-            loaded=True, defaults={}, supports_tasks=("text2music",),
+            loaded=True, defaults={}, supports_tasks=("text2music",), supports_stems=True,
         )
 
     def generate(self, request: GenerationRequest, seeds: list[int], on_progress: ProgressCallback,
