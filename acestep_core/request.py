@@ -16,6 +16,9 @@ from typing import Any
 from acestep_core.errors import FieldProblem, InvalidRequest
 
 TASKS = ("text2music", "repaint", "cover")
+# ACE-Step's own instrument names (extract, lego, complete, and which stems a split makes).
+TRACK_NAMES = ("vocals", "backing_vocals", "drums", "bass", "guitar", "keyboard", "percussion", "strings",
+               "synth", "fx", "brass", "woodwinds")
 OUTPUT_FORMATS = ("wav", "flac", "ogg")
 SAMPLE_RATES = (44100, 48000)
 BIT_DEPTHS = (16, 24)
@@ -131,6 +134,12 @@ class GenerationRequest:
     loudness: str | float | None = None
     true_peak_ceiling_db: float = -1.0
     intensity: float | None = None
+    # Issue 13 (validation is TASKS'): the instrument extract/lego work on, the ones complete
+    # adds (and which stems a split makes), reference audio, and stems beside the mix.
+    track: str | None = None
+    tracks: list[str] | None = None
+    reference_audio: str | None = None
+    stems: bool = False
 
     def loudness_target_lufs(self) -> float | None:
         """The integrated loudness target in LUFS, or None to leave loudness alone."""
@@ -327,9 +336,14 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "loudness": (str, int, float, type(None)),
     "true_peak_ceiling_db": (int, float),
     "intensity": (int, float, type(None)),
+    "track": (str, type(None)),
+    "tracks": (list, type(None)),
+    "reference_audio": (str, type(None)),
+    "stems": (bool,),
 }
 
-_TYPE_WORDS = {str: "text", int: "a whole number", float: "a number", bool: "true or false", type(None): "empty (null)"}
+_TYPE_WORDS = {str: "text", int: "a whole number", float: "a number", bool: "true or false", type(None): "empty (null)",
+               list: "a list"}
 
 
 def _type_problem(name: str, value: Any) -> str | None:
