@@ -81,10 +81,26 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--steps", type=int, help="denoising steps (default: the model's own)")
     generate.add_argument("--guidance", type=float, help="guidance scale (default: the model's own)")
     generate.add_argument("--shift", type=float, help="timestep shift (default: the model's own)")
-    generate.add_argument("--task", choices=TASKS, default="text2music")
-    generate.add_argument("--source", help="source audio file for repaint and cover")
-    generate.add_argument("--repaint-start", type=float, help="repaint from this second")
-    generate.add_argument("--repaint-end", type=float, help="repaint up to this second")
+    generate.add_argument("--task", choices=TASKS, default="text2music",
+                          help="text2music (default); repaint, cover, extract, lego and complete work on --source")
+    generate.add_argument("--source", help="source audio file for repaint, cover, extract, lego and complete")
+    generate.add_argument("--track", metavar="NAME",
+                          help="the instrument extract takes out of --source, or lego adds to it (ACE-Step's "
+                               "track names: vocals, backing_vocals, drums, bass, guitar, keyboard, percussion, "
+                               "strings, synth, fx, brass, woodwinds)")
+    generate.add_argument("--tracks", metavar="NAME,NAME",
+                          help="the instruments complete adds to --source, e.g. drums,bass; with --stems, the "
+                               "stems to make")
+    generate.add_argument("--range", nargs=2, type=float, metavar=("START", "END"),
+                          help="seconds of --source that repaint regenerates, or where lego's new layer plays "
+                               "(lego default: the whole source)")
+    generate.add_argument("--repaint-start", type=float, help="repaint from this second (or use --range)")
+    generate.add_argument("--repaint-end", type=float, help="repaint up to this second (or use --range)")
+    generate.add_argument("--reference", metavar="FILE",
+                          help="reference audio whose timbre and style text2music and cover follow")
+    generate.add_argument("--stems", action="store_true",
+                          help="also write one file per part beside each cue (NAME.drums.wav, NAME.bass.wav, ...): "
+                               "the sketch's own parts, or one extract per track on an ACE-Step base/sft model")
     generate.add_argument("--cover-strength", type=float, default=1.0, help="how closely a cover follows the source (0-1)")
     generate.add_argument("--format", choices=OUTPUT_FORMATS, help="file format (default: from -o, else wav)")
     generate.add_argument("--sample-rate", type=int, default=44100, help="44100 (default) or 48000")
@@ -96,6 +112,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_backend_arguments(generate)
     generate.add_argument("--json", action="store_true", help="print the written files as JSON on stdout")
     generate.set_defaults(handler=run_generate)
+
+    stems = commands.add_parser("stems", help="split an audio file into stems (NAME.drums.wav, NAME.bass.wav, ...)")
+    stems.add_argument("file", help="the audio file to split (WAV, FLAC or Ogg)")
+    stems.add_argument("--tracks", metavar="NAME,NAME",
+                       help="the stems to make (default: every part of a file the sketch made, else "
+                            "vocals,drums,bass,guitar,keyboard,synth)")
+    stems.add_argument("-o", "--output", metavar="FOLDER", help="folder for the stems (default: the file's folder)")
+    stems.add_argument("--overwrite", action="store_true",
+                       help="replace stems already there (default: refuse before splitting)")
+    _add_backend_arguments(stems)
+    stems.add_argument("--json", action="store_true", help="print the written stems as JSON on stdout")
+    stems.set_defaults(handler=run_stems)
 
     sets = commands.add_parser("set", help="make a dynamic-music set: matched loops at rising intensity, "
                                                 "stingers, and a manifest for FMOD, Wwise and Godot")
@@ -204,11 +232,17 @@ def request_from_args(args: argparse.Namespace) -> tuple[GenerationRequest, Path
     else:
         # x.mp3 and x.wav with --format flac are refused with the name to use.
         output_format = output_format_for(output, args.format, field="output_format")
-    source = args.source
-    if source is not None and not Path(source).expanduser().is_file():
-        from acestep_core.errors import FieldProblem
+    from acestep_core.errors import FieldProblem
+    from acestep_core.stems import parse_tracks
 
-        raise InvalidRequest([FieldProblem("source_audio", f"the source audio file {source} does not exist")])
+    source = _existing_file(args.source, "source_audio", "the source audio file")
+    reference = _existing_file(args.reference, "reference_audio", "the reference audio file")
+    repaint_start, repaint_end = args.repaint_start, args.repaint_end
+    if args.range is not None:
+        if repaint_start is not None or repaint_end is not None:
+            raise InvalidRequest([FieldProblem("repaint_start", (
+                "--range and --repaint-start/--repaint-end say the same thing; pass only --range START END"))])
+        repaint_start, repaint_end = args.range
     loop, loop_bars = loop_from_text(args.loop)
     request = GenerationRequest(
         prompt=args.prompt,
@@ -223,9 +257,13 @@ def request_from_args(args: argparse.Namespace) -> tuple[GenerationRequest, Path
         key=args.key,
         time_signature=args.time_signature,
         task=args.task,
-        source_audio=str(Path(source).expanduser().resolve()) if source else None,
-        repaint_start=args.repaint_start,
-        repaint_end=args.repaint_end,
+        source_audio=source,
+        repaint_start=repaint_start,
+        repaint_end=repaint_end,
+        track=args.track,
+        tracks=parse_tracks(args.tracks),
+        reference_audio=reference,
+        stems=args.stems,
         cover_strength=args.cover_strength,
         output_format=output_format,
         sample_rate=args.sample_rate,
@@ -238,25 +276,96 @@ def request_from_args(args: argparse.Namespace) -> tuple[GenerationRequest, Path
     return request, output
 
 
+def _existing_file(path: str | None, field: str, what: str) -> str | None:
+    """The absolute path of a file the user passed, or InvalidRequest when there is none."""
+    if path is None:
+        return None
+    if not Path(path).expanduser().is_file():
+        from acestep_core.errors import FieldProblem
+
+        raise InvalidRequest([FieldProblem(field, f"{what} {path} does not exist")])
+    return str(Path(path).expanduser().resolve())
+
+
 def run_generate(args: argparse.Namespace) -> int:
     # Validate before importing the heavy stack, so a typo costs no start-up time.
     request, output = request_from_args(args)
     from acestep_core.generation import ensure_output_folder, generate_cues, output_paths
 
     existing = "overwrite" if args.overwrite else "refuse"
+    from acestep_core.generation import stem_tracks_to_check
+
     ensure_output_folder(output.parent)
-    output_paths(output, request.output_format, request.candidates, existing)  # taken names: before loading
+    output_paths(output, request.output_format, request.candidates, existing,
+                 stem_tracks=stem_tracks_to_check(request))  # taken names: before loading
     backend = _announced_backend(args)
     outputs = _run_with_progress(lambda on_progress, is_cancelled: generate_cues(
         request, backend, output, on_progress=on_progress, is_cancelled=is_cancelled, existing=existing))
     for cue in outputs:
         print(f"acestep-dcc: wrote {cue.path} ({cue.duration:.2f} s, seed {cue.seed})", file=sys.stderr)
+        _print_stems(cue)
     _print_warnings([(Path(cue.path).name, text) for cue in outputs for text in cue.warnings])
     if args.json:
         import json
 
-        print(json.dumps([{"path": c.path, "seed": c.seed, "duration": c.duration, "sidecar": c.sidecar_path,
-                           "warnings": c.warnings} for c in outputs], indent=2))
+        print(json.dumps([_cue_json(c) for c in outputs], indent=2))
+    return 0
+
+
+def _cue_json(cue) -> dict:
+    data = {"path": cue.path, "seed": cue.seed, "duration": cue.duration, "sidecar": cue.sidecar_path,
+            "warnings": cue.warnings}
+    if cue.stems:
+        data.update(stems=cue.stems, stems_sum_exact=cue.metadata.get("stems_sum_exact"),
+                    stems_note=(cue.metadata.get("stems_sum") or {}).get("note"))
+    return data
+
+
+def _print_stems(cue) -> None:
+    for track, path in cue.stems.items():
+        print(f"acestep-dcc: wrote {path} ({track} stem)", file=sys.stderr)
+    if cue.stems and not cue.metadata.get("stems_sum_exact"):
+        note = (cue.metadata.get("stems_sum") or {}).get("note") or ""
+        print(f"acestep-dcc: the stems do not sum exactly to {Path(cue.path).name}: {note.split('; each file')[0]}",
+              file=sys.stderr)
+
+
+def run_stems(args: argparse.Namespace) -> int:
+    """Split FILE into stems beside it (or in -o FOLDER): acestep_core.stems decides how."""
+    from acestep_core.output_names import file_stem
+    from acestep_core.stems import made_by_sketch, recorded_sidecar, split_request
+
+    file = Path(args.file).expanduser()
+    by_sketch = args.backend != "acestep" and made_by_sketch(recorded_sidecar(file))
+    request = split_request(file, args.tracks, by_model=not by_sketch)
+    from acestep_core.generation import ensure_output_folder, generate_cues
+
+    folder = Path(args.output).expanduser() if args.output else file.parent
+    output = folder / f"{file_stem(file)}.{request.output_format}"
+    existing = "overwrite" if args.overwrite else "refuse"
+    ensure_output_folder(folder)
+    if not args.overwrite:  # taken names: before loading anything
+        from acestep_core.generation import stem_tracks_to_check
+        from acestep_core.output_names import refuse_existing, stem_path
+
+        refuse_existing([stem_path(output, track) for track in stem_tracks_to_check(request)])
+    if by_sketch:
+        from acestep_core.backends import create_backend
+
+        backend = create_backend("sketch", None, None)
+        print(f"acestep-dcc: {file.name} was made by the sketch backend: rendering its parts again "
+              f"(seed {request.seed})", file=sys.stderr)
+    else:
+        backend = _announced_backend(args)
+    (cue,) = _run_with_progress(lambda on_progress, is_cancelled: generate_cues(
+        request, backend, output, on_progress=on_progress, is_cancelled=is_cancelled, existing=existing,
+        mix_file=file))
+    _print_stems(cue)
+    _print_warnings([(file.name, text) for text in cue.warnings])
+    if args.json:
+        import json
+
+        print(json.dumps(_cue_json(cue), indent=2))
     return 0
 
 

@@ -44,9 +44,10 @@ from soundfile import SoundFileError
 from acestep_core import __version__, output_names
 from acestep_core.audio import loops
 from acestep_core.audio.analysis import ANALYSIS_RATE, analysis_signal, estimate_key, estimate_tempo
-from acestep_core.audio.finishing import finish_candidate, frames_at_rate, resampler_quality
+from acestep_core.audio.finishing import DEFAULT_PEAK_CEILING_DB, frames_at_rate, resampler_quality, target_length
 from acestep_core.audio.loudness import (
-    LoudnessReport, block_powers, finish_loudness, gated_loudness, sample_peak_dbfs, true_peak_dbtp,
+    LoudnessReport, block_powers, db_to_gain, finish_loudness, gated_loudness, remove_subsonic, sample_peak_dbfs,
+    true_peak_dbtp,
 )
 from acestep_core.audio.riff import CueMarker, WavLoop, write_loop_chunks
 from acestep_core.audio.writer import (
@@ -55,7 +56,7 @@ from acestep_core.audio.writer import (
 from acestep_core.backends.base import Backend, BackendInfo
 from acestep_core.errors import AceStepError, GenerationCancelled, GenerationFailed, OutputNotWritable
 from acestep_core.jobs import CueOutput
-from acestep_core.output_names import sidecar_path
+from acestep_core.output_names import sidecar_path, stem_path
 from acestep_core.progress import (
     FINISHING,
     WRITING,
@@ -119,6 +120,10 @@ class FinishedCue:
     tempo: dict[str, Any]
     key: dict[str, Any]
     warnings: list[str] = field(default_factory=list)  # sentences for the user (cue_warnings adds loudness)
+    # The mix's own plain gains, which its stems get too (finish_stem): the peak-safe gain
+    # before the loudness step, and the loop's crossfade correlation (None: no loop).
+    peak_gain: float = 1.0
+    fold_rho: float | None = None
 
 
 def draw_seed() -> int:
@@ -131,22 +136,24 @@ def candidate_seeds(seed: int | None, candidates: int) -> list[int]:
     return [(base + k) % (MAX_SEED + 1) for k in range(candidates)]
 
 
-def output_paths(output_path: Path, output_format: str, candidates: int, existing: str = "refuse") -> list[Path]:
+def output_paths(output_path: Path, output_format: str, candidates: int, existing: str = "refuse",
+                 stem_tracks: tuple[str, ...] | list[str] = ()) -> list[Path]:
     """The audio files a run writes for `output_path` (boss.wav -> boss.wav, or boss-1.wav ...
     for several candidates), each with its sidecar boss.wav.json.
 
-    existing="refuse" raises InvalidRequest naming every file or sidecar already there;
-    "overwrite" replaces them; "number" takes the first free name (boss_2.wav, ...).
+    existing="refuse" raises InvalidRequest naming every file or sidecar already there
+    (the stems' too, boss.drums.wav for each of `stem_tracks`); "overwrite" replaces them;
+    "number" takes the first free name (boss_2.wav, ...).
     A name ending in an extension other than .wav, .flac or .ogg is refused.
     """
     if existing not in EXISTING_CHOICES:
         raise ValueError(f"existing must be one of {', '.join(EXISTING_CHOICES)}, got {existing!r}")
     output_names.output_format_for(output_path)  # refuses x.mp3 (never x.mp3.wav)
     if existing == "number":
-        return output_names.first_free_paths(output_path, output_format, candidates)
+        return output_names.first_free_paths(output_path, output_format, candidates, stem_tracks)
     paths = output_names.candidate_paths(output_path, output_format, candidates)
     if existing == "refuse":
-        output_names.refuse_existing(paths)
+        output_names.refuse_existing(output_names.with_stems(paths, stem_tracks))
     return paths
 
 
@@ -176,6 +183,7 @@ def generate_cues(
     on_progress: ProgressCallback = ignore_progress,
     is_cancelled: CancelCheck = never_cancelled,
     existing: str = "refuse",
+    mix_file: Path | None = None,
 ) -> list[CueOutput]:
     """Generate, finish and write every candidate of `request` (see the module doc).
 
@@ -183,13 +191,27 @@ def generate_cues(
     there (output_paths): "refuse" (before anything is generated), "overwrite" or
     "number". A cancel is seen within a second at any stage; a cancel or an error
     leaves no file behind.
+
+    `mix_file` (with request.stems, one candidate): the stems are of this existing file
+    (acestep_core.stems.split_request), named after `output_path`; the mix is not written
+    again, and a mix rendered again (sketch) must be the file's audio, or nothing is written.
     """
     request = request.validated()
     output_path = Path(output_path)
     output_names.output_format_for(output_path)  # x.mp3 is refused before any folder is made
     ensure_output_folder(output_path.parent)
-    targets = output_paths(output_path, request.output_format, request.candidates, existing)
+    if mix_file is not None:
+        if not request.stems or request.candidates != 1:
+            raise ValueError("mix_file is for splitting one file into stems (request.stems, one candidate)")
+        targets = [output_path]
+        if existing != "overwrite":
+            output_names.refuse_existing([output_names.stem_path(output_path, track)
+                                          for track in stem_tracks_to_check(request)])
+    else:
+        targets = output_paths(output_path, request.output_format, request.candidates, existing,
+                               stem_tracks=stem_tracks_to_check(request))
     seeds = candidate_seeds(request.seed, request.candidates)
+    stems_by_extract = request.stems and _stems_by_extract(request, backend.describe())
     timings: dict[str, float] = {}
     report_lock = threading.Lock()  # candidates finish on several threads
 
@@ -205,7 +227,13 @@ def generate_cues(
 
     started = time.perf_counter()
     try:
-        raw = backend.generate(backend_request(request), seeds, _scaled(report, _GENERATE_SPAN), is_cancelled)
+        if request.task == "extract" and request.stems:
+            raw = None  # the source is the mix; its stems come first
+        else:
+            mix_span = (_GENERATE_SPAN[0], _GENERATE_SPAN[0] + 0.2) if stems_by_extract else _GENERATE_SPAN
+            raw = backend.generate(backend_request(request), seeds, _scaled(report, mix_span), is_cancelled)
+        if stems_by_extract:
+            raw = _with_extracted_stems(backend, request, raw, seeds, report, is_cancelled)
     except AceStepError:
         raise
     except MemoryError:
@@ -245,17 +273,35 @@ def generate_cues(
         write_cue(staged[k], cue, request, _info_chunk(request, info, seeds[k], created, cue),
                   is_cancelled=stop_requested)
         cue.warnings += cue_warnings(cue.loudness)
-        step_done(finished_candidate=True)
         path = targets[k]
+        if mix_file is not None and request.task != "extract":
+            from acestep_core.stems import matches_file
+
+            differs = matches_file(cue.frames, mix_file, request.bit_depth)
+            if differs:
+                raise GenerationFailed(f"{differs}, so its stems cannot be made this way; split it with an ACE-Step "
+                                       "base or sft checkpoint (--backend acestep --model FOLDER)")
+        written = None if raw.stems is None else write_stems(
+            raw, k, cue, request, path, staged_stems, _info_chunk(request, info, seeds[k], created, cue),
+            is_cancelled=stop_requested)
+        step_done(finished_candidate=True)
         frames = cue.frames
+        stems = [] if written is None else written.stems
+        cue.warnings += [stem.warning for stem in stems if stem.warning]
+        metadata = _sidecar(request, info, raw.settings, k, seeds[k], path, cue, created)
+        if written is not None:
+            metadata.update(_stems_record(written, raw, cue, request, stems_by_extract))
+            for stem in stems:
+                stem.sidecar = _stem_sidecar(metadata, stem, cue, stems_by_extract)
         return CueOutput(index=k, path=str(path.resolve()), seed=seeds[k],
                          duration=frames.shape[0] / request.sample_rate, sample_rate=request.sample_rate,
                          sidecar_path=str(sidecar_path(path).resolve()),
-                         metadata=_sidecar(request, info, raw.settings, k, seeds[k], path, cue, created),
-                         warnings=list(cue.warnings))
+                         metadata=metadata, warnings=list(cue.warnings),
+                         stems={stem.track: str(stem.path.resolve()) for stem in stems}), stems
 
     # A cancel or an error part-way leaves nothing: output_run removes the candidates
     # already renamed into place, and the finally every temporary.
+    staged_stems: list[Path] = []  # stems' temporaries, from every candidate's thread
     with output_run():
         try:
             staged.extend(temporary_path_beside(path) for path in targets)
@@ -263,7 +309,7 @@ def generate_cues(
             with ThreadPoolExecutor(max_workers=min(request.candidates, os.cpu_count() or 1)) as pool:
                 futures = [pool.submit(finish_and_stage, k) for k in range(request.candidates)]
                 try:
-                    outputs = [future.result() for future in futures]
+                    outputs, stems_written = zip(*[future.result() for future in futures])
                 except BaseException:
                     failed.set()
                     for future in futures:
@@ -275,16 +321,23 @@ def generate_cues(
             for number, (temp, output) in enumerate(zip(staged, outputs), start=1):
                 _raise_if_cancelled(is_cancelled)
                 output.metadata["timings"] = {name: round(value, 4) for name, value in timings.items()}
-                put_in_place(temp, Path(output.path))
-                write_json_atomic(Path(output.sidecar_path), output.metadata)
+                if mix_file is None:
+                    put_in_place(temp, Path(output.path))
+                    write_json_atomic(Path(output.sidecar_path), output.metadata)
+                else:  # the file split is the mix: it stays as it is
+                    output.path, output.sidecar_path = str(Path(mix_file).resolve()), None
+                    output.metadata["file"] = Path(mix_file).name
+                for stem in stems_written[number - 1]:
+                    put_in_place(stem.temporary, stem.path)
+                    write_json_atomic(sidecar_path(stem.path), stem.sidecar)
                 report(Progress(WRITING, _FINISH_SPAN[0] + (_FINISH_SPAN[1] - _FINISH_SPAN[0])
                                 * (0.5 + 0.5 * number / len(outputs))))
         except (OSError, SoundFileError) as exc:
             raise _write_failure(exc, output_path.parent, f"writing into {output_path.parent} failed") from None
         finally:
-            discard(staged)  # temporaries not renamed into place (all of them, after an error)
+            discard(staged + staged_stems)  # temporaries not renamed into place (all of them, after an error)
     report(Progress("done", 1.0))
-    return outputs
+    return list(outputs)
 
 
 def _write_failure(exc: BaseException, folder: Path, what: str) -> OutputNotWritable:
@@ -330,12 +383,13 @@ def finish_cue(samples: "np.ndarray", source_rate: int, request: GenerationReque
     called after each of the first _FINISH_STEPS - 1 steps (writing is the last).
     """
     rate = request.sample_rate
-    if request.loop:
-        frames = frames_at_rate(samples, source_rate, rate, resampler_quality(request.bit_depth),
-                                is_cancelled=is_cancelled)
-    else:
-        frames = _declick_edges(finish_candidate(samples, source_rate, rate, request.duration, request.bit_depth,
-                                                 is_cancelled=is_cancelled), rate)
+    length = None if request.loop else target_length(request.duration, rate)
+    frames = frames_at_rate(samples, source_rate, rate, resampler_quality(request.bit_depth), length,
+                            is_cancelled=is_cancelled)
+    peak_gain = 1.0
+    if not request.loop:
+        peak_gain = _peak_safe(frames)
+        _declick_edges(frames, rate)
     _raise_if_cancelled(is_cancelled)
     on_step()
     # One decimated mono signal serves both measurements (None: the request set both).
@@ -345,6 +399,7 @@ def finish_cue(samples: "np.ndarray", source_rate: int, request: GenerationReque
     key = _key_record(request, settings, signal)
     _raise_if_cancelled(is_cancelled)
     plan = None
+    fold_rho = None
     warnings: list[str] = []
     if request.loop:
         bpm = tempo["used"]
@@ -357,6 +412,8 @@ def finish_cue(samples: "np.ndarray", source_rate: int, request: GenerationReque
         if plan.bars < wanted:
             warnings.append(f"the loop is {plan.bars} bars, not the {wanted} nearest {request.duration:g} s: "
                             f"the backend made only {frames.shape[0] / rate:.1f} s at {bpm:g} BPM")
+        if request.stems:
+            fold_rho = _fold_correlation(frames, plan)
         frames = loops.fold_tail(frames, plan)
         _raise_if_cancelled(is_cancelled)
     on_step()
@@ -366,7 +423,68 @@ def finish_cue(samples: "np.ndarray", source_rate: int, request: GenerationReque
     if plan is not None and request.output_format == "wav":
         frames = loops.with_guard_frame(frames)
     on_step()
-    return FinishedCue(frames=frames, loop=plan, loudness=report, tempo=tempo, key=key, warnings=warnings)
+    return FinishedCue(frames=frames, loop=plan, loudness=report, tempo=tempo, key=key, warnings=warnings,
+                       peak_gain=peak_gain, fold_rho=fold_rho)
+
+
+def _peak_safe(frames: "np.ndarray") -> float:
+    """Scale down in place (never up) so the sample peak sits at DEFAULT_PEAK_CEILING_DB
+    (what finishing.apply_peak_ceiling does); returns the gain, which the stems get too."""
+    import numpy as np
+
+    peak = max(float(frames.max()), -float(frames.min())) if frames.size else 0.0
+    ceiling = 10.0 ** (DEFAULT_PEAK_CEILING_DB / 20.0)
+    if peak <= ceiling:
+        return 1.0
+    frames *= np.float32(ceiling / peak)
+    return ceiling / peak
+
+
+def _fold_correlation(frames: "np.ndarray", plan: loops.LoopPlan) -> float:
+    """The correlation loops.fold_tail computes for this loop's crossfade."""
+    fade = plan.crossfade
+    return loops.correlation(frames[:fade].astype("float64"), frames[plan.length : plan.length + fade].astype("float64"))
+
+
+def _fold_like(frames: "np.ndarray", plan: loops.LoopPlan, rho: float) -> "np.ndarray":
+    """loops.fold_tail with the mix's crossfade gains (a stem's own correlation would give
+    it other gains, and the stems would no longer sum to the mix)."""
+    import numpy as np
+
+    loop = np.array(frames[: plan.length], dtype=np.float32, copy=True)
+    fade = plan.crossfade
+    if fade:
+        fade_in, fade_out = loops.crossfade_gains(fade, rho)
+        loop[:fade] = (frames[:fade].astype(np.float64) * fade_in[:, None]
+                       + frames[plan.length : plan.length + fade].astype(np.float64) * fade_out[:, None])
+    return loop
+
+
+def finish_stem(samples: "np.ndarray", source_rate: int, request: GenerationRequest, cue: FinishedCue, *,
+                is_cancelled: CancelCheck = never_cancelled) -> "np.ndarray":
+    """One stem (channels-first at the backend's rate) through the mix's finishing with the
+    mix's own gains: resampled and cut alike, the mix's peak-safe gain, the same declick or
+    loop fold, the subsonic filter and the mix's loudness gain, but no limiter (it only
+    touches the mix). Every step is linear, so stems that sum to the mix before finishing
+    sum to the mix before its limiter. A WAV loop gets its guard frame."""
+    import numpy as np
+
+    rate = request.sample_rate
+    length = None if request.loop else target_length(request.duration, rate)
+    frames = frames_at_rate(samples, source_rate, rate, resampler_quality(request.bit_depth), length,
+                            is_cancelled=is_cancelled)
+    if cue.peak_gain != 1.0:
+        frames *= np.float32(cue.peak_gain)
+    if cue.loop is None:
+        _declick_edges(frames, rate)
+    else:
+        frames = _fold_like(frames, cue.loop, cue.fold_rho if cue.fold_rho is not None else 0.0)
+    _raise_if_cancelled(is_cancelled)
+    frames = remove_subsonic(frames, rate, circular=cue.loop is not None, is_cancelled=is_cancelled)
+    frames *= np.float32(db_to_gain(cue.loudness.gain_db))
+    if cue.loop is not None and request.output_format == "wav":
+        frames = loops.with_guard_frame(frames)
+    return frames
 
 
 def _declick_edges(frames: "np.ndarray", rate: int) -> "np.ndarray":
@@ -416,6 +534,222 @@ def write_cue(path: Path, cue: FinishedCue, request: GenerationRequest, info: di
     cue.frames = written
     cue.loudness = measured_as_written(written, cue, request, is_cancelled, true_peak=peak if fmt == "ogg" else None)
     return cue.loudness
+
+
+# -- stems -------------------------------------------------------------------------------------
+
+# Stems "sum exactly" when, as float samples before rounding to the file's bit depth, they
+# miss the mix before its limiter by at most this much (float32 rounding is ~1e-7).
+STEMS_SUM_TOLERANCE = 1e-6
+
+
+@dataclass
+class WrittenStem:
+    track: str
+    path: Path  # the final name (boss.drums.wav)
+    temporary: Path  # where it waits until the whole run is written
+    sample_peak_dbfs: float | None
+    warning: str | None = None
+    sidecar: dict = field(default_factory=dict)
+
+
+@dataclass
+class StemsWritten:
+    stems: list[WrittenStem]
+    max_difference: float  # the largest |sum of the stems - the mix before its limiter|
+    residual_db: float | None  # energy of that difference against the mix's, in dB (None: no difference)
+
+
+def stem_tracks_to_check(request: GenerationRequest) -> tuple[str, ...]:
+    """The stems whose names must be free before a run: the asked-for tracks, else any track
+    (which ones a backend plays is known only once it has)."""
+    from acestep_core.request import TRACK_NAMES
+
+    if not request.stems:
+        return ()
+    return tuple(request.tracks) if request.tracks else TRACK_NAMES
+
+
+def _stems_by_extract(request: GenerationRequest, info: BackendInfo) -> bool:
+    """True when this backend's stems come from one extract per track; raises InvalidRequest
+    (before any work) when it can make stems neither way."""
+    if info.supports_stems and request.task == "text2music":
+        return False
+    if "extract" in info.supports_tasks:
+        return True
+    from acestep_core.errors import FieldProblem, InvalidRequest
+
+    if info.supports_stems:
+        raise InvalidRequest([FieldProblem("stems", (
+            f"the {info.name} backend makes stems only of music it makes itself; stems of other audio need an "
+            "ACE-Step base or sft checkpoint: run 'acestep-dcc download-model --variant base' and pass --model"))])
+    raise InvalidRequest([FieldProblem("stems", (
+        f"stems need the extract task, which {info.label} cannot do (ACE-Step's turbo checkpoints were not trained "
+        "for it): run 'acestep-dcc download-model --variant base' and pass that model, or use the sketch backend"))])
+
+
+def _with_extracted_stems(backend: Backend, request: GenerationRequest, raw, seeds: list[int],
+                          report: ProgressCallback, is_cancelled: CancelCheck):
+    """RawAudio with stems made by one extract per track from each candidate's mix (raw),
+    or, for request.task == "extract" (a file split into stems), from the source file,
+    which then is the mix. Each stem is cut or padded to the mix's length."""
+    import tempfile
+
+    import numpy as np
+    import soundfile as sf
+
+    from acestep_core.backends.base import RawAudio
+    from acestep_core.stems import DEFAULT_STEM_TRACKS
+
+    tracks = tuple(request.tracks or DEFAULT_STEM_TRACKS)
+    stems: dict[str, np.ndarray] = {}
+    low = _GENERATE_SPAN[0] + (0.0 if raw is None else 0.2)
+    runs = len(tracks) * len(seeds)
+    with tempfile.TemporaryDirectory(prefix="acestep-dcc-stems-") as folder:
+        for k, seed in enumerate(seeds):
+            if raw is None:
+                source = request.source_audio
+            else:
+                source = str(Path(folder) / f"mix-{k}.wav")
+                sf.write(source, raw.samples[k].T, raw.sample_rate, subtype="FLOAT")
+            for i, track in enumerate(tracks):
+                _raise_if_cancelled(is_cancelled)
+                done = k * len(tracks) + i
+                span = (low + (_GENERATE_SPAN[1] - low) * done / runs, low + (_GENERATE_SPAN[1] - low) * (done + 1) / runs)
+                stage = f"extracting {track} ({done + 1}/{runs})"
+                part = backend.generate(_extract_request(request, track, source, seed), [seed],
+                                        _scaled(lambda p, stage=stage: report(Progress(stage, p.fraction)), span),
+                                        is_cancelled)
+                if raw is None:  # the source, at the rate the model works at, is the mix
+                    raw = RawAudio(_source_samples(source, part.sample_rate, len(seeds)), part.sample_rate,
+                                   settings={"source_audio": Path(source).name})
+                    raw.settings.update({f"{name}": value for name, value in part.settings.items()
+                                         if name not in ("task", "track")})
+                take = part.samples[0]
+                if part.sample_rate != raw.sample_rate:
+                    take = frames_at_rate(take, part.sample_rate, raw.sample_rate).T
+                stem = stems.setdefault(track, np.zeros_like(raw.samples))
+                count = min(take.shape[-1], stem.shape[-1])
+                stem[k, : take.shape[0], :count] = take[:, :count]
+    raw.stems = stems
+    raw.settings["stems"] = list(tracks)
+    raw.settings["stems_made_by"] = "one extract per track"
+    return raw
+
+
+def _extract_request(request: GenerationRequest, track: str, source: str, seed: int) -> GenerationRequest:
+    return replace(request, task="extract", track=track, tracks=None, stems=False, source_audio=source,
+                   reference_audio=None, candidates=1, seed=seed, loop=False, loop_bars=None,
+                   repaint_start=None, repaint_end=None).validated()
+
+
+def _source_samples(path: str, rate: int, candidates: int) -> "np.ndarray":
+    """The source file as (candidates, 2, frames) float32 at `rate` (mono made stereo)."""
+    import numpy as np
+    import soundfile as sf
+
+    data, file_rate = sf.read(path, dtype="float32", always_2d=True)
+    if data.shape[1] == 1:
+        data = np.repeat(data, 2, axis=1)
+    samples = frames_at_rate(np.ascontiguousarray(data[:, :2].T), file_rate, rate).T
+    return np.repeat(samples[None], candidates, axis=0)
+
+
+def write_stems(raw, k: int, cue: FinishedCue, request: GenerationRequest, mix_path: Path, staged: list[Path],
+                info: dict[str, str], *, is_cancelled: CancelCheck = never_cancelled) -> StemsWritten:
+    """Finish candidate k's stems like its mix (finish_stem) and write each to a temporary
+    beside its final name (listed in `staged`), a looped WAV with the mix's smpl and cue
+    chunks. Measures how far their sum misses the mix before its limiter."""
+    import numpy as np
+
+    fmt, rate = request.output_format, request.sample_rate
+    # The mix through the stems' own chain: the mix before its limiter.
+    residual = finish_stem(raw.samples[k], raw.sample_rate, request, cue, is_cancelled=is_cancelled)
+    mix_energy = float(np.dot(residual.reshape(-1).astype(np.float64), residual.reshape(-1)))
+    written = []
+    for track, samples in raw.stems.items():
+        frames = finish_stem(samples[k], raw.sample_rate, request, cue, is_cancelled=is_cancelled)
+        residual -= frames
+        final = stem_path(mix_path, track)
+        temporary = temporary_path_beside(final)
+        staged.append(temporary)
+        peak = max(float(frames.max()), -float(frames.min())) if frames.size else 0.0
+        warning = None
+        if peak > 1.0:
+            warning = (f"the {track} stem peaks at {20 * math.log10(peak):+.1f} dBFS and is clipped in "
+                       f"{final.name}; ask for a lower loudness")
+        quantised = quantized(frames, fmt, request.bit_depth)
+        del frames
+        write_audio(temporary, quantised, rate, fmt, request.bit_depth, info, is_cancelled=is_cancelled)
+        if cue.loop is not None and fmt == "wav":
+            plan = cue.loop
+            markers = [CueMarker(plan.start, "Loop start (bar 1)"), CueMarker(plan.end_exclusive, "Loop end")]
+            write_loop_chunks(temporary, WavLoop(plan.start, plan.end_exclusive), markers, rate,
+                              is_cancelled=is_cancelled)
+        heard = as_written(quantised)
+        written.append(WrittenStem(track, final, temporary,
+                                   _finite_or_none(sample_peak_dbfs(heard[: cue.loop.end_exclusive] if cue.loop
+                                                                    else heard)), warning))
+        del quantised, heard
+    _raise_if_cancelled(is_cancelled)
+    difference = float(np.abs(residual).max()) if residual.size else 0.0
+    left = float(np.dot(residual.reshape(-1).astype(np.float64), residual.reshape(-1)))
+    residual_db = 10.0 * math.log10(left / mix_energy) if left > 0 and mix_energy > 0 else None
+    return StemsWritten(written, difference, residual_db)
+
+
+def _stems_record(written: StemsWritten, raw, cue: FinishedCue, request: GenerationRequest,
+                  by_extract: bool) -> dict[str, Any]:
+    """The mix sidecar's stems, whether they sum to it exactly, and what differs when not."""
+    clipped = [stem.track for stem in written.stems if stem.warning]
+    exact = written.max_difference <= STEMS_SUM_TOLERANCE and not clipped
+    notes = []
+    if clipped:
+        notes.append(f"the {', '.join(clipped)} stem{'s are' if len(clipped) > 1 else ' is'} clipped in the file: "
+                     "the mix's gain takes it past full scale")
+    if raw.settings.get("stems_note"):
+        notes.append(raw.settings["stems_note"])
+    if by_extract:
+        notes.append("the stems were extracted from the mix by the model, one extract per track, so they do not "
+                     "sum to it exactly" + (f" (what is left over is {written.residual_db:.1f} dB under the mix)"
+                                            if written.residual_db is not None else ""))
+    elif not exact and not notes:
+        notes.append(f"the stems miss the mix by up to {written.max_difference:.2g}")
+    if cue.loudness.limiter_reduction_db > 0:
+        notes.append(f"the limiter took up to {cue.loudness.limiter_reduction_db:.1f} dB off the mix's peaks and "
+                     "leaves the stems alone, so the stems sum to the mix before limiting, not to its file")
+    if request.output_format == "ogg":
+        notes.append("Ogg Vorbis is lossy: the decoded stems sum to the decoded mix only approximately")
+    else:
+        notes.append(f"each file is rounded to {request.bit_depth} bits on its own, so the files sum to the mix "
+                     "within half a step of the last bit per stem")
+    return {
+        "stems": [{"track": stem.track, "file": stem.path.name} for stem in written.stems],
+        "stems_sum_exact": exact,
+        "stems_sum": {"max_difference": written.max_difference, "residual_db": written.residual_db,
+                      "tolerance": STEMS_SUM_TOLERANCE,
+                      "compared_with": "the mix before its limiter, as float samples before rounding to the file",
+                      "note": "; ".join(notes)},
+    }
+
+
+def _stem_sidecar(mix: dict, stem: WrittenStem, cue: FinishedCue, by_extract: bool) -> dict:
+    """A stem's own sidecar: what it is part of, and the mix's format, loop and gains."""
+    keep = ("software", "created", "backend", "request", "candidate", "candidates", "seed", "format",
+            "duration_requested", "duration_written", "frames_written", "loop", "tempo", "key")
+    return {
+        "file": stem.path.name,
+        "stem_of": mix["file"],
+        "track": stem.track,
+        "made_by": "extracted from the mix by the model (extract task)" if by_extract
+                   else f"the {mix['backend']['name']} backend's own {stem.track} part",
+        **{name: mix[name] for name in keep if name in mix},
+        "gain": {"peak_safe": cue.peak_gain, "loudness_db": cue.loudness.gain_db,
+                 "note": "the mix's own gains; the mix's limiter does not touch stems"},
+        "sample_peak_dbfs": stem.sample_peak_dbfs,
+        "warnings": [stem.warning] if stem.warning else [],
+        "versions": mix.get("versions"),
+    }
 
 
 def measured_as_written(written: "np.ndarray", cue: FinishedCue, request: GenerationRequest,
