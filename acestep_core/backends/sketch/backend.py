@@ -96,7 +96,7 @@ class SketchBackend:
             played = _played_tracks(choices)
             settings["stems"] = list(stems)
             left_out = [track for track in played if track not in stems]
-            missing = [track for track in (getattr(request, "tracks", None) or []) if track not in played]
+            missing = [track for track in (request.tracks or []) if track not in played]
             if left_out or missing:
                 settings["stems_note"] = "; ".join(
                     ([f"the stems leave out {', '.join(left_out)} (not asked for)"] if left_out else [])
@@ -112,7 +112,7 @@ def _played_tracks(choices: MusicalChoices) -> list[str]:
 def _stem_arrays(request: GenerationRequest, choices: MusicalChoices, candidates: int) -> dict | None:
     """Zeroed (candidates, 2, frames) arrays for the stems asked for (request.tracks, else
     every track the sketch plays); None without request.stems."""
-    if not getattr(request, "stems", False):  # getattr until request.py's stems field lands
+    if not request.stems:
         return None
     wanted = request.tracks or None
     return {track: np.zeros((candidates, 2, choices.frames), dtype=np.float32)
