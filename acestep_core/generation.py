@@ -51,7 +51,8 @@ from acestep_core.audio.loudness import (
 )
 from acestep_core.audio.riff import CueMarker, WavLoop, write_loop_chunks
 from acestep_core.audio.writer import (
-    as_written, discard, output_run, put_in_place, quantized, temporary_path_beside, write_audio, write_json_atomic,
+    as_written, discard, output_run, pcm_scale, put_in_place, quantized, temporary_path_beside, write_audio,
+    write_json_atomic,
 )
 from acestep_core.backends.base import Backend, BackendInfo
 from acestep_core.errors import AceStepError, GenerationCancelled, GenerationFailed, OutputNotWritable
@@ -686,16 +687,27 @@ def write_stems(raw, k: int, cue: FinishedCue, request: GenerationRequest, mix_p
             markers = [CueMarker(plan.start, "Loop start (bar 1)"), CueMarker(plan.end_exclusive, "Loop end")]
             write_loop_chunks(temporary, WavLoop(plan.start, plan.end_exclusive), markers, rate,
                               is_cancelled=is_cancelled)
-        heard = as_written(quantised)
-        written.append(WrittenStem(track, final, temporary,
-                                   _finite_or_none(sample_peak_dbfs(heard[: cue.loop.end_exclusive] if cue.loop
-                                                                    else heard)), warning))
-        del quantised, heard
+        written.append(WrittenStem(track, final, temporary, _finite_or_none(_written_peak_dbfs(quantised, request)),
+                                   warning))
+        del quantised
     _raise_if_cancelled(is_cancelled)
     difference = float(np.abs(residual).max()) if residual.size else 0.0
     left = float(np.dot(residual.reshape(-1).astype(np.float64), residual.reshape(-1)))
     residual_db = 10.0 * math.log10(left / mix_energy) if left > 0 and mix_energy > 0 else None
     return StemsWritten(written, difference, residual_db)
+
+
+def _written_peak_dbfs(samples: "np.ndarray", request: GenerationRequest) -> float:
+    """The sample peak of quantized() samples as a reader decodes them (no float copy)."""
+    import numpy as np
+
+    scale = pcm_scale(request.output_format, request.bit_depth)
+    if not samples.size:
+        return -math.inf
+    largest = max(int(samples.max()), -int(samples.min())) if scale else float(np.abs(samples).max())
+    if scale and request.bit_depth == 24:
+        largest >>= 8  # quantized() keeps 24-bit samples in the top of an int32
+    return 20.0 * math.log10(largest / (scale or 1.0)) if largest > 0 else -math.inf
 
 
 def _stems_record(written: StemsWritten, raw, cue: FinishedCue, request: GenerationRequest,
