@@ -1,0 +1,54 @@
+"""The CLI's issue-13 flags (--track, --tracks, --range, --reference, --stems) become the
+request's fields, and their mistakes are one sentence before any work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from acestep_core.cli import build_parser, main, request_from_args
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    path = tmp_path / "take.wav"
+    sf.write(path, np.zeros((2 * 48000, 2), dtype=np.float32), 48000)
+    return path
+
+
+def request_for(*args: str):
+    request, _ = request_from_args(build_parser().parse_args(["generate", "music", *args]))
+    return request
+
+
+def test_flags_become_the_request_fields(source: Path):
+    lego = request_for("--task", "lego", "--track", "guitar", "--source", str(source), "--range", "0.5", "1.5")
+    assert (lego.task, lego.track, lego.repaint_start, lego.repaint_end) == ("lego", "guitar", 0.5, 1.5)
+    assert lego.source_audio == str(source.resolve())
+    repaint = request_for("--task", "repaint", "--source", str(source), "--range", "0.25", "1")
+    assert (repaint.repaint_start, repaint.repaint_end) == (0.25, 1.0)
+    complete = request_for("--task", "complete", "--tracks", "drums, bass", "--source", str(source))
+    assert complete.tracks == ["drums", "bass"]
+    extract = request_for("--task", "extract", "--track", "drums", "--source", str(source))
+    assert (extract.task, extract.track) == ("extract", "drums")
+    reference = request_for("--reference", str(source), "--stems", "--tracks", "drums")
+    assert (reference.reference_audio, reference.stems, reference.tracks) == (str(source.resolve()), True, ["drums"])
+    assert request_for().stems is False and request_for().tracks is None
+
+
+def test_range_and_repaint_flags_together_are_refused(source: Path, tmp_path: Path, capsys):
+    code = main(["generate", "music", "--task", "repaint", "--source", str(source), "--range", "0", "1",
+                 "--repaint-start", "0", "-o", str(tmp_path / "out.wav")])
+    assert code == 2
+    assert capsys.readouterr().err.strip() == (
+        "acestep-dcc: --range and --repaint-start/--repaint-end say the same thing; pass only --range START END")
+    assert not (tmp_path / "out.wav").exists()
+
+
+def test_a_missing_reference_is_named(tmp_path: Path, capsys):
+    assert main(["generate", "music", "--reference", str(tmp_path / "nope.wav"), "-o", str(tmp_path / "x.wav")]) == 2
+    assert capsys.readouterr().err.strip() == f"acestep-dcc: the reference audio file {tmp_path / 'nope.wav'} does not exist"
+    assert list(tmp_path.iterdir()) == []
