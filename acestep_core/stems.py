@@ -71,6 +71,9 @@ def split_request(audio_path: str | Path, tracks: list[str] | tuple[str, ...] | 
     stems=True, `tracks` (None: DEFAULT_STEM_TRACKS), the file as source_audio, and the
     file's own length, rate and bit depth, with loudness left as it is. Raises
     InvalidRequest (one sentence) when the file cannot be split.
+
+    A host sending this to the worker uploads the file when request.source_audio is set
+    and puts the upload's id there (the worker reads no client path).
     """
     path = Path(audio_path)
     names = parse_tracks(tracks)
@@ -98,18 +101,27 @@ def split_request(audio_path: str | Path, tracks: list[str] | tuple[str, ...] | 
 
 def _file_format(path: Path) -> tuple[str, int, int, float]:
     """(format, sample rate, bit depth, seconds) to write the stems of `path` in: its own,
-    where acestep-dcc writes it (else WAV, 48 kHz, 24-bit)."""
-    import soundfile as sf
-
+    where acestep-dcc writes it (else WAV, 48 kHz, 24-bit). Read with soundfile, or, in a
+    host's Python without it, with the standard library's wave module (WAV only)."""
+    fmt = audio_extension(path) or "wav"
     try:
-        info = sf.info(str(path))
-    except (RuntimeError, sf.LibsndfileError) as exc:
+        import soundfile as sf
+    except ImportError:
+        sf = None
+    try:
+        if sf is not None:
+            info = sf.info(str(path))
+            file_rate, frames, narrow = info.samplerate, info.frames, info.subtype in ("PCM_16", "PCM_S8", "PCM_U8")
+        else:
+            import wave
+
+            with wave.open(str(path), "rb") as reader:
+                file_rate, frames, narrow = reader.getframerate(), reader.getnframes(), reader.getsampwidth() <= 2
+    except Exception as exc:  # soundfile's and wave's errors for a file that is not audio
         raise InvalidRequest([FieldProblem("source_audio", (
             f"cannot read {path} as audio ({exc}); pass a WAV, FLAC or Ogg file"))]) from None
-    fmt = audio_extension(path) or "wav"
-    rate = info.samplerate if info.samplerate in SAMPLE_RATES else 48000
-    bits = 16 if info.subtype in ("PCM_16", "PCM_S8", "PCM_U8") else 24
-    return fmt, rate, bits, info.frames / info.samplerate
+    rate = file_rate if file_rate in SAMPLE_RATES else 48000
+    return fmt, rate, 16 if narrow else 24, frames / file_rate
 
 
 def matches_file(written: "Any", audio_path: str | Path, bit_depth: int) -> str | None:
