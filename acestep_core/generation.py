@@ -289,6 +289,11 @@ def generate_cues(
         frames = cue.frames
         stems = [] if written is None else written.stems
         cue.warnings += [stem.warning for stem in stems if stem.warning]
+        not_played = [track for track in (request.tracks or []) if request.stems and raw.stems is not None
+                      and track not in raw.stems]
+        if not_played:
+            cue.warnings.append(f"no {', '.join(not_played)} stem was written: the {info.name} backend played no "
+                                f"such part in this cue")
         metadata = _sidecar(request, info, raw.settings, k, seeds[k], path, cue, created)
         if written is not None:
             metadata.update(_stems_record(written, raw, cue, request, stems_by_extract))
@@ -331,6 +336,8 @@ def generate_cues(
                 for stem in stems_written[number - 1]:
                     put_in_place(stem.temporary, stem.path)
                     write_json_atomic(sidecar_path(stem.path), stem.sidecar)
+                if existing == "overwrite" and mix_file is None:
+                    _remove_stale_stems(Path(output.path), [stem.track for stem in stems_written[number - 1]])
                 report(Progress(WRITING, _FINISH_SPAN[0] + (_FINISH_SPAN[1] - _FINISH_SPAN[0])
                                 * (0.5 + 0.5 * number / len(outputs))))
         except (OSError, SoundFileError) as exc:
@@ -708,6 +715,18 @@ def _written_peak_dbfs(samples: "np.ndarray", request: GenerationRequest) -> flo
     if scale and request.bit_depth == 24:
         largest >>= 8  # quantized() keeps 24-bit samples in the top of an int32
     return 20.0 * math.log10(largest / (scale or 1.0)) if largest > 0 else -math.inf
+
+
+def _remove_stale_stems(mix: Path, kept: list[str]) -> None:
+    """After an overwrite: stems an earlier run left beside `mix` (their sidecars say they
+    are its stems) no longer belong to it, and go."""
+    from acestep_core.request import TRACK_NAMES
+    from acestep_core.stems import recorded_sidecar
+
+    for track in TRACK_NAMES:
+        stale = stem_path(mix, track)
+        if track not in kept and stale.is_file() and (recorded_sidecar(stale) or {}).get("stem_of") == mix.name:
+            discard([stale, sidecar_path(stale)])
 
 
 def _stems_record(written: StemsWritten, raw, cue: FinishedCue, request: GenerationRequest,

@@ -182,3 +182,18 @@ def test_base_checkpoint_makes_stems_by_extract(tiny_checkpoint_factory, tmp_pat
     info = sf.info(tmp_path / "take.bass.wav")
     assert (info.frames, info.samplerate, info.subtype) == (int(1.5 * 48000), 48000, "PCM_24")
     assert sidecar(tmp_path / "take.bass.wav")["stem_of"] == "take.wav"
+
+
+def test_overwriting_a_mix_removes_the_stems_it_no_longer_has(tmp_path: Path):
+    out = tmp_path / "boss.wav"
+    assert generate("--stems", "-o", str(out), "--backend", "sketch") == 0
+    assert (tmp_path / "boss.drums.wav").is_file()
+    keep = tmp_path / "boss.notes.wav"  # not a stem of boss.wav: left alone
+    keep.write_bytes(b"mine")
+    assert generate("--stems", "--tracks", "bass,vocals", "--overwrite", "-o", str(out), "--backend", "sketch") == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "boss.bass.wav", "boss.bass.wav.json", "boss.notes.wav", "boss.wav", "boss.wav.json"]
+    record = sidecar(out)
+    assert [stem["track"] for stem in record["stems"]] == ["bass"]
+    assert record["stems_sum_exact"] is False and "leave out" in record["stems_sum"]["note"]
+    assert "no vocals stem was written" in " ".join(record["warnings"])
