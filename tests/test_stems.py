@@ -7,6 +7,7 @@ import hashlib
 import json
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -197,3 +198,31 @@ def test_overwriting_a_mix_removes_the_stems_it_no_longer_has(tmp_path: Path):
     assert [stem["track"] for stem in record["stems"]] == ["bass"]
     assert record["stems_sum_exact"] is False and "leave out" in record["stems_sum"]["note"]
     assert "no vocals stem was written" in " ".join(record["warnings"])
+
+
+@pytest.mark.parametrize("when", ["a stem is being written", "the first cue and its stems are in place"])
+def test_a_cancel_while_stems_are_written_leaves_nothing(tmp_path: Path, when):
+    from acestep_core.backends.sketch import SketchBackend
+    from acestep_core.errors import GenerationCancelled
+    from acestep_core.generation import generate_cues
+    from acestep_core.request import GenerationRequest
+
+    cancelled_at: list[float] = []
+    progress_seen: list = []
+
+    def is_cancelled() -> bool:
+        if not cancelled_at:
+            if when == "a stem is being written":
+                reached = any(".partial" in p.name and ".drums." in p.name for p in tmp_path.iterdir())
+            else:
+                reached = any(p.stage == "writing" and p.fraction > 0.95 for p in progress_seen)
+            if reached:
+                cancelled_at.append(time.monotonic())
+        return bool(cancelled_at)
+
+    request = GenerationRequest(prompt=PROMPT, duration=20, candidates=2, seed=5, stems=True)
+    with pytest.raises(GenerationCancelled):
+        generate_cues(request, SketchBackend(), tmp_path / "boss.wav", on_progress=progress_seen.append,
+                      is_cancelled=is_cancelled)
+    assert cancelled_at and time.monotonic() - cancelled_at[0] < 1.0
+    assert list(tmp_path.iterdir()) == []
