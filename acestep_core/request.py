@@ -15,7 +15,13 @@ from typing import Any
 
 from acestep_core.errors import FieldProblem, InvalidRequest
 
-TASKS = ("text2music", "repaint", "cover")
+TASKS = ("text2music", "repaint", "cover", "extract", "lego", "complete")
+# Tasks that work on existing audio (source_audio), and those ACE-Step's turbo checkpoints
+# were not trained for (they need a base or sft checkpoint).
+SOURCE_TASKS = tuple(task for task in TASKS if task != "text2music")
+BASE_ONLY_TASKS = ("extract", "lego", "complete")
+TRACK_TASKS = ("extract", "lego")  # the one instrument they take out or add
+REFERENCE_TASKS = ("text2music", "cover")  # reference_audio: a clip for timbre and style
 # ACE-Step's own instrument names (extract, lego, complete, and which stems a split makes).
 TRACK_NAMES = ("vocals", "backing_vocals", "drums", "bass", "guitar", "keyboard", "percussion", "strings",
                "synth", "fx", "brass", "woodwinds")
@@ -134,8 +140,10 @@ class GenerationRequest:
     loudness: str | float | None = None
     true_peak_ceiling_db: float = -1.0
     intensity: float | None = None
-    # Issue 13 (validation is TASKS'): the instrument extract/lego work on, the ones complete
-    # adds (and which stems a split makes), reference audio, and stems beside the mix.
+    # `track` is the instrument extract takes out or lego adds (TRACK_NAMES); `tracks` the
+    # ones complete adds, or which stems `stems` makes. Lego's range is repaint_start/end
+    # (both None: the whole source). `reference_audio` (text2music, cover) is a clip whose
+    # timbre and style to follow: a path for the CLI, an upload id for the worker.
     track: str | None = None
     tracks: list[str] | None = None
     reference_audio: str | None = None
@@ -187,17 +195,51 @@ class GenerationRequest:
             bad("time_signature", f"time_signature must be one of {', '.join(TIME_SIGNATURES)}, got {self.time_signature!r}")
         if self.task not in TASKS:
             bad("task", f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
-        elif self.task in ("repaint", "cover"):
+        elif self.task in SOURCE_TASKS:
             if not isinstance(self.source_audio, str) or not self.source_audio:
                 bad("source_audio", f"the {self.task} task needs source audio to work from")
         elif self.source_audio is not None:
-            bad("source_audio", "source_audio is only used by the repaint and cover tasks; remove it or set the task")
+            bad("source_audio", f"source_audio is only used by the {_words(SOURCE_TASKS)} tasks; remove it or set the task")
+        track_list = ", ".join(TRACK_NAMES)
+        # A stems split is "extract" with stems and tracks (one extract per track), so no track.
+        split = self.task == "extract" and self.stems is True and bool(self.tracks)
+        if self.track is not None:
+            if self.track not in TRACK_NAMES:
+                bad("track", f"track must be one of {track_list}, got {self.track!r}")
+            elif self.task not in TRACK_TASKS:
+                bad("track", f"track is only used by the {_words(TRACK_TASKS)} tasks; remove it or set the task")
+        elif self.task in TRACK_TASKS and not split:
+            verb = "take out" if self.task == "extract" else "add"
+            bad("track", f"{self.task} needs track, the instrument to {verb}: one of {track_list}")
+        if self.tracks is not None:
+            wrong = [name for name in self.tracks if name not in TRACK_NAMES]
+            if wrong:
+                bad("tracks", f"track must be one of {track_list}, got {wrong[0]!r}")
+            elif not self.tracks:
+                bad("tracks", f"tracks must name at least one of {track_list}, or be empty (null)")
+            elif len(set(self.tracks)) != len(self.tracks):
+                twice = next(name for name in self.tracks if self.tracks.count(name) > 1)
+                bad("tracks", f"tracks names {twice!r} twice; name each track once")
+            elif self.task != "complete" and self.stems is not True:
+                bad("tracks", "tracks is only used by the complete task and by stems; remove it, set the task to complete or turn stems on")
+        elif self.task == "complete":
+            bad("tracks", f"complete needs tracks, the instruments to add, from {track_list}")
+        if self.reference_audio is not None:
+            if not self.reference_audio:
+                bad("reference_audio", "reference_audio must name the reference clip, or be empty (null)")
+            elif self.task not in REFERENCE_TASKS:
+                bad("reference_audio", f"reference_audio is only used by the {_words(REFERENCE_TASKS)} tasks; remove it for {self.task}")
+        if not isinstance(self.stems, bool):
+            bad("stems", f"stems must be true or false, got {self.stems!r}")
+        start, end = self.repaint_start, self.repaint_end
         if self.task == "repaint":
-            start, end = self.repaint_start, self.repaint_end
             if not _is_number(start) or not _is_number(end) or not 0 <= start < end:
                 bad("repaint_start", f"repaint needs repaint_start and repaint_end in seconds with 0 <= start < end, got {start!r} and {end!r}")
-        elif self.repaint_start is not None or self.repaint_end is not None:
-            bad("repaint_start", "repaint_start and repaint_end are only used by the repaint task")
+        elif self.task == "lego":  # optional: both empty is the whole source
+            if (start is not None or end is not None) and (not _is_number(start) or not _is_number(end) or not 0 <= start < end):
+                bad("repaint_start", f"lego's range needs repaint_start and repaint_end in seconds with 0 <= start < end, or both empty for the whole source, got {start!r} and {end!r}")
+        elif start is not None or end is not None:
+            bad("repaint_start", "repaint_start and repaint_end are only used by the repaint and lego tasks")
         if not _is_number(self.cover_strength) or not 0.0 <= self.cover_strength <= 1.0:
             bad("cover_strength", f"cover_strength must be between 0 and 1, got {self.cover_strength!r}")
         if self.output_format not in OUTPUT_FORMATS:
@@ -357,7 +399,7 @@ def _type_problem(name: str, value: Any) -> str | None:
 
 # Text fields that must be real Unicode. source_audio is left out: for the CLI it is a
 # file path, and a path may hold any bytes.
-_TEXT_FIELDS = ("prompt", "lyrics", "key", "time_signature", "task", "output_format", "file_name", "loudness")
+_TEXT_FIELDS = ("prompt", "lyrics", "key", "time_signature", "task", "output_format", "file_name", "loudness", "track")
 
 
 def text_problem(name: str, value: Any) -> str | None:
@@ -384,6 +426,11 @@ def _with_text_problems(request: GenerationRequest, found: list[FieldProblem]) -
     merged = {p.field: text.get(p.field, p) for p in found} | text
     order = {f.name: k for k, f in enumerate(dataclasses.fields(GenerationRequest))}
     return sorted(merged.values(), key=lambda p: order.get(p.field, len(order)))
+
+
+def _words(names: tuple[str, ...]) -> str:
+    """('a', 'b', 'c') -> 'a, b and c'."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def whole_number_as_int(value: Any) -> Any:

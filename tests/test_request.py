@@ -47,7 +47,6 @@ def test_keys_are_normalized(text, expected):
     ("cover", {}, "source_audio"),
     ("text2music", {"source_audio": "x.wav"}, "source_audio"),
     ("text2music", {"repaint_start": 1.0}, "repaint_start"),
-    ("extract", {}, "task"),
 ])
 def test_task_fields_must_fit_the_task(task, extra, field):
     with pytest.raises(InvalidRequest) as excinfo:

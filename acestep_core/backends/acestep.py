@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from acestep_core.backends.base import BackendInfo, RawAudio
+from acestep_core.backends.base import BASE_ONLY_TASKS, BackendInfo, RawAudio, needs_base_checkpoint
 from acestep_core.errors import (
     BackendUnavailable,
     FieldProblem,
@@ -46,7 +46,9 @@ BASE_DEFAULTS = {"steps": 32, "guidance": 7.0, "shift": 3.0}
 # reads the language from the text).
 INSTRUMENTAL_LYRICS = "[Instrumental]"
 VOCAL_LANGUAGE = "unknown"
-TASKS = ("text2music", "repaint", "cover")
+TASKS = ("text2music", "repaint", "cover", "extract")
+# ACE-Step's turbo checkpoints were not trained for these (STEMS' minimal extract; TASKS owns the rest).
+BASE_ONLY = BASE_ONLY_TASKS
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -216,6 +218,8 @@ class AceStepBackend:
     def describe(self) -> BackendInfo:
         report = self._report or inspect_model_folder(self.model_dir)
         tasks = TASKS if report.supports_cover else tuple(t for t in TASKS if t != "cover")
+        if report.is_turbo:
+            tasks = tuple(t for t in tasks if t not in BASE_ONLY)
         return BackendInfo(
             name=self.name,
             label=f"ACE-Step 1.5 ({self.model_dir.name})",
@@ -241,6 +245,8 @@ class AceStepBackend:
         """
         if len(seeds) != request.candidates:
             raise ValueError(f"need one seed per candidate: {request.candidates} candidates, {len(seeds)} seeds")
+        if request.task in BASE_ONLY and request.task not in self.describe().supports_tasks:
+            raise BackendUnavailable(needs_base_checkpoint(request.task))
         with self._lock:
             if is_cancelled():
                 raise GenerationCancelled()
@@ -253,7 +259,7 @@ class AceStepBackend:
                 )
             settings = self.resolve_settings(request)
             source = None
-            if request.task in ("repaint", "cover"):
+            if request.task in ("repaint", "cover", "extract"):
                 source = read_source_audio(request.source_audio, pipe.sample_rate)
             arguments = self._pipeline_arguments(request, settings, source)
             arguments["generator"] = [torch.Generator(device="cpu").manual_seed(int(seed)) for seed in seeds]
@@ -350,6 +356,8 @@ class AceStepBackend:
             arguments["repainting_end"] = float(request.repaint_end)
         if request.task == "cover":
             arguments["audio_cover_strength"] = float(request.cover_strength)
+        if request.task == "extract":  # the pipeline's instruction: "Extract the DRUMS track from the audio:"
+            arguments["track_name"] = request.track
         return arguments
 
     def _run_pipeline(self, arguments: dict[str, Any]) -> torch.Tensor:
