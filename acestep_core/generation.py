@@ -54,9 +54,12 @@ from acestep_core.audio.writer import (
     as_written, discard, output_run, pcm_scale, put_in_place, quantized, temporary_path_beside, write_audio,
     write_json_atomic,
 )
-from acestep_core.backends.base import Backend, BackendInfo
-from acestep_core.errors import AceStepError, GenerationCancelled, GenerationFailed, OutputNotWritable
+from acestep_core.backends.base import BASE_ONLY_TASKS, Backend, BackendInfo, needs_base_checkpoint
+from acestep_core.errors import (
+    AceStepError, BackendUnavailable, GenerationCancelled, GenerationFailed, OutputNotWritable,
+)
 from acestep_core.jobs import CueOutput
+from acestep_core.backends.base import BASE_REPO_ID
 from acestep_core.output_names import sidecar_path, stem_path
 from acestep_core.progress import (
     FINISHING,
@@ -212,6 +215,8 @@ def generate_cues(
         targets = output_paths(output_path, request.output_format, request.candidates, existing,
                                stem_tracks=stem_tracks_to_check(request))
     seeds = candidate_seeds(request.seed, request.candidates)
+    if request.task in BASE_ONLY_TASKS and backend.name != "sketch" and request.task not in backend.describe().supports_tasks:
+        raise BackendUnavailable(needs_base_checkpoint(request.task))  # before the model loads (sketch says its own)
     stems_by_extract = request.stems and _stems_by_extract(request, backend.describe())
     timings: dict[str, float] = {}
     report_lock = threading.Lock()  # candidates finish on several threads
@@ -590,10 +595,10 @@ def _stems_by_extract(request: GenerationRequest, info: BackendInfo) -> bool:
     if info.supports_stems:
         raise InvalidRequest([FieldProblem("stems", (
             f"the {info.name} backend makes stems only of music it makes itself; stems of other audio need an "
-            "ACE-Step base or sft checkpoint: run 'acestep-dcc download-model --variant base' and pass --model"))])
+            f"ACE-Step base or sft checkpoint: run 'acestep-dcc download-model {BASE_REPO_ID}' and pass --model"))])
     raise InvalidRequest([FieldProblem("stems", (
         f"stems need the extract task, which {info.label} cannot do (ACE-Step's turbo checkpoints were not trained "
-        "for it): run 'acestep-dcc download-model --variant base' and pass that model, or use the sketch backend"))])
+        f"for it): run 'acestep-dcc download-model {BASE_REPO_ID}' and pass that model, or use the sketch backend"))])
 
 
 def _with_extracted_stems(backend: Backend, request: GenerationRequest, raw, seeds: list[int],

@@ -160,7 +160,20 @@ def test_stems_need_extract_on_a_model_that_cannot(tiny_checkpoint_factory, tmp_
     out = tmp_path / "out"
     assert generate("--stems", "--model", str(turbo), "-o", str(out / "cue.wav")) == 2
     error = capsys.readouterr().err
-    assert "turbo checkpoints were not trained" in error and "download-model --variant base" in error
+    assert "turbo checkpoints were not trained" in error and "download-model ACE-Step/acestep-v15-xl-base" in error
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_extract_on_a_turbo_checkpoint_is_refused_before_any_work(tiny_checkpoint_factory, tmp_path: Path, capsys):
+    turbo = tiny_checkpoint_factory(variant="turbo")
+    source = tmp_path / "take.wav"
+    sf.write(source, np.zeros((48000, 2), dtype=np.float32), 48000)
+    out = tmp_path / "out"
+    assert main(["generate", PROMPT, "--task", "extract", "--track", "drums", "--source", str(source),
+                 "--model", str(turbo), "-o", str(out / "drums.wav")]) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        "extract needs a base or sft checkpoint; ACE-Step's turbo checkpoints were not trained for it: run "
+        "'acestep-dcc download-model ACE-Step/acestep-v15-xl-base-diffusers' and pass --model")
     assert not out.exists() or list(out.iterdir()) == []
 
 

@@ -46,6 +46,17 @@ class BackendInfo:
         return data
 
 
+# Tasks ACE-Step's turbo checkpoints were not trained for.
+BASE_ONLY_TASKS = ("extract",)
+BASE_REPO_ID = "ACE-Step/acestep-v15-xl-base-diffusers"  # the official Diffusers-format base checkpoint
+
+
+def needs_base_checkpoint(task: str) -> str:
+    """The sentence that refuses a base-only task on a model that cannot do it."""
+    return (f"{task} needs a base or sft checkpoint; ACE-Step's turbo checkpoints were not trained for it: "
+            f"run 'acestep-dcc download-model {BASE_REPO_ID}' and pass --model")
+
+
 @dataclass
 class RawAudio:
     """Backend output before finishing. `samples` is (candidates, channels, frames)."""
