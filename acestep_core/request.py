@@ -212,8 +212,10 @@ class GenerationRequest:
             verb = "take out" if self.task == "extract" else "add"
             bad("track", f"{self.task} needs track, the instrument to {verb}: one of {track_list}")
         if self.tracks is not None:
-            wrong = [name for name in self.tracks if name not in TRACK_NAMES]
-            if wrong:
+            wrong = [name for name in self.tracks if name not in TRACK_NAMES] if isinstance(self.tracks, list) else [self.tracks]
+            if not isinstance(self.tracks, list):
+                bad("tracks", f"tracks must be a list of track names from {track_list}, got {self.tracks!r}")
+            elif wrong:
                 bad("tracks", f"track must be one of {track_list}, got {wrong[0]!r}")
             elif not self.tracks:
                 bad("tracks", f"tracks must name at least one of {track_list}, or be empty (null)")

@@ -173,3 +173,70 @@ def test_a_whole_number_written_with_a_decimal_point_is_that_number():
     assert all(type(v) is int for v in (request.candidates, request.seed, request.sample_rate))
     with pytest.raises(InvalidRequest):
         GenerationRequest.from_dict({"prompt": "x", "candidates": 2.5})
+
+
+# -- issue 13: the edit tasks' fields -------------------------------------------------------
+
+from acestep_core.request import BASE_ONLY_TASKS, SOURCE_TASKS, TASKS, TRACK_NAMES  # noqa: E402
+
+ALL_TRACKS = ", ".join(TRACK_NAMES)
+
+
+def test_the_task_lists_follow_ace_step():
+    assert TASKS == ("text2music", "repaint", "cover", "extract", "lego", "complete")
+    assert SOURCE_TASKS == ("repaint", "cover", "extract", "lego", "complete")
+    assert BASE_ONLY_TASKS == ("extract", "lego", "complete")
+
+
+def test_edit_tasks_round_trip_through_json():
+    for data in ({"prompt": "x", "task": "extract", "track": "drums", "source_audio": "up-1"},
+                 {"prompt": "x", "task": "lego", "track": "guitar", "source_audio": "up-1",
+                  "repaint_start": 1.0, "repaint_end": 2.5},
+                 {"prompt": "x", "task": "lego", "track": "guitar", "source_audio": "up-1"},
+                 {"prompt": "x", "task": "complete", "tracks": ["drums", "bass"], "source_audio": "up-1"},
+                 {"prompt": "x", "task": "extract", "stems": True, "tracks": ["drums", "bass"], "source_audio": "up-1"},
+                 {"prompt": "x", "reference_audio": "up-2", "stems": True, "tracks": ["drums"]},
+                 {"prompt": "x", "task": "cover", "source_audio": "up-1", "reference_audio": "up-2"}):
+        request = GenerationRequest.from_dict(data)
+        assert GenerationRequest.from_json(request.to_json()) == request
+        assert {k: request.to_dict()[k] for k in data} == data
+
+
+def test_an_unknown_track_is_refused_with_the_whole_list():
+    with pytest.raises(InvalidRequest) as excinfo:
+        GenerationRequest.from_dict({"prompt": "x", "task": "extract", "track": "drum", "source_audio": "a"})
+    assert problems_by_field(excinfo) == {"track": f"track must be one of {ALL_TRACKS}, got 'drum'"}
+    with pytest.raises(InvalidRequest) as excinfo:
+        GenerationRequest.from_dict({"prompt": "x", "task": "complete", "tracks": ["bass", "drum"], "source_audio": "a"})
+    assert problems_by_field(excinfo) == {"tracks": f"track must be one of {ALL_TRACKS}, got 'drum'"}
+
+
+def test_each_edit_task_says_what_it_needs():
+    with pytest.raises(InvalidRequest) as excinfo:
+        GenerationRequest.from_dict({"prompt": "x", "task": "lego"})
+    assert problems_by_field(excinfo) == {
+        "source_audio": "the lego task needs source audio to work from",
+        "track": f"lego needs track, the instrument to add: one of {ALL_TRACKS}"}
+    with pytest.raises(InvalidRequest) as excinfo:
+        GenerationRequest.from_dict({"prompt": "x", "task": "complete", "source_audio": "a"})
+    assert problems_by_field(excinfo) == {"tracks": f"complete needs tracks, the instruments to add, from {ALL_TRACKS}"}
+    with pytest.raises(InvalidRequest) as excinfo:
+        GenerationRequest.from_dict({"prompt": "x", "task": "lego", "track": "bass", "source_audio": "a", "repaint_start": 2})
+    assert set(problems_by_field(excinfo)) == {"repaint_start"}
+
+
+def test_fields_a_task_does_not_use_are_refused():
+    with pytest.raises(InvalidRequest) as excinfo:
+        GenerationRequest.from_dict({"prompt": "x", "track": "bass", "tracks": ["drums"],
+                                     "task": "repaint", "source_audio": "a", "repaint_start": 0, "repaint_end": 1,
+                                     "reference_audio": "r"})
+    assert problems_by_field(excinfo) == {
+        "track": "track is only used by the extract and lego tasks; remove it or set the task",
+        "tracks": "tracks is only used by the complete task and by stems; remove it, set the task to complete or turn stems on",
+        "reference_audio": "reference_audio is only used by the text2music and cover tasks; remove it for repaint"}
+    with pytest.raises(InvalidRequest) as excinfo:
+        GenerationRequest.from_dict({"prompt": "x", "tracks": "drums", "stems": "yes"})
+    assert set(problems_by_field(excinfo)) == {"tracks", "stems"}
+    with pytest.raises(InvalidRequest) as excinfo:
+        GenerationRequest.from_dict({"prompt": "x", "stems": True, "tracks": ["bass", "bass"]})
+    assert problems_by_field(excinfo) == {"tracks": "tracks names 'bass' twice; name each track once"}
