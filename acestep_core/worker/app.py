@@ -33,7 +33,7 @@ from acestep_core.request import (
     BIT_DEPTHS, FILE_NAME_PATTERN, KEY_PATTERN, LOOP_TASKS, LOUDNESS_PRESETS, MAX_BPM, MAX_CANDIDATES, MAX_DURATION_S,
     MAX_GUIDANCE, MAX_LOOP_BARS, MAX_LOUDNESS_LUFS, MAX_LYRICS_CHARS, MAX_PROMPT_CHARS, MAX_SEED, MAX_SHIFT, MAX_STEPS,
     MAX_TRUE_PEAK_DB, MIN_BPM, MIN_DURATION_S, MIN_LOUDNESS_LUFS, MIN_TRUE_PEAK_DB, OUTPUT_FORMATS, SAMPLE_RATES, TASKS,
-    TIME_SIGNATURES, GenerationRequest,
+    REFERENCE_TASKS, TIME_SIGNATURES, TRACK_NAMES, TRACK_TASKS, GenerationRequest,
 )
 from acestep_core.worker.runner import JOB_ID_PATTERN, JobRunner, QueueFull
 from acestep_core.worker.sets import DEFAULT_BARS, DEFAULT_INTENSITIES, DEFAULT_STINGERS, FIT, parse_set_body
@@ -229,6 +229,10 @@ def create_app(context: WorkerContext) -> FastAPI:
             problems.append(FieldProblem("source_audio", (
                 f"source_audio must be the id of an upload to this worker (upload-...), got "
                 f"{generation.source_audio!r}; the worker reads no file paths: upload the audio first")))
+        if generation.reference_audio is not None and uploads.path_for(generation.reference_audio) is None:
+            problems.append(FieldProblem("reference_audio", (
+                f"reference_audio must be the id of an upload to this worker (upload-...), got "
+                f"{generation.reference_audio!r}; the worker reads no file paths: upload the clip first")))
         if context.supported_tasks and generation.task not in context.supported_tasks:
             problems.append(FieldProblem("task", (
                 f"the {context.backend.name} backend cannot do {generation.task}; it does "
@@ -524,6 +528,9 @@ def _request_schema(schema: dict, tasks: tuple[str, ...]) -> dict:
         "loop_bars": {"minimum": 1, "maximum": MAX_LOOP_BARS},
         "true_peak_ceiling_db": {"minimum": MIN_TRUE_PEAK_DB, "maximum": MAX_TRUE_PEAK_DB},
         "intensity": {"minimum": 0, "maximum": 1},
+        "track": {"enum": list(TRACK_NAMES)},
+        "tracks": {"items": {"type": "string", "enum": list(TRACK_NAMES)}, "minItems": 1, "uniqueItems": True},
+        "reference_audio": {"pattern": UPLOAD_ID_PATTERN.pattern},
     }
     properties = schema["properties"]
     for name, extra in limits.items():
@@ -541,6 +548,7 @@ def _request_schema(schema: dict, tasks: tuple[str, ...]) -> dict:
         {"if": {"required": ["loop"], "properties": {"loop": {"const": True}}},
          "then": {"properties": {"task": {"enum": [t for t in tasks if t in LOOP_TASKS]}}}},
     ]
+    rules += _track_rules(properties, tasks)
     if text_tasks == list(tasks):  # this backend takes no source audio
         for name in ("source_audio", "repaint_start", "repaint_end"):
             properties[name] = {"type": "null", "default": None, "title": properties[name].get("title", name)}
@@ -560,6 +568,39 @@ def _request_schema(schema: dict, tasks: tuple[str, ...]) -> dict:
     return schema
 
 
+def _track_rules(properties: dict, tasks: tuple[str, ...]) -> list[dict]:
+    """GenerationRequest.problems()' rules for track, tracks and reference_audio; a field no
+    task of this backend takes is simply null (fewer rules for schema-driven clients)."""
+    rules: list[dict] = []
+    track_tasks = [t for t in TRACK_TASKS if t in tasks]
+    if not track_tasks:
+        properties["track"] = {"type": "null", "default": None, "title": "Track"}
+    else:
+        # track for extract and lego, which need it (a stems split is extract with tracks instead).
+        rules += [
+            {"if": {"required": ["track"], "properties": {"track": {"type": "string"}}},
+             "then": {"required": ["task"], "properties": {"task": {"enum": track_tasks}}}},
+            {"if": {"required": ["task"], "properties": {"task": {"enum": track_tasks}}},
+             "then": {"anyOf": [{"required": ["track"], "properties": {"track": {"type": "string"}}},
+                                {"required": ["task", "stems", "tracks"], "properties": {
+                                    "task": {"const": "extract"}, "stems": {"const": True},
+                                    "tracks": {"type": "array"}}}]}},
+        ]
+    # tracks for complete (which needs them) or to choose stems.
+    tracks_allowed = [{"required": ["stems"], "properties": {"stems": {"const": True}}}]
+    if "complete" in tasks:
+        tracks_allowed.append({"required": ["task"], "properties": {"task": {"const": "complete"}}})
+        rules.append({"if": {"required": ["task"], "properties": {"task": {"const": "complete"}}},
+                      "then": {"required": ["tracks"], "properties": {"tracks": {"type": "array"}}}})
+    rules.append({"if": {"required": ["tracks"], "properties": {"tracks": {"type": "array"}}},
+                  "then": tracks_allowed[0] if len(tracks_allowed) == 1 else {"anyOf": tracks_allowed}})
+    reference_tasks = [t for t in REFERENCE_TASKS if t in tasks]
+    if len(reference_tasks) < len(tasks):  # an upload, for text2music (the default) and cover
+        rules.append({"if": {"required": ["reference_audio"], "properties": {"reference_audio": {"type": "string"}}},
+                      "then": {"properties": {"task": {"enum": reference_tasks}}}})
+    return rules
+
+
 def _constrain(prop: dict, extra: dict) -> None:
     """Add limits to a property, or to the non-null branch of an optional one."""
     branches = [b for b in prop.get("anyOf", []) if b.get("type") != "null"]
@@ -577,7 +618,9 @@ def _set_generation_request_schema(request_schema: dict) -> dict:
     properties["candidates"] = {"const": 1, "default": 1}
     properties["loop_bars"] = {"type": "null", "default": None}
     properties["intensity"] = {"type": "null", "default": None}
-    schema["allOf"] = [rule for rule in schema.get("allOf", []) if "loop_bars" not in str(rule.get("if"))]
+    properties["reference_audio"] = {"type": "null", "default": None}
+    schema["allOf"] = [rule for rule in schema.get("allOf", [])
+                       if "loop_bars" not in str(rule.get("if")) and "reference_audio" not in str(rule.get("if"))]
     return schema
 
 

@@ -264,7 +264,8 @@ class JobRunner:
 
     def _uploads_in_use(self) -> set[str]:
         statuses = list(self._queued.values()) + ([self._running.status] if self._running else [])
-        return {s.request["source_audio"] for s in statuses if isinstance(s.request.get("source_audio"), str)}
+        return {s.request[field] for s in statuses for field in ("source_audio", "reference_audio")
+                if isinstance(s.request.get(field), str)}
 
     # -- views (called with the lock held) ----------------------------------------
 
@@ -470,6 +471,11 @@ class JobRunner:
             if path is None:
                 raise AceStepError(f"the upload {request.source_audio} is gone from the worker; upload the source audio again")
             request = dataclasses.replace(request, source_audio=str(path))
+        if request.reference_audio is not None:
+            path = self._resolve_upload(request.reference_audio)
+            if path is None:
+                raise AceStepError(f"the upload {request.reference_audio} is gone from the worker; upload the reference clip again")
+            request = dataclasses.replace(request, reference_audio=str(path))
         return request
 
     def _on_progress(self, running: _RunningJob, progress: Progress) -> None:

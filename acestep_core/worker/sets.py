@@ -93,6 +93,8 @@ def _overruled_fields(request: GenerationRequest) -> list[FieldProblem]:
         problems.append(FieldProblem("loop_bars", "give a set's length as bars beside the request, not as request.loop_bars"))
     if request.intensity is not None:
         problems.append(FieldProblem("intensity", "a set chooses each level's intensity; leave intensity empty and set intensities instead"))
+    if request.reference_audio is not None:
+        problems.append(FieldProblem("reference_audio", "a set takes no reference clip; leave reference_audio empty (null)"))
     return problems
 
 
