@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from acestep_core import __version__
-from acestep_core.errors import AceStepError, GenerationCancelled, InvalidRequest, OutputNotWritable
+from acestep_core.errors import AceStepError, GenerationCancelled, InvalidRequest, LoopDoesNotFit, OutputNotWritable
 from acestep_core.request import OUTPUT_FORMATS, TASKS, TIME_SIGNATURES, GenerationRequest, set_option_problems
 from acestep_core.threads import apply_thread_settings
 
@@ -46,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
         # Generation's sentences are the worker's too; here the folder is chosen with -o.
         print(f"acestep-dcc: {exc}".replace("choose another folder", "choose another folder with -o"),
               file=sys.stderr)
+        return EXIT_USAGE
+    except LoopDoesNotFit as exc:
+        # The core names no flags (hosts call it too); here they are.
+        print(f"acestep-dcc: {exc} (--bpm BPM, --loop BARS or --loop fit)", file=sys.stderr)
         return EXIT_USAGE
     except AceStepError as exc:
         print(f"acestep-dcc: {exc}", file=sys.stderr)

@@ -91,3 +91,7 @@ class WorkerRejected(WorkerError):
 
 class ModelDownloadFailed(AceStepError):
     """Fetching model weights failed (offline, unreachable Hub, unknown or gated repo, disk full)."""
+
+
+class LoopDoesNotFit(AceStepError, ValueError):
+    """The generated audio is too short for the loop asked for (raised by audio.loops)."""

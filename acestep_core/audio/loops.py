@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from acestep_core.errors import AceStepError
+from acestep_core.errors import LoopDoesNotFit  # defined there so the CLI can catch it without numpy
 
 # The crossfade is one beat, kept between these lengths: long enough to blend two
 # different musical moments, short enough that the loop's first beat keeps its attack.
@@ -28,10 +28,6 @@ MAX_TAIL_S = 4.0
 # A bar when the tempo is not known before generating (60 BPM in 4/4): the most a
 # "fit" loop can run past the requested duration, plus a tail.
 UNKNOWN_TEMPO_MARGIN_S = 6.0
-
-
-class LoopDoesNotFit(AceStepError, ValueError):
-    """The generated audio is too short for the loop asked for."""
 
 
 @dataclass(frozen=True)
@@ -108,8 +104,8 @@ def plan_loop(bpm: float, beats_per_bar: int, sample_rate: int, *, bars: int | N
             seconds_needed = (bars * bar + fade) / sample_rate
             raise LoopDoesNotFit(
                 f"{bars} bars at {bpm:.1f} BPM need {seconds_needed:.1f} s of audio but only "
-                f"{available_frames / sample_rate:.1f} s was generated; set the tempo (--bpm), "
-                f"ask for fewer bars, or use --loop fit"
+                f"{available_frames / sample_rate:.1f} s was generated; set the tempo, "
+                f"ask for fewer bars, or let the loop fit the audio"
             )
         count = min(wanted, fitting)
         if count < 1:
