@@ -482,16 +482,18 @@ class _ProgressBar:
     _STEP_COUNTER = re.compile(r"(generating) \d+/\d+")
 
     def __init__(self) -> None:
-        from tqdm import tqdm
-
         self._interactive = sys.stderr.isatty()
         self._lock = threading.Lock()
         self._last_key = None
         self._last_tenth = -1
         self._last_line_at = time.monotonic()
         self._last_line = ""
-        self._bar = tqdm(total=1000, file=sys.stderr, unit="", leave=False, disable=not self._interactive,
-                         bar_format="{desc:<18} {bar} {percentage:3.0f}% {elapsed}")
+        self._bar = None
+        if self._interactive:  # tqdm only for a terminal: its import is 18 ms of a one-shot run
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=1000, file=sys.stderr, unit="", leave=False,
+                             bar_format="{desc:<18} {bar} {percentage:3.0f}% {elapsed}")
 
     def update(self, progress) -> None:
         with self._lock:
@@ -511,7 +513,8 @@ class _ProgressBar:
                 print(line, file=sys.stderr, flush=True)
 
     def close(self) -> None:
-        self._bar.close()
+        if self._bar is not None:
+            self._bar.close()
 
 
 # -- download-model and doctor ----------------------------------------------------------
