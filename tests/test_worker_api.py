@@ -373,6 +373,21 @@ def test_source_audio_must_be_an_upload_of_this_worker(worker: WorkerClient, sou
     assert "source_audio" in {p.field for p in caught.value.problems} or "task" in {p.field for p in caught.value.problems}
 
 
+def test_a_reference_clip_the_backend_cannot_follow_is_refused(worker: WorkerClient, tmp_path):
+    """The sketch makes no use of a reference: a 422 that says so, not a cue that ignores it."""
+    health = worker.health()
+    assert health["supports_reference"] is False and health["supports_stems"] is True
+    clip = worker.upload(write_tone(tmp_path / "reference.wav"))
+    with pytest.raises(WorkerRejected) as caught:
+        worker.submit({"prompt": "x", "reference_audio": clip})
+    assert caught.value.status_code == 422
+    assert [p.field for p in caught.value.problems] == ["reference_audio"]
+    assert "sketch backend cannot follow a reference clip" in str(caught.value)
+    _, schema, _ = raw_request(worker, "GET", "/v1/openapi.json")
+    assert schema["components"]["schemas"]["GenerationRequest"]["properties"]["reference_audio"]["type"] == "null"
+    assert all(job.request.get("reference_audio") is None for job in worker.jobs(limit=100))  # nothing queued
+
+
 @pytest.mark.parametrize("path", [
     "/v1/jobs/..%2F..%2Fjobs.sqlite3",
     "/v1/jobs/../../etc/passwd",

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from acestep_core.progress import CancelCheck, ProgressCallback
-from acestep_core.request import GenerationRequest
+from acestep_core.request import BASE_ONLY_TASKS, GenerationRequest  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:  # numpy is not importable from host Pythons
     import numpy as np
@@ -39,6 +39,9 @@ class BackendInfo:
     # True when generate() returns RawAudio.stems itself for request.stems (the sketch's
     # own parts); a backend that can extract makes stems with one extract per track.
     supports_stems: bool = False
+    # True when generate() uses request.reference_audio (a clip for timbre and style);
+    # a backend without it refuses the request before any work.
+    supports_reference: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)
@@ -46,8 +49,7 @@ class BackendInfo:
         return data
 
 
-# Tasks ACE-Step's turbo checkpoints were not trained for.
-BASE_ONLY_TASKS = ("extract",)
+# BASE_ONLY_TASKS (request.py's): tasks ACE-Step's turbo checkpoints were not trained for.
 BASE_REPO_ID = "ACE-Step/acestep-v15-xl-base-diffusers"  # the official Diffusers-format base checkpoint
 
 

@@ -103,6 +103,7 @@ class WorkerContext:
     request_shutdown: Callable[[], None] = lambda: None
     started: float = field(default_factory=time.monotonic)
     supported_tasks: tuple[str, ...] = ()
+    supports_reference: bool = False  # whether the backend follows reference_audio
     finish_signal: FinishSignal = field(default_factory=FinishSignal)
     # When a client last talked to the worker (monotonic): --idle-exit counts from here.
     last_request: float = field(default_factory=time.monotonic)
@@ -208,6 +209,8 @@ def create_app(context: WorkerContext) -> FastAPI:
             "model_error": model_error,
             "defaults": info.defaults,
             "supports_tasks": list(info.supports_tasks),
+            "supports_reference": info.supports_reference,
+            "supports_stems": info.supports_stems or "extract" in info.supports_tasks,
             "queue_length": runner.queue_length,
             "max_queue": runner.max_queue,
             "running_job": runner.running_job_id,
@@ -229,7 +232,11 @@ def create_app(context: WorkerContext) -> FastAPI:
             problems.append(FieldProblem("source_audio", (
                 f"source_audio must be the id of an upload to this worker (upload-...), got "
                 f"{generation.source_audio!r}; the worker reads no file paths: upload the audio first")))
-        if generation.reference_audio is not None and uploads.path_for(generation.reference_audio) is None:
+        if generation.reference_audio is not None and not context.supports_reference:
+            problems.append(FieldProblem("reference_audio", (
+                f"the {context.backend.name} backend cannot follow a reference clip; leave reference_audio empty "
+                "(null), or start the worker with an ACE-Step model")))
+        elif generation.reference_audio is not None and uploads.path_for(generation.reference_audio) is None:
             problems.append(FieldProblem("reference_audio", (
                 f"reference_audio must be the id of an upload to this worker (upload-...), got "
                 f"{generation.reference_audio!r}; the worker reads no file paths: upload the clip first")))
@@ -330,7 +337,7 @@ def create_app(context: WorkerContext) -> FastAPI:
     async def openapi() -> Response:
         return json_response(app.openapi())
 
-    _extend_openapi(app, context.supported_tasks)
+    _extend_openapi(app, context.supported_tasks, context.supports_reference)
     return app
 
 
@@ -461,7 +468,7 @@ def _media_type(path: Path) -> str:
     return FILE_MEDIA_TYPES.get(path.suffix.lower(), "application/octet-stream")
 
 
-def _dataclass_schemas(tasks: tuple[str, ...]) -> dict[str, dict]:
+def _dataclass_schemas(tasks: tuple[str, ...], supports_reference: bool = False) -> dict[str, dict]:
     from pydantic import TypeAdapter
 
     schemas: dict[str, dict] = {}
@@ -469,7 +476,7 @@ def _dataclass_schemas(tasks: tuple[str, ...]) -> dict[str, dict]:
         schema = TypeAdapter(cls).json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
         schemas[cls.__name__] = schema
-    schemas["GenerationRequest"] = _request_schema(schemas["GenerationRequest"], tasks or TASKS)
+    schemas["GenerationRequest"] = _request_schema(schemas["GenerationRequest"], tasks or TASKS, supports_reference)
     schemas["SetGenerationRequest"] = _set_generation_request_schema(schemas["GenerationRequest"])
     schemas["SetRequest"] = _set_request_schema()
     schemas["JobList"] = {"type": "object", "required": ["jobs"], "properties": {
@@ -485,7 +492,8 @@ def _dataclass_schemas(tasks: tuple[str, ...]) -> dict[str, dict]:
         "model_state": {"type": "string", "enum": list(MODEL_STATES)},
         "model_error": {"type": ["string", "null"]},
         "queue_length": {"type": "integer"}, "max_queue": {"type": "integer"},
-        "supports_tasks": {"type": "array", "items": {"type": "string"}}}}
+        "supports_tasks": {"type": "array", "items": {"type": "string"}},
+        "supports_reference": {"type": "boolean"}, "supports_stems": {"type": "boolean"}}}
     schemas["Error"] = {
         "type": "object",
         "properties": {
@@ -498,7 +506,7 @@ def _dataclass_schemas(tasks: tuple[str, ...]) -> dict[str, dict]:
     return schemas
 
 
-def _request_schema(schema: dict, tasks: tuple[str, ...]) -> dict:
+def _request_schema(schema: dict, tasks: tuple[str, ...], supports_reference: bool = True) -> dict:
     """The dataclass' fields with GenerationRequest.problems()'s ranges and patterns, and
     the rules between fields that JSON Schema can say. Not said here (422 all the same):
     repaint_start < repaint_end, and a loop of loop_bars bars at bpm longer than
@@ -548,7 +556,7 @@ def _request_schema(schema: dict, tasks: tuple[str, ...]) -> dict:
         {"if": {"required": ["loop"], "properties": {"loop": {"const": True}}},
          "then": {"properties": {"task": {"enum": [t for t in tasks if t in LOOP_TASKS]}}}},
     ]
-    rules += _track_rules(properties, tasks)
+    rules += _track_rules(properties, tasks, supports_reference)
     if text_tasks == list(tasks):  # this backend takes no source audio
         for name in ("source_audio", "repaint_start", "repaint_end"):
             properties[name] = {"type": "null", "default": None, "title": properties[name].get("title", name)}
@@ -568,7 +576,7 @@ def _request_schema(schema: dict, tasks: tuple[str, ...]) -> dict:
     return schema
 
 
-def _track_rules(properties: dict, tasks: tuple[str, ...]) -> list[dict]:
+def _track_rules(properties: dict, tasks: tuple[str, ...], supports_reference: bool) -> list[dict]:
     """GenerationRequest.problems()' rules for track, tracks and reference_audio; a field no
     task of this backend takes is simply null (fewer rules for schema-driven clients)."""
     rules: list[dict] = []
@@ -595,7 +603,9 @@ def _track_rules(properties: dict, tasks: tuple[str, ...]) -> list[dict]:
     rules.append({"if": {"required": ["tracks"], "properties": {"tracks": {"type": "array"}}},
                   "then": tracks_allowed[0] if len(tracks_allowed) == 1 else {"anyOf": tracks_allowed}})
     reference_tasks = [t for t in REFERENCE_TASKS if t in tasks]
-    if len(reference_tasks) < len(tasks):  # an upload, for text2music (the default) and cover
+    if not supports_reference:
+        properties["reference_audio"] = {"type": "null", "default": None, "title": "Reference Audio"}
+    elif len(reference_tasks) < len(tasks):  # an upload, for text2music (the default) and cover
         rules.append({"if": {"required": ["reference_audio"], "properties": {"reference_audio": {"type": "string"}}},
                       "then": {"properties": {"task": {"enum": reference_tasks}}}})
     return rules
@@ -671,13 +681,13 @@ def _file_responses() -> dict:
     return responses
 
 
-def _extend_openapi(app: FastAPI, tasks: tuple[str, ...]) -> None:
+def _extend_openapi(app: FastAPI, tasks: tuple[str, ...], supports_reference: bool = False) -> None:
     generate = app.openapi
 
     def openapi() -> dict:
         if app.openapi_schema is None:
             schema = generate()
-            schema.setdefault("components", {}).setdefault("schemas", {}).update(_dataclass_schemas(tasks))
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(_dataclass_schemas(tasks, supports_reference))
             schema["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
             schema["security"] = [{"bearer": []}]
             schema["paths"][ALIVE_PATH]["get"]["security"] = []

@@ -150,7 +150,8 @@ def _serve(host, port, model, backend_name, device, state: Path, data: Path, opt
 
     context = WorkerContext(runner=runner, uploads=uploads, backend=backend, token=token,
                             outputs_dir=outputs_dir, log_path=log_file,
-                            supported_tasks=tuple(backend.describe().supports_tasks), finish_signal=finish_signal)
+                            supported_tasks=tuple(backend.describe().supports_tasks),
+                            supports_reference=backend.describe().supports_reference, finish_signal=finish_signal)
     app = create_app(context)
     server = WorkerServer(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                                           http="h11", loop="asyncio", timeout_graceful_shutdown=5),
