@@ -28,6 +28,7 @@ that run add-on threads well (Blender).
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import http.client
 import importlib.util
@@ -216,6 +217,43 @@ class WorkerClient:
             return target
         finally:
             conn.close()
+
+    def download_outputs(self, job_id: str, folder: str | os.PathLike) -> list[dict[str, Any]]:
+        """Fetch every cue of a done job with its stems into `folder` (the worker's file
+        names kept), each mix with its sidecar (`x.wav.json`, the job's record of it, so
+        acestep_core.stems can split the file later). One dict per output, in order:
+        {"index", "path", "stems": {track: path}, "output": the CueOutput}."""
+        job = self.status(job_id)
+        if job.status != "done":
+            raise WorkerError(f"job {job_id} is {job.status}; its files can be fetched once it is done")
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        fetched = []
+        for output in job.outputs:
+            mix = self.download(job_id, output.index, folder)
+            if output.metadata:
+                sidecar = mix.with_name(mix.name + ".json")
+                temp = sidecar.with_name(f".{sidecar.name}.{os.getpid()}.partial")
+                temp.write_text(json.dumps(output.metadata, indent=2) + "\n", encoding="utf-8")
+                os.replace(temp, sidecar)
+            stems = {stem["track"]: self.download(job_id, stem["index"], folder) for stem in output.stem_files}
+            fetched.append({"index": output.index, "path": mix, "stems": stems, "output": output})
+        return fetched
+
+    def submit_with_files(self, request: GenerationRequest) -> JobStatus:
+        """submit() for a request whose source_audio / reference_audio are local files
+        (repaint, cover, extract, lego, complete, a reference): uploads them first."""
+        changes = {name: self.upload(value) for name in ("source_audio", "reference_audio")
+                   if isinstance(value := getattr(request, name), str) and not value.startswith("upload-")}
+        return self.submit(dataclasses.replace(request, **changes) if changes else request)
+
+    def submit_split(self, audio_path: str | os.PathLike, tracks: list[str] | str | None = None) -> JobStatus:
+        """Queue a split of a file into stems: the sketch renders a file it made again with
+        its parts; any other file is extracted track by track (acestep base/sft). The request
+        is acestep_core.stems.split_request's; raises InvalidRequest when the file cannot be split."""
+        from acestep_core.stems import split_request
+
+        return self.submit_with_files(split_request(audio_path, tracks))
 
     # -- additions for hosts, scripts and tests ------------------------------------------
 

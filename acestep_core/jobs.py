@@ -49,6 +49,10 @@ class CueOutput:
     warnings: list[str] = field(default_factory=list)
     # Stem files written beside the mix (request.stems): track name -> absolute path.
     stems: dict[str, str] = field(default_factory=dict)
+    # The same stems as a worker serves them: [{"track": "drums", "index": N, "file":
+    # "boss.drums.wav"}], N in GET /v1/jobs/{id}/files/{N} (numbered after every output
+    # and artifact of the job). Empty outside a worker.
+    stem_files: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, data: dict) -> "CueOutput":

@@ -308,6 +308,8 @@ def create_app(context: WorkerContext) -> FastAPI:
         if job.status != DONE:
             raise ApiError(409, f"job {job_id} is {job.status}; its files can be fetched once it is done")
         files = {o.index: o.path for o in job.outputs} | {a.index: a.path for a in job.artifacts}
+        files |= {stem["index"]: stems_path for o in job.outputs for stem in o.stem_files
+                  if (stems_path := o.stems.get(stem["track"]))}
         if index not in files:
             raise ApiError(404, f"job {job_id} has {len(files)} file(s), numbered from 0; there is no file {index}")
         path = _inside(Path(files[index]), context.outputs_dir)

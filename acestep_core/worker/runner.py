@@ -452,6 +452,7 @@ class JobRunner:
             error = f"the worker failed on this job: {type(exc).__name__}: {exc}"
             self._note_load_failure(error)
             return {"status": FAILED, "error": error}
+        _number_stem_files(record)
         with self._cond:
             self._model_error = None
         log.info("job %s done in %.2f s (%d file(s))", job_id, time.monotonic() - started,
@@ -524,3 +525,17 @@ def _remove_empty_folder(folder: Path) -> None:
         folder.rmdir()
     except OSError:
         pass
+
+
+def _number_stem_files(record: dict) -> None:
+    """Give each output's stems file numbers after the job's outputs and artifacts, so the
+    numbers of a job without stems stay what they were."""
+    outputs = record["outputs"]
+    number = len(outputs) + len(record.get("artifacts", []))
+    for k, output in enumerate(outputs):
+        files = []
+        for track, path in output.stems.items():
+            files.append({"track": track, "index": number, "file": Path(path).name})
+            number += 1
+        outputs[k] = dataclasses.replace(output, stem_files=files)
+
