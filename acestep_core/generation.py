@@ -218,6 +218,10 @@ def generate_cues(
     seeds = candidate_seeds(request.seed, request.candidates)
     if request.task in BASE_ONLY_TASKS and backend.name != "sketch" and request.task not in backend.describe().supports_tasks:
         raise BackendUnavailable(needs_base_checkpoint(request.task))  # before the model loads (sketch says its own)
+    if request.reference_audio is not None and not backend.describe().supports_reference:
+        raise BackendUnavailable(
+            f"the {backend.name} backend cannot follow a reference clip; use the acestep backend with an "
+            "ACE-Step model, or leave the reference out")
     stems_by_extract = request.stems and _stems_by_extract(request, backend.describe())
     timings: dict[str, float] = {}
     report_lock = threading.Lock()  # candidates finish on several threads
