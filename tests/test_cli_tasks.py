@@ -57,3 +57,11 @@ def test_a_missing_reference_is_named(tmp_path: Path, capsys):
     assert main(["generate", "music", "--reference", str(tmp_path / "nope.wav"), "-o", str(tmp_path / "x.wav")]) == 2
     assert capsys.readouterr().err.strip() == f"acestep-dcc: the reference audio file {tmp_path / 'nope.wav'} does not exist"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_sketch_refuses_a_reference_clip_before_any_work(source: Path, tmp_path: Path, capsys):
+    out = tmp_path / "cue.wav"
+    assert main(["generate", "calm", "--seconds", "2", "--backend", "sketch", "--reference", str(source),
+                 "-o", str(out)]) == 2
+    assert "the sketch backend cannot follow a reference clip" in capsys.readouterr().err
+    assert not out.exists() and not list(tmp_path.glob("cue*"))
