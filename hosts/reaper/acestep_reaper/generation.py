@@ -37,6 +37,8 @@ from acestep_core.jobs import CANCELLED, DONE, FAILED, QUEUED, CueOutput, JobArt
 from acestep_core.progress import LOADING
 from acestep_core.request import GenerationRequest
 
+from acestep_core import output_names
+
 from . import media, project, settings
 
 WORKER_START_TIMEOUT = 90.0
@@ -371,3 +373,57 @@ def _worker_message(error: WorkerNotRunning) -> str:
     return (f"ACE-Step's worker could not be started: {text}\n\n"
             "Check the worker command (run 'acestep-dcc install reaper' again from the environment where "
             "acestep-dcc is installed), or start the worker yourself with 'acestep-dcc worker'.")
+
+
+@dataclass(frozen=True)
+class StemFile:
+    """One stem of a finished output, as the worker lists it: a track name, its file on
+    the worker's machine, and n in GET /v1/jobs/{id}/files/{n} when the worker serves it."""
+
+    output: CueOutput
+    track: str
+    path: str
+    index: int | None = None
+
+
+def stem_files(output: CueOutput) -> list[StemFile]:
+    """The output's stems: the worker's list ({"track", "index", "file"}) or CueOutput's
+    track -> path mapping."""
+    stems = output.stems or {}
+    if isinstance(stems, dict):
+        return [StemFile(output, track, str(path)) for track, path in stems.items()]
+    found = []
+    for entry in stems:
+        path = entry.get("path") or entry.get("file") or ""
+        if path and not Path(path).is_absolute():
+            path = str(Path(output.path).with_name(Path(path).name))
+        found.append(StemFile(output, entry["track"], path, entry.get("index")))
+    return found
+
+
+class StemsGeneration(Generation):
+    """A split into stems: one job whose stems, not its mix, come home, named after the
+    mix they belong to (NAME.drums.wav ...); Result.artifact_files maps each track to its file."""
+
+    def _files_to_fetch(self, job: JobStatus) -> list[StemFile]:
+        found = [stem for output in job.outputs[:1] for stem in stem_files(output)]
+        if not found:
+            raise AceStepError("The worker made no stems of this item: its model plays none of the asked-for parts. "
+                               "Split an item that has music in it, or a file the sketch or a base checkpoint made.")
+        return found
+
+    def _bring_home(self, result: Result, file: StemFile) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if not result.artifact_files:  # one free mix name for all the stems, so they share it
+            fmt = output_names.audio_extension(file.output.path) or "wav"
+            tracks = [stem.track for stem in stem_files(file.output)]
+            mix = output_names.first_free_paths(
+                self.folder / f"{media.maker_label(file.output)} stems {media._slug(result.request.prompt)}.{fmt}",
+                fmt, stem_tracks=tracks)[0]
+            self._mix_target = mix
+        target = output_names.stem_path(self._mix_target, file.track)
+        if file.index is None and not (media.worker_is_local(self.client) and Path(file.path).is_file()):
+            raise AceStepError("This worker runs on another machine and does not serve stem files; "
+                               "run the worker on this machine, or update acestep-dcc where the worker runs.")
+        result.artifact_files[file.track] = media.fetch_file(self.client, result.job.id, file.index or 0,
+                                                             file.path, target)

@@ -339,6 +339,41 @@ def place_lanes(project: str, first_track: str | None, lanes: list[TrackLane], u
     return tracks
 
 
+def place_stem_folder(project: str, item: str, folder_name: str, lanes: list[TrackLane], undo_label: str) -> list[str]:
+    """A folder track named `folder_name` right below `item`'s track, one child track per
+    lane, and `item` muted, in one undo block. The item's track keeps its place in any
+    folder it closes: the new folder closes it instead. Returns [folder, *children]."""
+    with reapy.inside_reaper():
+        if not is_alive(project, item):
+            raise LookupError("the item was deleted")
+        with UndoBlock(project, undo_label):
+            source_track = RPR.GetMediaItem_Track(item)
+            below = int(RPR.GetMediaTrackInfo_Value(source_track, "IP_TRACKNUMBER"))  # 1-based: the next index
+            depth = int(RPR.GetMediaTrackInfo_Value(source_track, "I_FOLDERDEPTH"))
+            names = [folder_name] + [lane.name for lane in lanes]
+            tracks = [insert_track(project, below + k, name) for k, name in enumerate(names)]
+            items: list[tuple[str, str]] = []
+            try:
+                for track, lane in zip(tracks[1:], lanes):
+                    items += [(track, _write_cue(track, cue)) for cue in lane.cues]
+            except Exception:  # nothing half-made
+                for track, new_item in items:
+                    RPR.DeleteTrackMediaItem(track, new_item)
+                for track in tracks:
+                    RPR.DeleteTrack(track)
+                raise
+            closes = min(depth, 0)  # folders the source track closed, now closed by the last stem
+            if closes:
+                RPR.SetMediaTrackInfo_Value(source_track, "I_FOLDERDEPTH", 0.0)
+            RPR.SetMediaTrackInfo_Value(tracks[0], "I_FOLDERDEPTH", 1.0)
+            for track in tracks[1:-1]:
+                RPR.SetMediaTrackInfo_Value(track, "I_FOLDERDEPTH", 0.0)
+            RPR.SetMediaTrackInfo_Value(tracks[-1], "I_FOLDERDEPTH", float(-1 + closes))
+            RPR.SetMediaItemInfo_Value(item, "B_MUTE", 1.0)
+            RPR.Main_OnCommandEx(BUILD_MISSING_PEAKS, 0, project)
+    return tracks
+
+
 def add_takes_to_item(project: str, item: str, takes: list[TakeFile], notes: str, undo_label: str) -> list[str]:
     """New takes at the end of `item`, the first of them active, notes replaced."""
     with reapy.inside_reaper():
@@ -365,6 +400,7 @@ class SelectedItem:
     request_json: str
     active_take_name: str
     active_source: str  # file of the active take, "" when it has none
+    start_offset: float = 0.0  # where in that file the item starts (the take's D_STARTOFFS)
 
 
 def read_selected_item(project: str) -> SelectedItem | None:
@@ -383,6 +419,7 @@ def read_selected_item(project: str) -> SelectedItem | None:
             request_json=RPR.GetSetMediaItemInfo_String(item, "P_EXT:acestep-dcc", "", False)[3],
             active_take_name="" if is_null(take) else RPR.GetSetMediaItemTakeInfo_String(take, "P_NAME", "", False)[3],
             active_source="" if is_null(source) else RPR.GetMediaSourceFileName(source, "", BUFFER)[1],
+            start_offset=0.0 if is_null(take) else RPR.GetMediaItemTakeInfo_Value(take, "D_STARTOFFS"),
         )
 
 
