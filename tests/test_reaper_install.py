@@ -16,11 +16,14 @@ from reaper_standin import start_reaper
 
 REPO = Path(__file__).resolve().parent.parent
 ACTIONS = [
+    "ACE-Step - Add layer to selected item.py",
     "ACE-Step - Cancel.py",
     "ACE-Step - Generate at edit cursor.py",
     "ACE-Step - Generate variations of selected item.py",
     "ACE-Step - Make intensity set.py",
+    "ACE-Step - Repaint time selection.py",
     "ACE-Step - Score regions.py",
+    "ACE-Step - Split selected item into stems.py",
     "ACE-Step - Stop worker.py",
     "ACE-Step - Worker settings.py",
 ]

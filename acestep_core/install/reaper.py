@@ -336,7 +336,9 @@ def reapack_index(base_url: str = REAPACK_BASE_URL, version: str | None = None) 
     description = ("ACE-Step music generation in REAPER: generate at the edit cursor (every candidate a take, "
                    "optionally a seamless loop), variations of an item, a score for the project's regions, and "
                    "dynamic-music sets (matched loops at rising intensity on stacked tracks, stingers, and a "
-                   "manifest for FMOD, Wwise and Godot), from a local worker. "
+                   "manifest for FMOD, Wwise and Godot); and edits of an item on the timeline: split it into "
+                   "stems on a folder track, repaint the time selection as a new take, or add an instrument "
+                   "layer on a track below it; from a local worker. "
                    "Needs python-reapy in REAPER's Python and a running acestep-dcc worker.")
     return "\n".join([
         '<?xml version="1.0" encoding="utf-8"?>',

@@ -159,6 +159,7 @@ def _track_state(track) -> dict[str, Any]:
                 "active_take": item.active,
                 "fade_in": item.values["D_FADEINLEN"],
                 "fade_out": item.values["D_FADEOUTLEN"],
+                "mute": bool(item.values["B_MUTE"]),
                 "ext": dict(item.ext),
                 "takes": [
                     {
@@ -166,6 +167,7 @@ def _track_state(track) -> dict[str, Any]:
                         "source": take.source.filename if take.source else None,
                         "source_length": take.source.info.length if take.source else None,
                         "start_offset": take.values["D_STARTOFFS"],
+                        "playrate": take.values["D_PLAYRATE"],
                         "ext": dict(take.ext),
                     }
                     for take in item.takes

@@ -5,6 +5,9 @@ return to REAPER at once; errors end in a message box that says what to do.
     Generate variations          generate_variations()
     Score regions                score_regions()
     Make intensity set           make_intensity_set()
+    Split selected item into stems  split_into_stems()     (a folder track, one child per stem)
+    Repaint time selection       repaint_time_selection()   (a new take on the selected item)
+    Add layer to selected item   add_layer()                (lego: a new part on a track below)
     Cancel                       cancel()
     Stop worker                  stop_worker()               (frees the model's memory now)
     Worker settings              worker_settings()           (Worker Python, idle unload and exit)
@@ -16,21 +19,25 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import time
 import traceback
+from pathlib import Path
 
 from acestep_core.client import MAX_SET_INTENSITIES, MAX_SET_STINGERS, find_worker
 from acestep_core.worker import discovery
 from acestep_core.errors import AceStepError, FieldProblem, InvalidRequest, WorkerError
 from acestep_core.keywords import compose_prompt
-from acestep_core.request import GenerationRequest, beats_per_bar
+from acestep_core.request import TRACK_NAMES, GenerationRequest, beats_per_bar
+from acestep_core.stems import _file_format, split_request
 from acestep_core.timeline import CueSheet
 
 from . import generation, media, project, settings
-from .generation import Generation, SetGeneration
+from .generation import Generation, SetGeneration, StemsGeneration
 from .loops import default_loop
-from .placements import SCORE_TRACK_NAME, IntensitySetTracks, NewItem, NewTakes, ScoreCues
+from .placements import (SCORE_TRACK_NAME, IntensitySetTracks, LayerTrack, NewItem, NewTakes, RepaintTake,
+                         ScoreCues, StemTracks)
 
 # The keyword library's template with its slots showing, as the prompt's default text.
 PROMPT_TEMPLATE = compose_prompt("[mood]", "[scene]", "[style]", ["[instruments]"], "[tempo]")
@@ -340,6 +347,173 @@ def make_intensity_set(loop=None) -> Generation | None:
     return run
 
 
+# -- editing the selected item: stems, repaint, a layer ----------------------------------------------
+
+PLAYRATE_TOLERANCE = 1e-9
+
+
+def _worker_health() -> dict | None:
+    """The running worker's health, or None when none answers yet (a run starts one and
+    checks its tasks then)."""
+    client = find_worker(timeout=generation.PROBE_TIMEOUT)
+    if client is None:
+        return None
+    try:
+        return client.health()
+    except WorkerError:
+        return None
+
+
+def _refuse_unsupported(task: str, health: dict | None) -> None:
+    if health is not None and isinstance(health.get("supports_tasks"), list) and task not in health["supports_tasks"]:
+        raise AceStepError(generation.unsupported_task_message(task, health))
+
+
+def _audio_item(context: project.EditContext, verb: str) -> project.SelectedItem:
+    """The selected item, with an audio file in its active take, played at rate 1."""
+    item = project.read_selected_item(context.project)
+    if item is None:
+        raise AceStepError(f"Select the item to {verb} (click it), then run this action again.")
+    if not item.active_source or not os.path.isfile(item.active_source):
+        raise AceStepError(f"The selected item has no audio file in its active take, so there is nothing to {verb}. "
+                           "Select an item with audio in it (or make its audio take active), then try again.")
+    if abs(item.playrate - 1.0) > PLAYRATE_TOLERANCE:
+        raise AceStepError(f"The selected item plays its take at rate {item.playrate:g}; ACE-Step can {verb} only "
+                           "takes played at rate 1. Set the take's playback rate to 1.0 (Item properties), or "
+                           "glue the item (Item > Glue items) and run this action on the glued item.")
+    return item
+
+
+def _source_span(item: project.SelectedItem, selection: tuple[float, float]) -> tuple[float, float, float, float]:
+    """The time selection inside the item: (project start, end, source start, end) in seconds."""
+    start, end = max(selection[0], item.position), min(selection[1], item.end)
+    source_start = max(0.0, item.source_time(start))
+    source_end = min(item.source_length or item.source_time(end), item.source_time(end))
+    return start, end, round(source_start, 6), round(source_end, 6)
+
+
+def _overlap_or_refuse(item: project.SelectedItem, selection: tuple[float, float] | None, verb: str):
+    if selection is None:
+        raise AceStepError(f"Make a time selection over the part of the item to {verb} (drag in the timeline "
+                           "above the tracks), then run this action again.")
+    start, end, source_start, source_end = _source_span(item, selection)
+    if end - start <= 0 or source_end <= source_start:
+        raise AceStepError(f"The time selection ({_fmt(selection[0])}-{_fmt(selection[1])} s) does not overlap the "
+                           f"selected item ({_fmt(item.position)}-{_fmt(item.end)} s). Make the time selection over "
+                           f"the part of the item to {verb}, then try again.")
+    return start, end, source_start, source_end
+
+
+def _source_request_fields(item: project.SelectedItem, context: project.EditContext) -> dict:
+    """The fields a task on the item's file shares: the file's own length, format, rate and
+    bit depth (so the result lines up with it), the tempo it was made at, no loudness change."""
+    fmt, rate, bits, seconds = _file_format(Path(item.active_source))
+    try:
+        made = GenerationRequest.from_dict(json.loads(item.request_json)) if item.request_json else None
+    except (ValueError, AceStepError):
+        made = None
+    bpm, signature = (made.bpm, made.time_signature) if made and made.bpm else project.tempo_at(context.project, item.position)
+    return dict(duration=round(seconds, 6), output_format=fmt, sample_rate=rate, bit_depth=bits, loudness=None,
+                bpm=bpm, time_signature=signature, key=made.key if made else None)
+
+
+def _default_prompt(item: project.SelectedItem) -> str:
+    try:
+        return GenerationRequest.from_dict(json.loads(item.request_json)).prompt if item.request_json else (
+            item.active_take_name or PROMPT_TEMPLATE)
+    except (ValueError, AceStepError):
+        return item.active_take_name or PROMPT_TEMPLATE
+
+
+def split_into_stems(loop=None) -> Generation | None:
+    """The selected item's stems on a folder track below it (placements.StemTracks). A file
+    the sketch made is rendered again with its parts; any other is extracted by the model."""
+    context = project.read_edit_context()
+    item = _audio_item(context, "split into stems")
+    health = _worker_health()
+    try:
+        request = split_request(item.active_source)
+    except InvalidRequest as error:
+        raise AceStepError("ACE-Step cannot split this item: " + "; ".join(p.message for p in error.problems) + ".") from None
+    if request.task == "extract":
+        _refuse_unsupported("extract", health)
+    folder, notice = media.media_folder(context.rpp_path, context.media_folder)
+    uploads = [request.source_audio]  # the worker reads no client path: the run uploads it
+    run = StemsGeneration([request], StemTracks(context.project, item), folder, notice, uploads)
+    (loop or default_loop()).start(run)
+    return run
+
+
+def repaint_time_selection(loop=None) -> Generation | None:
+    """The part of the selected item inside the time selection made again from a prompt,
+    as a new take on the item (placements.RepaintTake); the rest is the source, unchanged."""
+    context = project.read_edit_context()
+    item = _audio_item(context, "repaint")
+    _, _, source_start, source_end = _overlap_or_refuse(item, context.selection, "repaint")
+    _refuse_unsupported("repaint", _worker_health())
+    shared = _source_request_fields(item, context)
+    fields = [("Prompt for the repainted part", _default_prompt(item)), ("Seed (empty: random)", "")]
+
+    def parse(values: list[str]) -> GenerationRequest:
+        prompt = clean_prompt(values[0])
+        if not prompt:
+            raise InvalidRequest([FieldProblem("prompt", f"Type a prompt for the repainted part, for example '{PROMPT_EXAMPLE}'")])
+        return GenerationRequest(prompt=prompt, task="repaint", source_audio=item.active_source,
+                                 repaint_start=source_start, repaint_end=source_end,
+                                 seed=_number(values[1], "seed", "Seed", int, optional=True), **shared).validated()
+
+    request = _ask_until_valid("ACE-Step: Repaint time selection", fields, parse)
+    if request is None:
+        return None
+    folder, notice = media.media_folder(context.rpp_path, context.media_folder)
+    run = Generation([request], RepaintTake(context.project, item), folder, notice, [item.active_source])
+    (loop or default_loop()).start(run)
+    return run
+
+
+DEFAULT_LAYER = "guitar"
+
+
+def add_layer(loop=None) -> Generation | None:
+    """A new instrument over the selected item (lego), on a new track right below it
+    (placements.LayerTrack): over the part inside the time selection, or the whole item."""
+    context = project.read_edit_context()
+    item = _audio_item(context, "add a layer to")
+    span = None
+    if context.selection is not None:
+        start, end, source_start, source_end = _source_span(item, context.selection)
+        if end > start and source_end > source_start:
+            span = (start, end, source_start, source_end)
+    _refuse_unsupported("lego", _worker_health())
+    shared = _source_request_fields(item, context)
+    fields = [("Instrument (an ACE-Step track name)", DEFAULT_LAYER),
+              ("Prompt for the new part", _default_prompt(item)),
+              ("Seed (empty: random)", "")]
+
+    def parse(values: list[str]) -> GenerationRequest:
+        problems = []
+        track = values[0].strip().lower().replace(" ", "_")
+        if track not in TRACK_NAMES:
+            problems.append(FieldProblem("track", f"Instrument must be one of {', '.join(TRACK_NAMES)}; got {values[0].strip()!r}"))
+        prompt = clean_prompt(values[1])
+        if not prompt:
+            problems.append(FieldProblem("prompt", f"Type a prompt for the new part, for example '{PROMPT_EXAMPLE}'"))
+        if problems:
+            raise InvalidRequest(problems)
+        return GenerationRequest(prompt=prompt, task="lego", track=track, source_audio=item.active_source,
+                                 repaint_start=span[2] if span else None, repaint_end=span[3] if span else None,
+                                 seed=_number(values[2], "seed", "Seed", int, optional=True), **shared).validated()
+
+    request = _ask_until_valid("ACE-Step: Add layer to selected item", fields, parse)
+    if request is None:
+        return None
+    folder, notice = media.media_folder(context.rpp_path, context.media_folder)
+    placement = LayerTrack(context.project, item, span=(span[0], span[1]) if span else (item.position, item.end))
+    run = Generation([request], placement, folder, notice, [item.active_source])
+    (loop or default_loop()).start(run)
+    return run
+
+
 # -- Cancel ----------------------------------------------------------------------------------------
 
 
@@ -444,8 +618,9 @@ def worker_settings() -> bool:
         return False
     python, lifetime = parsed
     settings.save_worker_settings("" if python == installed_python else python, lifetime)
-    running = " A worker already running keeps its old settings until it stops (ACE-Step: Stop worker)." if (
-        find_worker(timeout=generation.PROBE_TIMEOUT) is not None) else ""
+    health = _worker_health()
+    running = (" A worker already running keeps its old settings until it stops (ACE-Step: Stop worker). "
+               f"Its model, {generation.supported_tasks_text(health)}.") if health is not None else ""
     project.message("Saved: workers REAPER starts from now on use them." + running)
     return True
 
@@ -457,6 +632,9 @@ ACTIONS = {
     "variations": generate_variations,
     "score": score_regions,
     "intensity_set": make_intensity_set,
+    "stems": split_into_stems,
+    "repaint": repaint_time_selection,
+    "layer": add_layer,
     "cancel": cancel,
     "stop_worker": stop_worker,
     "worker_settings": worker_settings,

@@ -35,7 +35,7 @@ from acestep_core import client as worker_client
 from acestep_core.errors import AceStepError, WorkerError, WorkerNotRunning, WorkerUnreachable
 from acestep_core.jobs import CANCELLED, DONE, FAILED, QUEUED, CueOutput, JobArtifact, JobStatus
 from acestep_core.progress import LOADING
-from acestep_core.request import GenerationRequest
+from acestep_core.request import BASE_ONLY_TASKS, GenerationRequest
 
 from acestep_core import output_names
 
@@ -45,6 +45,8 @@ WORKER_START_TIMEOUT = 90.0
 PROBE_TIMEOUT = 0.5  # a tick may wait this long for a worker that does not answer
 LOADING_LABEL = "ACE-Step: loading model"
 MODEL_LOADING, MODEL_UNLOADED = "loading", "unloaded"  # the worker health's model_state
+
+BASE_REPO_ID = "ACE-Step/acestep-v15-xl-base-diffusers"  # as acestep_core.backends.base says (not imported: a host module)
 
 RUNNING: dict[str, "Generation"] = {}  # this Python's runs (REAPER keeps one interpreter)
 
@@ -198,12 +200,24 @@ class Generation:
     def _model_state(self) -> None:
         """One look at the worker's health: while it loads the model (as a worker REAPER
         started with --preload does at first), queued jobs show "loading model"."""
-        state = self.client.health().get("model_state")
+        health = self.client.health()
+        self.check_tasks(health)
+        state = health.get("model_state")
         # A worker we just started with --preload may answer before its load begins.
         self.model_loading = state == MODEL_LOADING or (self.launch is not None and state == MODEL_UNLOADED)
         if self.model_loading:
             self._show_all(LOADING_LABEL)
         self.phase = "upload"
+
+    def check_tasks(self, health: dict) -> None:
+        """Refuse, before anything is sent, a task the worker's model cannot do (a worker
+        too old to list its tasks is left to answer for itself)."""
+        supported = health.get("supports_tasks")
+        if not isinstance(supported, list):
+            return
+        for request in self.requests:
+            if request.task not in supported:
+                raise AceStepError(unsupported_task_message(request.task, health))
 
     def _upload(self) -> None:
         for index, path in enumerate(self.uploads):
@@ -364,6 +378,30 @@ class SetGeneration(Generation):
             result.artifact_files[file.role] = path
 
 
+TASK_WORDS = {"repaint": "repaint part of an item", "lego": "add a layer (lego)", "extract": "extract stems",
+              "complete": "complete an arrangement", "cover": "cover an item", "text2music": "make new music"}
+
+
+def supported_tasks_text(health: dict) -> str:
+    """'sketch (procedural sketch) can do: text2music' from a worker's health."""
+    tasks = health.get("supports_tasks") or ["text2music"]
+    label = health.get("label") or health.get("backend") or "the worker's model"
+    return f"{label} can do: {', '.join(tasks)}"
+
+
+def unsupported_task_message(task: str, health: dict) -> str:
+    """One sentence that says the loaded model cannot do `task`, and what to load instead."""
+    what = TASK_WORDS.get(task, task)
+    head = f"The loaded model cannot {what}: {supported_tasks_text(health)}."
+    if health.get("backend") == "sketch":
+        return (f"{head} The sketch backend only makes new music; start the worker with an ACE-Step checkpoint "
+                f"('acestep-dcc worker --backend acestep --model FOLDER'), then run this action again.")
+    if task in BASE_ONLY_TASKS:
+        return (f"{head} {task} needs a base or sft checkpoint; ACE-Step's turbo checkpoints were not trained for it: "
+                f"run 'acestep-dcc download-model {BASE_REPO_ID}' and start the worker with --model on that folder.")
+    return f"{head} Start the worker with a checkpoint that can, then run this action again."
+
+
 def _worker_message(error: WorkerNotRunning) -> str:
     text = str(error)
     if text == settings.NO_WORKER_MESSAGE:
@@ -389,7 +427,7 @@ class StemFile:
 def stem_files(output: CueOutput) -> list[StemFile]:
     """The output's stems: the worker's list ({"track", "index", "file"}) or CueOutput's
     track -> path mapping."""
-    stems = output.stems or {}
+    stems = output.stem_files or output.stems or {}
     if isinstance(stems, dict):
         return [StemFile(output, track, str(path)) for track, path in stems.items()]
     found = []

@@ -80,7 +80,10 @@ def bring_home(client: WorkerClient, job_id: str, output: CueOutput, folder: Pat
     folder.mkdir(parents=True, exist_ok=True)
     audio_format = output_names.audio_extension(output.path) or "wav"
     target = target_path(folder, prompt, output.seed, audio_format, maker_label(output))
-    return fetch_file(client, job_id, output.index, output.path, target)
+    path = fetch_file(client, job_id, output.index, output.path, target)
+    if output.metadata:  # its sidecar beside it, so the file can be split into stems later
+        write_sidecar(output, folder, output_names.sidecar_path(path).name)
+    return path
 
 
 def output_warnings(output: CueOutput) -> list[str]:
@@ -122,12 +125,12 @@ def new_set_folder(folder: Path, prompt: str, label: str = "ACE-Step") -> Path:
                        "move some of them, then try again")
 
 
-def write_sidecar(output: CueOutput, folder: Path) -> Path:
+def write_sidecar(output: CueOutput, folder: Path, name: str | None = None) -> Path:
     """The output's JSON sidecar in `folder`, written from the metadata the worker sent
     (the files API serves audio, manifests and resources; a sidecar is its metadata).
     The worker's own "set" entry is left out, as in the sidecar it wrote."""
     metadata = {key: value for key, value in output.metadata.items() if key != "set"}
-    path = folder / Path(output.sidecar_path or output_names.sidecar_path(output.path)).name
+    path = folder / (name or Path(output.sidecar_path or output_names.sidecar_path(output.path)).name)
     partial = path.with_name(f".{path.name}.partial")
     partial.write_text(json.dumps(metadata, indent=2, allow_nan=True) + "\n", encoding="utf-8")
     os.replace(partial, path)

@@ -155,7 +155,7 @@ def describe(request: GenerationRequest, result: Result) -> str:
     if request.time_signature or played.get("time_signature"):
         details.append(request.time_signature or played["time_signature"])
     if request.task != "text2music":
-        details.append(f"{request.task} (strength {request.cover_strength:g})")
+        details.append(task_text(request))
     lines.append("settings: " + ", ".join(details))
     if outputs:
         lines.append("tempo: " + _per_take([tempo_text(o.metadata.get("tempo")) for o in outputs]))
@@ -169,6 +169,21 @@ def describe(request: GenerationRequest, result: Result) -> str:
     lines += warning_lines(outputs)
     lines.append(f"job: {result.job.id}")
     return "\n".join(lines)
+
+
+def task_text(request: GenerationRequest) -> str:
+    """'cover (strength 0.6)', 'repaint 2-4.5 s of the source', 'lego guitar over 0-8 s', 'extract stems'."""
+    span = (f"{request.repaint_start:g}-{request.repaint_end:g} s of the source"
+            if request.repaint_start is not None and request.repaint_end is not None else "the whole source")
+    if request.task == "cover":
+        return f"cover (strength {request.cover_strength:g})"
+    if request.task == "repaint":
+        return f"repaint {span}"
+    if request.task == "lego":
+        return f"lego {request.track} over {span}"
+    if request.task == "extract" and request.stems:
+        return f"extract stems ({', '.join(request.tracks or [])})"
+    return request.task
 
 
 def takes_for(result: Result) -> list[project.TakeFile]:
@@ -404,3 +419,77 @@ class IntensitySetTracks:
         if self.placeholder is not None:
             project.remove_placeholder(self.project, self.placeholder)
         project.delete_track_if_empty(self.project, self.track)
+
+
+# -- editing the selected item: stems, repaint, a layer ------------------------------------------
+
+
+def item_label(item: project.SelectedItem) -> str:
+    """What the item is called: its active take's name, else its file's name."""
+    import os
+
+    return item.active_take_name.strip() or os.path.splitext(os.path.basename(item.active_source))[0] or "item"
+
+
+@dataclass
+class StemTracks(NewTakes):
+    """A split into stems: a folder track named after the item right below its track, one
+    child track per stem, each item exactly where the source item is (position, length,
+    take start offset and rate), and the source item muted; in one undo block."""
+
+    undo_label: str = "ACE-Step: split into stems"
+    tracks: list[str] = field(default_factory=list)
+
+    def place(self, results: list[Result]) -> None:
+        result = results[0]
+        self._restore_label()
+        name, item = item_label(self.item), self.item
+        notes = f"stems of {name}\n" + describe(result.request, result)
+        lanes = [project.TrackLane(f"{name} ({track})", [project.Cue(
+                    item.position, item.length, [project.TakeFile(str(path), f"{name} ({track})")], notes,
+                    start_offset=item.start_offset, playrate=item.playrate, loop_source=False)])
+                 for track, path in result.artifact_files.items()]
+        self.tracks = project.place_stem_folder(self.project, item.item, f"{name} (stems)", lanes, self.undo_label)
+
+
+@dataclass
+class RepaintTake(NewTakes):
+    """A repaint as a new take on the selected item, active, starting where the item's
+    active take starts in its file (the repaint is the whole file, changed only in its range)."""
+
+    undo_label: str = "ACE-Step: repaint time selection"
+
+    def place(self, results: list[Result]) -> None:
+        result = results[0]
+        self._restore_label()
+        request, output = result.request, result.job.outputs[0]
+        take = project.TakeFile(str(result.files[0]), f"{media.short_prompt(request.prompt)} "
+                                f"(repaint {request.repaint_start:g}-{request.repaint_end:g} s, seed {output.seed})")
+        notes = (self.item.notes + "\n\n" if self.item.notes else "") + "repaint:\n" + describe(request, result)
+        project.add_takes_to_item(self.project, self.item.item, [take], notes, self.undo_label,
+                                  start_offset=self.item.start_offset)
+
+
+@dataclass
+class LayerTrack(NewTakes):
+    """A lego layer on a new track right below the item's track, its item over the span
+    that was asked for (the item, or its part inside the time selection), aligned with
+    the source item: the same project time plays the same moment of the source file."""
+
+    span: tuple[float, float] = (0.0, 0.0)  # project seconds
+    undo_label: str = "ACE-Step: add layer"
+    track: str | None = None
+
+    def place(self, results: list[Result]) -> None:
+        result = results[0]
+        self._restore_label()
+        request, output, item = result.request, result.job.outputs[0], self.item
+        start, end = self.span
+        name = f"{item_label(item)} ({request.track})"
+        cue = project.Cue(start, end - start,
+                          [project.TakeFile(str(result.files[0]), f"{media.short_prompt(request.prompt)} "
+                                                                  f"({request.track}, seed {output.seed})")],
+                          f"layer of {item_label(item)}\n" + describe(request, result),
+                          start_offset=item.source_time(start), playrate=item.playrate, loop_source=False)
+        self.track = project.place_track_below(self.project, item.item, project.TrackLane(name, [cue]),
+                                               self.undo_label)

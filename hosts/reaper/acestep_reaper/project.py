@@ -228,6 +228,7 @@ class Cue:
     fade_out: float = 0.0
     loop_source: bool | None = None
     start_offset: float = 0.0
+    playrate: float = 1.0  # each take's D_PLAYRATE (an aligned copy of an item keeps its rate)
 
 
 @dataclass
@@ -280,9 +281,11 @@ def _write_cue(track: str, cue: Cue) -> str:
         if cue.loop_source is not None:
             RPR.SetMediaItemInfo_Value(item, "B_LOOPSRC", 1.0 if cue.loop_source else 0.0)
         takes = _add_takes(item, cue.takes)
-        if cue.start_offset:
-            for take in takes:
+        for take in takes:
+            if cue.start_offset:
                 RPR.SetMediaItemTakeInfo_Value(take, "D_STARTOFFS", float(cue.start_offset))
+            if cue.playrate != 1.0:
+                RPR.SetMediaItemTakeInfo_Value(take, "D_PLAYRATE", float(cue.playrate))
         RPR.SetActiveTake(takes[0])
         RPR.GetSetMediaItemInfo_String(item, "P_NOTES", cue.notes, True)
         if cue.request_json:
@@ -374,13 +377,45 @@ def place_stem_folder(project: str, item: str, folder_name: str, lanes: list[Tra
     return tracks
 
 
-def add_takes_to_item(project: str, item: str, takes: list[TakeFile], notes: str, undo_label: str) -> list[str]:
-    """New takes at the end of `item`, the first of them active, notes replaced."""
+def place_track_below(project: str, item: str, lane: TrackLane, undo_label: str) -> str:
+    """A new track right below `item`'s track holding `lane`'s cues, in one undo block. The
+    item's track keeps its place in any folder it closes: the new track closes it instead.
+    Returns the new track."""
+    with reapy.inside_reaper():
+        if not is_alive(project, item):
+            raise LookupError("the item was deleted")
+        with UndoBlock(project, undo_label):
+            source_track = RPR.GetMediaItem_Track(item)
+            below = int(RPR.GetMediaTrackInfo_Value(source_track, "IP_TRACKNUMBER"))  # 1-based: the next index
+            depth = int(RPR.GetMediaTrackInfo_Value(source_track, "I_FOLDERDEPTH"))
+            track = insert_track(project, below, lane.name)
+            items: list[str] = []
+            try:
+                items += [_write_cue(track, cue) for cue in lane.cues]
+            except Exception:  # nothing half-made
+                for new_item in items:
+                    RPR.DeleteTrackMediaItem(track, new_item)
+                RPR.DeleteTrack(track)
+                raise
+            if depth < 0:  # the folders the source track closed, now closed by the new one
+                RPR.SetMediaTrackInfo_Value(source_track, "I_FOLDERDEPTH", 0.0)
+                RPR.SetMediaTrackInfo_Value(track, "I_FOLDERDEPTH", float(depth))
+            RPR.Main_OnCommandEx(BUILD_MISSING_PEAKS, 0, project)
+    return track
+
+
+def add_takes_to_item(project: str, item: str, takes: list[TakeFile], notes: str, undo_label: str,
+                      start_offset: float = 0.0) -> list[str]:
+    """New takes at the end of `item`, the first of them active, notes replaced; each new
+    take starts `start_offset` seconds into its file (D_STARTOFFS)."""
     with reapy.inside_reaper():
         if not is_alive(project, item):
             raise LookupError("the item was deleted")
         with UndoBlock(project, undo_label):
             added = _add_takes(item, takes)
+            if start_offset:
+                for take in added:
+                    RPR.SetMediaItemTakeInfo_Value(take, "D_STARTOFFS", float(start_offset))
             RPR.SetActiveTake(added[0])
             RPR.GetSetMediaItemInfo_String(item, "P_NOTES", notes, True)
             RPR.Main_OnCommandEx(BUILD_MISSING_PEAKS, 0, project)
@@ -401,6 +436,16 @@ class SelectedItem:
     active_take_name: str
     active_source: str  # file of the active take, "" when it has none
     start_offset: float = 0.0  # where in that file the item starts (the take's D_STARTOFFS)
+    playrate: float = 1.0  # the active take's D_PLAYRATE
+    source_length: float = 0.0  # seconds in the active take's file (GetMediaSourceLength)
+
+    @property
+    def end(self) -> float:
+        return self.position + self.length
+
+    def source_time(self, time: float) -> float:
+        """Seconds into the active take's file that play at project time `time`."""
+        return self.start_offset + (time - self.position) * self.playrate
 
 
 def read_selected_item(project: str) -> SelectedItem | None:
@@ -420,6 +465,8 @@ def read_selected_item(project: str) -> SelectedItem | None:
             active_take_name="" if is_null(take) else RPR.GetSetMediaItemTakeInfo_String(take, "P_NAME", "", False)[3],
             active_source="" if is_null(source) else RPR.GetMediaSourceFileName(source, "", BUFFER)[1],
             start_offset=0.0 if is_null(take) else RPR.GetMediaItemTakeInfo_Value(take, "D_STARTOFFS"),
+            playrate=1.0 if is_null(take) else RPR.GetMediaItemTakeInfo_Value(take, "D_PLAYRATE"),
+            source_length=0.0 if is_null(source) else RPR.GetMediaSourceLength(source, False)[0],
         )
 
 
