@@ -98,6 +98,27 @@ def bring_in_set(client, status: JobStatus, folder: Path, remote: bool = False) 
     return audio, artifacts
 
 
+def bring_in_stems(client, status: JobStatus, folder: Path, remote: bool = False) -> tuple[list[Path], dict[str, Path]]:
+    """A done split into a folder of its own (`<name>-stems-<job>`), downloaded through the
+    worker (a local one too: the stems are files of the job, served like its mix), the mix
+    with its sidecar; a local worker's stem sidecars (which say whose stem it is) are copied
+    beside them. Returns ([the mix], {track: stem file}) in the worker's order of the stems."""
+    outputs = sorted(status.outputs, key=lambda o: o.index)
+    first = Path(outputs[0].path).stem if outputs else "stems"
+    short_id = re.sub(r"[^A-Za-z0-9]", "", status.id)[:8]
+    target_folder = _free_name(folder / f"{first}-stems-{short_id}")
+    _make_folder(target_folder)
+    fetched = client.download_outputs(status.id, target_folder)
+    if not fetched:
+        return [], {}
+    if not remote:
+        for track, path in fetched[0]["stems"].items():
+            worker_sidecar = output_names.sidecar_path(Path(outputs[0].stems.get(track) or ""))
+            if outputs[0].stems.get(track) and worker_sidecar.is_file():
+                _copy(worker_sidecar, output_names.sidecar_path(Path(path)))
+    return [Path(fetched[0]["path"])], {track: Path(path) for track, path in fetched[0]["stems"].items()}
+
+
 def _make_folder(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -53,6 +53,14 @@ def set_strip_length(strip, frames: int) -> None:
         strip.frame_final_duration = frames
 
 
+def set_strip_span(strip, start: int, end: int) -> None:
+    """Move both handles so the strip shows [start, end) of its source, which stays put."""
+    if _has_handles(strip):
+        strip.left_handle, strip.right_handle = start, end
+    else:
+        strip.frame_final_start, strip.frame_final_end = start, end
+
+
 def content_length(strip) -> int:
     """Frames of the strip's source (the sound file), whatever the handles show."""
     return strip.content_duration if _has_handles(strip) else strip.frame_duration

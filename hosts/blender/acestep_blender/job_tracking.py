@@ -190,6 +190,7 @@ def sync_ui(context=None) -> None:
         runtime.progress, runtime.stage = 0.0, ""
     runtime.message, runtime.message_level = tracker.message, tracker.level
     runtime.worker_state, runtime.worker_summary, runtime.worker_fix = link.state, link.summary, link.fix
+    runtime.worker_tasks = ", ".join((link.health or {}).get("supports_tasks") or ()) if link.client is not None else ""
     compat.tag_sequencer_redraw(context)
 
 

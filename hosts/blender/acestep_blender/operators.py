@@ -7,15 +7,16 @@ from __future__ import annotations
 import traceback
 
 import bpy
-from bpy.props import EnumProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, StringProperty
 
 from acestep_core import keywords
 from acestep_core.errors import AceStepError, WorkerError
 
-from . import compat, cue_plans, intensity_sets, job_tracking, strip_placement, worker_link
+from . import (compat, cue_plans, edit_placement, edit_plans, intensity_sets, job_tracking, strip_placement,
+               worker_link)
 from .job_tracking import tracker
 from .preferences import addon_settings
-from .properties import NONE
+from .properties import NONE, TRACK_ITEMS
 from .strip_records import PROP_GROUP, PROP_PROMPT
 
 
@@ -133,6 +134,97 @@ class ACESTEP_OT_make_intensity_set(bpy.types.Operator):
     def execute(self, context):
         settings = _settings(context)
         return _start(self, context, lambda addon: intensity_sets.plan_set(context, settings, addon))
+
+
+def _edit_poll(cls, context, action: str) -> bool:
+    """An edit of the active sound strip may start: nothing runs, a sound strip is active,
+    and the worker's model can do it (when that is known; otherwise the plan asks it)."""
+    try:
+        if not _not_busy(context):
+            return False
+        strip = _active_strip(context)
+        if getattr(strip, "type", None) != "SOUND":
+            cls.poll_message_set("make a sound strip active first")
+            return False
+        can, why = edit_plans.task_support(worker_link.link.health if worker_link.link.client else None,
+                                           edit_plans.ACTION_TASKS[action])
+        if can is False:
+            cls.poll_message_set(why)
+            return False
+        return True
+    except Exception:
+        return False
+
+
+def _start_edit(operator, context, plan) -> set[str]:
+    """_start for an edit: the plan gets the active sound strip (BadInput when there is none)."""
+    settings = _settings(context)
+    return _start(operator, context,
+                  lambda addon: plan(context, settings, addon, edit_plans.active_sound_strip(context)))
+
+
+class ACESTEP_OT_split_stems(bpy.types.Operator):
+    """Split the active sound strip into stems, on free channels above it, aligned with it and
+    tied together; the strip is muted (its stems sum to it)"""
+
+    bl_idname = "acestep.split_stems"
+    bl_label = "Split into Stems"
+    bl_options = {"REGISTER"}
+
+    @classmethod
+    def poll(cls, context):
+        return _edit_poll(cls, context, "STEMS")
+
+    def execute(self, context):
+        return _start_edit(self, context, edit_plans.plan_stems)
+
+
+class ACESTEP_OT_repaint_selection(bpy.types.Operator):
+    """Regenerate the part of the active sound strip inside the preview range (or between the
+    markers around the playhead) from the prompt, as a new take above it; the rest stays the same"""
+
+    bl_idname = "acestep.repaint_selection"
+    bl_label = "Repaint Selection"
+    bl_options = {"REGISTER"}
+
+    @classmethod
+    def poll(cls, context):
+        return _edit_poll(cls, context, "REPAINT")
+
+    def execute(self, context):
+        return _start_edit(self, context, edit_plans.plan_repaint)
+
+
+class ACESTEP_OT_add_layer(bpy.types.Operator):
+    """Play a new instrument over the active sound strip (ACE-Step's lego task), on a strip above it"""
+
+    bl_idname = "acestep.add_layer"
+    bl_label = "Add Layer"
+    bl_options = {"REGISTER"}
+
+    track: EnumProperty(name="Instrument", items=TRACK_ITEMS, default="guitar")
+    prompt: StringProperty(name="Prompt", description="What the new part plays; empty uses the Edit Prompt, "
+                                                      "then the strip's own prompt")
+    use_range: BoolProperty(name="Only in Range", description="Only in the preview range, or between the markers "
+                                                              "around the playhead")
+
+    @classmethod
+    def poll(cls, context):
+        return _edit_poll(cls, context, "LAYER")
+
+    def invoke(self, context, event):
+        settings = _settings(context)
+        if settings is not None:
+            self.track, self.prompt, self.use_range = settings.layer_track, settings.edit_prompt, settings.layer_use_range
+        return context.window_manager.invoke_props_dialog(self)
+
+    def execute(self, context):
+        settings = _settings(context)
+        if settings is not None:  # remembered for the next time
+            settings.layer_track, settings.layer_use_range = self.track, self.use_range
+        prompt = self.prompt if self.prompt.strip() else (settings.edit_prompt if settings is not None else "")
+        return _start_edit(self, context, lambda c, s, addon, strip: edit_plans.plan_layer(
+            c, s, addon, strip, self.track, prompt, self.use_range))
 
 
 class ACESTEP_OT_cancel(bpy.types.Operator):
@@ -304,6 +396,24 @@ class ACESTEP_OT_place_set(_PlaceResults, bpy.types.Operator):
     place = staticmethod(intensity_sets.place_set)
 
 
+class ACESTEP_OT_place_stems(_PlaceResults, bpy.types.Operator):
+    bl_idname = "acestep.place_stems"
+    bl_label = "Split into Stems"
+    place = staticmethod(edit_placement.place_edit)
+
+
+class ACESTEP_OT_place_repaint(_PlaceResults, bpy.types.Operator):
+    bl_idname = "acestep.place_repaint"
+    bl_label = "Repaint Selection"
+    place = staticmethod(edit_placement.place_edit)
+
+
+class ACESTEP_OT_place_layer(_PlaceResults, bpy.types.Operator):
+    bl_idname = "acestep.place_layer"
+    bl_label = "Add Layer"
+    place = staticmethod(edit_placement.place_edit)
+
+
 class ACESTEP_OT_notify(bpy.types.Operator):
     """Report a message from the timer to the status bar"""
 
@@ -330,6 +440,9 @@ CLASSES = (
     ACESTEP_OT_score_cutscene,
     ACESTEP_OT_regenerate,
     ACESTEP_OT_make_intensity_set,
+    ACESTEP_OT_split_stems,
+    ACESTEP_OT_repaint_selection,
+    ACESTEP_OT_add_layer,
     ACESTEP_OT_cancel,
     ACESTEP_OT_connect,
     ACESTEP_OT_stop_worker,
@@ -339,6 +452,9 @@ CLASSES = (
     ACESTEP_OT_place_cue,
     ACESTEP_OT_place_score,
     ACESTEP_OT_place_set,
+    ACESTEP_OT_place_stems,
+    ACESTEP_OT_place_repaint,
+    ACESTEP_OT_place_layer,
     ACESTEP_OT_notify,
 )
 

@@ -10,7 +10,7 @@ import functools
 
 import bpy
 
-from . import compat, strip_records
+from . import compat, edit_plans, strip_records, worker_link
 
 CATEGORY = "ACE-Step"
 LEVEL_ICONS = {"INFO": "INFO", "WARNING": "ERROR", "ERROR": "CANCEL"}
@@ -240,6 +240,60 @@ class ACESTEP_PT_intensity_set(_SequencerSidebar, bpy.types.Panel):
             layout.operator("acestep.make_intensity_set", icon="NLA_PUSHDOWN")
 
 
+class ACESTEP_PT_edit_strip(_SequencerSidebar, bpy.types.Panel):
+    """Split into Stems, Repaint Selection and Add Layer on the active sound strip, each
+    greyed out with the reason when the worker's model cannot do it."""
+
+    bl_label = "Edit Sound Strip"
+    bl_parent_id = "ACESTEP_PT_main"
+
+    @classmethod
+    def poll(cls, context):
+        try:
+            return _SequencerSidebar.poll.__func__(cls, context) and _active_strip(context).type == "SOUND"
+        except Exception:
+            return False
+
+    @_never_raises
+    def draw(self, context):
+        layout = self.layout
+        settings, runtime = _settings(context), _runtime(context)
+        strip = _active_strip(context)
+        link = worker_link.link
+        health = link.health if link.client is not None else None
+        if runtime.worker_tasks:
+            _wrapped(layout, f"This model can: {runtime.worker_tasks}", icon="INFO")
+        else:
+            _wrapped(layout, "Connect to see what the worker's model can do", icon="QUESTION")
+        layout.label(text=f"On '{strip.name}'", icon="SOUND")
+        scene = compat.sequencer_scene(context)
+        where = ("the preview range" if scene.use_preview_range else "the markers around the playhead")
+        layout.prop(settings, "edit_prompt", text="")
+
+        col = layout.column(align=True)
+        col.label(text="Stems (none picked: every part)")
+        col.grid_flow(columns=3, even_columns=True, align=True).prop(settings, "stem_tracks")
+        _action(layout, runtime, health, "STEMS", "acestep.split_stems", "SEQ_STRIP_DUPLICATE")
+
+        layout.label(text=f"Repaints {where}", icon="PREVIEW_RANGE")
+        _action(layout, runtime, health, "REPAINT", "acestep.repaint_selection", "BRUSH_DATA")
+
+        row = layout.row(align=True)
+        row.prop(settings, "layer_track", text="")
+        row.prop(settings, "layer_use_range", text="Only in Range")
+        _action(layout, runtime, health, "LAYER", "acestep.add_layer", "ADD")
+
+
+def _action(layout, runtime, health, action: str, operator: str, icon: str) -> None:
+    """The action's button, greyed out with the reason under it when the model cannot do it."""
+    can, why = edit_plans.task_support(health, edit_plans.ACTION_TASKS[action])
+    row = layout.row()
+    row.enabled = can is not False and not runtime.busy
+    row.operator(operator, icon=icon)
+    if can is False:
+        _wrapped(layout, why, icon="ERROR")
+
+
 def _active_strip(context):
     editor = compat.sequence_editor(compat.sequencer_scene(context))
     strip = editor.active_strip if editor is not None else None
@@ -247,7 +301,7 @@ def _active_strip(context):
 
 
 CLASSES = (ACESTEP_UL_section_prompts, ACESTEP_PT_main, ACESTEP_PT_quick_picks, ACESTEP_PT_score,
-           ACESTEP_PT_intensity_set, ACESTEP_PT_generated_strip)
+           ACESTEP_PT_intensity_set, ACESTEP_PT_generated_strip, ACESTEP_PT_edit_strip)
 
 
 register, unregister = bpy.utils.register_classes_factory(CLASSES)

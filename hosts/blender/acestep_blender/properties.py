@@ -16,7 +16,7 @@ from bpy.props import (
 
 from acestep_core import keywords
 from acestep_core.request import (MAX_BPM, MAX_CANDIDATES, MAX_DURATION_S, MAX_LOUDNESS_LUFS, MAX_SEED, MIN_BPM,
-                                  MIN_DURATION_S, MIN_LOUDNESS_LUFS, NOTE_NAMES)
+                                  MIN_DURATION_S, MIN_LOUDNESS_LUFS, NOTE_NAMES, TRACK_NAMES)
 
 # Enum item lists must outlive the properties that use them (Blender keeps pointers).
 NONE = "NONE"  # an empty identifier would make the item a menu separator
@@ -57,6 +57,9 @@ LOUDNESS_ITEMS = [
     ("mobile", "Mobile (-16 LUFS)", "What mobile stores and streaming expect"),
     ("TARGET", "Target LUFS", "A loudness target of your own, in LUFS"),
 ]
+# ACE-Step's own track names, for Add Layer and Split into Stems.
+TRACK_ITEMS = [(name, name.replace("_", " ").title(), f"ACE-Step's {name} track") for name in TRACK_NAMES]
+STEM_TRACK_ITEMS = [(name, label, tip, 1 << i) for i, (name, label, tip) in enumerate(TRACK_ITEMS)]
 LEVEL_ITEMS = [("INFO", "Info", ""), ("WARNING", "Warning", ""), ("ERROR", "Error", "")]
 WORKER_STATE_ITEMS = [
     ("UNKNOWN", "Not Checked", "Press Connect, or Generate, to find the worker"),
@@ -119,6 +122,17 @@ class AceStepSceneSettings(bpy.types.PropertyGroup):
     set_stingers: IntProperty(name="Stingers", default=2, min=0, max=8,
                               description="Short one-shot cues, placed after the loop")
 
+    edit_prompt: StringProperty(
+        name="Edit Prompt", description="Music for Repaint Selection and Add Layer; empty uses the strip's own prompt")
+    stem_tracks: EnumProperty(
+        name="Tracks", items=STEM_TRACK_ITEMS, options={"ENUM_FLAG"},
+        description="Stems to make; none picked makes every part the sketch played, or the model's usual six")
+    layer_track: EnumProperty(name="Instrument", items=TRACK_ITEMS, default="guitar",
+                              description="The instrument Add Layer plays over the strip")
+    layer_use_range: BoolProperty(
+        name="Only in Range", description="Play the layer only in the preview range (or between the markers "
+                                          "around the playhead), silent elsewhere")
+
 
 class AceStepRuntime(bpy.types.PropertyGroup):
     """The one busy flag and what the panel shows while and after a job runs."""
@@ -132,6 +146,7 @@ class AceStepRuntime(bpy.types.PropertyGroup):
     worker_state: EnumProperty(items=WORKER_STATE_ITEMS, default="UNKNOWN")
     worker_summary: StringProperty()
     worker_fix: StringProperty()
+    worker_tasks: StringProperty()  # the model's supports_tasks, comma separated ("" until connected)
 
 
 CLASSES = (AceStepSectionPrompt, AceStepSceneSettings, AceStepRuntime)

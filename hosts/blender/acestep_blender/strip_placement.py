@@ -41,9 +41,10 @@ def place_task_with_undo(task) -> str:
     """Place `task` through the undoable operator; returns a summary, raises AceStepError."""
     handoff.task, handoff.summary, handoff.error = task, "", ""
     try:
-        # Two operators only so Undo History names the step for what the user pressed.
-        place = {"SCORE": bpy.ops.acestep.place_score, "SET": bpy.ops.acestep.place_set}.get(
-            task.kind, bpy.ops.acestep.place_cue)
+        # One operator per kind only so Undo History names the step for what the user pressed.
+        place = {"SCORE": bpy.ops.acestep.place_score, "SET": bpy.ops.acestep.place_set,
+                 "STEMS": bpy.ops.acestep.place_stems, "REPAINT": bpy.ops.acestep.place_repaint,
+                 "LAYER": bpy.ops.acestep.place_layer}.get(task.kind, bpy.ops.acestep.place_cue)
         with _window_context():
             result = place("EXEC_DEFAULT", True)
     finally:

@@ -25,6 +25,12 @@ PROP_KEY_MEASURED = "acestep_key_measured"
 PROP_WARNINGS = "acestep_warnings"  # the worker's warnings about this file, one per line
 PROP_ROLE = "acestep_role"  # a set's "base", "intensity" or "stinger"
 PROP_LEVEL = "acestep_level"
+# Edits of a strip (edit_placement.py): what the strip is ("stem", "repaint", "layer"), the
+# strip it was made from, its instrument, and the id the stems of one split share.
+PROP_EDIT = "acestep_edit"
+PROP_SOURCE = "acestep_source"
+PROP_TRACK = "acestep_track"
+PROP_STEM_GROUP = "acestep_stem_group"
 
 
 def record_output(strip, job, output) -> None:

@@ -63,6 +63,10 @@ class TaskRunner(threading.Thread):
                         job.files, job.artifact_files = audio_files.bring_in_set(
                             client, job.status, self.task.output_folder, self.task.remote)
                         continue
+                    if job.stems:
+                        job.files, job.stem_files = audio_files.bring_in_stems(
+                            client, job.status, self.task.output_folder, self.task.remote)
+                        continue
                     job.files = audio_files.bring_in(client, job.status, self.task.output_folder, self.task.remote)
                 self._refresh_status_line()
             self.outcome = Outcome(ok=not self.cancelled)

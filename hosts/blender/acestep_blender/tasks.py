@@ -11,6 +11,8 @@ from acestep_core.jobs import DONE, JobStatus
 from acestep_core.request import GenerationRequest
 
 GENERATE, SCORE, VARIATION, SET = "GENERATE", "SCORE", "VARIATION", "SET"
+# Edits of the active sound strip (edit_plans.py, edit_placement.py).
+STEMS, REPAINT, LAYER = "STEMS", "REPAINT", "LAYER"
 
 
 @dataclass
@@ -30,6 +32,21 @@ class CuePlan:
 
 
 @dataclass
+class EditSource:
+    """The sound strip an edit works on, as it was when the edit was asked for: its name,
+    channel, where its file's first frame sits (`content_start`, Blender's frame_start) and
+    the span it shows ([span_start, span_end), its handles). Results are placed on this
+    grid, so they line up with the source whatever its offsets."""
+
+    strip_name: str
+    channel: int
+    content_start: float
+    span_start: int
+    span_end: int
+    track: str | None = None  # the instrument a layer adds
+
+
+@dataclass
 class CueJob:
     request: GenerationRequest
     plan: CuePlan
@@ -39,6 +56,9 @@ class CueJob:
     source_audio: Path | None = None  # uploaded by the runner for a cover, before submitting
     set_options: dict | None = None  # {"intensities", "bars", "stingers"}: submitted as a set (submit_set)
     artifact_files: list[Path] = field(default_factory=list)  # a set's manifest and Godot resource, local
+    edit: EditSource | None = None  # an edit of a strip: where its results go
+    stems: bool = False  # bring in the job's stems (a split) instead of its mix
+    stem_files: dict[str, Path] = field(default_factory=dict)  # track -> local stem file, the worker's order
 
     @property
     def finished(self) -> bool:
