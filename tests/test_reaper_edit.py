@@ -36,6 +36,27 @@ def make_item(session, project, seconds: str = "4", seed: str = "3") -> str:
     return item
 
 
+def recorded_item(session, project, path: Path, seconds: float = 4.0, rate: int = 44100, position: float = 4.0,
+                  offset: float = 0.0, length: float | None = None) -> str:
+    """Audio the user recorded (a chord of sines, 16-bit stereo WAV, no sidecar) as an
+    item on the Music track, selected; its take starts `offset` s into the file."""
+    frames = np.arange(int(seconds * rate)) / rate
+    tone = sum(0.2 * np.sin(2 * np.pi * f * frames) for f in (220.0, 277.2, 329.6))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, np.stack([tone, 0.8 * tone], axis=1), rate, subtype="PCM_16")
+    rpr = session.reapy.reascript_api
+    item = rpr.AddMediaItemToTrack(project.tracks[1].id)
+    rpr.SetMediaItemInfo_Value(item, "D_POSITION", position)
+    rpr.SetMediaItemInfo_Value(item, "D_LENGTH", seconds - offset if length is None else length)
+    take = rpr.AddTakeToMediaItem(item)
+    rpr.SetMediaItemTake_Source(take, rpr.PCM_Source_CreateFromFile(str(path)))
+    rpr.GetSetMediaItemTakeInfo_String(take, "P_NAME", path.stem, True)
+    rpr.SetMediaItemTakeInfo_Value(take, "D_STARTOFFS", offset)
+    rpr.SetMediaItemSelected(item, True)
+    rpr.Undo_OnStateChange2(project.id, "add recorded item")
+    return item
+
+
 def folder_depths(session, project) -> list[int]:
     rpr = session.reapy.reascript_api
     return [int(rpr.GetMediaTrackInfo_Value(rpr.GetTrack(project.id, i), "I_FOLDERDEPTH"))
@@ -133,14 +154,7 @@ def test_split_needs_a_selected_item(inside, tmp_path):
 def test_split_of_a_file_the_sketch_did_not_make_says_which_model_can(inside, tmp_path):
     """Audio the user recorded: only the model's extract (base or sft) can split it."""
     project = prepare(inside, tmp_path)
-    recorded = tmp_path / "game" / "recorded.wav"
-    sf.write(recorded, np.zeros((44100 * 2, 2)), 44100, subtype="PCM_16")
-    rpr = inside.reapy.reascript_api
-    item = rpr.AddMediaItemToTrack(project.tracks[1].id)
-    rpr.SetMediaItemInfo_Value(item, "D_LENGTH", 2.0)
-    take = rpr.AddTakeToMediaItem(item)
-    rpr.SetMediaItemTake_Source(take, rpr.PCM_Source_CreateFromFile(str(recorded)))
-    rpr.SetMediaItemSelected(item, True)
+    recorded_item(inside, project, tmp_path / "game" / "recorded.wav", seconds=2.0)
     before = inside.snapshot()["project"]
     inside.run("stems")
     wait(inside)

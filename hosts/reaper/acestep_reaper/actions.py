@@ -508,7 +508,7 @@ def add_layer(loop=None) -> Generation | None:
     if request is None:
         return None
     folder, notice = media.media_folder(context.rpp_path, context.media_folder)
-    placement = LayerTrack(context.project, item, span=(span[0], span[1]) if span else (item.position, item.end))
+    placement = LayerTrack(context.project, item)
     run = Generation([request], placement, folder, notice, [item.active_source])
     (loop or default_loop()).start(run)
     return run

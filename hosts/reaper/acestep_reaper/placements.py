@@ -472,11 +472,10 @@ class RepaintTake(NewTakes):
 
 @dataclass
 class LayerTrack(NewTakes):
-    """A lego layer on a new track right below the item's track, its item over the span
-    that was asked for (the item, or its part inside the time selection), aligned with
-    the source item: the same project time plays the same moment of the source file."""
+    """A lego layer on a new track right below the item's track, its item exactly where
+    the source item is (position, length, take start offset): the layer is as long as the
+    source file, and silent outside the range it was asked for but for short fades."""
 
-    span: tuple[float, float] = (0.0, 0.0)  # project seconds
     undo_label: str = "ACE-Step: add layer"
     track: str | None = None
 
@@ -484,12 +483,11 @@ class LayerTrack(NewTakes):
         result = results[0]
         self._restore_label()
         request, output, item = result.request, result.job.outputs[0], self.item
-        start, end = self.span
         name = f"{item_label(item)} ({request.track})"
-        cue = project.Cue(start, end - start,
+        cue = project.Cue(item.position, item.length,
                           [project.TakeFile(str(result.files[0]), f"{media.short_prompt(request.prompt)} "
                                                                   f"({request.track}, seed {output.seed})")],
                           f"layer of {item_label(item)}\n" + describe(request, result),
-                          start_offset=item.source_time(start), playrate=item.playrate, loop_source=False)
+                          start_offset=item.start_offset, playrate=item.playrate, loop_source=False)
         self.track = project.place_track_below(self.project, item.item, project.TrackLane(name, [cue]),
                                                self.undo_label)
