@@ -75,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                                "NAME-2.wav, ...; each file gets a sidecar NAME.wav.json (default: cue.wav)")
     generate.add_argument("--overwrite", action="store_true",
                           help="replace files (and sidecars) already there (default: refuse before generating)")
-    generate.add_argument("--seconds", type=float, default=30.0, help="length of each cue in seconds (default: 30)")
+    generate.add_argument("--seconds", type=float,
+                          help="length of each cue in seconds (default: 30; with --source, the source's length)")
     generate.add_argument("--candidates", type=int, default=1, help="how many versions to make (1-8)")
     generate.add_argument("--seed", type=int, help="seed of the first candidate (default: draw one)")
     generate.add_argument("--bpm", type=float, help="tempo in beats per minute")
@@ -107,8 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
                                "the sketch's own parts, or one extract per track on an ACE-Step base/sft model")
     generate.add_argument("--cover-strength", type=float, default=1.0, help="how closely a cover follows the source (0-1)")
     generate.add_argument("--format", choices=OUTPUT_FORMATS, help="file format (default: from -o, else wav)")
-    generate.add_argument("--sample-rate", type=int, default=44100, help="44100 (default) or 48000")
-    generate.add_argument("--bit-depth", type=int, default=16, help="16 (default) or 24")
+    generate.add_argument("--sample-rate", type=int,
+                          help="44100 (default) or 48000; with --source, the source's where it is one of these")
+    generate.add_argument("--bit-depth", type=int,
+                          help="16 (default) or 24; with --source, the source's (a repaint is then sample-exact "
+                               "outside its range)")
     generate.add_argument("--loop", nargs="?", const="fit", metavar="BARS|fit",
                           help="make a seamless loop of BARS whole bars, or 'fit' (the default with no value): "
                                "the whole bars nearest --seconds; WAV files get smpl loop points")
@@ -248,10 +252,15 @@ def request_from_args(args: argparse.Namespace) -> tuple[GenerationRequest, Path
                 "--range and --repaint-start/--repaint-end say the same thing; pass only --range START END"))])
         repaint_start, repaint_end = args.range
     loop, loop_bars = loop_from_text(args.loop)
+    seconds, sample_rate, bit_depth = 30.0, 44100, 16
+    if source is not None and args.task != "text2music":  # the source's own length, rate and depth
+        from acestep_core.stems import file_format
+
+        _, sample_rate, bit_depth, seconds = file_format(Path(source))
     request = GenerationRequest(
         prompt=args.prompt,
         lyrics=args.lyrics,
-        duration=args.seconds,
+        duration=seconds if args.seconds is None else args.seconds,
         seed=args.seed,
         candidates=args.candidates,
         steps=args.steps,
@@ -270,8 +279,8 @@ def request_from_args(args: argparse.Namespace) -> tuple[GenerationRequest, Path
         stems=args.stems,
         cover_strength=args.cover_strength,
         output_format=output_format,
-        sample_rate=args.sample_rate,
-        bit_depth=args.bit_depth,
+        sample_rate=sample_rate if args.sample_rate is None else args.sample_rate,
+        bit_depth=bit_depth if args.bit_depth is None else args.bit_depth,
         loop=loop,
         loop_bars=loop_bars,
         loudness=loudness_from_text(args.loudness),

@@ -55,9 +55,11 @@ from acestep_core.audio.writer import (
     as_written, discard, output_run, pcm_scale, put_in_place, quantized, temporary_path_beside, write_audio,
     write_json_atomic,
 )
+from acestep_core.audio.splice import CROSSFADE_S, SPLICE_TASKS, source_frames, splice
 from acestep_core.backends.base import BASE_ONLY_TASKS, Backend, BackendInfo, needs_base_checkpoint
 from acestep_core.errors import (
-    AceStepError, BackendUnavailable, GenerationCancelled, GenerationFailed, OutputNotWritable,
+    AceStepError, BackendUnavailable, FieldProblem, GenerationCancelled, GenerationFailed, InvalidRequest,
+    OutputNotWritable,
 )
 from acestep_core.jobs import CueOutput
 from acestep_core.backends.base import BASE_REPO_ID
@@ -71,7 +73,9 @@ from acestep_core.progress import (
     ignore_progress,
     never_cancelled,
 )
-from acestep_core.request import MAX_DURATION_S, MAX_SEED, GenerationRequest, beats_per_bar, slug_from_prompt
+from acestep_core.request import (
+    MAX_DURATION_S, MAX_SEED, MIN_DURATION_S, SOURCE_TASKS, GenerationRequest, beats_per_bar, slug_from_prompt,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -201,7 +205,7 @@ def generate_cues(
     (acestep_core.stems.split_request), named after `output_path`; the mix is not written
     again, and a mix rendered again (sketch) must be the file's audio, or nothing is written.
     """
-    request = request.validated()
+    request = _with_source_length(request.validated())
     output_path = Path(output_path)
     output_names.output_format_for(output_path)  # x.mp3 is refused before any folder is made
     ensure_output_folder(output_path.parent)
@@ -281,6 +285,15 @@ def generate_cues(
     def finish_and_stage(k: int) -> CueOutput:
         cue = finish_cue(raw.samples[k], raw.sample_rate, request, raw.settings, is_cancelled=stop_requested,
                          on_step=step_done)
+        if request.task in SPLICE_TASKS:  # the source stays outside the range (audio/splice.py)
+            source = None if request.task == "lego" else source_frames(
+                request.source_audio, request.sample_rate, cue.frames.shape[1], cue.frames.shape[0])
+            splice(cue.frames, request.task, request.sample_rate, request.repaint_start, request.repaint_end, source)
+            raw.settings["crossfade_s"] = CROSSFADE_S
+            if request.loudness_target_lufs() is not None:  # asked for: the spliced whole is brought to it
+                cue.frames, cue.loudness = finish_loudness(
+                    cue.frames, request.sample_rate, request.loudness_target_lufs(), request.true_peak_ceiling_db,
+                    in_place=True, is_cancelled=stop_requested)
         write_cue(staged[k], cue, request, _info_chunk(request, info, seeds[k], created, cue),
                   is_cancelled=stop_requested)
         cue.warnings += cue_warnings(cue.loudness)
@@ -391,6 +404,25 @@ def backend_request(request: GenerationRequest) -> GenerationRequest:
         # Whole bars: a backend that ends cues musically (sketch) keeps its groove going.
         seconds = (bars + 1) * bar_s
     return replace(request, duration=min(seconds, MAX_DURATION_S))
+
+
+def _with_source_length(request: GenerationRequest) -> GenerationRequest:
+    """A task on a source file makes a cue as long as the source: the model reworks the
+    source's whole length, and a host puts the result where the source is."""
+    if request.task not in SOURCE_TASKS or request.source_audio is None:
+        return request
+    import soundfile as sf
+
+    try:
+        info = sf.info(str(request.source_audio))
+    except Exception:  # not audio: the backend refuses it with the formats it reads
+        return request
+    seconds = info.frames / info.samplerate
+    if not MIN_DURATION_S <= seconds <= MAX_DURATION_S:
+        raise InvalidRequest([FieldProblem("source_audio", (
+            f"{Path(request.source_audio).name} is {seconds:.1f} s long; {request.task} works on "
+            f"{MIN_DURATION_S:g} to {MAX_DURATION_S:g} s of audio"))])
+    return replace(request, duration=seconds)
 
 
 def finish_cue(samples: "np.ndarray", source_rate: int, request: GenerationRequest, settings: dict, *,

@@ -124,6 +124,9 @@ def _file_format(path: Path) -> tuple[str, int, int, float]:
     return fmt, rate, 16 if narrow else 24, frames / file_rate
 
 
+file_format = _file_format  # public: the CLI and the hosts give a source task the source's format
+
+
 def matches_file(written: "Any", audio_path: str | Path, bit_depth: int) -> str | None:
     """None when `written` (float (frames, channels), a re-rendered mix as written) is the
     file's audio, to the last bit but one; else a sentence saying how it differs."""

@@ -31,7 +31,8 @@ from acestep_core.errors import (
 )
 from acestep_core.model_folder import ModelFolderReport, check_model_folder, inspect_model_folder
 from acestep_core.progress import LOADING, CancelCheck, Progress, ProgressCallback, ignore_progress, step_stage
-from acestep_core.request import MAX_DURATION_S, GenerationRequest
+from acestep_core.request import MAX_DURATION_S, SOURCE_TASKS, GenerationRequest
+from acestep_core.request import TASKS as REQUEST_TASKS
 
 # Sampling defaults per checkpoint variant, used when a request leaves them empty.
 # Turbo: guidance is distilled into the weights (the pipeline forces 1.0), 8 steps,
@@ -46,8 +47,8 @@ BASE_DEFAULTS = {"steps": 32, "guidance": 7.0, "shift": 3.0}
 # reads the language from the text).
 INSTRUMENTAL_LYRICS = "[Instrumental]"
 VOCAL_LANGUAGE = "unknown"
-TASKS = ("text2music", "repaint", "cover", "extract")
-# ACE-Step's turbo checkpoints were not trained for these (STEMS' minimal extract; TASKS owns the rest).
+TASKS = REQUEST_TASKS  # all six; turbo checkpoints lose BASE_ONLY in describe()
+# ACE-Step's turbo checkpoints were not trained for these.
 BASE_ONLY = BASE_ONLY_TASKS
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -230,6 +231,7 @@ class AceStepBackend:
             loaded=self.loaded,
             defaults=variant_defaults(report.variant) if report.variant else {},
             supports_tasks=tasks,
+            supports_reference=True,
         )
 
     def generate(
@@ -259,9 +261,14 @@ class AceStepBackend:
                 )
             settings = self.resolve_settings(request)
             source = None
-            if request.task in ("repaint", "cover", "extract"):
+            if request.task in SOURCE_TASKS:
                 source = read_source_audio(request.source_audio, pipe.sample_rate)
+            reference = None
+            if request.reference_audio is not None:
+                reference = read_source_audio(request.reference_audio, pipe.sample_rate)
             arguments = self._pipeline_arguments(request, settings, source)
+            if reference is not None:
+                arguments["reference_audio"] = torch.from_numpy(reference)
             arguments["generator"] = [torch.Generator(device="cpu").manual_seed(int(seed)) for seed in seeds]
             arguments["callback_on_step_end"] = _step_reporter(settings["steps"], on_progress, is_cancelled)
 
@@ -315,11 +322,17 @@ class AceStepBackend:
             # Turbo checkpoints have guidance distilled in; the pipeline would ignore it.
             settings["guidance_requested"] = settings["guidance"]
             settings["guidance"] = 1.0
-        if request.task == "repaint":
+        if request.task in ("repaint", "lego") and request.repaint_start is not None:
             settings["repaint_start"] = float(request.repaint_start)
             settings["repaint_end"] = float(request.repaint_end)
         if request.task == "cover":
             settings["cover_strength"] = float(request.cover_strength)
+        if request.task in ("extract", "lego") and request.track is not None:
+            settings["track"] = request.track
+        if request.task == "complete":
+            settings["tracks"] = list(request.tracks)
+        if request.reference_audio is not None:
+            settings["reference_audio"] = os.path.basename(str(request.reference_audio))
         return settings
 
     def _pipeline_arguments(
@@ -351,13 +364,16 @@ class AceStepBackend:
             padded = np.pad(source, ((0, 0), (0, -source.shape[1] % hop)))
             arguments["src_audio"] = torch.from_numpy(padded)
             arguments["audio_duration"] = padded.shape[1] / self._pipe.sample_rate
-        if request.task == "repaint":
+        if request.task in ("repaint", "lego") and request.repaint_start is not None:
+            # Lego with no range covers the whole source (the pipeline's default window).
             arguments["repainting_start"] = float(request.repaint_start)
             arguments["repainting_end"] = float(request.repaint_end)
         if request.task == "cover":
             arguments["audio_cover_strength"] = float(request.cover_strength)
-        if request.task == "extract":  # the pipeline's instruction: "Extract the DRUMS track from the audio:"
+        if request.task in ("extract", "lego"):  # the pipeline's instruction: "Extract the DRUMS track from the audio:"
             arguments["track_name"] = request.track
+        if request.task == "complete":
+            arguments["complete_track_classes"] = list(request.tracks)
         return arguments
 
     def _run_pipeline(self, arguments: dict[str, Any]) -> torch.Tensor:
