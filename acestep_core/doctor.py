@@ -69,8 +69,9 @@ def check_soundfile() -> Check:
 def check_model(model: str | None) -> Check:
     folder = config.configured_model(model)
     if folder is None:
-        return Check(False, "no ACE-Step model configured (the sketch backend will be used): "
-                            "run 'acestep-dcc download-model', or pass --model / set ACESTEP_DCC_MODEL")
+        return Check(False, "no ACE-Step model configured (the sketch backend will be used: text2music with "
+                            "stems, no editing of existing audio): run 'acestep-dcc download-model', or pass "
+                            "--model / set ACESTEP_DCC_MODEL")
     from acestep_core.errors import AceStepError
     from acestep_core.model_folder import check_model_folder
 
@@ -78,7 +79,23 @@ def check_model(model: str | None) -> Check:
         check_model_folder(folder)
     except AceStepError as exc:
         return Check(False, str(exc))
-    return Check(True, f"model folder {folder} is a complete ACE-Step checkpoint")
+    return Check(True, f"model folder {folder} is a complete ACE-Step checkpoint; {model_tasks(folder)}")
+
+
+def model_tasks(folder: str | Path) -> str:
+    """Which tasks the checkpoint runs, and how to get the ones it cannot."""
+    from acestep_core.backends.base import BASE_REPO_ID
+    from acestep_core.model_folder import inspect_model_folder
+    from acestep_core.request import BASE_ONLY_TASKS
+
+    report = inspect_model_folder(Path(folder))
+    said = [f"{report.variant or 'unknown'} variant, runs {', '.join(report.supported_tasks)}"]
+    if not report.supports_cover:
+        said.append("not cover (the folder has no audio_tokenizer)")
+    if report.is_turbo:
+        said.append(f"{', '.join(BASE_ONLY_TASKS)} need a base or sft checkpoint: run "
+                    f"'acestep-dcc download-model {BASE_REPO_ID}'")
+    return "; ".join(said)
 
 
 def check_output(folder: Path) -> Check:

@@ -95,6 +95,15 @@ class ModelFolderReport:
         return all(name in complete for name in AUDIO_TOKENIZER_COMPONENTS)
 
     @property
+    def supported_tasks(self) -> tuple[str, ...]:
+        """The tasks this checkpoint runs: cover needs the audio tokenizer, and ACE-Step's
+        turbo checkpoints were not trained for the base-only ones."""
+        from acestep_core.request import BASE_ONLY_TASKS, TASKS
+
+        return tuple(task for task in TASKS if (task != "cover" or self.supports_cover)
+                     and not (self.is_turbo and task in BASE_ONLY_TASKS))
+
+    @property
     def missing_files(self) -> list[str]:
         return [f"{c.name}/{name}" if name != MODEL_INDEX else name for c in self.components for name in c.missing]
 
@@ -113,6 +122,7 @@ class ModelFolderReport:
             "model_id": self.model_id,
             "variant": self.variant,
             "supports_cover": self.supports_cover,
+            "supported_tasks": list(self.supported_tasks),
             "components": [c.to_dict() for c in self.components],
         }
 

@@ -168,3 +168,13 @@ def test_crossfade_gains_sum_to_one_and_stay_inside_the_clip():
     assert new[:170].max() == 0.5 and new[200:400].min() == 1.0 and new[430:].max() == 0.5
     with pytest.raises(ValueError, match="repaint \\(with its source\\) and lego"):
         splice(new, "cover", 1000, 0.2, 0.4, old)
+
+
+def test_doctor_says_which_tasks_the_checkpoint_runs(tiny_checkpoint: Path, base_checkpoint: Path, capsys):
+    main(["doctor", "--model", str(tiny_checkpoint)])
+    turbo = [line for line in capsys.readouterr().out.splitlines() if "model folder" in line][0]
+    assert turbo.endswith("turbo variant, runs text2music, repaint, cover; extract, lego, complete need a base or "
+                          "sft checkpoint: run 'acestep-dcc download-model ACE-Step/acestep-v15-xl-base-diffusers'")
+    main(["doctor", "--model", str(base_checkpoint)])
+    base = [line for line in capsys.readouterr().out.splitlines() if "model folder" in line][0]
+    assert base.endswith("base variant, runs text2music, repaint, cover, extract, lego, complete")

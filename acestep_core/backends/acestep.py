@@ -32,7 +32,6 @@ from acestep_core.errors import (
 from acestep_core.model_folder import ModelFolderReport, check_model_folder, inspect_model_folder
 from acestep_core.progress import LOADING, CancelCheck, Progress, ProgressCallback, ignore_progress, step_stage
 from acestep_core.request import MAX_DURATION_S, SOURCE_TASKS, GenerationRequest
-from acestep_core.request import TASKS as REQUEST_TASKS
 
 # Sampling defaults per checkpoint variant, used when a request leaves them empty.
 # Turbo: guidance is distilled into the weights (the pipeline forces 1.0), 8 steps,
@@ -47,9 +46,6 @@ BASE_DEFAULTS = {"steps": 32, "guidance": 7.0, "shift": 3.0}
 # reads the language from the text).
 INSTRUMENTAL_LYRICS = "[Instrumental]"
 VOCAL_LANGUAGE = "unknown"
-TASKS = REQUEST_TASKS  # all six; turbo checkpoints lose BASE_ONLY in describe()
-# ACE-Step's turbo checkpoints were not trained for these.
-BASE_ONLY = BASE_ONLY_TASKS
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -218,9 +214,7 @@ class AceStepBackend:
 
     def describe(self) -> BackendInfo:
         report = self._report or inspect_model_folder(self.model_dir)
-        tasks = TASKS if report.supports_cover else tuple(t for t in TASKS if t != "cover")
-        if report.is_turbo:
-            tasks = tuple(t for t in tasks if t not in BASE_ONLY)
+        tasks = report.supported_tasks
         return BackendInfo(
             name=self.name,
             label=f"ACE-Step 1.5 ({self.model_dir.name})",
@@ -247,7 +241,7 @@ class AceStepBackend:
         """
         if len(seeds) != request.candidates:
             raise ValueError(f"need one seed per candidate: {request.candidates} candidates, {len(seeds)} seeds")
-        if request.task in BASE_ONLY and request.task not in self.describe().supports_tasks:
+        if request.task in BASE_ONLY_TASKS and request.task not in self.describe().supports_tasks:
             raise BackendUnavailable(needs_base_checkpoint(request.task))
         with self._lock:
             if is_cancelled():
