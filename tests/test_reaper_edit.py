@@ -14,7 +14,8 @@ import pytest
 import soundfile as sf
 
 from acestep_core.request import TRACK_NAMES
-from test_reaper_actions import SCRIPT_NAMES, PROMPT, prepare, session, inside, wait  # noqa: F401  (fixtures)
+from test_reaper_actions import (SCRIPT_NAMES, PROMPT, inside, prepare, session,  # noqa: F401  (fixtures)
+                                 step_until, wait)
 
 SCRIPT_NAMES.update({  # the scripts REAPER runs for these actions (the sessions look them up here)
     "stems": "ACE-Step - Split selected item into stems.py",
@@ -69,6 +70,7 @@ def trim(session, project, item: str, position: float, offset: float, length: fl
     rpr.SetMediaItemInfo_Value(item, "D_POSITION", position)
     rpr.SetMediaItemInfo_Value(item, "D_LENGTH", length)
     rpr.SetMediaItemTakeInfo_Value(rpr.GetActiveTake(item), "D_STARTOFFS", offset)
+    rpr.SetMediaItemInfo_Value(item, "B_LOOPSRC", 0.0)  # Loop source off (new items have it on)
     rpr.Undo_OnStateChange2(project.id, "trim item")
 
 
@@ -92,6 +94,9 @@ def test_split_puts_each_stem_on_a_child_of_a_folder_track_aligned_with_the_item
     folder, stems = tracks[2], tracks[3:]
     assert [t["name"] for t in tracks[:3]] == ["Dialogue", "Music", f"{name} (stems)"]
     assert len(stems) >= 2 and all(t["name"].startswith(f"{name} (") for t in stems)
+    rpr = session.reapy.reascript_api
+    assert [rpr.GetMediaItemInfo_Value(rpr.GetTrackMediaItem(rpr.GetTrack(project.id, 3 + k), 0), "B_LOOPSRC")
+            for k in range(len(stems))] == [0.0] * len(stems)
     assert folder_depths(session, project) == [0, 0, 1] + [0] * (len(stems) - 1) + [-1]
     for track in stems:
         [stem] = track["items"]
@@ -139,6 +144,22 @@ def test_split_of_an_item_inside_a_folder_keeps_the_folder_closed_after_the_stem
     assert folder_depths(inside, project) == [1, 0, 1] + [0] * (len(tracks) - 5) + [-2, 0]
     assert tracks[-1]["name"] == "After"
     assert rpr.GetParentTrack(rpr.GetTrack(project.id, 2)) == project.tracks[0].id
+
+
+def test_split_shows_progress_on_the_item_and_a_cancel_leaves_the_project_as_it_was(inside, tmp_path):
+    project = prepare(inside, tmp_path)
+    item = make_item(inside, project, seconds="20")
+    rpr = inside.reapy.reascript_api
+    before = inside.snapshot()["project"]
+    inside.run("stems")
+    step_until(inside, lambda: "[ACE-Step" in rpr.GetSetMediaItemTakeInfo_String(
+        rpr.GetActiveTake(item), "P_NAME", "", False)[3])
+    inside.run("cancel")
+    wait(inside)
+    state = inside.snapshot()
+    assert state["message_boxes"] == [] and state["script_errors"] == []
+    assert state["project"]["tracks"] == before["tracks"]  # the take's name put back, nothing added or muted
+    assert state["project"]["undo"] == before["undo"]
 
 
 def test_split_needs_a_selected_item(inside, tmp_path):
@@ -224,3 +245,39 @@ def test_worker_settings_say_what_the_running_model_can_do(inside, tmp_path, wor
     [box] = inside.snapshot()["message_boxes"]
     label = worker.health()["label"]
     assert box["message"].endswith(f"Its model, {label} can do: text2music."), box["message"]
+
+
+def test_a_worker_reaper_starts_for_a_repaint_says_its_model_cannot_before_sending_anything(
+        reaper_inside, tmp_path, monkeypatch):
+    """No worker runs yet, so the action cannot ask one what it can do: the run starts the
+    worker (the sketch, as configured), reads its health and refuses there, uploading nothing."""
+    import json
+    import sys
+
+    from acestep_core.client import find_worker
+    from test_reaper_actions import InsideReaperSession
+
+    home = tmp_path / "host-worker-home"
+    home.mkdir()
+    command = [sys.executable, "-m", "acestep_core.worker", "--backend", "sketch"]
+    (home / "config.json").write_text(json.dumps({"worker_command": command}))
+    monkeypatch.setenv("ACESTEP_DCC_HOME", str(home))
+    session = InsideReaperSession(reaper_inside)
+    try:
+        project = prepare(session, tmp_path)
+        recorded_item(session, project, tmp_path / "game" / "take.wav")
+        project.time_selection = 5, 6
+        before = session.snapshot()["project"]
+        session.answer_inputs(["soft piano", ""])
+        session.run("repaint")
+        wait(session, timeout=120)
+        state = session.snapshot()
+        [box] = state["message_boxes"]
+        assert box["message"].startswith("The loaded model cannot repaint part of an item: sketch (procedural"), box
+        assert state["project"]["tracks"] == before["tracks"] and state["project"]["undo"] == before["undo"]
+        client = find_worker(home / "state")
+        assert client is not None and client.jobs() == []  # nothing was submitted
+    finally:
+        client = find_worker(home / "state")
+        if client is not None:
+            client.shutdown()

@@ -435,7 +435,7 @@ def item_label(item: project.SelectedItem) -> str:
 class StemTracks(NewTakes):
     """A split into stems: a folder track named after the item right below its track, one
     child track per stem, each item exactly where the source item is (position, length,
-    take start offset and rate), and the source item muted; in one undo block."""
+    take start offset, rate and Loop source), and the source item muted; in one undo block."""
 
     undo_label: str = "ACE-Step: split into stems"
     tracks: list[str] = field(default_factory=list)
@@ -447,7 +447,7 @@ class StemTracks(NewTakes):
         notes = f"stems of {name}\n" + describe(result.request, result)
         lanes = [project.TrackLane(f"{name} ({track})", [project.Cue(
                     item.position, item.length, [project.TakeFile(str(path), f"{name} ({track})")], notes,
-                    start_offset=item.start_offset, playrate=item.playrate, loop_source=False)])
+                    start_offset=item.start_offset, playrate=item.playrate, loop_source=item.loop_source)])
                  for track, path in result.artifact_files.items()]
         self.tracks = project.place_stem_folder(self.project, item.item, f"{name} (stems)", lanes, self.undo_label)
 
@@ -488,6 +488,6 @@ class LayerTrack(NewTakes):
                           [project.TakeFile(str(result.files[0]), f"{media.short_prompt(request.prompt)} "
                                                                   f"({request.track}, seed {output.seed})")],
                           f"layer of {item_label(item)}\n" + describe(request, result),
-                          start_offset=item.start_offset, playrate=item.playrate, loop_source=False)
+                          start_offset=item.start_offset, playrate=item.playrate, loop_source=item.loop_source)
         self.track = project.place_track_below(self.project, item.item, project.TrackLane(name, [cue]),
                                                self.undo_label)

@@ -438,6 +438,7 @@ class SelectedItem:
     start_offset: float = 0.0  # where in that file the item starts (the take's D_STARTOFFS)
     playrate: float = 1.0  # the active take's D_PLAYRATE
     source_length: float = 0.0  # seconds in the active take's file (GetMediaSourceLength)
+    loop_source: bool = False  # the item's B_LOOPSRC: its file repeats when the item is longer
 
     @property
     def end(self) -> float:
@@ -467,6 +468,7 @@ def read_selected_item(project: str) -> SelectedItem | None:
             start_offset=0.0 if is_null(take) else RPR.GetMediaItemTakeInfo_Value(take, "D_STARTOFFS"),
             playrate=1.0 if is_null(take) else RPR.GetMediaItemTakeInfo_Value(take, "D_PLAYRATE"),
             source_length=0.0 if is_null(source) else RPR.GetMediaSourceLength(source, False)[0],
+            loop_source=bool(RPR.GetMediaItemInfo_Value(item, "B_LOOPSRC")),
         )
 
 

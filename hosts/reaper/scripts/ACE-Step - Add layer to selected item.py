@@ -1,6 +1,7 @@
 """ACE-Step: Add layer to selected item (REAPER action).
 
-Adds a new instrument (ACE-Step's lego task) over the selected item, on a new track right below it.
+Adds a new instrument (ACE-Step's lego task) over the selected item, on a new track
+right below it.
 Runs in REAPER's Python (Options > Preferences > Plug-ins > ReaScript) and returns
 to REAPER at once; the music arrives a few seconds later.
 """

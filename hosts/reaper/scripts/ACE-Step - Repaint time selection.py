@@ -1,6 +1,7 @@
 """ACE-Step: Repaint time selection (REAPER action).
 
-Makes the part of the selected item inside the time selection again from a prompt, as a new take on the item; the rest stays as it was.
+Makes the part of the selected item inside the time selection again from a prompt, as a
+new take on the item; the rest stays as it was.
 Runs in REAPER's Python (Options > Preferences > Plug-ins > ReaScript) and returns
 to REAPER at once; the music arrives a few seconds later.
 """

@@ -1,6 +1,7 @@
 """ACE-Step: Split selected item into stems (REAPER action).
 
-Splits the selected item into stems: a folder track named after the item, one child track per stem, aligned with it; the item is muted.
+Splits the selected item into stems: a folder track named after the item, one child
+track per stem, aligned with it; the item is muted.
 Runs in REAPER's Python (Options > Preferences > Plug-ins > ReaScript) and returns
 to REAPER at once; the music arrives a few seconds later.
 """
