@@ -119,6 +119,23 @@ def test_source_audio_goes_through_an_upload(acestep_worker: WorkerClient, tmp_p
     assert abs(done.outputs[0].duration - 4.0) < 0.05
 
 
+def test_a_repaint_over_http_is_the_source_outside_its_range(acestep_worker: WorkerClient, tmp_path):
+    from acestep_core.audio.splice import CROSSFADE_S
+
+    source = tone(tmp_path / "source.wav")
+    job = acestep_worker.submit_with_files(GenerationRequest(
+        prompt="rework", task="repaint", source_audio=str(source), repaint_start=1.0, repaint_end=2.0,
+        sample_rate=48000, bit_depth=16))
+    done = acestep_worker.wait(job.id, timeout=120)
+    assert done.status == DONE, done.error
+    got = acestep_worker.download(job.id, 0, tmp_path / "repainted.wav")
+    before, _ = sf.read(source, dtype="int16")
+    after, _ = sf.read(got, dtype="int16")
+    assert after.shape == before.shape  # the source's length, though the request left duration alone
+    differs = np.nonzero(np.abs(after.astype(int) - before).max(axis=1))[0] / 48000
+    assert 1.0 - CROSSFADE_S <= differs[0] and differs[-1] <= 2.0 + CROSSFADE_S
+
+
 def test_unknown_upload_id_is_refused(acestep_worker: WorkerClient):
     with pytest.raises(WorkerRejected) as caught:
         acestep_worker.submit({"prompt": "x", "task": "cover", "source_audio": "upload-" + "a" * 32})
