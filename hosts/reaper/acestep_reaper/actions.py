@@ -30,7 +30,7 @@ from acestep_core.worker import discovery
 from acestep_core.errors import AceStepError, FieldProblem, InvalidRequest, WorkerError
 from acestep_core.keywords import compose_prompt
 from acestep_core.request import TRACK_NAMES, GenerationRequest, beats_per_bar
-from acestep_core.stems import _file_format, split_request
+from acestep_core.stems import file_format, split_request
 from acestep_core.timeline import CueSheet
 
 from . import generation, media, project, settings
@@ -407,7 +407,7 @@ def _overlap_or_refuse(item: project.SelectedItem, selection: tuple[float, float
 def _source_request_fields(item: project.SelectedItem, context: project.EditContext) -> dict:
     """The fields a task on the item's file shares: the file's own length, format, rate and
     bit depth (so the result lines up with it), the tempo it was made at, no loudness change."""
-    fmt, rate, bits, seconds = _file_format(Path(item.active_source))
+    fmt, rate, bits, seconds = file_format(Path(item.active_source))
     try:
         made = GenerationRequest.from_dict(json.loads(item.request_json)) if item.request_json else None
     except (ValueError, AceStepError):
