@@ -103,6 +103,11 @@ def test_split_into_stems_lands_aligned_above_the_strip_tied_together_in_one_und
     assert scene.sequence_editor.strips[source_name].mute, "the stems sum to the mix: it is muted"
     assert f"{len(tracks)} stems" in addon.runtime.message
 
+    # A stem is not split again: its sidecar says whose stem it is.
+    scene.sequence_editor.active_strip = stems[0]
+    with pytest.raises(RuntimeError, match=f"is already the {stems[0]['acestep_track']} stem of"):
+        bpy.ops.acestep.split_stems()
+
     bpy.ops.ed.undo()
     scene = bpy.context.scene
     assert [s.name for s in _sounds(scene)] == [source_name], "one undo removes every stem"
@@ -180,3 +185,29 @@ def test_repaint_range_is_the_preview_range_or_the_markers_in_seconds_inside_the
     scene.use_preview_range, scene.frame_preview_start, scene.frame_preview_end = True, 1, 40
     with pytest.raises(edit_plans.BadInput, match="outside 'music'"):
         edit_plans.edit_range(scene, strip)
+
+
+def test_cancel_mid_split_places_nothing_and_mutes_nothing(addon, worker):
+    scene = bpy.context.scene
+    cue = _generate_cue(addon, scene, seconds=20.0)
+    scene.sequence_editor.active_strip = cue
+    assert bpy.ops.acestep.split_stems() == {"FINISHED"}, addon.runtime.message
+    assert bpy.ops.acestep.cancel() == {"FINISHED"}
+    tick_until_idle(addon)
+    assert "cancelled, nothing was placed" in addon.runtime.message
+    assert [s.name for s in _sounds(scene)] == [cue.name] and not cue.mute
+    assert bpy.ops.acestep.split_stems.poll(), "the next edit can start"
+
+
+def test_a_flac_source_is_read_with_blenders_audio_module_where_soundfile_is_missing(addon, tmp_path, monkeypatch):
+    """Blender's Python has no soundfile: the core reads only WAV then, and Blender's aud reads the rest."""
+    sf = pytest.importorskip("soundfile")
+    np = pytest.importorskip("numpy")
+    path = tmp_path / "theme.flac"
+    sf.write(str(path), np.zeros((88200, 2)), 44100, subtype="PCM_24")
+    monkeypatch.setitem(__import__("sys").modules, "soundfile", None)  # as in Blender's own Python
+    assert addon.module.edit_plans.source_format(path) == ("flac", 44100, 16, 2.0)
+    notes = tmp_path / "notes.ogg"
+    notes.write_text("not audio")
+    with pytest.raises(addon.module.edit_plans.BadInput, match="cannot read .*notes.ogg as audio"):
+        addon.module.edit_plans.source_format(notes)

@@ -5,8 +5,9 @@
 - 5.x edits the workspace's `context.sequencer_scene`, which may differ from
   `context.scene`; before 5.0 the sequencer always shows `context.scene`.
 - 5.2 names a strip's span left_handle, right_handle and duration (content_duration
-  for the source's length); the frame_final_* and frame_duration names warn there and
-  go in 6.0. strip_span, set_strip_length and content_length read either.
+  for the source's length, content_start for the frame its source begins at); the
+  frame_final_*, frame_duration and frame_start names warn there and go in 6.0.
+  strip_span, set_strip_length, content_length and content_start read either.
 """
 
 from __future__ import annotations
@@ -59,6 +60,19 @@ def set_strip_span(strip, start: int, end: int) -> None:
         strip.left_handle, strip.right_handle = start, end
     else:
         strip.frame_final_start, strip.frame_final_end = start, end
+
+
+def content_start(strip) -> float:
+    """The timeline frame where the strip's source (its sound file's first sample) begins."""
+    return strip.content_start if _has_handles(strip) else strip.frame_start
+
+
+def set_content_start(strip, frame: float) -> None:
+    """Slide the strip's source (and its handles with it) so the source begins at `frame`."""
+    if _has_handles(strip):
+        strip.content_start = frame
+    else:
+        strip.frame_start = frame
 
 
 def content_length(strip) -> int:

@@ -101,8 +101,8 @@ def _add_aligned(strips, name: str, path, channel: int, source):
     strip = strips.new_sound(name=name, filepath=strip_placement.strip_file_path(path), channel=channel,
                              frame_start=int(source.content_start))
     try:
-        if strip.frame_start != source.content_start:  # a sub-frame start (5.0 keeps them)
-            strip.frame_start = source.content_start
+        if compat.content_start(strip) != source.content_start:  # a sub-frame start (5.x keeps them)
+            compat.set_content_start(strip, source.content_start)
         # The whole file may overlap a strip beside the span on this channel, and Blender
         # moves a new strip off an overlap: trim it to the span first, then put it back.
         compat.set_strip_span(strip, source.span_start, source.span_end)

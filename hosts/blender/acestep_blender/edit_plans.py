@@ -8,7 +8,8 @@ that starts where the source's file starts (Blender's frame_start) and shows the
 span lines up with it, whatever the source's offsets.
 
 Time inside the source file: a timeline frame f is (f - frame_start) / fps seconds into
-the file, plus the strip's sound_offset (seconds the sound is shifted by).
+the file, plus the strip's sound_offset (seconds the sound is shifted by), as Blender
+plays it. (frame_start is content_start from 5.2 on: compat.content_start.)
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 import bpy
 
 from acestep_core.errors import InvalidRequest
-from acestep_core.request import OUTPUT_FORMATS, GenerationRequest
+from acestep_core.request import OUTPUT_FORMATS, SAMPLE_RATES, GenerationRequest
 from acestep_core.stems import _file_format, split_request
 
 from . import compat, worker_link
@@ -111,13 +112,13 @@ def source_file(strip) -> Path:
 
 def edit_source(strip, track: str | None = None) -> EditSource:
     start, end = compat.strip_span(strip)
-    return EditSource(strip.name, strip.channel, float(strip.frame_start), int(start), int(end), track)
+    return EditSource(strip.name, strip.channel, float(compat.content_start(strip)), int(start), int(end), track)
 
 
 def file_seconds(frame: float, strip, rate: Fraction) -> Fraction:
     """Seconds into the strip's file at timeline `frame`."""
     offset = Fraction(getattr(strip, "sound_offset", 0.0) or 0.0)
-    return (Fraction(frame) - Fraction(strip.frame_start)) / rate + offset
+    return (Fraction(frame) - Fraction(compat.content_start(strip))) / rate + offset
 
 
 def edit_range(scene, strip) -> tuple[int, int]:
@@ -216,10 +217,7 @@ def _source_request(strip, settings, addon, path: Path, task: str, prompt: str |
         or str(strip.get(PROP_PROMPT, "")).strip() or " ".join(settings.prompt.split())
     if not prompt:
         raise BadInput("type a prompt for the new music (Edit Prompt), or make a generated strip active")
-    try:
-        fmt, rate, bits, seconds = _file_format(path)
-    except InvalidRequest as exc:
-        raise BadInput(str(exc)) from None
+    fmt, rate, bits, seconds = source_format(path)
     recorded = {}
     if PROP_REQUEST in strip:
         try:
@@ -232,6 +230,28 @@ def _source_request(strip, settings, addon, path: Path, task: str, prompt: str |
         bpm=recorded.get("bpm"), key=recorded.get("key"), time_signature=recorded.get("time_signature"),
         seed=settings.seed if settings.use_seed else None)
     return request, seconds
+
+
+def source_format(path: Path) -> tuple[str, int, int, float]:
+    """(format, rate, bit depth, seconds) to write an edit of `path` in: its own. Blender's
+    Python has no soundfile, so the core reads WAV with the standard library; other files
+    (FLAC, Ogg, MP3) are read with Blender's own audio module, as 16-bit."""
+    try:
+        return _file_format(path)
+    except InvalidRequest as exc:
+        problem = str(exc)
+    try:
+        import aud
+
+        sound = aud.Sound(str(path))
+        file_rate, frames = int(sound.specs[0]), int(sound.length)
+    except Exception:
+        raise BadInput(problem) from None
+    if file_rate <= 0 or frames <= 0:
+        raise BadInput(problem)
+    fmt = path.suffix.lstrip(".").lower()
+    return (fmt if fmt in OUTPUT_FORMATS else "wav", file_rate if file_rate in SAMPLE_RATES else 48000, 16,
+            frames / file_rate)
 
 
 def _checked(request: GenerationRequest) -> GenerationRequest:
