@@ -95,13 +95,18 @@ def test_written_files_follow_the_umask_not_private_temp_permissions(tmp_path):
 
 
 class CancelLater:
-    """is_cancelled that turns true `after` seconds into the step and records when it did."""
+    """is_cancelled that turns true `after` seconds after it is first asked and records when it did.
+
+    Counted from the first ask, not from construction: on a slow machine the set-up before a
+    step's first check can itself take longer than `after`."""
 
     def __init__(self, after: float):
-        self.after, self.started, self.turned, self.asked = after, time.perf_counter(), None, 0
+        self.after, self.started, self.turned, self.asked = after, None, None, 0
 
     def __call__(self) -> bool:
         self.asked += 1
+        if self.started is None:
+            self.started = time.perf_counter()
         if self.turned is None and time.perf_counter() - self.started >= self.after:
             self.turned = time.perf_counter()
         return self.turned is not None

@@ -23,7 +23,7 @@ import bpy
 
 from acestep_core.errors import InvalidRequest
 from acestep_core.request import OUTPUT_FORMATS, SAMPLE_RATES, GenerationRequest
-from acestep_core.stems import _file_format, split_request
+from acestep_core.stems import file_format, split_request
 
 from . import compat, worker_link
 from .audio_files import resolve_output_folder
@@ -104,6 +104,9 @@ def source_file(strip) -> Path:
     sound = strip.sound
     if sound is None:
         raise BadInput(f"'{strip.name}' has no sound")
+    if len(getattr(strip, "retiming_keys", ()) or ()):
+        raise BadInput(f"'{strip.name}' is retimed (its speed was changed); edits line up with a strip played at "
+                       "its own speed: clear its retiming first (Strip > Retiming), or edit an unretimed copy")
     path = Path(bpy.path.abspath(sound.filepath, library=sound.library))
     if not path.is_file():
         raise BadInput(f"the audio of '{strip.name}' is missing ({path}); find it (File > External Data) first")
@@ -237,7 +240,7 @@ def source_format(path: Path) -> tuple[str, int, int, float]:
     Python has no soundfile, so the core reads WAV with the standard library; other files
     (FLAC, Ogg, MP3) are read with Blender's own audio module, as 16-bit."""
     try:
-        return _file_format(path)
+        return file_format(path)
     except InvalidRequest as exc:
         problem = str(exc)
     try:
