@@ -2,8 +2,8 @@
 # Sets up the worker environment: a virtual environment at .venv in this checkout with
 # acestep-dcc and everything the worker and CLI need. `--test` adds the test tools, real
 # Blender (bpy 5.0 in .venv, 4.5 LTS in .venv-blender45, 5.2 in .venv-blender52 on
-# Python 3.13) for the add-on tests, and ffmpeg, whose loudness meter the tests check
-# ours against.
+# Python 3.13) for the add-on tests, ffmpeg, whose loudness meter the tests check ours
+# against, and godot3-server, a real Godot 3.2 that imports our looped WAVs.
 #
 # PyTorch: torch==2.13.0 by default (a local CPU build on the project's CI machines).
 # Choose your build with ACESTEP_TORCH, e.g. for an NVIDIA GPU
@@ -64,10 +64,12 @@ if [ "$with_tests" = 1 ]; then
     echo "setup.sh: no Python 3.13 found (set PYTHON313=...): the add-on tests will not run on Blender 5.2" >&2
   fi
   # ffmpeg's ebur128 judges our loudness figures; mount makes the small full disks the
-  # full-disk tests need (as root).
+  # full-disk tests need (as root); godot3-server (Debian's headless Godot 3.2) imports and
+  # plays our looped WAVs in tests/test_godot_import.py.
   missing=()
   command -v ffmpeg >/dev/null || missing+=(ffmpeg)
   command -v mount >/dev/null || missing+=(mount)
+  command -v godot3-server >/dev/null || missing+=(godot3-server)
   if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null) \
