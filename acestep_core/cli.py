@@ -133,13 +133,18 @@ def build_parser() -> argparse.ArgumentParser:
     stems.add_argument("--json", action="store_true", help="print the written stems as JSON on stdout")
     stems.set_defaults(handler=run_stems)
 
-    sets = commands.add_parser("set", help="make a dynamic-music set: matched loops at rising intensity, "
-                                                "stingers, and a manifest for FMOD, Wwise and Godot")
+    sets = commands.add_parser("set", help="make a dynamic-music set: layers that stack (or variants to switch "
+                                                "between), stingers, and a manifest for FMOD, Wwise and Godot")
     sets.add_argument("prompt", help='what the music is, e.g. "boss battle, rock"')
     sets.add_argument("-o", "--output", help="folder for the set (default: a folder named after the prompt)")
     sets.add_argument("--overwrite", action="store_true",
                       help="replace a set's files already there (default: refuse before generating)")
-    sets.add_argument("--intensities", type=int, default=3, help="how many intensity levels (1-8, default: 3)")
+    levels = sets.add_mutually_exclusive_group()
+    levels.add_argument("--intensities", type=int, default=None,
+                        help="how many layers (1-8, default: 3): stems of one loop that stack, sparsest first, for "
+                             "vertical remixing")
+    levels.add_argument("--variants", type=int, default=None,
+                        help="instead of layers, this many loops at rising intensity (1-8), to switch between")
     sets.add_argument("--bars", default="16", metavar="BARS|fit",
                       help="loop length in bars, or 'fit' for the whole bars nearest --seconds (default: 16)")
     sets.add_argument("--stingers", type=int, default=2, help="how many short stingers in the same key (0-8, default: 2)")
@@ -390,7 +395,12 @@ def run_set(args: argparse.Namespace) -> int:
         bit_depth=args.bit_depth, loop=True, loop_bars=bars, loudness=loudness_from_text(args.loudness),
         true_peak_ceiling_db=args.true_peak,
     ).validated()
-    problems = set_option_problems(args.intensities, args.stingers)
+    from acestep_core.errors import FieldProblem
+
+    mode = "variants" if args.variants is not None else "layers"
+    count = args.variants if args.variants is not None else 3 if args.intensities is None else args.intensities
+    problems = [FieldProblem("variants", p.message.replace("intensities", "--variants")) if mode == "variants"
+                and p.field == "intensities" else p for p in set_option_problems(count, args.stingers)]
     if problems:  # before loading a backend: a typo should cost nothing
         raise InvalidRequest(problems)
     from acestep_core.dynamic_sets import build_dynamic_set, free_set_paths
@@ -400,15 +410,20 @@ def run_set(args: argparse.Namespace) -> int:
     folder = Path(args.output).expanduser() if args.output else Path(slug_from_prompt(args.prompt))
     existing = "overwrite" if args.overwrite else "refuse"
     ensure_output_folder(folder)
-    free_set_paths(folder, slug_from_prompt(args.prompt), request.output_format, args.intensities, args.stingers,
-                   existing)  # taken names: before loading
+    free_set_paths(folder, slug_from_prompt(args.prompt), request.output_format, count, args.stingers,
+                   existing, mode)  # taken names: before loading
     backend = _announced_backend(args)
     result = _run_with_progress(lambda on_progress, is_cancelled: build_dynamic_set(
-        request, backend, folder, intensities=args.intensities, bars=bars, stingers=args.stingers,
-        on_progress=on_progress, is_cancelled=is_cancelled, existing=existing))
+        request, backend, folder, intensities=count, bars=bars, stingers=args.stingers,
+        on_progress=on_progress, is_cancelled=is_cancelled, existing=existing, mode=mode))
     manifest = result.manifest
-    print(f"acestep-dcc: wrote a set of {len(result.layers)} loops ({manifest['bars']} bars, {manifest['bpm']:g} BPM, "
+    what = (f"{len(result.layers)} layers (stems that stack: "
+            + "; ".join(f"{layer['name']} {'+'.join(layer['parts'])}" for layer in manifest["layers"]) + ")"
+            if result.mode == "layers" else f"{len(result.layers)} variant loops")
+    print(f"acestep-dcc: wrote a set of {what} ({manifest['bars']} bars, {manifest['bpm']:g} BPM, "
           f"{manifest['key']}) and {len(result.stingers)} stingers to {folder}", file=sys.stderr)
+    for note in ([manifest["fallback"]] if manifest.get("fallback") else []) + list(manifest.get("layer_notes") or []):
+        print(f"acestep-dcc: note: {note}", file=sys.stderr)
     print(f"acestep-dcc: manifest {result.manifest_path}", file=sys.stderr)
     _print_warnings([tuple(text.split(": ", 1)) for text in result.warnings])
     if args.json:

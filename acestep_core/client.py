@@ -141,20 +141,24 @@ class WorkerClient:
         payload = request.to_dict() if isinstance(request, GenerationRequest) else request
         return JobStatus.from_dict(self._json("POST", "/v1/jobs", payload))
 
-    def submit_set(self, request: GenerationRequest | dict, intensities: int = 3, bars: int | str | None = 16,
-                   stingers: int = 2) -> JobStatus:
+    def submit_set(self, request: GenerationRequest | dict, intensities: int | None = None,
+                   bars: int | str | None = 16, stingers: int = 2, *, variants: int | None = None) -> JobStatus:
         """Queue a dynamic-music set as one job: a base loop of `bars` bars (None or "fit":
-        the whole bars nearest request.duration), `intensities` matched loops from sparse to
-        full, and `stingers` short cues, all in one tempo and key. Returns at once. When done,
-        job.outputs are the cues in that order (output.set_role says which), job.manifest the
-        set's manifest, job.artifacts the manifest and Godot resource files; every file is
-        fetched with download(job.id, n). Raises WorkerRejected with .problems for bad values."""
-        payload = {
-            "request": request.to_dict() if isinstance(request, GenerationRequest) else request,
-            "intensities": intensities,
-            "bars": "fit" if bars is None else bars,
-            "stingers": stingers,
-        }
+        the whole bars nearest request.duration), then `intensities` layers (stems of the
+        base that stack, sparsest first; 3 when neither count is given) or `variants` loops
+        at rising intensity (to switch between), and `stingers` short cues, all in one tempo
+        and key. Returns at once. When done, job.outputs are the cues in that order
+        (output.set_role says which: "layer" or "intensity"), job.manifest the set's
+        manifest, job.artifacts the manifest and Godot resources; every file is fetched with
+        download(job.id, n). Raises WorkerRejected with .problems for bad values."""
+        payload: dict = {"request": request.to_dict() if isinstance(request, GenerationRequest) else request}
+        if variants is not None:
+            payload["variants"] = variants
+            if intensities is not None:
+                payload["intensities"] = intensities  # refused by the worker, with a sentence
+        else:
+            payload["intensities"] = 3 if intensities is None else intensities
+        payload.update({"bars": "fit" if bars is None else bars, "stingers": stingers})
         return JobStatus.from_dict(self._json("POST", "/v1/sets", payload))
 
     def status(self, job_id: str, wait: float = 0.0) -> JobStatus:

@@ -29,7 +29,7 @@ MODEL_STATES = (MODEL_UNLOADED, MODEL_LOADING, MODEL_LOADED, MODEL_FAILED)
 CUE_JOB = "cue"
 SET_JOB = "set"
 # metadata["set"]["role"] of a set job's outputs.
-SET_ROLES = ("base", "intensity", "stinger")
+SET_ROLES = ("base", "layer", "intensity", "stinger")  # layer: a layered set's stem; intensity: a variant
 
 
 @dataclass
@@ -60,9 +60,11 @@ class CueOutput:
 
     @property
     def set_role(self) -> str | None:
-        """'base', 'intensity' or 'stinger' for an output of a set job, else None. A set
-        output's metadata["set"] also says its place: {"role": "intensity", "level": 2,
-        "levels": 3, "intensity": 0.5} or {"role": "stinger", "number": 1, "stingers": 2}."""
+        """'base', 'layer', 'intensity' or 'stinger' for an output of a set job, else None.
+        A set output's metadata["set"] also says its place: {"role": "layer", "level": 2,
+        "levels": 3, "parts": ["bass"]} (a layered set: the layers stack), {"role":
+        "intensity", "level": 2, "levels": 3, "intensity": 0.5} (a set of variants: one
+        plays at a time) or {"role": "stinger", "number": 1, "stingers": 2}."""
         role = (self.metadata.get("set") or {}).get("role")
         return role if role in SET_ROLES else None
 
@@ -97,7 +99,8 @@ class JobStatus:
     finished_at: str | None = None
     # Added for sets; a cue job keeps these defaults.
     kind: str = CUE_JOB
-    set_options: dict[str, Any] | None = None  # {"intensities", "bars" (a number or "fit"), "stingers"}
+    # {"intensities" (layers) or "variants", "bars" (a number or "fit"), "stingers"}
+    set_options: dict[str, Any] | None = None
     manifest: dict[str, Any] | None = None  # a done set's manifest, as in its JSON file
     artifacts: list[JobArtifact] = field(default_factory=list)
 

@@ -107,7 +107,7 @@ def test_every_output_follows_the_umask(tmp_path: Path, umask: int, mode: int):
     assert done.returncode == 0, done.stderr
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert {p.name: oct(p.stat().st_mode & 0o777) for p in files} == {p.name: oct(mode) for p in files}
-    assert len(files) == 6 + 8  # three cues and sidecars; a set: base, layer, stinger, sidecars, manifest, .tres
+    assert len(files) == 6 + 9  # three cues and sidecars; a set: base, layer, stinger, sidecars, manifest, two .tres
 
 
 # -- wording and full disks ------------------------------------------------------------------
@@ -233,11 +233,18 @@ def test_piped_progress_moves_and_names_the_backend_once(tmp_path: Path):
     assert sum("sketch" in line for line in done.stderr.splitlines()) == 1
 
 
-def test_piped_set_progress_names_every_step(tmp_path: Path):
-    done = cli("set", PROMPT, "--intensities", "3", "--stingers", "1", "--bars", "1", "--backend", "sketch",
+@pytest.mark.parametrize("levels,made", [
+    ("--variants", ("intensity 1/3", "intensity 2/3", "intensity 3/3")),
+    ("--intensities", ()),  # layers: taken from the base cue's parts, written, not generated
+])
+def test_piped_set_progress_names_every_step(tmp_path: Path, levels, made):
+    done = cli("set", PROMPT, levels, "3", "--stingers", "1", "--bars", "1", "--backend", "sketch",
                "-o", str(tmp_path / "set"))
     assert done.returncode == 0, done.stderr
     stages = [stage for stage, _ in progress_lines(done.stderr)]
-    for step in ("base cue", "intensity 1/3", "intensity 2/3", "intensity 3/3", "stinger 1/1"):
+    base = "base cue and its parts" if levels == "--intensities" else "base cue"
+    for step in (base, *made, "stinger 1/1"):
         assert any(stage.startswith(f"{step}: generating") for stage in stages), (step, stages)
         assert any(stage.startswith(f"{step}: writing") for stage in stages), (step, stages)
+    if levels == "--intensities":
+        assert any(stage.startswith("layer 1/") for stage in stages), stages

@@ -195,7 +195,10 @@ def test_a_set_on_the_tiny_checkpoint_covers_the_base_loop(acestep_worker: Worke
     request = GenerationRequest(prompt="boss battle, synthwave", bpm=120.0, key="E minor", seed=3, steps=2)
     done = acestep_worker.wait(acestep_worker.submit_set(request, intensities=1, bars=2, stingers=1).id, timeout=300)
     assert done.status == DONE, done.error
+    # Layers were asked for (intensities); a turbo checkpoint cannot make stems, so the set
+    # holds cover variants, and its manifest says so.
     assert [o.set_role for o in done.outputs] == ["base", "intensity", "stinger"]
+    assert done.manifest["layers"] is None and "cannot make stems" in done.manifest["fallback"]
     assert done.manifest["arrangement"] == "cover of the base cue per level"
     assert done.outputs[1].metadata["request"]["task"] == "cover"
     assert done.outputs[1].metadata["loop"]["loop_end_exclusive"] == done.outputs[0].metadata["loop"]["loop_end_exclusive"]

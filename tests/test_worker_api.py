@@ -119,7 +119,7 @@ def test_openapi_schema_describes_the_one_request_definition(worker: WorkerClien
     set_body = schema["paths"]["/v1/sets"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert set_body == {"$ref": "#/components/schemas/SetRequest"}
     set_schema = schema["components"]["schemas"]["SetRequest"]
-    assert set(set_schema["properties"]) == {"request", "intensities", "bars", "stingers"}
+    assert set(set_schema["properties"]) == {"request", "intensities", "variants", "bars", "stingers"}
     assert set_schema["properties"]["request"] == {"$ref": "#/components/schemas/SetGenerationRequest"}
     status_fields = set(schema["components"]["schemas"]["JobStatus"]["properties"])
     assert {"kind", "set_options", "manifest", "artifacts"} <= status_fields

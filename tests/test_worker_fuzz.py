@@ -64,8 +64,8 @@ REQUEST_LIKE = st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=10), J
 
 
 SET_LIKE = st.fixed_dictionaries({}, optional={
-    "request": REQUEST_LIKE | JSON_VALUES, "intensities": JSON_VALUES, "bars": JSON_VALUES | st.just("fit"),
-    "stingers": JSON_VALUES,
+    "request": REQUEST_LIKE | JSON_VALUES, "intensities": JSON_VALUES, "variants": JSON_VALUES,
+    "bars": JSON_VALUES | st.just("fit"), "stingers": JSON_VALUES,
 }) | st.dictionaries(st.text(max_size=10), JSON_VALUES, max_size=4)
 
 

@@ -1,6 +1,7 @@
 """Dynamic-music sets as one worker job (POST /v1/sets) against a real sketch-backend
-worker on 127.0.0.1: every file recorded with its role, the manifest and Godot resource
-reachable, progress, cancel, bad bodies, and a restart that keeps it all."""
+worker on 127.0.0.1: layers ("intensities") and variants ("variants"), every file recorded
+with its role, the manifest and Godot resources reachable, progress, cancel, bad bodies,
+and a restart that keeps it all."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from acestep_core.worker.store import JobStore
 BOSS = GenerationRequest(prompt="boss battle, rock, driving drums", bpm=120.0, key="A minor", seed=11)
 # Long enough that the job is still running when a test acts: 48 bars at 60 BPM is 192 s a loop.
 LONG_SET = {"request": GenerationRequest(prompt="slow dread, drones", bpm=60.0, key="D minor").to_dict(),
-            "intensities": 4, "bars": 48, "stingers": 0}
+            "variants": 4, "bars": 48, "stingers": 0}
 
 
 def sha256(path: str | Path) -> str:
@@ -51,46 +52,80 @@ def post_set(worker: WorkerClient, body) -> tuple[int, dict]:
 # -- the happy path ---------------------------------------------------------------------------
 
 
-def test_a_set_is_one_job_whose_files_say_their_roles(worker: WorkerClient, worker_process, tmp_path):
+def test_a_layered_set_is_one_job_whose_files_say_their_roles(worker: WorkerClient, worker_process, tmp_path):
     queued = worker.submit_set(BOSS, intensities=3, bars=4, stingers=2)
     assert queued.kind == SET_JOB and queued.status in ("queued", "running")
     assert queued.set_options == {"intensities": 3, "bars": 4, "stingers": 2}
     stages = []
     done = worker.wait(queued.id, timeout=120, poll=0.05, on_status=lambda job: stages.append(job.stage))
     assert done.status == DONE, done.error
-    assert any(stage.startswith("intensity ") for stage in stages)  # stages name the part being made
+    assert any(stage.startswith("base cue and its parts: ") for stage in stages)  # stages name the part being made
 
     # Cues first, in set order, numbered as the files endpoint numbers them.
     roles = [(o.index, o.set_role, o.metadata["set"].get("level"), o.metadata["set"].get("number")) for o in done.outputs]
-    assert roles == [(0, "base", None, None), (1, "intensity", 1, None), (2, "intensity", 2, None),
-                     (3, "intensity", 3, None), (4, "stinger", None, 1), (5, "stinger", None, 2)]
-    assert [o.metadata["set"].get("intensity") for o in done.outputs[1:4]] == [0.0, 0.5, 1.0]
+    assert roles == [(0, "base", None, None), (1, "layer", 1, None), (2, "layer", 2, None),
+                     (3, "layer", 3, None), (4, "stinger", None, 1), (5, "stinger", None, 2)]
+    parts = [o.metadata["set"]["parts"] for o in done.outputs[1:4]]
+    assert parts == [layer["parts"] for layer in done.manifest["layers"]] and all(parts)
+    assert len({track for group in parts for track in group}) == sum(map(len, parts))  # each part in one layer
     loops = [o.metadata["loop"] for o in done.outputs[:4]]
     assert all(loop["bars"] == 4 and loop["bpm"] == 120.0 for loop in loops)
     assert len({(loop["loop_start"], loop["loop_end_exclusive"]) for loop in loops}) == 1  # matched loop points
+    assert len({sf.info(o.path).frames for o in done.outputs[:4]}) == 1  # sample-aligned, one length
     assert all(o.metadata["loop"] is None for o in done.outputs[4:])
+    assert done.outputs[0].stem_files == [] and done.outputs[0].stems == {}  # the layers are the stems
 
-    # The manifest and the Godot resource come after the cues, and the status carries the manifest.
-    assert [(a.index, a.role) for a in done.artifacts] == [(6, "manifest"), (7, "godot_resource")]
+    # The manifest and the Godot resources come after the cues, and the status carries the manifest.
+    assert [(a.index, a.role) for a in done.artifacts] == [(6, "manifest"), (7, "godot_resource"), (8, "godot_layers")]
     job_folder = (worker_process.outputs_dir / queued.id).resolve()
     for path in [o.path for o in done.outputs] + [a.path for a in done.artifacts]:
         assert Path(path).parent == job_folder and Path(path).is_file()
+    assert sorted(p.name for p in job_folder.iterdir()) == sorted(
+        [Path(o.path).name for o in done.outputs] + [Path(o.sidecar_path).name for o in done.outputs]
+        + [Path(a.path).name for a in done.artifacts])  # no per-part stems left behind
     manifest_file = json.loads(Path(done.artifact("manifest").path).read_text())
     assert done.manifest == manifest_file
+    assert done.manifest["mode"] == "layers" and done.manifest["layer_files"] == "stems"
     assert done.manifest["bars"] == 4 and done.manifest["key"] == "A minor"
     assert done.manifest["intensity_order"] == [Path(o.path).name for o in done.outputs[1:4]]
     assert done.manifest["base"]["file"] == Path(done.outputs[0].path).name
+    assert done.manifest["engines"]["godot"]["resource"] == Path(done.artifact("godot_layers").path).name
 
     # Every file comes over HTTP byte for byte.
     for index, path in enumerate([o.path for o in done.outputs] + [a.path for a in done.artifacts]):
         fetched = worker.download(queued.id, index, tmp_path)
         assert fetched.name == Path(path).name and sha256(fetched) == sha256(path)
+    assert 'type="AudioStreamSynchronized"' in (tmp_path / Path(done.artifact("godot_layers").path).name).read_text()
     assert 'type="AudioStreamInteractive"' in (tmp_path / Path(done.artifact("godot_resource").path).name).read_text()
-    assert raw_request(worker, "GET", f"/v1/jobs/{queued.id}/files/8")[0] == 404
+    assert raw_request(worker, "GET", f"/v1/jobs/{queued.id}/files/9")[0] == 404
+    # The layers fetched over HTTP sum to the base mix fetched over HTTP (console-quiet: no limiting).
+    layers = [sf.read(tmp_path / Path(o.path).name, dtype="float64")[0] for o in done.outputs[1:4]]
+    base = sf.read(tmp_path / Path(done.outputs[0].path).name, dtype="float64")[0]
+    assert abs(sum(layers) - base).max() <= done.manifest["layers_sum"]["max_difference"] + 1e-12 < 1e-3
 
     # The history says what it was too.
     [listed] = [job for job in worker.jobs(limit=5) if job.id == queued.id]
-    assert listed.kind == SET_JOB and len(listed.artifacts) == 2 and listed.manifest["bpm"] == 120.0
+    assert listed.kind == SET_JOB and len(listed.artifacts) == 3 and listed.manifest["bpm"] == 120.0
+
+
+def test_a_set_of_variants_is_one_job_whose_files_say_their_roles(worker: WorkerClient, worker_process, tmp_path):
+    queued = worker.submit_set(BOSS, bars=4, stingers=2, variants=3)
+    assert queued.set_options == {"variants": 3, "bars": 4, "stingers": 2}
+    stages = []
+    done = worker.wait(queued.id, timeout=120, poll=0.05, on_status=lambda job: stages.append(job.stage))
+    assert done.status == DONE, done.error
+    assert any(stage.startswith("intensity ") for stage in stages)  # stages name the part being made
+    roles = [(o.index, o.set_role, o.metadata["set"].get("level"), o.metadata["set"].get("number")) for o in done.outputs]
+    assert roles == [(0, "base", None, None), (1, "intensity", 1, None), (2, "intensity", 2, None),
+                     (3, "intensity", 3, None), (4, "stinger", None, 1), (5, "stinger", None, 2)]
+    assert [o.metadata["set"].get("intensity") for o in done.outputs[1:4]] == [0.0, 0.5, 1.0]
+    loops = [o.metadata["loop"] for o in done.outputs[:4]]
+    assert len({(loop["loop_start"], loop["loop_end_exclusive"]) for loop in loops}) == 1  # matched loop points
+    assert [(a.index, a.role) for a in done.artifacts] == [(6, "manifest"), (7, "godot_resource")]
+    assert done.manifest["mode"] == "variants" and done.manifest["layers"] is None
+    assert done.manifest["intensity_order"] == [Path(o.path).name for o in done.outputs[1:4]]
+    fetched = worker.download(queued.id, 7, tmp_path)
+    assert 'type="AudioStreamInteractive"' in fetched.read_text()
 
 
 def test_bars_fit_loops_the_whole_bars_nearest_the_duration(worker: WorkerClient):
@@ -98,7 +133,7 @@ def test_bars_fit_loops_the_whole_bars_nearest_the_duration(worker: WorkerClient
     done = worker.wait(worker.submit_set(request, intensities=1, bars="fit", stingers=0).id, timeout=60)
     assert done.status == DONE, done.error
     assert done.set_options == {"intensities": 1, "bars": "fit", "stingers": 0}
-    assert [o.set_role for o in done.outputs] == ["base", "intensity"]
+    assert [o.set_role for o in done.outputs] == ["base", "layer"]
     assert done.manifest["bars"] == 4  # 9 s at 2 s a bar
     info = sf.info(done.outputs[0].path)
     assert info.frames == done.outputs[0].metadata["loop"]["loop_end_exclusive"] + 1  # the WAV's guard frame
@@ -148,6 +183,9 @@ def test_cancelling_a_running_set_stops_it_and_leaves_no_files(worker: WorkerCli
     ({"request": {"prompt": "x", "candidates": 3}}, "candidates", "leave candidates at 1"),
     ({"request": {"prompt": "x", "loop": True, "loop_bars": 8}}, "loop_bars", "bars beside the request"),
     ({"request": {"prompt": "x", "intensity": 0.5}}, "intensity", "set intensities instead"),
+    ({"request": {"prompt": "x", "stems": True}}, "stems", "chooses its own stems"),
+    ({"request": BOSS.to_dict(), "intensities": 3, "variants": 2}, "variants", "not both"),
+    ({"request": BOSS.to_dict(), "variants": 0}, "variants", f"variants must be a whole number from 1 to {MAX_INTENSITIES}"),
     ([1, 2], "request", "JSON object"),
 ])
 def test_bad_set_bodies_are_a_422_field_by_field(worker: WorkerClient, body, field, needle):
@@ -200,14 +238,14 @@ def test_a_restart_keeps_finished_sets_and_runs_queued_ones(spawn_worker, tmp_pa
     # The set that never began runs after the restart, with its own options.
     done = restarted.wait(waiting.id, timeout=120)
     assert done.status == DONE and done.set_options == {"intensities": 1, "bars": "fit", "stingers": 0}
-    assert [o.set_role for o in done.outputs] == ["base", "intensity"]
+    assert [o.set_role for o in done.outputs] == ["base", "layer"]
 
 
 @pytest.mark.slow
 def test_a_set_cut_short_by_kill_9_leaves_no_files_after_a_restart(spawn_worker):
     process = spawn_worker("sketch")
     client = process.client
-    job = client.submit_set(GenerationRequest(**LONG_SET["request"]), intensities=4, bars=48, stingers=0)
+    job = client.submit_set(GenerationRequest(**LONG_SET["request"]), variants=4, bars=48, stingers=0)
     wait_for_stage(client, job.id, "intensity 1/4")
     assert list((process.outputs_dir / job.id).glob("*-base.wav"))  # the base cue is written by now
     process.kill()
@@ -232,5 +270,10 @@ def test_a_store_from_before_sets_opens_with_its_history(tmp_path):
         assert (job.id, job.kind, job.set_options, job.manifest, job.artifacts) == ("a", "cue", None, None, [])
         store.add_job("b", {"prompt": "y"}, {"intensities": 2, "bars": "fit", "stingers": 0})
         assert store.get("b").kind == SET_JOB
+        # A set recorded before variants existed reads as layers; a variants record as variants.
+        from acestep_core.worker.sets import SetOptions
+
+        assert SetOptions.from_dict(store.get("b").set_options) == SetOptions(2, None, 0, "layers")
+        assert SetOptions.from_dict({"variants": 3, "bars": 8, "stingers": 1}) == SetOptions(3, 8, 1, "variants")
     finally:
         store.close()

@@ -250,11 +250,12 @@ def create_app(context: WorkerContext) -> FastAPI:
         return json_response(status.to_dict(), 202)
 
     @app.post("/v1/sets", status_code=202,
-              summary="Queue a dynamic-music set (base loop, intensity loops, stingers, manifest) as one job",
-              description=("Runs in the same queue as other jobs. When done, the job's outputs are the cues in "
-                           "order (base, intensity levels, stingers; metadata.set says each one's role) and its "
-                           "artifacts the manifest and the Godot resource; all are fetched with "
-                           "GET /v1/jobs/{id}/files/{n}."),
+              summary="Queue a dynamic-music set (base loop, layers or variants, stingers, manifest) as one job",
+              description=("Runs in the same queue as other jobs. intensities: layers (stems that stack, role "
+                           "\"layer\"); variants: loops to switch between (role \"intensity\"). When done, the "
+                           "job's outputs are the cues in order (base, levels, stingers; metadata.set says each "
+                           "one's role) and its artifacts the manifest and the Godot resources; all are fetched "
+                           "with GET /v1/jobs/{id}/files/{n}."),
               openapi_extra=_body_schema("SetRequest"),
               responses=_responses(202, "JobStatus", 400, 413, 422, 429, 503, 507))
     async def submit_set(request: Request) -> Response:
@@ -631,8 +632,10 @@ def _set_generation_request_schema(request_schema: dict) -> dict:
     properties["loop_bars"] = {"type": "null", "default": None}
     properties["intensity"] = {"type": "null", "default": None}
     properties["reference_audio"] = {"type": "null", "default": None}
+    properties["stems"] = {"const": False, "default": False}
+    properties["tracks"] = {"type": "null", "default": None}
     schema["allOf"] = [rule for rule in schema.get("allOf", [])
-                       if "loop_bars" not in str(rule.get("if")) and "reference_audio" not in str(rule.get("if"))]
+                       if not any(name in str(rule.get("if")) for name in ("loop_bars", "reference_audio", "tracks"))]
     return schema
 
 
@@ -647,12 +650,16 @@ def _set_request_schema() -> dict:
         "type": "object",
         "properties": {
             "request": {"$ref": "#/components/schemas/SetGenerationRequest"},
-            "intensities": {"type": "integer", "minimum": 1, "maximum": MAX_INTENSITIES, "default": DEFAULT_INTENSITIES},
+            "intensities": {"type": "integer", "minimum": 1, "maximum": MAX_INTENSITIES, "default": DEFAULT_INTENSITIES,
+                            "description": "layers that stack (stems on one sample grid); the default, 3"},
+            "variants": {"type": "integer", "minimum": 1, "maximum": MAX_INTENSITIES,
+                         "description": "instead of intensities: loops at rising intensity, to switch between"},
             "bars": {"anyOf": [{"type": "integer", "minimum": 1, "maximum": MAX_LOOP_BARS},
                                {"type": "string", "pattern": r"^\s*[Ff][Ii][Tt]\s*$"}], "default": DEFAULT_BARS},
             "stingers": {"type": "integer", "minimum": 0, "maximum": MAX_STINGERS, "default": DEFAULT_STINGERS},
         },
         "required": ["request"],
+        "not": {"required": ["intensities", "variants"]},
         "additionalProperties": False,
     }
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from acestep_core.backends.base import Backend
-from acestep_core.dynamic_sets import build_dynamic_set
+from acestep_core.dynamic_sets import LAYER_EXTRACT_TRACKS, LAYERS, build_dynamic_set
 from acestep_core.errors import AceStepError, GenerationCancelled
 from acestep_core.generation import generate_cues, slug_from_prompt
 from acestep_core.jobs import (
@@ -67,7 +67,9 @@ def estimated_output_bytes(request: GenerationRequest, set_options: SetOptions |
     else:
         bar_s = 4 * 60.0 / (request.bpm or 120.0)
         loop_s = min(set_options.bars * bar_s, 600.0) if set_options.bars else request.duration
-        seconds = (set_options.intensities + 1) * (loop_s + bar_s) + set_options.stingers * 3 * bar_s
+        # Layers: the base's part stems (removed once the layers are written) are there too.
+        files = set_options.intensities + 1 + (len(LAYER_EXTRACT_TRACKS) + 1 if set_options.mode == LAYERS else 0)
+        seconds = files * (loop_s + bar_s) + set_options.stingers * 3 * bar_s
     return int(seconds * per_second)
 
 
@@ -428,7 +430,8 @@ class JobRunner:
                 options = SetOptions.from_dict(running.status.set_options or {})
                 result = build_dynamic_set(request, self.backend, job_dir, intensities=options.intensities,
                                            bars=options.bars, stingers=options.stingers, name=output_stem(request),
-                                           on_progress=on_progress, is_cancelled=running.cancel.is_set)
+                                           on_progress=on_progress, is_cancelled=running.cancel.is_set,
+                                           mode=options.mode)
                 record = set_job_record(result)
             else:
                 output_path = job_dir / f"{output_stem(request)}.{request.output_format}"
@@ -486,7 +489,7 @@ class JobRunner:
             status.progress = round(progress.fraction, 4)
             if status.stage != STAGE_CANCELLING:
                 status.stage = progress.stage
-            # A set's stages read "intensity 2/3: generating 5/8".
+            # A set's stages read "intensity 2/3: generating 5/8" or "base cue and its parts: generating 5/8".
             if GENERATING in progress.stage:
                 if running.steps_began is None:
                     running.steps_began, running.steps_began_fraction = now, progress.fraction

@@ -1,6 +1,12 @@
 """Set jobs: the body of POST /v1/sets, and how a finished DynamicSet is recorded as a job.
 
     {"request": {GenerationRequest fields}, "intensities": 3, "bars": 16 | "fit", "stingers": 2}
+    {"request": {...}, "variants": 3, "bars": 16, "stingers": 2}
+
+"intensities" makes layers (stems that stack, acestep_core.dynamic_sets); "variants"
+makes one loop per level instead (to switch between); a body gives one or the other, and
+neither is 3 layers. A body from before variants existed ("intensities" only) is valid
+and makes layers, which a turbo checkpoint answers with variants (the manifest says so).
 
 The request gives the prompt, format, loudness and, optionally, tempo, key and seed; the
 set decides the rest (every file is a loop of `bars` bars but the stingers, one
@@ -15,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from acestep_core.dynamic_sets import MAX_INTENSITIES, MAX_STINGERS, DynamicSet
+from acestep_core.dynamic_sets import LAYERS, MAX_INTENSITIES, MAX_STINGERS, VARIANTS, DynamicSet
 from acestep_core.errors import FieldProblem, InvalidRequest
 from acestep_core.jobs import JobArtifact
 from acestep_core.request import MAX_LOOP_BARS, GenerationRequest, set_option_problems, whole_number_as_int
@@ -24,27 +30,32 @@ DEFAULT_INTENSITIES = 3
 DEFAULT_BARS = 16
 DEFAULT_STINGERS = 2
 FIT = "fit"
-BODY_FIELDS = ("request", "intensities", "bars", "stingers")
+BODY_FIELDS = ("request", "intensities", "variants", "bars", "stingers")
 
 
 @dataclass(frozen=True)
 class SetOptions:
-    """The set's own settings. `bars` None fits the request's duration."""
+    """The set's own settings: `intensities` levels, made as `mode` ("layers" or
+    "variants"). `bars` None fits the request's duration."""
 
     intensities: int = DEFAULT_INTENSITIES
     bars: int | None = DEFAULT_BARS
     stingers: int = DEFAULT_STINGERS
+    mode: str = LAYERS
 
     def to_dict(self) -> dict[str, Any]:
-        """As the API spells it (and JobStatus.set_options records it): bars is a number or "fit"."""
-        return {"intensities": self.intensities, "bars": FIT if self.bars is None else self.bars,
-                "stingers": self.stingers}
+        """As the API spells it (and JobStatus.set_options records it): bars is a number or
+        "fit"; the level count is "intensities" for layers and "variants" for variants."""
+        count = "intensities" if self.mode == LAYERS else "variants"
+        return {count: self.intensities, "bars": FIT if self.bars is None else self.bars, "stingers": self.stingers}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SetOptions":
         """From a dict to_dict wrote (the job store); not for client input."""
         bars = data.get("bars", DEFAULT_BARS)
-        return cls(int(data["intensities"]), None if bars == FIT else int(bars), int(data["stingers"]))
+        mode = VARIANTS if "variants" in data else LAYERS
+        count = data["variants"] if mode == VARIANTS else data["intensities"]
+        return cls(int(count), None if bars == FIT else int(bars), int(data["stingers"]), mode)
 
 
 def parse_set_body(data: Any) -> tuple[GenerationRequest, SetOptions]:
@@ -54,9 +65,15 @@ def parse_set_body(data: Any) -> tuple[GenerationRequest, SetOptions]:
             'the body must be a JSON object: {"request": {"prompt": ...}, "intensities": 3, "bars": 16, "stingers": 2}'))])
     problems = [FieldProblem(str(name), f"unknown field {name!r}; a set takes {', '.join(BODY_FIELDS)}")
                 for name in data if name not in BODY_FIELDS]
-    intensities = whole_number_as_int(data.get("intensities", DEFAULT_INTENSITIES))
+    mode = VARIANTS if "variants" in data else LAYERS
+    if "variants" in data and "intensities" in data:
+        problems.append(FieldProblem("variants", (
+            "give intensities (layers that stack) or variants (loops to switch between), not both")))
+    intensities = whole_number_as_int(data.get("variants" if mode == VARIANTS else "intensities", DEFAULT_INTENSITIES))
     stingers = whole_number_as_int(data.get("stingers", DEFAULT_STINGERS))
-    problems += set_option_problems(intensities, stingers)
+    problems += [FieldProblem("variants", p.message.replace("intensities", "variants"))
+                 if mode == VARIANTS and p.field == "intensities" else p
+                 for p in set_option_problems(intensities, stingers)]
     bars = whole_number_as_int(data.get("bars", DEFAULT_BARS))
     if isinstance(bars, str) and bars.strip().lower() == FIT:
         bars = None
@@ -80,7 +97,7 @@ def parse_set_body(data: Any) -> tuple[GenerationRequest, SetOptions]:
                      for p in as_looped.problems()]
     if problems:
         raise InvalidRequest(problems)
-    return request, SetOptions(intensities, bars, stingers)
+    return request, SetOptions(intensities, bars, stingers, mode)
 
 
 def _overruled_fields(request: GenerationRequest) -> list[FieldProblem]:
@@ -93,6 +110,8 @@ def _overruled_fields(request: GenerationRequest) -> list[FieldProblem]:
         problems.append(FieldProblem("loop_bars", "give a set's length as bars beside the request, not as request.loop_bars"))
     if request.intensity is not None:
         problems.append(FieldProblem("intensity", "a set chooses each level's intensity; leave intensity empty and set intensities instead"))
+    if request.stems or request.tracks:
+        problems.append(FieldProblem("stems", "a set chooses its own stems (its layers); leave stems off and tracks empty"))
     if request.reference_audio is not None:
         problems.append(FieldProblem("reference_audio", "a set takes no reference clip; leave reference_audio empty (null)"))
     return problems
@@ -100,19 +119,28 @@ def _overruled_fields(request: GenerationRequest) -> list[FieldProblem]:
 
 def set_job_record(result: DynamicSet) -> dict[str, Any]:
     """What the job store keeps for a finished set (keyword arguments of JobStore.finish):
-    every cue numbered in order (base, intensity levels, stingers) with its role in
-    metadata["set"], then the manifest and the Godot resource as artifacts."""
+    every cue numbered in order (base, levels, stingers) with its role in metadata["set"]
+    ("layer" for a layered set's stems, "intensity" for variants), then the manifest and
+    the Godot resources as artifacts."""
     levels, stingers = len(result.layers), len(result.stingers)
     roles = [{"role": "base"}]
-    roles += [{"role": "intensity", "level": k, "levels": levels, "intensity": cue.metadata["request"]["intensity"]}
-              for k, cue in enumerate(result.layers, start=1)]
+    if result.mode == LAYERS:
+        roles += [{"role": "layer", "level": k, "levels": levels, "parts": list(cue.metadata.get("parts", []))}
+                  for k, cue in enumerate(result.layers, start=1)]
+    else:
+        roles += [{"role": "intensity", "level": k, "levels": levels, "intensity": cue.metadata["request"]["intensity"]}
+                  for k, cue in enumerate(result.layers, start=1)]
     roles += [{"role": "stinger", "number": k, "stingers": stingers} for k in range(1, stingers + 1)]
     cues = [result.base, *result.layers, *result.stingers]
     outputs = [dataclasses.replace(cue, index=n, metadata={**cue.metadata, "set": role})
                for n, (cue, role) in enumerate(zip(cues, roles))]
     artifacts = [JobArtifact(len(outputs), str(Path(result.manifest_path).resolve()), "manifest")]
     if result.godot_resource_path is not None:
-        artifacts.append(JobArtifact(len(outputs) + 1, str(Path(result.godot_resource_path).resolve()), "godot_resource"))
+        artifacts.append(JobArtifact(len(artifacts) + len(outputs), str(Path(result.godot_resource_path).resolve()),
+                                     "godot_resource"))
+    if result.godot_layers_path is not None:
+        artifacts.append(JobArtifact(len(artifacts) + len(outputs), str(Path(result.godot_layers_path).resolve()),
+                                     "godot_layers"))
     return {"outputs": outputs, "artifacts": artifacts, "manifest": result.manifest}
 
 
