@@ -62,6 +62,7 @@ from acestep_core.errors import (
     OutputNotWritable,
 )
 from acestep_core.jobs import CueOutput
+from acestep_core.musical_plan import TempoKeyPlan, planned_request, tempo_agrees
 from acestep_core.backends.base import BASE_REPO_ID
 from acestep_core.output_names import sidecar_path, stem_path
 from acestep_core.progress import (
@@ -205,7 +206,8 @@ def generate_cues(
     (acestep_core.stems.split_request), named after `output_path`; the mix is not written
     again, and a mix rendered again (sketch) must be the file's audio, or nothing is written.
     """
-    request = _with_source_length(request.validated())
+    asked = _with_source_length(request.validated())
+    request, plan = planned_request(asked)  # tempo and key fixed before generating (musical_plan)
     output_path = Path(output_path)
     output_names.output_format_for(output_path)  # x.mp3 is refused before any folder is made
     ensure_output_folder(output_path.parent)
@@ -284,7 +286,7 @@ def generate_cues(
 
     def finish_and_stage(k: int) -> CueOutput:
         cue = finish_cue(raw.samples[k], raw.sample_rate, request, raw.settings, is_cancelled=stop_requested,
-                         on_step=step_done)
+                         on_step=step_done, tempo_plan=plan)
         if request.task in SPLICE_TASKS:  # the source stays outside the range (audio/splice.py)
             source = None if request.task == "lego" else source_frames(
                 request.source_audio, request.sample_rate, cue.frames.shape[1], cue.frames.shape[0])
@@ -317,7 +319,7 @@ def generate_cues(
         if not_played:
             cue.warnings.append(f"no {', '.join(not_played)} stem was written: the {info.name} backend played no "
                                 f"such part in this cue")
-        metadata = _sidecar(request, info, raw.settings, k, seeds[k], path, cue, created)
+        metadata = _sidecar(asked, info, raw.settings, k, seeds[k], path, cue, created, plan)
         if written is not None:
             metadata.update(_stems_record(written, raw, cue, request, stems_by_extract))
             for stem in stems:
@@ -426,11 +428,13 @@ def _with_source_length(request: GenerationRequest) -> GenerationRequest:
 
 
 def finish_cue(samples: "np.ndarray", source_rate: int, request: GenerationRequest, settings: dict, *,
-               is_cancelled: CancelCheck = never_cancelled, on_step=lambda: None) -> FinishedCue:
+               is_cancelled: CancelCheck = never_cancelled, on_step=lambda: None,
+               tempo_plan: TempoKeyPlan | None = None) -> FinishedCue:
     """The finishing chain for one candidate (channels-first samples at the backend's rate).
 
     `is_cancelled` is checked between steps and inside the long ones; `on_step()` is
-    called after each of the first _FINISH_STEPS - 1 steps (writing is the last).
+    called after each of the first _FINISH_STEPS - 1 steps (writing is the last). With a
+    `tempo_plan`, `request` is the planned one, and what the plan chose is measured as a check.
     """
     rate = request.sample_rate
     length = None if request.loop else target_length(request.duration, rate)
@@ -442,11 +446,12 @@ def finish_cue(samples: "np.ndarray", source_rate: int, request: GenerationReque
         _declick_edges(frames, rate)
     _raise_if_cancelled(is_cancelled)
     on_step()
-    # One decimated mono signal serves both measurements (None: the request set both).
-    signal = analysis_signal(frames, rate) if request.bpm is None or request.key is None else None
-    tempo = _tempo_record(request, settings, signal)
+    # One decimated mono signal serves both measurements (None: the user set both).
+    checked = tempo_plan is not None and (tempo_plan.bpm_from != "request" or tempo_plan.key_from != "request")
+    signal = analysis_signal(frames, rate) if checked or request.bpm is None or request.key is None else None
+    tempo = _tempo_record(request, settings, signal, tempo_plan)
     _raise_if_cancelled(is_cancelled)
-    key = _key_record(request, settings, signal)
+    key = _key_record(request, settings, signal, tempo_plan)
     _raise_if_cancelled(is_cancelled)
     plan = None
     fold_rho = None
@@ -459,6 +464,9 @@ def finish_cue(samples: "np.ndarray", source_rate: int, request: GenerationReque
         plan = loops.plan_loop(bpm, per_bar, rate, bars=request.loop_bars, duration_s=request.duration,
                                available_frames=frames.shape[0])
         wanted = request.loop_bars or loops.fit_bars(request.duration, bpm, per_bar)
+        if request.loop_bars and plan.length / rate > request.duration + 0.5:
+            warnings.append(f"{plan.bars} bars at {bpm:g} BPM take {plan.length / rate:.1f} s, so the cue is that "
+                            f"long, not the {request.duration:g} s asked")
         if plan.bars < wanted:
             warnings.append(f"the loop is {plan.bars} bars, not the {wanted} nearest {request.duration:g} s: "
                             f"the backend made only {frames.shape[0] / rate:.1f} s at {bpm:g} BPM")
@@ -869,12 +877,21 @@ def _finite_or_none(value: float) -> float | None:
     return round(value, 3) if math.isfinite(value) else None
 
 
-def _tempo_record(request: GenerationRequest, settings: dict, signal: "np.ndarray | None") -> dict[str, Any]:
-    """`signal` is analysis_signal of the cue (None when the request set the tempo and key)."""
+def _tempo_record(request: GenerationRequest, settings: dict, signal: "np.ndarray | None",
+                  plan: TempoKeyPlan | None = None) -> dict[str, Any]:
+    """`signal` is analysis_signal of the cue (None when nothing is measured).
+
+    With a plan that chose the tempo, the measurement is a check: "agrees" when it is the
+    plan or its half or double, "disagrees" otherwise; it is never used.
+    """
     backend_bpm = settings.get("bpm") if isinstance(settings.get("bpm"), (int, float)) else None
-    # Measured only when the request left the tempo open: a request's tempo is the answer.
-    measured = estimate_tempo(signal, ANALYSIS_RATE) if request.bpm is None else None
-    if request.bpm is not None:
+    planned = plan is not None and plan.bpm_from != "request"
+    measured = estimate_tempo(signal, ANALYSIS_RATE) if signal is not None and (planned or request.bpm is None) else None
+    record: dict[str, Any] = {"requested": None if planned else request.bpm, "backend": backend_bpm}
+    if planned:
+        used, source = plan.bpm, "plan"
+        record.update(planned=plan.bpm, planned_from=plan.bpm_from)
+    elif request.bpm is not None:
         used, source = float(request.bpm), "request"
     elif backend_bpm:
         used, source = float(backend_bpm), "backend"
@@ -882,22 +899,31 @@ def _tempo_record(request: GenerationRequest, settings: dict, signal: "np.ndarra
         used, source = measured.bpm, "measured"
     else:
         used, source = None, None
-    return {"requested": request.bpm, "backend": backend_bpm,
-            "measured": measured.bpm if measured else None,
-            "measured_confidence": measured.confidence if measured else None,
-            "used": used, "source": source}
+    record.update(measured=measured.bpm if measured else None,
+                  measured_confidence=measured.confidence if measured else None, used=used, source=source)
+    if planned and measured is not None:
+        record["check"] = "agrees" if tempo_agrees(plan.bpm, measured.bpm) else "disagrees"
+    return record
 
 
-def _key_record(request: GenerationRequest, settings: dict, signal: "np.ndarray | None") -> dict[str, Any]:
-    """`signal` is analysis_signal of the cue (None when the request set the tempo and key)."""
+def _key_record(request: GenerationRequest, settings: dict, signal: "np.ndarray | None",
+                plan: TempoKeyPlan | None = None) -> dict[str, Any]:
+    """`signal` is analysis_signal of the cue (None when nothing is measured)."""
     backend_key = settings.get("key") if isinstance(settings.get("key"), str) else None
-    measured = estimate_key(signal, ANALYSIS_RATE) if request.key is None else None
-    used = request.key or backend_key or (measured.key if measured else None)
-    source = "request" if request.key else "backend" if backend_key else "measured" if measured else None
-    return {"requested": request.key, "backend": backend_key,
-            "measured": measured.key if measured else None,
-            "measured_correlation": measured.correlation if measured else None,
-            "used": used, "source": source}
+    planned = plan is not None and plan.key_from != "request"
+    measured = estimate_key(signal, ANALYSIS_RATE) if signal is not None and (planned or request.key is None) else None
+    record: dict[str, Any] = {"requested": None if planned else request.key, "backend": backend_key}
+    if planned:
+        used, source = plan.key, "plan"
+        record.update(planned=plan.key, planned_from=plan.key_from)
+    else:
+        used = request.key or backend_key or (measured.key if measured else None)
+        source = "request" if request.key else "backend" if backend_key else "measured" if measured else None
+    record.update(measured=measured.key if measured else None,
+                  measured_correlation=measured.correlation if measured else None, used=used, source=source)
+    if planned and measured is not None:
+        record["check"] = "agrees" if measured.key == plan.key else "disagrees"
+    return record
 
 
 def _loop_record(cue: FinishedCue, request: GenerationRequest) -> dict[str, Any] | None:
@@ -954,7 +980,8 @@ def package_versions() -> dict[str, str]:
 
 
 def _sidecar(request: GenerationRequest, info: BackendInfo, settings: dict, index: int, seed: int,
-             path: Path, cue: FinishedCue, created: str) -> dict:
+             path: Path, cue: FinishedCue, created: str, plan: TempoKeyPlan | None = None) -> dict:
+    """`request` as the user asked it; `plan` what was chosen for what it left open."""
     frames = cue.frames
     return {
         "file": path.name,
@@ -969,6 +996,7 @@ def _sidecar(request: GenerationRequest, info: BackendInfo, settings: dict, inde
             "dtype": info.dtype,
         },
         "request": request.to_dict(),
+        "plan": plan.to_dict() if plan is not None else None,
         "candidate": index + 1,
         "candidates": request.candidates,
         "seed": seed,

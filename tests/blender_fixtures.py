@@ -166,6 +166,14 @@ def tick_until_idle(installed: InstalledAddon, timeout: float = TICK_TIMEOUT_S, 
         time.sleep(min(interval, 0.05))
 
 
+def tick_until_placed(installed: InstalledAddon, timeout: float = TICK_TIMEOUT_S, on_tick=None) -> int:
+    """tick_until_idle for a task that must land: fails with what the add-on said when it did not."""
+    ticks = tick_until_idle(installed, timeout, on_tick)
+    runtime = installed.runtime
+    assert runtime.message_level != "ERROR" and "Nothing was placed" not in runtime.message, runtime.message
+    return ticks
+
+
 def scene_rate(scene) -> Fraction:
     from acestep_core.timeline import frame_rate
 

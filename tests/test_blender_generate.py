@@ -17,7 +17,7 @@ from blender_fixtures import (  # noqa: F401  (fixtures)
     bpy,
     scene_rate,
     strips_of,
-    tick_until_idle,
+    tick_until_placed,
 )
 
 from acestep_core.jobs import DONE
@@ -54,7 +54,7 @@ def test_generate_returns_at_once_and_places_candidates_on_free_channels(addon, 
     assert bpy.ops.acestep.cancel.poll()
 
     progress_seen = []
-    tick_until_idle(addon, on_tick=lambda _: progress_seen.append((runtime.progress, runtime.stage)))
+    tick_until_placed(addon, on_tick=lambda _: progress_seen.append((runtime.progress, runtime.stage)))
     assert not runtime.busy and runtime.progress == 0.0
     assert all(0.0 <= p <= 1.0 and stage for p, stage in progress_seen[:-1]), progress_seen  # the last tick placed
 
@@ -97,7 +97,7 @@ def test_length_fits_selected_strips_preview_range_and_markers_at_29_97(addon, w
         assert bpy.ops.acestep.generate() == {"FINISHED"}, addon.runtime.message
         job = addon.tracker.task.jobs[0]
         assert job.request.duration == pytest.approx(float(frames_to_seconds(frames, rate)), abs=1e-9)
-        tick_until_idle(addon)
+        tick_until_placed(addon)
         placed = [s for s in strips_of(scene) if s.type == "SOUND" and s.frame_final_start == start]
         assert [(s.frame_final_start, s.frame_final_duration) for s in placed] == [(start, frames)], source
         assert placed[0].channel == channel
@@ -112,7 +112,7 @@ def test_saved_blend_keeps_audio_beside_it_by_relative_path(addon, worker, tmp_p
     scene.frame_current = 48
     _settings(scene, duration=4.0)
     assert bpy.ops.acestep.generate() == {"FINISHED"}
-    tick_until_idle(addon)
+    tick_until_placed(addon)
     cue = next(s for s in strips_of(scene) if s.type == "SOUND")
     assert cue.sound.filepath.startswith("//acestep_audio/")
     assert (project / "acestep_audio" / Path(cue.sound.filepath).name).is_file()
@@ -137,14 +137,14 @@ def test_use_this_take_keeps_one_and_regenerate_stacks_a_muted_variation(addon, 
     scene.frame_current = 10
     _settings(scene, duration=4.0, candidates=3)
     bpy.ops.acestep.generate()
-    tick_until_idle(addon)
+    tick_until_placed(addon)
     first, second, third = [s for s in strips_of(scene) if s.type == "SOUND"]
 
     editor = scene.sequence_editor
     editor.active_strip = first
     scene.acestep.variation = "COVER"  # the sketch backend cannot: falls back to a new seed, says so
     assert bpy.ops.acestep.regenerate() == {"FINISHED"}, addon.runtime.message
-    tick_until_idle(addon)
+    tick_until_placed(addon)
     variation = next(s for s in strips_of(scene) if s.name.endswith("variation"))
     assert variation.mute and variation.channel == 4
     assert (variation.frame_final_start, variation.frame_final_duration) == (10, 96)
@@ -188,7 +188,7 @@ def test_files_already_in_the_audio_folder_are_never_overwritten(addon, worker, 
     scene = bpy.context.scene
     _settings(scene, duration=4.0)
     assert bpy.ops.acestep.generate() == {"FINISHED"}
-    tick_until_idle(addon)
+    tick_until_placed(addon)
     [first] = [s for s in strips_of(scene) if s.type == "SOUND"]
     worker_name = Path(worker.status(first["acestep_job"]).outputs[0].path).name
     stem = Path(worker_name).stem
@@ -201,7 +201,7 @@ def test_files_already_in_the_audio_folder_are_never_overwritten(addon, worker, 
     for candidates in (1, 2, 2):
         scene.acestep.candidates = candidates
         assert bpy.ops.acestep.generate() == {"FINISHED"}
-        tick_until_idle(addon)
+        tick_until_placed(addon)
     assert {p.name: p.read_bytes() for p in audio.iterdir() if p.name in before} == before
     new_audio = [f"{stem}_3.wav", f"{stem}-1.wav", f"{stem}-2.wav", f"{stem}_2-1.wav", f"{stem}_2-2.wav"]
     assert sorted(p.name for p in audio.iterdir() if p.name not in before) \

@@ -12,6 +12,7 @@ import soundfile as sf
 import wavinfo
 
 from acestep_core.audio import loops
+from acestep_core.musical_plan import plan_tempo_and_key
 from acestep_core.audio.riff import CueMarker, NotAWavFile, WavLoop, write_loop_chunks
 from acestep_core.audio.writer import write_audio
 from acestep_core.backends.sketch import SketchBackend
@@ -75,12 +76,21 @@ def test_bar_lines_are_whole_bars_at_the_tempo():
 
 
 def test_fit_and_explicit_bars():
+    # 30 s at 120 BPM is 15 bars: fit takes the phrase nearest it, 16 bars.
     plan = loops.plan_loop(120, 4, 44100, bars=None, duration_s=30, available_frames=40 * 44100)
-    assert (plan.bars, plan.length) == (15, 30 * 44100)
-    assert loops.plan_loop(120, 4, 44100, bars=None, duration_s=30, available_frames=21 * 44100).bars == 10
+    assert (plan.bars, plan.length) == (16, 32 * 44100)
+    # 10 bars of audio hold the 8-bar phrase, not 10 bars.
+    assert loops.plan_loop(120, 4, 44100, bars=None, duration_s=30, available_frames=21 * 44100).bars == 8
+    assert loops.plan_loop(120, 4, 44100, bars=13, duration_s=30).bars == 13  # asked for: kept
     with pytest.raises(loops.LoopDoesNotFit, match="set the tempo, ask for fewer bars, or let the loop fit") as refused:
         loops.plan_loop(120, 4, 44100, bars=16, duration_s=30, available_frames=30 * 44100)
     assert "--" not in str(refused.value)  # the core names no CLI flags: hosts show this sentence too
+
+
+@pytest.mark.parametrize(("bars", "phrase"), [(13, 16), (15, 16), (11.5, 16), (11, 8), (6, 8), (5, 4), (3, 4),
+                                             (2.5, 2), (1.2, 1), (40, 16)])
+def test_fit_chooses_a_phrase(bars, phrase):
+    assert loops.fit_bars(bars * 2.0, 120, 4) == phrase  # a bar is 2 s at 120 BPM in 4/4
 
 
 def test_crossfade_keeps_power_for_any_correlation():
@@ -219,15 +229,31 @@ def test_flac_and_ogg_loops_are_exactly_the_loop(tmp_path: Path, fmt: str):
         assert seam_is_clean(audio, 0, length)
 
 
-def test_loop_without_a_tempo_uses_the_backends_and_fits_the_duration(tmp_path: Path):
-    (cue,) = generate_cues(GenerationRequest(prompt="happy village, folk", loop=True, duration=10, seed=2),
-                           SketchBackend(), tmp_path / "village.wav")
+def test_loop_without_a_tempo_plans_it_from_the_prompt_and_fits_a_phrase(tmp_path: Path):
+    request = GenerationRequest(prompt="happy village, folk", loop=True, duration=10, seed=2)
+    (cue,) = generate_cues(request, SketchBackend(), tmp_path / "village.wav")
     tempo, loop = cue.metadata["tempo"], cue.metadata["loop"]
-    assert tempo["requested"] is None and tempo["source"] == "backend"
-    assert loop["bpm"] == tempo["backend"] == cue.metadata["settings"]["bpm"]
-    bar_s = 4 * 60 / loop["bpm"]
-    assert loop["bars"] == round(10 / bar_s)
-    assert tempo["measured"] is not None  # recorded beside the used tempo
+    planned = plan_tempo_and_key(request)
+    assert tempo["requested"] is None and cue.metadata["request"]["bpm"] is None  # as the user asked it
+    assert tempo["source"] == "plan" and tempo["planned_from"].startswith("prompt")
+    # The backend was asked for the planned tempo, and the loop sits on it.
+    assert loop["bpm"] == tempo["used"] == planned.bpm == cue.metadata["settings"]["bpm"]
+    assert cue.metadata["plan"]["key"] == planned.key == cue.metadata["settings"]["key"]
+    assert loop["bars"] == loops.fit_bars(10, planned.bpm, 4) and loop["bars"] in (4, 8, 16)
+    # Measured only as a check, octave-aware: the sketch plays exactly the planned tempo.
+    assert tempo["measured"] is not None and tempo["check"] == "agrees"
+
+
+def test_a_loop_of_bars_without_a_tempo_grows_the_duration_before_generating_and_says_so(tmp_path: Path):
+    request = GenerationRequest(prompt="stealth infiltration, electronic", loop=True, loop_bars=16,
+                                duration=30, seed=4)
+    planned = plan_tempo_and_key(request)
+    loop_s = 16 * 4 * 60 / planned.bpm
+    assert loop_s > 36  # 16 bars at the stealth tempo are longer than asked
+    (cue,) = generate_cues(request, SketchBackend(), tmp_path / "stealth.wav")
+    loop = cue.metadata["loop"]
+    assert loop["bars"] == 16 and loop["loop_end_exclusive"] == loops.bar_lines(16, planned.bpm, 4, 44100)[-1]
+    assert any("16 bars" in w and "not the 30 s asked" in w for w in cue.warnings), cue.warnings
 
 
 def test_cli_loop_flag(tmp_path: Path):
@@ -241,14 +267,36 @@ def test_cli_loop_flag(tmp_path: Path):
 # -- the tiny ACE-Step checkpoint ---------------------------------------------------------------
 
 
-def test_tiny_checkpoint_loop_with_a_measured_tempo(tiny_checkpoint: Path, tmp_path: Path):
-    """No bpm: ACE-Step reports none, so the loop is placed at the measured tempo."""
+class RecordedPipeline:
+    """A diffusers pipeline that notes the arguments of each call and runs it as it is."""
+
+    def __init__(self, pipe):
+        self.pipe, self.calls = pipe, []
+
+    def __getattr__(self, name):
+        return getattr(self.pipe, name)
+
+    def __call__(self, **arguments):
+        self.calls.append(arguments)
+        return self.pipe(**arguments)
+
+
+def test_tiny_checkpoint_loop_with_a_planned_tempo(tiny_checkpoint: Path, tmp_path: Path):
+    """No bpm: the tempo is planned from the prompt, sent to the model as its bpm condition,
+    and the loop sits on it; the measurement is only a check."""
     from acestep_core.backends.acestep import AceStepBackend
 
     request = GenerationRequest(prompt="boss battle", loop=True, duration=3, seed=1)
-    (cue,) = generate_cues(request, AceStepBackend(tiny_checkpoint, device="cpu"), tmp_path / "noise.wav")
+    planned = plan_tempo_and_key(request)
+    backend = AceStepBackend(tiny_checkpoint, device="cpu")
+    backend.load(lambda progress: None)
+    backend._pipe = RecordedPipeline(backend._pipe)  # the real diffusers pipeline, its arguments noted
+    (cue,) = generate_cues(request, backend, tmp_path / "noise.wav")
+    assert [(a["bpm"], a["keyscale"]) for a in backend._pipe.calls] == [(round(planned.bpm), planned.key)]
     tempo, loop = cue.metadata["tempo"], cue.metadata["loop"]
-    assert tempo["source"] == "measured" and loop["bpm"] == tempo["measured"]
+    assert tempo["source"] == "plan" and loop["bpm"] == planned.bpm
+    assert tempo["check"] in ("agrees", "disagrees")  # noise has no tempo to agree with; recorded, not used
+    assert cue.metadata["settings"]["conditions"]["bpm"] == round(planned.bpm)
     assert loop["loop_end_exclusive"] == loops.bar_lines(loop["bars"], loop["bpm"], 4, 44100)[-1]
     audio, _ = sf.read(cue.path, dtype="float64", always_2d=True)
     (smpl_loop,) = wavinfo.WavInfoReader(cue.path).smpl.sample_loops

@@ -4,6 +4,8 @@ sketch backend and the tiny ACE-Step checkpoint, measured again from the written
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -167,7 +169,7 @@ def test_streamed_filter_equals_one_sosfilt_call(public: bool, monkeypatch):
 
     if public:
         monkeypatch.setenv("ACESTEP_DCC_PUBLIC_SOSFILT", "1")
-    filters._sosfilt_kernel.cache_clear()
+    filters._load_sosfilt_kernel.cache_clear()
     try:
         assert (filters._sosfilt_kernel() is None) == public
         signal = np.random.default_rng(2).standard_normal((2, 50000))
@@ -178,7 +180,33 @@ def test_streamed_filter_equals_one_sosfilt_call(public: bool, monkeypatch):
         pieces = [stream.filter(np.ascontiguousarray(signal[:, a : a + 7777])) for a in range(0, 50000, 7777)]
         assert np.array_equal(np.concatenate(pieces, axis=1), expected)
     finally:
-        filters._sosfilt_kernel.cache_clear()
+        filters._load_sosfilt_kernel.cache_clear()
+
+
+FIRST_FILTERS_ON_THREADS = """
+import threading, numpy as np
+from acestep_core.audio import filters
+sos = filters.k_weighting_sos(44100)
+errors, start = [], threading.Barrier(8)
+def run():
+    start.wait()
+    try:
+        filters.SosStream(sos, 2).filter(np.ones((2, 4096)))
+    except Exception as exc:
+        errors.append(repr(exc))
+threads = [threading.Thread(target=run) for _ in range(8)]
+[t.start() for t in threads]; [t.join() for t in threads]
+print(errors or "ok")
+"""
+
+
+def test_the_first_filters_on_several_threads_at_once_all_work():
+    # Candidates finish on threads; the kernel's first load once raised KeyError: 'scipy'
+    # on some of them. A fresh interpreter each time, so scipy is not loaded yet.
+    for _ in range(4):
+        done = subprocess.run([sys.executable, "-c", FIRST_FILTERS_ON_THREADS], capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0 and done.stdout.strip() == "ok", done.stdout + done.stderr
 
 
 def test_finishing_in_place_changes_the_given_array_and_nothing_else():

@@ -188,7 +188,7 @@ def test_item_notes_say_the_tempo_and_key_in_use_and_what_was_measured(session, 
     """An ordinary cue (not a set) with the tempo and key left open: the notes say what
     each take has, where it came from, and what analysis of the audio measured."""
     prepare(session, tmp_path)
-    session.answer_inputs([PROMPT, "6", "2", "7", ""])  # BPM empty: the model chooses
+    session.answer_inputs([PROMPT, "6", "2", "7", ""])  # BPM empty: planned from the prompt
     session.run("generate")
     wait(session)
     [item] = session.snapshot()["project"]["tracks"][1]["items"]
@@ -196,9 +196,11 @@ def test_item_notes_say_the_tempo_and_key_in_use_and_what_was_measured(session, 
     outputs = worker.jobs(limit=1)[0].outputs
     tempos = [o.metadata["tempo"] for o in outputs]
     keys = [o.metadata["key"] for o in outputs]
-    assert all(t["source"] == "backend" and t["measured"] is not None for t in tempos)  # what the sketch gives
-    tempo = [f"{t['used']:g} BPM (from the model), measured {round(t['measured'], 1):g} BPM" for t in tempos]
-    key = [f"{k['used']} (from the model), measured {k['measured']}" for k in keys]
+    # Planned from the prompt before generating; the measurement is a check.
+    assert all(t["source"] == "plan" and t["measured"] is not None for t in tempos)
+    tempo = [f"{t['used']:g} BPM (planned from the {t['planned_from']}), measured {round(t['measured'], 1):g} BPM "
+             f"({t['check']})" for t in tempos]
+    key = [f"{k['used']} (planned from the {k['planned_from']}), measured {k['measured']} ({k['check']})" for k in keys]
     assert ("tempo: " + tempo[0] if tempo[0] == tempo[1] else f"tempo: take 1: {tempo[0]}; take 2: {tempo[1]}") in notes
     assert ("key: " + key[0] if key[0] == key[1] else f"key: take 1: {key[0]}; take 2: {key[1]}") in notes
     assert not any(line.startswith(("warning", "loudness")) for line in notes)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib.machinery
 import importlib.util
 import os
+import threading
 from functools import lru_cache
 
 import numpy as np
@@ -102,8 +103,21 @@ class SosStream:
         return chunk
 
 
-@lru_cache(maxsize=1)
+_KERNEL_LOCK = threading.Lock()
+
+
 def _sosfilt_kernel():
+    """scipy's compiled sosfilt loop (see _load_sosfilt_kernel), loaded once.
+
+    Candidates finish on several threads: two loading the extension at once broke scipy's
+    import (KeyError: 'scipy'), so the first load is serialised; lru_cache alone is not.
+    """
+    with _KERNEL_LOCK:
+        return _load_sosfilt_kernel()
+
+
+@lru_cache(maxsize=1)
+def _load_sosfilt_kernel():
     """scipy's compiled sosfilt loop, loaded without running scipy.signal's __init__; None when
     this scipy keeps it elsewhere (SosStream then calls the public function)."""
     if os.environ.get("ACESTEP_DCC_PUBLIC_SOSFILT"):  # the tests compare both paths

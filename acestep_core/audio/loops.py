@@ -67,10 +67,21 @@ def bar_lines(bars: int, bpm: float, beats_per_bar: int, sample_rate: int) -> li
     return [int(round(k * bar)) for k in range(bars + 1)]
 
 
+# Loop lengths `fit` chooses among: musical phrases. 1 and 2 only for durations under
+# three bars; past 16 bars a loop stays 16 (a longer cue is a score, not a loop).
+PHRASE_BARS = (1, 2, 4, 8, 16)
+
+
 def fit_bars(duration_s: float, bpm: float, beats_per_bar: int) -> int:
-    """Whole bars nearest to a duration (at least one): 30 s at 120 BPM 4/4 -> 15."""
+    """The phrase (PHRASE_BARS) nearest a duration, on a log scale: 30 s at 120 BPM 4/4 (15 bars) -> 16."""
     bar_s = beats_per_bar * 60.0 / bpm
-    return max(1, int(round(duration_s / bar_s)))
+    bars = max(duration_s / bar_s, 1e-9)
+    return min(PHRASE_BARS, key=lambda phrase: abs(math.log2(phrase / bars)))
+
+
+def largest_phrase_within(bars: int) -> int:
+    """The longest phrase of at most `bars` bars (at least 1)."""
+    return max([phrase for phrase in PHRASE_BARS if phrase <= bars] or [1])
 
 
 def crossfade_frames(bpm: float, sample_rate: int) -> int:
@@ -88,10 +99,10 @@ def tail_seconds(bpm: float | None, beats_per_bar: int) -> float:
 
 def plan_loop(bpm: float, beats_per_bar: int, sample_rate: int, *, bars: int | None,
               duration_s: float, available_frames: int | None = None) -> LoopPlan:
-    """The loop for a cue: `bars` whole bars, or (bars=None) the whole bars nearest `duration_s`.
+    """The loop for a cue: `bars` whole bars, or (bars=None) the phrase nearest `duration_s`.
 
     With `available_frames` (the audio actually generated), a fitted loop shrinks to the
-    bars that fit with their crossfade; an explicit bar count that does not fit raises
+    longest phrase that fits with its crossfade; an explicit bar count that does not fit raises
     LoopDoesNotFit with a sentence saying what to change.
     """
     fade = crossfade_frames(bpm, sample_rate)
@@ -107,7 +118,7 @@ def plan_loop(bpm: float, beats_per_bar: int, sample_rate: int, *, bars: int | N
                 f"{available_frames / sample_rate:.1f} s was generated; set the tempo, "
                 f"ask for fewer bars, or let the loop fit the audio"
             )
-        count = min(wanted, fitting)
+        count = wanted if fitting >= wanted else largest_phrase_within(fitting) if fitting >= 1 else 0
         if count < 1:
             raise LoopDoesNotFit(
                 f"the generated audio ({available_frames / sample_rate:.1f} s) is shorter than one bar "

@@ -311,6 +311,13 @@ class AceStepBackend:
             "instrumental": not request.lyrics.strip(),
             "device": str(self.device),
             "dtype": str(self.dtype).removeprefix("torch."),
+            # What the model is conditioned on (generation plans bpm and key before this).
+            "conditions": {
+                "bpm": int(round(request.bpm)) if request.bpm is not None else None,
+                "keyscale": request.key,
+                # ACE-Step writes a time signature as its beats per bar: "4/4" -> "4", "6/8" -> "6".
+                "timesignature": request.time_signature.split("/")[0] if request.time_signature else None,
+            },
         }
         if report.is_turbo and settings["guidance"] > 1.0:
             # Turbo checkpoints have guidance distilled in; the pipeline would ignore it.
@@ -343,10 +350,7 @@ class AceStepBackend:
             "num_inference_steps": settings["steps"],
             "guidance_scale": settings["guidance"],
             "shift": settings["shift"],
-            "bpm": int(round(request.bpm)) if request.bpm is not None else None,
-            "keyscale": request.key,
-            # ACE-Step writes a time signature as its beats per bar: "4/4" -> "4", "6/8" -> "6".
-            "timesignature": request.time_signature.split("/")[0] if request.time_signature else None,
+            **settings["conditions"],
             "task_type": request.task,
             "output_type": "pt",
             "return_dict": False,

@@ -22,7 +22,8 @@ from acestep_core.backends.sketch.styles import ADDED_BY_WORD, REMOVED_BY_WORD, 
 from acestep_core.backends.sketch.synthesis import SAMPLE_RATE
 from acestep_core.backends.sketch.theory import parse_numeral
 from acestep_core.keywords import FALLBACK_STYLE_ID, PromptTags
-from acestep_core.request import NOTE_NAMES, GenerationRequest, beats_per_bar, key_to_pitch_class, normalize_key
+from acestep_core.musical_plan import plan_tempo_and_key
+from acestep_core.request import NOTE_NAMES, GenerationRequest, beats_per_bar, key_to_pitch_class
 
 # A remainder shorter than this many beats is faded rather than given an ending chord.
 MIN_RING_OUT_BEATS = 1.0
@@ -49,6 +50,7 @@ class MusicalChoices:
     ending: str
     parts: tuple[Part, ...]
     energy: int | None = None  # every section's energy, when the request sets an intensity
+    intro_bars: int = 0  # a loop's one-time intro before its body (ending "continues")
     instruments_added: tuple[str, ...] = ()
     instruments_removed: tuple[str, ...] = ()
 
@@ -80,32 +82,16 @@ class MusicalChoices:
 def choose_musical_choices(request: GenerationRequest, tags: PromptTags) -> MusicalChoices:
     """Tempo, key, style, meter, length and parts for a request; no randomness.
 
-    The request's own bpm and key win; then what the prompt says (tags); then the style's
-    habits. The tonic, when nothing names it, comes from a checksum of the prompt, so the
-    same prompt keeps its key and different prompts do not all sit in one key.
+    Tempo and key as acestep_core.musical_plan plans them (the request's, the prompt's,
+    then the style's habits).
     """
     style_id = tags.style_id if tags.style_id in STYLES else FALLBACK_STYLE_ID
     style_from = tags.style_from if tags.style_id in STYLES else "fallback"
     style = STYLES[style_id]
 
-    if request.bpm is not None:
-        bpm, bpm_from = float(request.bpm), "request"
-    elif tags.bpm is not None:
-        bpm, bpm_from = float(tags.bpm), f"prompt ({tags.bpm_from})"
-    else:
-        bpm, bpm_from = style.default_bpm, "style default"
-
-    if request.key:
-        tonic_pc, minor = key_to_pitch_class(normalize_key(request.key))
-        key_from = "request"
-    elif tags.key:
-        tonic_pc, minor = key_to_pitch_class(tags.key)
-        key_from = "prompt (named key)"
-    else:
-        minor = (tags.mode or style.default_mode) == "minor"
-        checksum = zlib.crc32(" ".join(request.prompt.lower().split()).encode("utf-8"))
-        tonic_pc = style.tonics[checksum % len(style.tonics)]
-        key_from = "prompt (mode words)" if tags.mode else "style default"
+    plan = plan_tempo_and_key(request, tags)  # the same plan generation gives every backend
+    bpm, bpm_from, key_from = plan.bpm, plan.bpm_from, plan.key_from
+    tonic_pc, minor = key_to_pitch_class(plan.key)
 
     time_signature = request.time_signature or "4/4"
     frames = int(round(request.duration * SAMPLE_RATE))
@@ -194,7 +180,17 @@ def plan_sections(bars: int, phrase_bars: int, rng: np.random.Generator) -> list
     return plan
 
 
-ENERGY = {"intro": 0, "breakdown": 0, "verse": 1, "chorus": 2}
+ENERGY = {"intro": 0, "breakdown": 0, "verse": 1, "chorus": 2, "loop": 2}
+
+
+def plan_loop_sections(groove_bars: int, intro_bars: int) -> list[tuple[str, int]]:
+    """A loop is one section at one energy (the full groove), after its intro if it has one.
+
+    The loop section runs on past the loop's last bar (the tail the finishing step folds
+    over its start), so the bar after the loop plays what the loop's first bar plays.
+    """
+    intro = min(intro_bars, max(groove_bars - 1, 0))
+    return ([("intro", intro)] if intro else []) + [("loop", groove_bars - intro)]
 
 
 def build_score(choices: MusicalChoices, rng: np.random.Generator) -> tuple[Score, list[Section], dict]:
@@ -204,13 +200,20 @@ def build_score(choices: MusicalChoices, rng: np.random.Generator) -> tuple[Scor
     verse = options.home[int(rng.integers(len(options.home)))]
     everything = options.home + options.away
     chorus = everything[int(rng.integers(len(everything)))]
-    progressions = {"intro": verse, "verse": verse, "breakdown": verse, "chorus": chorus}
+    # A loop plays the home progression: it opens on the tonic and heads back to it.
+    progressions = {"intro": verse, "verse": verse, "breakdown": verse, "chorus": chorus, "loop": verse}
+    looped = choices.ending == "continues"
     # Slow harmony needs room: a short cue changes chord every bar, or it would hear only two.
-    bars_per_chord = style.bars_per_chord if choices.groove_bars >= 8 * style.bars_per_chord else 1
+    # A loop's bars (all but the tail bar) are a whole number of phrases.
+    body_bars = choices.groove_bars - choices.intro_bars - 1 if looped else choices.groove_bars
+    slow = style.bars_per_chord
+    fits_slow = body_bars >= 8 * slow and (not looped or body_bars % (len(verse) * slow) == 0)
+    bars_per_chord = slow if fits_slow else 1
     phrase_bars = len(verse) * bars_per_chord
     sections: list[Section] = []
     start = 0
-    plan = plan_sections(choices.groove_bars, phrase_bars, rng)
+    plan = (plan_loop_sections(choices.groove_bars, choices.intro_bars) if looped
+            else plan_sections(choices.groove_bars, phrase_bars, rng))
     if len(plan) == 1:
         progressions["chorus"] = verse  # a one-phrase cue has to set up the key by itself
     for name, length in plan:

@@ -123,6 +123,9 @@ def _with_fill(score: Score, groove: str, pattern: list, long: bool, rng: np.ran
     if groove == "lofi":
         step = score.eighth
         positions = grid(step, int(length))
+    # The fill stops an eighth short: the breath lets the next downbeat land as an attack
+    # (a roll run into it masks it, and the top of a loop or phrase sounds soft).
+    positions = [p for p in positions if p < length - score.eighth - 1e-9] or positions[:1]
     fill = []
     for i, offset in enumerate(positions):
         progress = i / max(len(positions) - 1, 1)

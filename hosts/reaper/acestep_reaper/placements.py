@@ -73,19 +73,33 @@ def loop_note(fit: LoopFit) -> str:
 _SOURCES = {"request": "as asked", "backend": "from the model", "measured": "measured"}
 
 
+def _source_text(record: dict) -> str:
+    """Where the value in use came from; a planned one says what it was planned from."""
+    source = record.get("source")
+    if source == "plan":
+        return f"planned from the {record.get('planned_from') or 'prompt'}"
+    return _SOURCES.get(source, source or "unknown")
+
+
+def _check_text(record: dict) -> str:
+    """A planned value's measurement is a check: say whether it agrees."""
+    return f" ({record['check']})" if record.get("check") else ""
+
+
 def _amount(value: float) -> str:
     return f"{round(float(value), 1):g}"
 
 
 def tempo_text(record: dict | None) -> str:
-    """'96 BPM (as asked)', '117.2 BPM (measured)', '120 BPM (from the model), measured 118.4 BPM'."""
+    """'96 BPM (as asked)', '117.2 BPM (measured)', '120 BPM (from the model), measured 118.4 BPM',
+    '155 BPM (planned from the prompt (mood and scene)), measured 77.5 BPM (agrees)'."""
     record = record or {}
     used, measured = record.get("used"), record.get("measured")
     if used is None:
         return "not set, and none could be measured"
-    text = f"{_amount(used)} BPM ({_SOURCES.get(record.get('source'), record.get('source') or 'unknown')})"
+    text = f"{_amount(used)} BPM ({_source_text(record)})"
     if measured is not None and record.get("source") != "measured":
-        text += f", measured {_amount(measured)} BPM"
+        text += f", measured {_amount(measured)} BPM{_check_text(record)}"
     return text
 
 
@@ -95,9 +109,9 @@ def key_text(record: dict | None) -> str:
     used, measured = record.get("used"), record.get("measured")
     if not used:
         return "not set, and none could be measured"
-    text = f"{used} ({_SOURCES.get(record.get('source'), record.get('source') or 'unknown')})"
+    text = f"{used} ({_source_text(record)})"
     if measured and record.get("source") != "measured":
-        text += f", measured {measured}"
+        text += f", measured {measured}{_check_text(record)}"
     return text
 
 
