@@ -66,11 +66,12 @@ def test_loop_generate_places_exactly_one_loop_with_its_loop_record(addon, worke
     assert expected == 48 + seconds_to_frames(Fraction(record["loop_start"], output.sample_rate), scene_rate(scene))
 
 
-def test_make_intensity_set_stacks_layers_mutes_them_and_puts_stingers_after_the_loop(addon, worker):
+def test_make_intensity_set_stacks_layers_that_play_together_and_puts_stingers_after_the_loop(addon, worker):
     scene = bpy.context.scene
     add_blocker(scene, "titles", channel=1, start=0, end=40)  # the set must go above it
     scene.frame_current = 20
     _settings(scene, set_intensities=2, set_bars=2, set_stingers=2)
+    assert scene.acestep.set_kind == "LAYERS"  # the default
     bpy.ops.ed.undo_push(message="before the set")  # what Blender records for the user's last edit
 
     started = time.perf_counter()
@@ -82,14 +83,17 @@ def test_make_intensity_set_stacks_layers_mutes_them_and_puts_stingers_after_the
     assert addon.runtime.message_level != "ERROR", addon.runtime.message
 
     sounds = _sounds(scene)
-    layers = [s for s in sounds if s["acestep_role"] in ("base", "intensity")]
+    layers = [s for s in sounds if s["acestep_role"] in ("base", "layer")]
     stingers = [s for s in sounds if s["acestep_role"] == "stinger"]
-    assert [s["acestep_role"] for s in layers] == ["base", "intensity", "intensity"]
+    assert [s["acestep_role"] for s in layers] == ["base", "layer", "layer"]
     assert [s.channel for s in layers] == [2, 3, 4]
-    assert [s.mute for s in layers] == [False, True, True]
+    # The layers stack: they all play (their sum is the base), and the base, the full mix, is muted.
+    assert [s.mute for s in layers] == [True, False, False]
     assert [s["acestep_level"] for s in layers] == [0, 1, 2]
-    assert [s.name for s in layers] == [f"{PROMPT} (base)", f"{PROMPT} (intensity 1/2)", f"{PROMPT} (intensity 2/2)"]
     job = worker.status(layers[0]["acestep_job"])
+    parts = [", ".join(layer["parts"]) for layer in job.manifest["layers"]]
+    assert [s.name for s in layers] == [f"{PROMPT} (base)", f"{PROMPT} (layer 1/2: {parts[0]})",
+                                        f"{PROMPT} (layer 2/2: {parts[1]})"]
     record = json.loads(layers[0]["acestep_loop"])
     loop_len = _loop_frames(record, job.outputs[0].sample_rate, scene_rate(scene))
     assert {(s.frame_final_start, s.frame_final_duration) for s in layers} == {(20, loop_len)}
@@ -104,16 +108,34 @@ def test_make_intensity_set_stacks_layers_mutes_them_and_puts_stingers_after_the
     folder = Path(bpy.path.abspath(layers[0].sound.filepath)).parent
     assert all(Path(bpy.path.abspath(s.sound.filepath)).parent == folder for s in sounds)
     manifests = list(folder.glob("*-set.json"))
-    assert len(manifests) == 1 and list(folder.glob("*-set.tres"))
+    assert len(manifests) == 1 and list(folder.glob("*-set.tres")) and list(folder.glob("*-layers.tres"))
     manifest = json.loads(manifests[0].read_text())
     named = json.dumps(manifest)
     assert all(Path(s.sound.filepath).name in named for s in layers)
+    assert 'type="AudioStreamSynchronized"' in next(folder.glob("*-layers.tres")).read_text()
 
-    assert "placed" in addon.runtime.message
+    assert "placed" in addon.runtime.message and "layers play together" in addon.runtime.message
 
     bpy.ops.ed.undo()
     assert _sounds(bpy.context.scene) == [], "one undo removes the whole set"
     assert [s.name for s in strips_of(bpy.context.scene)] == ["titles"]
+
+
+def test_make_intensity_set_of_variants_mutes_them_to_audition_one_at_a_time(addon, worker):
+    scene = bpy.context.scene
+    scene.frame_current = 20
+    _settings(scene, set_kind="VARIANTS", set_intensities=2, set_bars=2, set_stingers=0)
+    assert bpy.ops.acestep.make_intensity_set() == {"FINISHED"}
+    tick_until_idle(addon)
+    assert addon.runtime.message_level != "ERROR", addon.runtime.message
+
+    layers = [s for s in _sounds(scene) if s["acestep_role"] in ("base", "intensity")]
+    assert [s["acestep_role"] for s in layers] == ["base", "intensity", "intensity"]
+    assert [s.mute for s in layers] == [False, True, True]
+    assert [s.name for s in layers] == [f"{PROMPT} (base)", f"{PROMPT} (intensity 1/2)", f"{PROMPT} (intensity 2/2)"]
+    job = worker.status(layers[0]["acestep_job"])
+    assert job.set_options == {"variants": 2, "bars": 2, "stingers": 0} and job.manifest["mode"] == "variants"
+    assert "variants muted" in addon.runtime.message
 
 
 def test_cancel_mid_set_leaves_no_strips(addon, worker):

@@ -674,10 +674,12 @@ def test_score_regions_explains_missing_and_unnamed_regions(inside, tmp_path):
 
 SET_PROMPT = "boss battle, rock"
 SET_TRACKS = [f"ACE-Step set: {SET_PROMPT} ({part})"
-              for part in ("base", "intensity 1/3", "intensity 2/3", "intensity 3/3", "stingers")]
+              for part in ("base", "layer 1/3", "layer 2/3", "layer 3/3", "stingers")]
+VARIANT_TRACKS = [f"ACE-Step set: {SET_PROMPT} ({part})"
+                  for part in ("base", "intensity 1/3", "intensity 2/3", "intensity 3/3", "stingers")]
 
 
-def test_make_intensity_set_stacks_the_loops_on_new_tracks_in_one_undo_step(session, worker, tmp_path):
+def test_make_intensity_set_stacks_the_layers_on_new_tracks_in_one_undo_step(session, worker, tmp_path):
     project = prepare(session, tmp_path)
     before = session.snapshot()["project"]
     earlier_set = tmp_path / "game" / "sketch set boss-battle-rock"  # a set made before: left alone
@@ -691,7 +693,7 @@ def test_make_intensity_set_stacks_the_loops_on_new_tracks_in_one_undo_step(sess
     state = session.snapshot()
     assert state["message_boxes"] == [] and state["script_errors"] == []
     dialog = state["dialogs"][0]
-    assert dialog["defaults"][1:] == ["fit", "6", "3", "2", "", "96", "4/4", "", ""]  # a time selection: fit it
+    assert dialog["defaults"][1:] == ["fit", "6", "3", "2", "", "96", "4/4", "", "", "layers"]  # a time selection: fit it
     tracks = state["project"]["tracks"]
     assert [t["name"] for t in tracks] == ["Dialogue", "Music", *SET_TRACKS]
     assert tracks[1]["items"] == []  # the selected track is left alone
@@ -703,15 +705,15 @@ def test_make_intensity_set_stacks_the_loops_on_new_tracks_in_one_undo_step(sess
         assert wav_frames(item["takes"][0]["source"]) == round(loop_seconds * 44100) + 1
         assert item_value(session, index, 0, "B_LOOPSRC") == 0.0
         assert "set: " in item["notes"] and "loop: 2 bars at 96 BPM" in item["notes"]
-    # The levels are alternatives: the project plays the base, a level plays when soloed.
-    assert [track_value(session, index, "B_MUTE") for index in range(2, 7)] == [0.0, 1.0, 1.0, 1.0, 0.0]
+    # The layers stack: they all play (together they are the base), and the base is muted.
+    assert [track_value(session, index, "B_MUTE") for index in range(2, 7)] == [1.0, 0.0, 0.0, 0.0, 0.0]
     assert [t["items"][0]["takes"][0]["name"] for t in tracks[2:6]] == [
-        f"{SET_PROMPT} (base, seed 5)", *[f"{SET_PROMPT} (intensity {k}/3, seed 5)" for k in (1, 2, 3)]]
+        f"{SET_PROMPT} (base, seed 5)", *[f"{SET_PROMPT} (layer {k}/3, seed 5)" for k in (1, 2, 3)]]
+    assert "set: layer 1/3 (keyboard: plays with the layers below it)" in tracks[3]["items"][0]["notes"]
     # Stingers follow the loop, each from a bar line: 2 bars and 2 beats long, so 3 bars apart.
     stingers = tracks[6]["items"]
     assert [(i["position"], i["length"]) for i in stingers] == [
         (pytest.approx(9.0), pytest.approx(6.25)), (pytest.approx(16.5), pytest.approx(6.25))]
-    assert [json.loads(i["ext"]["acestep-dcc"])["intensity"] for i in (tracks[3]["items"][0], stingers[0])] == [0.0, 1.0]
 
     # The set's folder in the media folder is the set as a game engine takes it.
     [folder] = [p for p in (tmp_path / "game").iterdir() if p.is_dir() and p.name.startswith("sketch set")
@@ -725,8 +727,10 @@ def test_make_intensity_set_stacks_the_loops_on_new_tracks_in_one_undo_step(sess
     assert manifest["base"]["file"] == sources[0].name and manifest["bpm"] == 96.0
     for entry in [manifest["base"], *manifest["layers"], *manifest["stingers"]]:
         assert (folder / entry["file"]).is_file() and (folder / entry["sidecar"]).is_file()
-    tres = next(folder.glob("*-set.tres")).read_text()
-    assert all(f'path="{s.name}"' in tres for s in sources[1:4])
+    assert [layer["parts"] for layer in manifest["layers"]] == [["keyboard"], ["bass"], ["drums", "guitar"]]
+    tres = next(folder.glob("*-layers.tres")).read_text()
+    assert 'type="AudioStreamSynchronized"' in tres and all(f'path="{s.name}"' in tres for s in sources[1:4])
+    assert all(f'path="{s.name}"' in next(folder.glob("*-set.tres")).read_text() for s in sources[4:])
     job = worker.jobs(limit=1)[0]
     assert job.kind == "set" and job.manifest["key"] == manifest["key"]
 
@@ -736,10 +740,29 @@ def test_make_intensity_set_stacks_the_loops_on_new_tracks_in_one_undo_step(sess
     assert session.snapshot()["project"]["tracks"] == before["tracks"]
 
 
+def test_make_intensity_set_of_variants_mutes_the_levels(session, worker, tmp_path):
+    prepare(session, tmp_path)
+    session.answer_inputs([SET_PROMPT, "2", "6", "3", "0", "5", "", "", "", "", "variants"])
+    session.run("intensity_set")
+    wait(session)
+    state = session.snapshot()
+    assert state["message_boxes"] == [] and state["script_errors"] == []
+    tracks = state["project"]["tracks"]
+    assert [t["name"] for t in tracks] == ["Dialogue", "Music", *VARIANT_TRACKS[:4]]
+    # The levels are alternatives: the project plays the base, a level plays when soloed.
+    assert [track_value(session, index, "B_MUTE") for index in range(2, 6)] == [0.0, 1.0, 1.0, 1.0]
+    assert [t["items"][0]["takes"][0]["name"] for t in tracks[2:6]] == [
+        f"{SET_PROMPT} (base, seed 5)", *[f"{SET_PROMPT} (intensity {k}/3, seed 5)" for k in (1, 2, 3)]]
+    assert [json.loads(t["items"][0]["ext"]["acestep-dcc"])["intensity"] for t in tracks[3:6]] == [0.0, 0.5, 1.0]
+    job = worker.jobs(limit=1)[0]
+    assert job.set_options == {"variants": 3, "bars": 2, "stingers": 0} and job.manifest["mode"] == "variants"
+
+
 def test_make_intensity_set_shows_progress_and_cancels_cleanly(inside, worker, tmp_path):
     prepare(inside, tmp_path)
     before = inside.snapshot()["project"]
-    inside.answer_inputs([SET_PROMPT, "48", "6", "4", "0", "", "60"])  # long loops: still running when cancelled
+    # long loops: still running when cancelled, once the variants have begun (the base cue is written by then)
+    inside.answer_inputs([SET_PROMPT, "48", "6", "4", "0", "", "60", "", "", "", "variants"])
     inside.run("intensity_set")
     labels = set()
 
@@ -762,14 +785,15 @@ def test_make_intensity_set_shows_progress_and_cancels_cleanly(inside, worker, t
 
 def test_make_intensity_set_explains_refused_values_and_asks_again(inside, tmp_path):
     prepare(inside, tmp_path, select=False)
-    inside.answer_inputs([SET_PROMPT, "many", "6", "9", "-1"])
-    inside.answer_inputs(lambda dialog: [SET_PROMPT, "256", "6", "1", "0", "", "30"])  # 256 bars at 30 BPM
+    inside.answer_inputs([SET_PROMPT, "many", "6", "9", "-1", "", "", "", "", "", "stacked"])
+    inside.answer_inputs(lambda dialog: [SET_PROMPT, "256", "6", "1", "0", "", "30", "", "", "", "layers"])  # 256 bars at 30 BPM
     inside.answer_inputs(None)
     inside.run("intensity_set")
     state = inside.snapshot()
     first, second = [box["message"] for box in state["message_boxes"]]
     assert "Loop bars must be a number of bars" in first
     assert "Intensity levels must be from 1 to 8, got 9" in first and "Stingers must be from 0 to 8, got -1" in first
+    assert "Set kind must be layers (stems that stack) or variants (loops to switch between), got 'stacked'" in first
     assert "ask for fewer bars" in second
     assert state["dialogs"][1]["defaults"][1] == "many"  # what the user typed comes back
     assert [t["name"] for t in state["project"]["tracks"]] == ["Dialogue", "Music"]

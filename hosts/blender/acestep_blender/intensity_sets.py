@@ -1,9 +1,12 @@
-"""Make Intensity Set: one worker job (base loop, matched intensity loops, stingers, a
-manifest and a Godot resource) placed at the playhead as stacked sound strips.
+"""Make Intensity Set: one worker job (base loop, layers or variants, stingers, a
+manifest and Godot resources) placed at the playhead as stacked sound strips.
 
-Base and intensity loops share the first free channels over the loop's span (only the
-base plays; the layers arrive muted, to audition one at a time), the stingers follow
-the loop's end on one more channel. Planning builds on cue_plans and placement on
+Base and level loops share the first free channels over the loop's span. Layers (the
+default: stems of the base that stack) all play and the base, their full mix, arrives
+muted: mute the upper layers to hear a lower level. Variants (one loop per level) arrive
+muted but the base, to audition one at a time. A worker that could not make layers (a
+turbo checkpoint) sends variants, and the message says so. The stingers follow the
+loop's end on one more channel. Planning builds on cue_plans and placement on
 strip_placement; the operators (operators.py) run both through the same tracker, runner
 and undoable placement as Generate.
 """
@@ -44,7 +47,8 @@ def plan_set(context, settings, addon) -> Task:
     except InvalidRequest as exc:
         raise cue_plans.BadInput(f"{exc}; change it in the Intensity Set panel and press Make Intensity Set again") from None
     request = dataclasses.replace(checked, loop=False, loop_bars=None)
-    options = {"intensities": int(settings.set_intensities), "bars": bars, "stingers": int(settings.set_stingers)}
+    count = "variants" if getattr(settings, "set_kind", "LAYERS") == "VARIANTS" else "intensities"
+    options = {count: int(settings.set_intensities), "bars": bars, "stingers": int(settings.set_stingers)}
     folder, notice = resolve_output_folder(addon.output_folder, bpy.data.filepath)
     plan = CuePlan(name=prompt, frame_start=scene.frame_current, frames=frames)
     label = f"Intensity Set '{cue_plans.short_label(prompt)}'"
@@ -64,7 +68,8 @@ def place_set(task) -> str:
     if len(outputs) != len(job.files):
         raise AceStepError(f"the set came back with {len(job.files)} of {len(outputs)} files; make it again")
     items = list(zip(outputs, job.files))
-    layers = [(o, p) for o, p in items if o.set_role in ("base", "intensity")]
+    layers = [(o, p) for o, p in items if o.set_role in ("base", "layer", "intensity")]
+    stacked = any(o.set_role == "layer" for o, _ in layers)
     stingers = [(o, p) for o, p in items if o.set_role == "stinger"]
     if not layers or layers[0][0].set_role != "base":
         raise AceStepError("the worker sent a set without its base loop; update the worker and make it again")
@@ -88,7 +93,8 @@ def place_set(task) -> str:
     strips = compat.top_strips(editor)
     try:
         for (output, path), channel in zip(layers, channels):
-            made.append(_add(strips, job, output, path, channel, start, loop_len, muted=output.set_role != "base"))
+            muted = output.set_role == "base" if stacked else output.set_role != "base"
+            made.append(_add(strips, job, output, path, channel, start, loop_len, muted=muted))
         frame = start + loop_len
         for (output, path), length in zip(stingers, stinger_lens):
             made.append(_add(strips, job, output, path, stinger_channel, frame, length, muted=False))
@@ -99,12 +105,18 @@ def place_set(task) -> str:
         raise
     where = ", ".join(map(str, channels))
     musical = strip_records.tempo_and_key(made[0], measured=False)
-    text = (f"a set of {len(layers) - 1} intensities over {loop_len} frames at frame {start} on channels {where}"
-            f"{f' ({musical})' if musical else ''} (layers muted: unmute one to hear it)")
+    kind = "layers" if stacked else "variants"
+    how = ("the layers play together, the base (their full mix) is muted: mute the upper layers for a lower "
+           "level" if stacked else "variants muted: unmute one to hear it")
+    text = (f"a set of {len(layers) - 1} {kind} over {loop_len} frames at frame {start} on channels {where}"
+            f"{f' ({musical})' if musical else ''} ({how})")
     if stingers:
         text += f", {len(stingers)} stingers on channel {stinger_channel} after the loop"
+    manifest = job.status.manifest or {}
+    if manifest.get("fallback"):
+        text += f". Variants, not layers: {manifest['fallback']}"
     folder = job.files[0].parent
-    return text + f"; manifest and Godot resource in {folder}"
+    return text + f"; manifest and Godot resources in {folder}"
 
 
 def _frames(seconds: float, rate: Fraction) -> int:
@@ -129,10 +141,13 @@ def _add(strips, job, output, path, channel: int, frame_start: int, frames: int,
 
 
 def strip_name(prompt: str, output) -> str:
-    """'<prompt> (base)', '<prompt> (intensity 2/3)', '<prompt> (stinger 1/2)'."""
+    """'<prompt> (base)', '<prompt> (layer 2/3: bass)', '<prompt> (intensity 2/3)', '<prompt> (stinger 1/2)'."""
     info = output.metadata.get("set") or {}
     role = output.set_role
-    if role == "intensity":
+    if role == "layer":
+        parts = ", ".join(info.get("parts") or [])
+        suffix = f" (layer {info.get('level')}/{info.get('levels')}{': ' + parts if parts else ''})"
+    elif role == "intensity":
         suffix = f" (intensity {info.get('level')}/{info.get('levels')})"
     elif role == "stinger":
         suffix = f" (stinger {info.get('number')}/{info.get('stingers')})"

@@ -120,8 +120,8 @@ class ACESTEP_OT_regenerate(bpy.types.Operator):
 
 
 class ACESTEP_OT_make_intensity_set(bpy.types.Operator):
-    """Loops of the prompt at rising intensity, plus stingers, stacked at the playhead, with a
-    manifest and a Godot resource beside the audio"""
+    """Layers of one loop that stack (or variants at rising intensity), plus stingers, stacked at
+    the playhead, with a manifest and Godot resources beside the audio"""
 
     bl_idname = "acestep.make_intensity_set"
     bl_label = "Make Intensity Set"

@@ -232,10 +232,12 @@ class ACESTEP_PT_intensity_set(_SequencerSidebar, bpy.types.Panel):
         layout = self.layout
         settings, runtime = _settings(context), _runtime(context)
         col = layout.column(align=True)
-        col.prop(settings, "set_intensities")
+        col.prop(settings, "set_kind", expand=True)
+        col.prop(settings, "set_intensities", text="Layers" if settings.set_kind == "LAYERS" else "Variants")
         col.prop(settings, "set_bars", text="Bars (0 = fit)")
         col.prop(settings, "set_stingers")
-        layout.label(text="Stacked at the playhead; layers muted", icon="INFO")
+        layout.label(text="Stacked at the playhead; " + ("layers play together" if settings.set_kind == "LAYERS"
+                                                         else "variants muted"), icon="INFO")
         if not runtime.busy:
             layout.operator("acestep.make_intensity_set", icon="NLA_PUSHDOWN")
 

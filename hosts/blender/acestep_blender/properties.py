@@ -115,8 +115,14 @@ class AceStepSceneSettings(bpy.types.PropertyGroup):
     loudness: EnumProperty(name="Loudness", items=LOUDNESS_ITEMS, default=NONE)
     loudness_lufs: FloatProperty(name="LUFS", default=-14.0, min=MIN_LOUDNESS_LUFS, max=MAX_LOUDNESS_LUFS,
                                  description="Integrated loudness to aim for (the true peak stays under -1 dBTP)")
+    set_kind: EnumProperty(name="Kind", default="LAYERS", items=(
+        ("LAYERS", "Layers", "Stems of one loop that stack (vertical remixing, as FMOD and Wwise do it): "
+                             "layer 1 has the fewest parts, each layer above adds parts"),
+        ("VARIANTS", "Variants", "Matched loops from sparse to full, one playing at a time "
+                                 "(horizontal: switch between them)"),
+    ))
     set_intensities: IntProperty(name="Intensities", default=3, min=1, max=8,
-                                 description="Matched loops from sparse to full, stacked above the base")
+                                 description="How many levels: layers that stack, or variants to switch between")
     set_bars: IntProperty(name="Bars", default=16, min=0, max=256,
                           description="Bars in each loop; 0 fits the whole bars nearest the length")
     set_stingers: IntProperty(name="Stingers", default=2, min=0, max=8,

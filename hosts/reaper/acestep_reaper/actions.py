@@ -284,10 +284,22 @@ def _count(text: str, field: str, caption: str, lowest: int, highest: int) -> in
     return value
 
 
+SET_KINDS = ("layers", "variants")
+
+
+def _set_kind(text: str) -> str:
+    kind = text.strip().lower() or SET_KINDS[0]
+    if kind not in SET_KINDS:
+        raise InvalidRequest([FieldProblem("kind", (
+            f"Set kind must be layers (stems that stack) or variants (loops to switch between), got {text.strip()!r}"))])
+    return kind
+
+
 def make_intensity_set(loop=None) -> Generation | None:
-    """A dynamic-music set at the edit cursor: the base loop and each intensity level on
-    stacked new tracks, the stingers after the loop on their own track (placements.set_lanes),
-    and the set's files with its manifest and Godot resource in a folder of the media folder."""
+    """A dynamic-music set at the edit cursor: the base loop and each level on stacked new
+    tracks, layers (stems that stack, the default) or variants, the stingers after the loop
+    on their own track (placements.set_lanes), and the set's files with its manifest and
+    Godot resources in a folder of the media folder."""
     context = project.read_edit_context()
     seconds = context.selection[1] - context.selection[0] if context.selection else DEFAULT_SECONDS
     last_prompt = project.get_state("last_prompt", settings.EXT_SECTION)
@@ -302,6 +314,7 @@ def make_intensity_set(loop=None) -> Generation | None:
         ("Time signature", context.time_signature or ""),
         ("Key (empty: any)", ""),
         (LOUDNESS_CAPTION, ""),
+        ("Set kind (layers or variants)", SET_KINDS[0]),
     ]
 
     def parse(values: list[str]) -> tuple[GenerationRequest, dict]:
@@ -310,7 +323,8 @@ def make_intensity_set(loop=None) -> Generation | None:
         options = {}
         for name, check in (("bars", lambda: _loop_bars(values[1], "bars", "Loop bars", optional=False)[1]),
                             ("intensities", lambda: _count(values[3], "intensities", "Intensity levels", 1, MAX_SET_INTENSITIES)),
-                            ("stingers", lambda: _count(values[4], "stingers", "Stingers", 0, MAX_SET_STINGERS))):
+                            ("stingers", lambda: _count(values[4], "stingers", "Stingers", 0, MAX_SET_STINGERS)),
+                            ("kind", lambda: _set_kind(values[10] if len(values) > 10 else ""))):
             try:
                 options[name] = check()
             except InvalidRequest as error:
@@ -329,6 +343,9 @@ def make_intensity_set(loop=None) -> Generation | None:
         # Checked as the base loop the worker makes (bars at this tempo, for one) ...
         dataclasses.replace(request, loop=True, loop_bars=options["bars"]).validated()
         # ... and sent with the bars beside it, as the worker takes a set.
+        kind = options.pop("kind")
+        if kind == "variants":
+            options["variants"] = options.pop("intensities")
         return dataclasses.replace(request.validated(), loop=True), {**options, "bars": options["bars"] or FIT}
 
     parsed = _ask_until_valid("ACE-Step: Make intensity set", fields, parse)

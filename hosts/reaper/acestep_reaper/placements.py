@@ -342,17 +342,27 @@ class ScoreCues:
 
 
 def set_track_name(prompt: str, part: str) -> str:
-    """'ACE-Step set: boss battle, rock (intensity 2/3)'."""
+    """'ACE-Step set: boss battle, rock (layer 2/3)' or '... (intensity 2/3)'."""
     return f"{SET_TRACK_PREFIX}: {media.short_prompt(prompt)} ({part})"
 
 
 def _set_part(output: CueOutput) -> str:
     place = output.metadata.get("set") or {}
+    if output.set_role == "layer":
+        return f"layer {place['level']}/{place['levels']}"
     if output.set_role == "intensity":
         return f"intensity {place['level']}/{place['levels']}"
     if output.set_role == "stinger":
         return f"stinger {place['number']}/{place['stingers']}"
     return "base"
+
+
+def _parts_note(output: CueOutput) -> str:
+    """' (keyboard, bass: plays with the layers below it)' for a layer, else ''."""
+    if output.set_role != "layer":
+        return ""
+    parts = ", ".join((output.metadata.get("set") or {}).get("parts") or [])
+    return f" ({parts}: plays with the layers below it)" if parts else " (plays with the layers below it)"
 
 
 def _own_request(output: CueOutput, fallback: GenerationRequest) -> GenerationRequest:
@@ -365,16 +375,18 @@ def _own_request(output: CueOutput, fallback: GenerationRequest) -> GenerationRe
 
 def set_lanes(result: Result, position: float) -> list[project.TrackLane]:
     """A finished set as stacked tracks from `position`: the base loop, then one track per
-    intensity level, muted (the levels are alternative arrangements of the same music, to
-    be switched between, so the project plays one at a time: solo a level to hear it),
-    then the stingers on one track, each starting on a bar line after the loop's end."""
+    level, then the stingers on one track, each starting on a bar line after the loop's end.
+    Layers (stems that stack) all play and the base, their full mix, is muted: mute the
+    upper layers to hear a lower level. Variants are alternative arrangements of the same
+    music, to be switched between, so they are muted and the base plays: solo one to hear it."""
     job, manifest = result.job, result.job.manifest or {}
-    cues: dict[str, list[tuple[CueOutput, project.Cue]]] = {"base": [], "intensity": [], "stinger": []}
+    cues: dict[str, list[tuple[CueOutput, project.Cue]]] = {"base": [], "layer": [], "intensity": [], "stinger": []}
     loop_end = position
     for output, path in zip(job.outputs, result.files):
         part, own_request = _set_part(output), _own_request(output, result.request)
         notes = describe(own_request, Result(own_request, _one_output(job, output))) + (
-            f"\nset: {part} of {len(job.outputs)} files; manifest {result.artifact_files.get('manifest', 'not fetched')}")
+            f"\nset: {part}{_parts_note(output)} of {len(job.outputs)} files; "
+            f"manifest {result.artifact_files.get('manifest', 'not fetched')}")
         take = project.TakeFile(str(path), f"{media.short_prompt(result.request.prompt)} ({part}, seed {output.seed})")
         cue = project.Cue(position, output.duration, [take], notes, stored_request(own_request))
         fit = loop_fit(output)
@@ -388,9 +400,10 @@ def set_lanes(result: Result, position: float) -> list[project.TrackLane]:
         cue.position = start
         start += math.ceil(cue.length / bar_s - 1e-9) * bar_s
     prompt = result.request.prompt
-    lanes = [project.TrackLane(set_track_name(prompt, "base"), [cue for _, cue in cues["base"]])]
-    lanes += [project.TrackLane(set_track_name(prompt, _set_part(output)), [cue], muted=True)
-              for output, cue in cues["intensity"]]
+    stacked = bool(cues["layer"])
+    lanes = [project.TrackLane(set_track_name(prompt, "base"), [cue for _, cue in cues["base"]], muted=stacked)]
+    lanes += [project.TrackLane(set_track_name(prompt, _set_part(output)), [cue], muted=not stacked)
+              for output, cue in cues["layer"] + cues["intensity"]]
     if cues["stinger"]:
         lanes.append(project.TrackLane(set_track_name(prompt, "stingers"), [cue for _, cue in cues["stinger"]]))
     return lanes

@@ -1,7 +1,8 @@
 """ACE-Step: Make intensity set (REAPER action).
 
-Makes a dynamic-music set at the edit cursor: a base loop and matched loops at rising intensity on stacked
-new tracks, stingers after the loop, and the set's manifest and Godot resource in the media folder.
+Makes a dynamic-music set at the edit cursor: a base loop and its layers (stems that stack; or, as the
+dialog's Set kind, variants at rising intensity) on stacked new tracks, stingers after the loop, and the
+set's manifest and Godot resources in the media folder.
 Runs in REAPER's Python (Options > Preferences > Plug-ins > ReaScript) and returns
 to REAPER at once; the music arrives a few seconds later.
 """
