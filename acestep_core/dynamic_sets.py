@@ -85,6 +85,10 @@ COVER_STRENGTH = 0.6
 LAYER_ORDER = ("keyboard", "strings", "synth", "fx", "woodwinds", "bass", "percussion", "drums", "guitar",
                "brass", "backing_vocals", "vocals")
 assert sorted(LAYER_ORDER) == sorted(TRACK_NAMES)
+# Where the backend says which parts each stem plays (the sketch's settings["stem_parts"]),
+# a stem comes in with the earliest of its parts: the lowest energy it plays from, then
+# the most basic role (pads and chords, then the groove, then the figures and the lead).
+ROLE_ORDER = ("pad", "chords", "texture", "bass", "drums", "percussion", "arp", "lead")
 # What a base or sft checkpoint extracts from the set's mix (one extract each), and the
 # parts lego may add over the mix when it plays fewer parts than the set has layers.
 LAYER_EXTRACT_TRACKS = ("keyboard", "synth", "bass", "drums", "guitar")
@@ -220,13 +224,25 @@ def fallback_sentence(info: BackendInfo) -> str:
             "ACE-Step/acestep-v15-xl-base-diffusers) or the sketch backend")
 
 
-def layer_plan(tracks: list[str], count: int) -> list[list[str]]:
-    """The parts of each layer: `tracks` in LAYER_ORDER, split into min(count, parts)
-    groups in order, the lower layers with the fewer parts.
+def layer_order(tracks: list[str], parts: dict[str, list[dict]] | None = None) -> list[str]:
+    """`tracks` from the bed up: where `parts` says what each plays ({track: [{"role",
+    "min_energy"}]}), by the earliest of its parts (lowest min_energy, then ROLE_ORDER);
+    then by LAYER_ORDER."""
+    def rank(track: str) -> tuple:
+        known = [(int(p.get("min_energy") or 0), ROLE_ORDER.index(p["role"]) if p.get("role") in ROLE_ORDER
+                  else len(ROLE_ORDER)) for p in (parts or {}).get(track, []) if isinstance(p, dict)]
+        return (*(min(known) if known else (99, len(ROLE_ORDER))), LAYER_ORDER.index(track))
+
+    return sorted(dict.fromkeys(tracks), key=rank)
+
+
+def layer_plan(tracks: list[str], count: int, parts: dict[str, list[dict]] | None = None) -> list[list[str]]:
+    """The parts of each layer: `tracks` from the bed up (layer_order), split into
+    min(count, parts) groups in order, the lower layers with the fewer parts.
 
     ["drums", "bass", "keyboard", "guitar"], 3 -> [["keyboard"], ["bass"], ["drums", "guitar"]]
     """
-    ordered = sorted(dict.fromkeys(tracks), key=LAYER_ORDER.index)
+    ordered = layer_order(tracks, parts)
     count = min(count, len(ordered))
     if count == 0:
         return []
@@ -412,7 +428,7 @@ def _make_layers(base: CueOutput, paths: SetPaths, count: int, matched: Generati
             audio[track] = _lego_part(base, matched, backend, track, seed, is_cancelled, temporary)
             made_by[track] = "added by lego over the base mix (it is not in the base mix)"
             lego.append(track)
-    plan = layer_plan(list(audio), count)
+    plan = layer_plan(list(audio), count, (base.metadata.get("settings") or {}).get("stem_parts"))
     if not plan:
         raise GenerationFailed(f"{Path(base.path).name} has no part loud enough to make a layer of; "
                                "try another prompt or seed")

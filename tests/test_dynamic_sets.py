@@ -20,7 +20,7 @@ from acestep_core.audio.analysis import estimate_key
 from acestep_core.backends.sketch import SketchBackend
 from acestep_core.cli import main
 from acestep_core.dynamic_sets import (
-    GODOT_LAYER_OFF_DB, LAYER_ORDER, build_dynamic_set, intensity_levels, layer_plan,
+    GODOT_LAYER_OFF_DB, build_dynamic_set, intensity_levels, layer_order, layer_plan,
 )
 from acestep_core.errors import GenerationCancelled, InvalidRequest
 from acestep_core.generation import generate_cues
@@ -157,9 +157,12 @@ def test_each_layer_adds_parts_and_all_of_them_are_the_base_mix(layered_set, tmp
     folder, result = layered_set
     manifest = result.manifest
     parts = [layer["parts"] for layer in manifest["layers"]]
-    # The parts are the sketch's own, each in one layer, from the bed up, the fewest in layer 1.
+    # The parts are the sketch's own, each in one layer, from the bed up (the parts each
+    # stem plays, as the sketch records them), the fewest in layer 1.
     flat = [track for group in parts for track in group]
-    assert len(flat) == len(set(flat)) and flat == sorted(flat, key=LAYER_ORDER.index)
+    stem_parts = json.loads((folder / manifest["base"]["sidecar"]).read_text())["settings"]["stem_parts"]
+    assert len(flat) == len(set(flat)) and flat == layer_order(flat, stem_parts)
+    assert flat == ["keyboard", "guitar", "bass", "drums"]  # organ pad, power chords (and the lead), the groove
     assert [len(group) for group in parts] == sorted(len(group) for group in parts)
     assert [level["layers"] for level in manifest["levels"]] == [manifest["intensity_order"][:k] for k in (1, 2, 3)]
 
@@ -251,6 +254,13 @@ def test_layer_plan_puts_the_fewest_parts_in_the_bed():
     assert layer_plan(["vocals", "bass", "strings", "drums", "brass"], 2) == [["strings", "bass"],
                                                                               ["drums", "brass", "vocals"]]
     assert layer_plan([], 3) == []
+    # Where the backend says what each stem plays, a stem comes in with its earliest part:
+    # a synth that only plays the chorus's pad and lead goes on top.
+    jazz = {"drums": [{"role": "drums", "min_energy": 0}], "bass": [{"role": "bass", "min_energy": 0}],
+            "keyboard": [{"role": "chords", "min_energy": 0}],
+            "synth": [{"role": "pad", "min_energy": 2}, {"role": "lead", "min_energy": 2}]}
+    assert layer_order(list(jazz), jazz) == ["keyboard", "bass", "drums", "synth"]
+    assert layer_plan(list(jazz), 3, jazz) == [["keyboard"], ["bass"], ["drums", "synth"]]
 
 
 def test_a_set_asking_for_more_layers_than_parts_says_so(tmp_path: Path):
@@ -401,7 +411,7 @@ def test_cli_set_command_makes_layers(tmp_path: Path, capsys):
                  "-o", str(folder), "--json"]) == 0
     captured = capsys.readouterr()
     manifest = json.loads(captured.out)
-    assert "2 layers (stems that stack: Layer 1 keyboard+bass; Layer 2 drums+guitar)" in captured.err
+    assert "2 layers (stems that stack: Layer 1 keyboard+guitar; Layer 2 bass+drums)" in captured.err
     assert (manifest["bpm"], manifest["key"], manifest["bars"], manifest["mode"]) == (128.0, "A minor", 2, "layers")
     check_loop_files(folder, manifest, manifest["layers"])
     # FLAC holds exactly the loop: no guard frame, no smpl chunk, loop points in the manifest.

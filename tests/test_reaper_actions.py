@@ -727,7 +727,7 @@ def test_make_intensity_set_stacks_the_layers_on_new_tracks_in_one_undo_step(ses
     assert manifest["base"]["file"] == sources[0].name and manifest["bpm"] == 96.0
     for entry in [manifest["base"], *manifest["layers"], *manifest["stingers"]]:
         assert (folder / entry["file"]).is_file() and (folder / entry["sidecar"]).is_file()
-    assert [layer["parts"] for layer in manifest["layers"]] == [["keyboard"], ["bass"], ["drums", "guitar"]]
+    assert [layer["parts"] for layer in manifest["layers"]] == [["keyboard"], ["guitar"], ["bass", "drums"]]
     tres = next(folder.glob("*-layers.tres")).read_text()
     assert 'type="AudioStreamSynchronized"' in tres and all(f'path="{s.name}"' in tres for s in sources[1:4])
     assert all(f'path="{s.name}"' in next(folder.glob("*-set.tres")).read_text() for s in sources[4:])

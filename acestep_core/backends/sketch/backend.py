@@ -95,6 +95,11 @@ class SketchBackend:
         if stems is not None:
             played = _played_tracks(choices)
             settings["stems"] = list(stems)
+            # Which of the arrangement's parts each stem plays, and from which energy (0 intro,
+            # 1 verse, 2 chorus) each comes in: a dynamic-music set orders its layers by them.
+            settings["stem_parts"] = {track: [{"role": part.role, "min_energy": part.min_energy}
+                                              for part in choices.parts if part_track(part) == track]
+                                      for track in stems}
             left_out = [track for track in played if track not in stems]
             missing = [track for track in (request.tracks or []) if track not in played]
             if left_out or missing:
