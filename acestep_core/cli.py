@@ -116,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--loop", nargs="?", const="fit", metavar="BARS|fit",
                           help="make a seamless loop of BARS whole bars, or 'fit' (the default with no value): "
                                "the whole bars nearest --seconds; WAV files get smpl loop points")
+    generate.add_argument("--intro", metavar="BARS|auto",
+                          help="with --loop: a one-time intro of BARS bars before the loop body, in the same file "
+                               "(the WAV's smpl loop starts after it); 'auto' is 4 bars (2 for loops of 4 bars or fewer)")
     _add_game_audio_arguments(generate)
     _add_backend_arguments(generate)
     generate.add_argument("--json", action="store_true", help="print the written files as JSON on stdout")
@@ -222,6 +225,20 @@ def loop_from_text(text: str | None, option: str = "--loop") -> tuple[bool, int 
         raise InvalidRequest([FieldProblem("loop_bars", f"{option} takes a number of bars or 'fit', got {text!r}")]) from None
 
 
+def intro_from_text(text: str | None, loop_bars: int | None) -> int:
+    """None -> 0; 'auto' -> 4 bars (2 before a loop of 4 bars or fewer); '2' -> 2."""
+    if text is None:
+        return 0
+    if text.strip().lower() == "auto":
+        return 2 if loop_bars is not None and loop_bars <= 4 else 4
+    try:
+        return int(text)
+    except ValueError:
+        from acestep_core.errors import FieldProblem
+
+        raise InvalidRequest([FieldProblem("intro_bars", f"--intro takes a number of bars or 'auto', got {text!r}")]) from None
+
+
 def _add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="ACE-Step model folder (default: $ACESTEP_DCC_MODEL or the configured one)")
     parser.add_argument("--backend", choices=("auto", "acestep", "sketch"), default="auto",
@@ -288,6 +305,7 @@ def request_from_args(args: argparse.Namespace) -> tuple[GenerationRequest, Path
         bit_depth=bit_depth if args.bit_depth is None else args.bit_depth,
         loop=loop,
         loop_bars=loop_bars,
+        intro_bars=intro_from_text(args.intro, loop_bars),
         loudness=loudness_from_text(args.loudness),
         true_peak_ceiling_db=args.true_peak,
     ).validated()

@@ -404,7 +404,7 @@ def backend_request(request: GenerationRequest) -> GenerationRequest:
         bar_s = per_bar * 60.0 / request.bpm
         bars = request.loop_bars or loops.fit_bars(request.duration, request.bpm, per_bar)
         # Whole bars: a backend that ends cues musically (sketch) keeps its groove going.
-        seconds = (bars + 1) * bar_s
+        seconds = (request.intro_bars + bars + 1) * bar_s
     return replace(request, duration=min(seconds, MAX_DURATION_S))
 
 
@@ -462,7 +462,7 @@ def finish_cue(samples: "np.ndarray", source_rate: int, request: GenerationReque
             raise GenerationFailed("the loop needs a tempo, and none could be measured from this audio; set the tempo")
         per_bar = int(settings.get("beats_per_bar") or beats_per_bar(request.time_signature))
         plan = loops.plan_loop(bpm, per_bar, rate, bars=request.loop_bars, duration_s=request.duration,
-                               available_frames=frames.shape[0])
+                               available_frames=frames.shape[0], intro_bars=request.intro_bars)
         wanted = request.loop_bars or loops.fit_bars(request.duration, bpm, per_bar)
         if request.loop_bars and plan.length / rate > request.duration + 0.5:
             warnings.append(f"{plan.bars} bars at {bpm:g} BPM take {plan.length / rate:.1f} s, so the cue is that "
@@ -472,14 +472,17 @@ def finish_cue(samples: "np.ndarray", source_rate: int, request: GenerationReque
                             f"the backend made only {frames.shape[0] / rate:.1f} s at {bpm:g} BPM")
         if request.stems:
             fold_rho = _fold_correlation(frames, plan)
-        frames = loops.fold_tail(frames, plan)
+        frames = loops.fold(frames, plan)
         _raise_if_cancelled(is_cancelled)
     on_step()
     frames, report = finish_loudness(frames, rate, request.loudness_target_lufs(), request.true_peak_ceiling_db,
-                                     circular=plan is not None, in_place=True, is_cancelled=is_cancelled)
+                                     # After an intro the seam is end -> start, not end -> 0: measured
+                                     # and limited as a plain file (the limiter's gain is smooth there).
+                                     circular=plan is not None and not plan.intro_bars, in_place=True,
+                                     is_cancelled=is_cancelled)
     _raise_if_cancelled(is_cancelled)
     if plan is not None and request.output_format == "wav":
-        frames = loops.with_guard_frame(frames)
+        frames = loops.with_guard_frame(frames, plan.start)
     on_step()
     return FinishedCue(frames=frames, loop=plan, loudness=report, tempo=tempo, key=key, warnings=warnings,
                        peak_gain=peak_gain, fold_rho=fold_rho)
@@ -570,7 +573,7 @@ def write_cue(path: Path, cue: FinishedCue, request: GenerationRequest, info: di
     import soundfile as sf
 
     fmt, rate = request.output_format, request.sample_rate
-    looped = cue.loop is not None
+    looped = cue.loop is not None and not cue.loop.intro_bars  # measured end -> start only without an intro
     samples = quantized(cue.frames, fmt, request.bit_depth)
     for _ in range(_MAX_LOSSY_PASSES):
         write_audio(path, samples, rate, fmt, request.bit_depth, info, is_cancelled=is_cancelled)
@@ -585,9 +588,11 @@ def write_cue(path: Path, cue: FinishedCue, request: GenerationRequest, info: di
         samples = (samples * 10.0 ** (-(excess + 0.1) / 20.0)).astype(samples.dtype)
     del samples
     _raise_if_cancelled(is_cancelled)
-    if looped and fmt == "wav":
+    if cue.loop is not None and fmt == "wav":
         plan = cue.loop
         markers = [CueMarker(plan.start, "Loop start (bar 1)"), CueMarker(plan.end_exclusive, "Loop end")]
+        if plan.intro_bars:
+            markers.insert(0, CueMarker(0, "Intro"))
         write_loop_chunks(path, WavLoop(plan.start, plan.end_exclusive), markers, rate, is_cancelled=is_cancelled)
     cue.frames = written
     cue.loudness = measured_as_written(written, cue, request, is_cancelled, true_peak=peak if fmt == "ogg" else None)
@@ -839,7 +844,7 @@ def measured_as_written(written: "np.ndarray", cue: FinishedCue, request: Genera
     samples a reader decodes from the file. A looped WAV is measured without its guard
     frame. `true_peak` is the true peak of `written` when the caller has measured it."""
     heard = written[: cue.loop.end_exclusive] if cue.loop is not None else written
-    looped = cue.loop is not None
+    looped = cue.loop is not None and not cue.loop.intro_bars  # measured end -> start only without an intro
     peak = true_peak if true_peak is not None else true_peak_dbtp(heard, looped, WRITTEN_PEAK_OVERSAMPLING,
                                                                   known_peaks=cue.loudness.peaks_per_block,
                                                                   is_cancelled=is_cancelled)
@@ -935,6 +940,8 @@ def _loop_record(cue: FinishedCue, request: GenerationRequest) -> dict[str, Any]
         "loop_end_exclusive": plan.end_exclusive,
         "loop_length": plan.length,
         "bars": plan.bars,
+        "intro_bars": plan.intro_bars,
+        "intro_frames": plan.start,
         "bpm": plan.bpm,
         "beats_per_bar": plan.beats_per_bar,
         "bar_lines": plan.bar_lines(),
@@ -944,7 +951,31 @@ def _loop_record(cue: FinishedCue, request: GenerationRequest) -> dict[str, Any]
     }
     if request.output_format == "wav":
         record.update(smpl_start=plan.start, smpl_end=plan.end_exclusive, guard_frame=plan.end_exclusive)
+    if plan.intro_bars:
+        record["engines"] = intro_guidance(plan, request.output_format)
     return record
+
+
+def intro_guidance(plan: loops.LoopPlan, output_format: str) -> dict[str, str]:
+    """How each engine plays the intro once and then loops the body of this file."""
+    seconds = f"{plan.start / plan.sample_rate:.6f}"
+    if output_format == "wav":
+        smpl = "reads the smpl loop: the intro plays once, then the loop repeats"
+        return {"godot": f"import as is: Godot {smpl}", "wwise": f"import as is: Wwise {smpl}",
+                "fmod": f"FMOD Core {smpl}; in FMOD Studio put a loop region from {seconds} s to the end",
+                "unreal": f"a Sound Wave's loop regions come from the smpl loop where your version imports them; "
+                          f"else loop from {seconds} s",
+                "unity": f"Unity ignores smpl loops: play the file, then loop from {seconds} s "
+                         f"(AudioSource.timeSamples = {plan.start}) or cut it in two at frame {plan.start}"}
+    two_files = f"cut it in two at frame {plan.start} ({seconds} s): an intro file, then a looping body file"
+    return {
+        "godot": (f"AudioStreamOggVorbis: loop = true, loop_offset = {seconds}" if output_format == "ogg"
+                  else f"Godot does not loop FLAC: {two_files}, or write WAV or Ogg"),
+        "fmod": f"a loop region from {seconds} s to the end on the event's timeline, or {two_files}",
+        "wwise": f"{two_files} (a music segment with a pre-entry, or a sequence of the two)",
+        "unreal": f"{two_files} (or write WAV: Unreal reads its smpl loop)",
+        "unity": f"{two_files}, or loop from AudioSource.timeSamples = {plan.start}",
+    }
 
 
 def _raise_if_cancelled(is_cancelled: CancelCheck) -> None:

@@ -41,6 +41,7 @@ MAX_PROMPT_CHARS = 2000
 MAX_LYRICS_CHARS = 8000
 TIME_SIGNATURES = ("2/4", "3/4", "4/4", "6/8")
 MAX_LOOP_BARS = 256
+MAX_INTRO_BARS = 16
 # Integrated loudness targets (LUFS) by name: EBU R128 / console platforms, and the level
 # mobile stores and streaming expect. "none" leaves the loudness as generated.
 LOUDNESS_PRESETS: dict[str, float | None] = {"console": -23.0, "mobile": -16.0, "none": None}
@@ -137,6 +138,9 @@ class GenerationRequest:
     # for one level of a dynamic-music set; None is the backend's natural arrangement.
     loop: bool = False
     loop_bars: int | None = None
+    # Bars of one-time intro before a loop's body, in the same file (0: none); the loop
+    # starts after it.
+    intro_bars: int = 0
     loudness: str | float | None = None
     true_peak_ceiling_db: float = -1.0
     intensity: float | None = None
@@ -270,6 +274,12 @@ class GenerationRequest:
                 if (self.loop_bars + 1) * bar_s > MAX_DURATION_S:
                     bad("loop_bars", f"{self.loop_bars} bars at {self.bpm:g} BPM (plus one bar to fold over the seam) "
                                      f"last more than {MAX_DURATION_S:g} seconds; ask for fewer bars")
+        if not _is_int(self.intro_bars) or not 0 <= self.intro_bars <= MAX_INTRO_BARS:
+            bad("intro_bars", f"intro_bars must be a whole number from 0 (no intro) to {MAX_INTRO_BARS}, got {self.intro_bars!r}")
+        elif self.intro_bars and self.loop is not True:
+            bad("intro_bars", "intro_bars is an intro before a loop; set loop to true or set intro_bars to 0")
+        elif self.intro_bars and self.stems is True:
+            bad("intro_bars", "stems of a loop with an intro are not made yet; leave the intro out, or the stems")
         if isinstance(self.loudness, str):
             if self.loudness.strip().lower() not in LOUDNESS_PRESETS:
                 bad("loudness", f"loudness must be {', '.join(LOUDNESS_PRESETS)} or a target in LUFS such as -18, got {self.loudness!r}")
@@ -377,6 +387,7 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "file_name": (str, type(None)),
     "loop": (bool,),
     "loop_bars": (int, type(None)),
+    "intro_bars": (int,),
     "loudness": (str, int, float, type(None)),
     "true_peak_ceiling_db": (int, float),
     "intensity": (int, float, type(None)),

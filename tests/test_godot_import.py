@@ -65,6 +65,8 @@ CASES = [
              "--loudness", "console"),
     generate("loop4-150bpm-stems", "--loop", "4", "--bpm", "150", "--stems"),
     generate("loop4-128bpm-2-candidates", "--loop", "4", "--bpm", "128", "--candidates", "2"),
+    generate("loop8-intro2-no-bpm", "--loop", "8", "--intro", "2"),  # tempo planned; the loop starts after the intro
+    generate("loop4-intro-auto-48k", "--loop", "4", "--intro", "auto", "--bpm", "132", "--sample-rate", "48000"),
     Case("set-boss-4bars", ("set", "boss battle, rock", "--intensities", "2", "--bars", "4", "--stingers", "0",
                             "-o", "{out}")),
     Case("set-boss-8bars-48k-24bit-stinger", ("set", "boss battle, rock", "--intensities", "2", "--bars", "8",

@@ -63,3 +63,36 @@ def test_a_loop_holds_one_energy_and_its_seam_is_a_downbeat_like_the_others(tmp_
     inner = [_onset_at(onsets, line + offset, rate) for line in lines[1:-1] for offset in (0, body.size)]
     seam = _onset_at(onsets, body.size, rate)
     assert seam >= MIN_SEAM_ONSET_RATIO * float(np.median(inner)), (seam, sorted(round(v, 1) for v in inner))
+
+
+@pytest.mark.parametrize("prompt", ["boss battle, rock", "stealth infiltration, electronic"])
+def test_an_intro_plays_once_before_a_steady_loop_body(tmp_path, prompt):
+    out = tmp_path / "cue.wav"
+    assert main(["generate", prompt, "--backend", "sketch", "--loop", "8", "--intro", "2", "--seed", "4",
+                 "-o", str(out)]) == 0
+    audio, rate = sf.read(out, dtype="float32", always_2d=True)
+    record = json.loads(Path(f"{out}.json").read_text())["loop"]
+    lines = record["bar_lines"]
+    start, end = record["loop_start"], record["loop_end_exclusive"]
+    assert (record["intro_bars"], record["bars"], start, end) == (2, 8, lines[2], lines[10])
+    assert audio.shape[0] == end + 1 and np.array_equal(audio[end], audio[start])  # the guard frame is the loop's first
+
+    import wavinfo
+
+    (smpl,) = wavinfo.WavInfoReader(str(out)).smpl.sample_loops
+    assert (smpl.start, smpl.end) == (start, end)
+    mono = audio.mean(axis=1)
+    power = [float(np.mean(librosa.feature.rms(y=mono[a:b], frame_length=2048, hop_length=512) ** 2))
+             for a, b in zip(lines[:-1], lines[1:])]
+    intro, body = power[:2], power[2:]
+    assert max(body) / min(body) <= MAX_BAR_POWER_RATIO
+    assert np.mean(intro) < np.median(body)  # the intro is sparser: it builds into the loop, once
+
+    # The first pass runs on from the intro as generated, and end -> start is as smooth.
+    def step_at(signal: np.ndarray, frame: int) -> float:
+        return float(np.abs(signal[frame] - signal[frame - 1]).max())
+
+    body_steps = np.abs(np.diff(audio[start:end], axis=0)).max(axis=1)
+    seam = np.abs(audio[start] - audio[end - 1]).max()
+    assert seam <= np.percentile(body_steps, 99.9) and step_at(audio, start) <= np.percentile(body_steps, 99.9)
+    assert "godot" in record["engines"] and "unity" in record["engines"]

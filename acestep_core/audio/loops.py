@@ -38,20 +38,18 @@ class LoopPlan:
     bpm: float
     beats_per_bar: int
     sample_rate: int
-    length: int  # frames in the loop; the loop is [0, length)
-    crossfade: int  # frames folded over the start
-
-    @property
-    def start(self) -> int:
-        return 0
+    length: int  # frames in the loop; the loop is [start, start + length)
+    crossfade: int  # frames folded over the seam
+    intro_bars: int = 0  # a one-time intro before the loop, in the same file
+    start: int = 0  # the loop's first frame: the intro's length
 
     @property
     def end_exclusive(self) -> int:
-        return self.length
+        return self.start + self.length
 
     def bar_lines(self) -> list[int]:
-        """Frame of each bar line from bar 1 to the loop's end (bars + 1 values)."""
-        return bar_lines(self.bars, self.bpm, self.beats_per_bar, self.sample_rate)
+        """Frame of each bar line from the file's bar 1 to the loop's end (intro_bars + bars + 1 values)."""
+        return bar_lines(self.intro_bars + self.bars, self.bpm, self.beats_per_bar, self.sample_rate)
 
 
 def frames_per_bar(bpm: float, beats_per_bar: int, sample_rate: int) -> float:
@@ -98,7 +96,7 @@ def tail_seconds(bpm: float | None, beats_per_bar: int) -> float:
 
 
 def plan_loop(bpm: float, beats_per_bar: int, sample_rate: int, *, bars: int | None,
-              duration_s: float, available_frames: int | None = None) -> LoopPlan:
+              duration_s: float, available_frames: int | None = None, intro_bars: int = 0) -> LoopPlan:
     """The loop for a cue: `bars` whole bars, or (bars=None) the phrase nearest `duration_s`.
 
     With `available_frames` (the audio actually generated), a fitted loop shrinks to the
@@ -110,7 +108,9 @@ def plan_loop(bpm: float, beats_per_bar: int, sample_rate: int, *, bars: int | N
     count = wanted
     if available_frames is not None:
         bar = frames_per_bar(bpm, beats_per_bar, sample_rate)
-        fitting = int(math.floor((available_frames - fade) / bar + 1e-9))
+        # With an intro the seam borrows the intro's last beat (fold_head), not a tail.
+        spare = 0 if intro_bars else fade
+        fitting = int(math.floor((available_frames - spare) / bar + 1e-9)) - intro_bars
         if bars is not None and fitting < bars:
             seconds_needed = (bars * bar + fade) / sample_rate
             raise LoopDoesNotFit(
@@ -124,9 +124,12 @@ def plan_loop(bpm: float, beats_per_bar: int, sample_rate: int, *, bars: int | N
                 f"the generated audio ({available_frames / sample_rate:.1f} s) is shorter than one bar "
                 f"at {bpm:.1f} BPM plus its crossfade; ask for a longer duration"
             )
-    length = bar_lines(count, bpm, beats_per_bar, sample_rate)[-1]
+    lines = bar_lines(intro_bars + count, bpm, beats_per_bar, sample_rate)
+    start = lines[intro_bars]
+    length = lines[-1] - start
     return LoopPlan(bars=count, bpm=float(bpm), beats_per_bar=beats_per_bar, sample_rate=sample_rate,
-                    length=length, crossfade=min(fade, length))
+                    length=length, crossfade=min(fade, length, start if intro_bars else length),
+                    intro_bars=intro_bars, start=start)
 
 
 def correlation(a: np.ndarray, b: np.ndarray) -> float:
@@ -175,6 +178,31 @@ def fold_tail(frames: np.ndarray, plan: LoopPlan) -> np.ndarray:
     return loop
 
 
-def with_guard_frame(loop: np.ndarray) -> np.ndarray:
-    """The loop followed by a copy of its first frame (see acestep_core.audio.riff on dwEnd)."""
-    return np.concatenate([loop, loop[:1]], axis=0)
+def fold_head(frames: np.ndarray, plan: LoopPlan) -> np.ndarray:
+    """Intro and loop [0, plan.end_exclusive), the loop's last beat crossfaded into what led
+    into its start (the intro's last beat).
+
+    The intro then runs into the loop exactly as generated on the first pass, and the
+    loop's last frame is the frame before its start, so end -> start continues the music.
+    """
+    end, fade = plan.end_exclusive, plan.crossfade
+    if frames.shape[0] < end or plan.start < fade:
+        raise LoopDoesNotFit(f"the intro and loop need {end} frames but the audio has {frames.shape[0]}")
+    out = np.array(frames[:end], dtype=np.float32, copy=True)
+    if fade == 0:
+        return out
+    ending = frames[end - fade : end].astype(np.float64)
+    lead_in = frames[plan.start - fade : plan.start].astype(np.float64)
+    fade_in, fade_out = crossfade_gains(fade, correlation(ending, lead_in))
+    out[end - fade : end] = (ending * fade_out[:, None] + lead_in * fade_in[:, None]).astype(np.float32)
+    return out
+
+
+def fold(frames: np.ndarray, plan: LoopPlan) -> np.ndarray:
+    """The file's frames: fold_tail for a loop from the file's start, fold_head after an intro."""
+    return fold_head(frames, plan) if plan.intro_bars else fold_tail(frames, plan)
+
+
+def with_guard_frame(frames: np.ndarray, start: int = 0) -> np.ndarray:
+    """The file followed by a copy of the loop's first frame (see acestep_core.audio.riff on dwEnd)."""
+    return np.concatenate([frames, frames[start : start + 1]], axis=0)

@@ -31,7 +31,7 @@ from acestep_core.dynamic_sets import MAX_INTENSITIES, MAX_STINGERS
 from acestep_core.jobs import DONE, MODEL_STATES, CueOutput, JobStatus
 from acestep_core.request import (
     BIT_DEPTHS, FILE_NAME_PATTERN, KEY_PATTERN, LOOP_TASKS, LOUDNESS_PRESETS, MAX_BPM, MAX_CANDIDATES, MAX_DURATION_S,
-    MAX_GUIDANCE, MAX_LOOP_BARS, MAX_LOUDNESS_LUFS, MAX_LYRICS_CHARS, MAX_PROMPT_CHARS, MAX_SEED, MAX_SHIFT, MAX_STEPS,
+    MAX_GUIDANCE, MAX_LOOP_BARS, MAX_INTRO_BARS, MAX_LOUDNESS_LUFS, MAX_LYRICS_CHARS, MAX_PROMPT_CHARS, MAX_SEED, MAX_SHIFT, MAX_STEPS,
     MAX_TRUE_PEAK_DB, MIN_BPM, MIN_DURATION_S, MIN_LOUDNESS_LUFS, MIN_TRUE_PEAK_DB, OUTPUT_FORMATS, SAMPLE_RATES, TASKS,
     REFERENCE_TASKS, TIME_SIGNATURES, TRACK_NAMES, TRACK_TASKS, GenerationRequest,
 )
@@ -537,6 +537,7 @@ def _request_schema(schema: dict, tasks: tuple[str, ...], supports_reference: bo
         "bit_depth": {"enum": list(BIT_DEPTHS)},
         "file_name": {"pattern": FILE_NAME_PATTERN, "not": {"pattern": r"\.\."}},
         "loop_bars": {"minimum": 1, "maximum": MAX_LOOP_BARS},
+        "intro_bars": {"minimum": 0, "maximum": MAX_INTRO_BARS},
         "true_peak_ceiling_db": {"minimum": MIN_TRUE_PEAK_DB, "maximum": MAX_TRUE_PEAK_DB},
         "intensity": {"minimum": 0, "maximum": 1},
         "track": {"enum": list(TRACK_NAMES)},
@@ -630,6 +631,7 @@ def _set_generation_request_schema(request_schema: dict) -> dict:
     properties["task"] = {"const": "text2music", "default": "text2music"}
     properties["candidates"] = {"const": 1, "default": 1}
     properties["loop_bars"] = {"type": "null", "default": None}
+    properties["intro_bars"] = {"const": 0, "default": 0}
     properties["intensity"] = {"type": "null", "default": None}
     properties["reference_audio"] = {"type": "null", "default": None}
     properties["stems"] = {"const": False, "default": False}

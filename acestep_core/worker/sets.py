@@ -108,6 +108,9 @@ def _overruled_fields(request: GenerationRequest) -> list[FieldProblem]:
         problems.append(FieldProblem("candidates", "a set makes one file per level; leave candidates at 1 (submit the set again for another take)"))
     if request.loop_bars is not None:
         problems.append(FieldProblem("loop_bars", "give a set's length as bars beside the request, not as request.loop_bars"))
+    if request.intro_bars:
+        problems.append(FieldProblem("intro_bars", "a set's loops have no intro (their layers start together); "
+                                                   "set intro_bars to 0"))
     if request.intensity is not None:
         problems.append(FieldProblem("intensity", "a set chooses each level's intensity; leave intensity empty and set intensities instead"))
     if request.stems or request.tracks:

@@ -113,6 +113,7 @@ def choose_musical_choices(request: GenerationRequest, tags: PromptTags) -> Musi
         style=style, style_from=style_from, bpm=bpm, bpm_from=bpm_from, tonic_pc=tonic_pc, minor=minor,
         key_from=key_from, time_signature=time_signature, frames=frames, groove_bars=groove_bars, ending=ending,
         energy=None if request.intensity is None else int(round(2 * request.intensity)),
+        intro_bars=request.intro_bars if request.loop else 0,
         parts=parts, instruments_added=added, instruments_removed=removed,
     )
 
