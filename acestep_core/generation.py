@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 from soundfile import SoundFileError
 
 from acestep_core import __version__, output_names
-from acestep_core.audio import loops
+from acestep_core.audio import loop_region, loops
 from acestep_core.audio.analysis import ANALYSIS_RATE, analysis_signal, estimate_key, estimate_tempo
 from acestep_core.audio.finishing import DEFAULT_PEAK_CEILING_DB, frames_at_rate, resampler_quality, target_length
 from acestep_core.audio.loudness import (
@@ -134,6 +134,7 @@ class FinishedCue:
     # before the loudness step, and the loop's crossfade correlation (None: no loop).
     peak_gain: float = 1.0
     fold_rho: float | None = None
+    region: dict[str, Any] | None = None  # where the loop was found in the audio (loop_region), if searched
 
 
 def draw_seed() -> int:
@@ -229,6 +230,7 @@ def generate_cues(
             f"the {backend.name} backend cannot follow a reference clip; use the acestep backend with an "
             "ACE-Step model, or leave the reference out")
     stems_by_extract = request.stems and _stems_by_extract(request, backend.describe())
+    find_region = request.loop and not backend.describe().loops_on_grid
     timings: dict[str, float] = {}
     report_lock = threading.Lock()  # candidates finish on several threads
 
@@ -248,7 +250,8 @@ def generate_cues(
             raw = None  # the source is the mix; its stems come first
         else:
             mix_span = (_GENERATE_SPAN[0], _GENERATE_SPAN[0] + 0.2) if stems_by_extract else _GENERATE_SPAN
-            raw = backend.generate(backend_request(request), seeds, _scaled(report, mix_span), is_cancelled)
+            raw = backend.generate(backend_request(request, find_region), seeds, _scaled(report, mix_span),
+                                   is_cancelled)
         if stems_by_extract:
             raw = _with_extracted_stems(backend, request, raw, seeds, report, is_cancelled)
     except AceStepError:
@@ -286,7 +289,7 @@ def generate_cues(
 
     def finish_and_stage(k: int) -> CueOutput:
         cue = finish_cue(raw.samples[k], raw.sample_rate, request, raw.settings, is_cancelled=stop_requested,
-                         on_step=step_done, tempo_plan=plan)
+                         on_step=step_done, tempo_plan=plan, find_region=find_region)
         if request.task in SPLICE_TASKS:  # the source stays outside the range (audio/splice.py)
             source = None if request.task == "lego" else source_frames(
                 request.source_audio, request.sample_rate, cue.frames.shape[1], cue.frames.shape[0])
@@ -393,8 +396,9 @@ def _free_bytes(folder: Path) -> float:
     return math.inf
 
 
-def backend_request(request: GenerationRequest) -> GenerationRequest:
-    """What the backend is asked for: in loop mode, enough audio for the loop and its tail."""
+def backend_request(request: GenerationRequest, find_region: bool = False) -> GenerationRequest:
+    """What the backend is asked for: in loop mode, enough audio for the intro, the loop and
+    its tail, plus (find_region: the loop's place is chosen by analysis) a few bars of headroom."""
     if not request.loop:
         return request
     per_bar = beats_per_bar(request.time_signature)
@@ -404,7 +408,8 @@ def backend_request(request: GenerationRequest) -> GenerationRequest:
         bar_s = per_bar * 60.0 / request.bpm
         bars = request.loop_bars or loops.fit_bars(request.duration, request.bpm, per_bar)
         # Whole bars: a backend that ends cues musically (sketch) keeps its groove going.
-        seconds = (request.intro_bars + bars + 1) * bar_s
+        headroom = loop_region.headroom_bars(bars) if find_region else 0
+        seconds = (request.intro_bars + bars + 1 + headroom) * bar_s
     return replace(request, duration=min(seconds, MAX_DURATION_S))
 
 
@@ -429,12 +434,13 @@ def _with_source_length(request: GenerationRequest) -> GenerationRequest:
 
 def finish_cue(samples: "np.ndarray", source_rate: int, request: GenerationRequest, settings: dict, *,
                is_cancelled: CancelCheck = never_cancelled, on_step=lambda: None,
-               tempo_plan: TempoKeyPlan | None = None) -> FinishedCue:
+               tempo_plan: TempoKeyPlan | None = None, find_region: bool = False) -> FinishedCue:
     """The finishing chain for one candidate (channels-first samples at the backend's rate).
 
     `is_cancelled` is checked between steps and inside the long ones; `on_step()` is
     called after each of the first _FINISH_STEPS - 1 steps (writing is the last). With a
     `tempo_plan`, `request` is the planned one, and what the plan chose is measured as a check.
+    `find_region`: the loop's place in the audio is chosen on its bar grid (audio.loop_region).
     """
     rate = request.sample_rate
     length = None if request.loop else target_length(request.duration, rate)
@@ -454,6 +460,7 @@ def finish_cue(samples: "np.ndarray", source_rate: int, request: GenerationReque
     key = _key_record(request, settings, signal, tempo_plan)
     _raise_if_cancelled(is_cancelled)
     plan = None
+    region = None
     fold_rho = None
     warnings: list[str] = []
     if request.loop:
@@ -461,8 +468,16 @@ def finish_cue(samples: "np.ndarray", source_rate: int, request: GenerationReque
         if bpm is None:
             raise GenerationFailed("the loop needs a tempo, and none could be measured from this audio; set the tempo")
         per_bar = int(settings.get("beats_per_bar") or beats_per_bar(request.time_signature))
+        if find_region:
+            bars_wanted = request.loop_bars or loops.fit_bars(request.duration, bpm, per_bar)
+            region = loop_region.choose_loop_region(frames, rate, bpm, per_bar, bars_wanted, request.intro_bars,
+                                                    loops.crossfade_frames(bpm, rate))
+            frames = frames[region.offset :]
+            _raise_if_cancelled(is_cancelled)
         plan = loops.plan_loop(bpm, per_bar, rate, bars=request.loop_bars, duration_s=request.duration,
                                available_frames=frames.shape[0], intro_bars=request.intro_bars)
+        if region is not None:
+            plan = replace(plan, source_offset=region.offset)
         wanted = request.loop_bars or loops.fit_bars(request.duration, bpm, per_bar)
         if request.loop_bars and plan.length / rate > request.duration + 0.5:
             warnings.append(f"{plan.bars} bars at {bpm:g} BPM take {plan.length / rate:.1f} s, so the cue is that "
@@ -471,7 +486,7 @@ def finish_cue(samples: "np.ndarray", source_rate: int, request: GenerationReque
             warnings.append(f"the loop is {plan.bars} bars, not the {wanted} nearest {request.duration:g} s: "
                             f"the backend made only {frames.shape[0] / rate:.1f} s at {bpm:g} BPM")
         if request.stems:
-            fold_rho = _fold_correlation(frames, plan)
+            fold_rho = loops.fold_correlation(frames, plan)
         frames = loops.fold(frames, plan)
         _raise_if_cancelled(is_cancelled)
     on_step()
@@ -485,7 +500,7 @@ def finish_cue(samples: "np.ndarray", source_rate: int, request: GenerationReque
         frames = loops.with_guard_frame(frames, plan.start)
     on_step()
     return FinishedCue(frames=frames, loop=plan, loudness=report, tempo=tempo, key=key, warnings=warnings,
-                       peak_gain=peak_gain, fold_rho=fold_rho)
+                       peak_gain=peak_gain, fold_rho=fold_rho, region=region.to_dict() if region else None)
 
 
 def _peak_safe(frames: "np.ndarray") -> float:
@@ -499,26 +514,6 @@ def _peak_safe(frames: "np.ndarray") -> float:
         return 1.0
     frames *= np.float32(ceiling / peak)
     return ceiling / peak
-
-
-def _fold_correlation(frames: "np.ndarray", plan: loops.LoopPlan) -> float:
-    """The correlation loops.fold_tail computes for this loop's crossfade."""
-    fade = plan.crossfade
-    return loops.correlation(frames[:fade].astype("float64"), frames[plan.length : plan.length + fade].astype("float64"))
-
-
-def _fold_like(frames: "np.ndarray", plan: loops.LoopPlan, rho: float) -> "np.ndarray":
-    """loops.fold_tail with the mix's crossfade gains (a stem's own correlation would give
-    it other gains, and the stems would no longer sum to the mix)."""
-    import numpy as np
-
-    loop = np.array(frames[: plan.length], dtype=np.float32, copy=True)
-    fade = plan.crossfade
-    if fade:
-        fade_in, fade_out = loops.crossfade_gains(fade, rho)
-        loop[:fade] = (frames[:fade].astype(np.float64) * fade_in[:, None]
-                       + frames[plan.length : plan.length + fade].astype(np.float64) * fade_out[:, None])
-    return loop
 
 
 def finish_stem(samples: "np.ndarray", source_rate: int, request: GenerationRequest, cue: FinishedCue, *,
@@ -539,12 +534,14 @@ def finish_stem(samples: "np.ndarray", source_rate: int, request: GenerationRequ
     if cue.loop is None:
         _declick_edges(frames, rate)
     else:
-        frames = _fold_like(frames, cue.loop, cue.fold_rho if cue.fold_rho is not None else 0.0)
+        frames = loops.fold(frames[cue.loop.source_offset :], cue.loop,
+                            cue.fold_rho if cue.fold_rho is not None else 0.0)
     _raise_if_cancelled(is_cancelled)
-    frames = remove_subsonic(frames, rate, circular=cue.loop is not None, is_cancelled=is_cancelled)
+    circular = cue.loop is not None and not cue.loop.intro_bars  # as the mix's (finish_cue)
+    frames = remove_subsonic(frames, rate, circular=circular, is_cancelled=is_cancelled)
     frames *= np.float32(db_to_gain(cue.loudness.gain_db))
     if cue.loop is not None and request.output_format == "wav":
-        frames = loops.with_guard_frame(frames)
+        frames = loops.with_guard_frame(frames, cue.loop.start)
     return frames
 
 
@@ -942,6 +939,7 @@ def _loop_record(cue: FinishedCue, request: GenerationRequest) -> dict[str, Any]
         "bars": plan.bars,
         "intro_bars": plan.intro_bars,
         "intro_frames": plan.start,
+        "region": cue.region,
         "bpm": plan.bpm,
         "beats_per_bar": plan.beats_per_bar,
         "bar_lines": plan.bar_lines(),

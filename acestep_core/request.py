@@ -278,8 +278,6 @@ class GenerationRequest:
             bad("intro_bars", f"intro_bars must be a whole number from 0 (no intro) to {MAX_INTRO_BARS}, got {self.intro_bars!r}")
         elif self.intro_bars and self.loop is not True:
             bad("intro_bars", "intro_bars is an intro before a loop; set loop to true or set intro_bars to 0")
-        elif self.intro_bars and self.stems is True:
-            bad("intro_bars", "stems of a loop with an intro are not made yet; leave the intro out, or the stems")
         if isinstance(self.loudness, str):
             if self.loudness.strip().lower() not in LOUDNESS_PRESETS:
                 bad("loudness", f"loudness must be {', '.join(LOUDNESS_PRESETS)} or a target in LUFS such as -18, got {self.loudness!r}")

@@ -77,9 +77,10 @@ def test_sketch_stems_are_aligned_and_sum_to_the_mix(sketch_stems: Path, tmp_pat
     assert lag == 0
 
 
-def test_stems_of_a_loop_carry_the_mix_loop_points(tmp_path: Path):
+@pytest.mark.parametrize("intro", [[], ["--intro", "2"]], ids=["loop", "intro and loop"])
+def test_stems_of_a_loop_carry_the_mix_loop_points(tmp_path: Path, intro: list[str]):
     out = tmp_path / "loop.wav"
-    assert generate("--stems", "--loop", "2", "--bpm", "120", "--loudness", "-16", "-o", str(out),
+    assert generate("--stems", "--loop", "2", *intro, "--bpm", "120", "--loudness", "-16", "-o", str(out),
                     "--backend", "sketch") == 0
     record = sidecar(out)
     loop = record["loop"]

@@ -157,7 +157,7 @@ def test_the_schema_ranges_are_the_validation_ranges(worker: WorkerClient):
     for name, prop in properties.items():
         for branch in [b for b in prop.get("anyOf", [prop]) if b.get("type") in ("integer", "number")]:
             step = 1 if branch["type"] == "integer" else 1e-6
-            base = {"prompt": "x", "loop": True} if name == "loop_bars" else {"prompt": "x"}
+            base = {"prompt": "x", "loop": True} if name in ("loop_bars", "intro_bars") else {"prompt": "x"}
             for bound, past in (("minimum", -step), ("maximum", step), ("exclusiveMinimum", 0)):
                 if bound not in branch:
                     continue
@@ -168,7 +168,7 @@ def test_the_schema_ranges_are_the_validation_ranges(worker: WorkerClient):
                     GenerationRequest.from_dict({**base, name: edge + past})
                 checked.add(name)
     assert checked >= {"duration", "seed", "candidates", "steps", "guidance", "shift", "bpm", "cover_strength",
-                       "loop_bars", "loudness", "true_peak_ceiling_db", "intensity"}
+                       "loop_bars", "intro_bars", "loudness", "true_peak_ceiling_db", "intensity"}
     assert properties["prompt"]["maxLength"] == 2000 and properties["sample_rate"]["enum"] == [44100, 48000]
 
 

@@ -40,6 +40,9 @@ _ONSET_HOP_S = 0.01
 # read twice the magnitude of these 1024-point ones at half the rate.
 _ONSET_WINDOW = 1024
 _FLUX_SCALE = 200.0
+# An envelope's step i compares windows that start i hops in: an attack shows when it
+# enters a window's end, so the peak comes this long before the attack itself.
+ONSET_LEAD_S = _ONSET_WINDOW / ANALYSIS_RATE - _ONSET_HOP_S
 _FLUX_TOP_HZ = 8000.0
 _REFINE_SPAN = 0.03  # +-3% around the autocorrelation's choice
 _REFINE_STEP_BPM = 0.05  # then a parabola through the best three points

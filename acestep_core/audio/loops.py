@@ -42,6 +42,7 @@ class LoopPlan:
     crossfade: int  # frames folded over the seam
     intro_bars: int = 0  # a one-time intro before the loop, in the same file
     start: int = 0  # the loop's first frame: the intro's length
+    source_offset: int = 0  # frames of the generated audio before the file's first (loop_region)
 
     @property
     def end_exclusive(self) -> int:
@@ -155,7 +156,7 @@ def crossfade_gains(length: int, rho: float = 0.0) -> tuple[np.ndarray, np.ndarr
     return fade_in * norm, fade_out * norm
 
 
-def fold_tail(frames: np.ndarray, plan: LoopPlan) -> np.ndarray:
+def fold_tail(frames: np.ndarray, plan: LoopPlan, rho: float | None = None) -> np.ndarray:
     """The loop [0, plan.length) with the audio after it crossfaded over its start.
 
     `frames` is (frames, channels) and must run at least plan.crossfade frames past the
@@ -173,12 +174,12 @@ def fold_tail(frames: np.ndarray, plan: LoopPlan) -> np.ndarray:
         return loop
     head = frames[:fade].astype(np.float64)
     tail = frames[plan.length : plan.length + fade].astype(np.float64)
-    fade_in, fade_out = crossfade_gains(fade, correlation(head, tail))
+    fade_in, fade_out = crossfade_gains(fade, correlation(head, tail) if rho is None else rho)
     loop[:fade] = (head * fade_in[:, None] + tail * fade_out[:, None]).astype(np.float32)
     return loop
 
 
-def fold_head(frames: np.ndarray, plan: LoopPlan) -> np.ndarray:
+def fold_head(frames: np.ndarray, plan: LoopPlan, rho: float | None = None) -> np.ndarray:
     """Intro and loop [0, plan.end_exclusive), the loop's last beat crossfaded into what led
     into its start (the intro's last beat).
 
@@ -193,14 +194,27 @@ def fold_head(frames: np.ndarray, plan: LoopPlan) -> np.ndarray:
         return out
     ending = frames[end - fade : end].astype(np.float64)
     lead_in = frames[plan.start - fade : plan.start].astype(np.float64)
-    fade_in, fade_out = crossfade_gains(fade, correlation(ending, lead_in))
+    fade_in, fade_out = crossfade_gains(fade, correlation(ending, lead_in) if rho is None else rho)
     out[end - fade : end] = (ending * fade_out[:, None] + lead_in * fade_in[:, None]).astype(np.float32)
     return out
 
 
-def fold(frames: np.ndarray, plan: LoopPlan) -> np.ndarray:
-    """The file's frames: fold_tail for a loop from the file's start, fold_head after an intro."""
-    return fold_head(frames, plan) if plan.intro_bars else fold_tail(frames, plan)
+def fold(frames: np.ndarray, plan: LoopPlan, rho: float | None = None) -> np.ndarray:
+    """The file's frames: fold_tail for a loop from the file's start, fold_head after an intro.
+
+    `rho` (None: measured here) sets the crossfade's correlation: stems take the mix's, so
+    their folds stay linear and they still sum to the mix."""
+    return fold_head(frames, plan, rho) if plan.intro_bars else fold_tail(frames, plan, rho)
+
+
+def fold_correlation(frames: np.ndarray, plan: LoopPlan) -> float:
+    """The correlation fold measures for this loop's crossfade."""
+    fade = plan.crossfade
+    if plan.intro_bars:
+        end = plan.end_exclusive
+        return correlation(frames[end - fade : end].astype(np.float64),
+                           frames[plan.start - fade : plan.start].astype(np.float64))
+    return correlation(frames[:fade].astype(np.float64), frames[plan.length : plan.length + fade].astype(np.float64))
 
 
 def with_guard_frame(frames: np.ndarray, start: int = 0) -> np.ndarray:

@@ -42,6 +42,10 @@ class BackendInfo:
     # True when generate() uses request.reference_audio (a clip for timbre and style);
     # a backend without it refuses the request before any work.
     supports_reference: bool = False
+    # True when a loop request's audio starts on bar 1 at frame 0 and holds one energy
+    # (the sketch arranges loops so); otherwise the loop's place is found by analysis
+    # (acestep_core.audio.loop_region) in audio generated with a few bars of headroom.
+    loops_on_grid: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)

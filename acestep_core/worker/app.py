@@ -557,6 +557,9 @@ def _request_schema(schema: dict, tasks: tuple[str, ...], supports_reference: bo
         # loop_bars only with a loop, and a loop only for the tasks that make one.
         {"if": {"required": ["loop_bars"], "properties": {"loop_bars": {"type": "integer"}}},
          "then": {"required": ["loop"], "properties": {"loop": {"const": True}}}},
+        # An intro is before a loop.
+        {"if": {"required": ["intro_bars"], "properties": {"intro_bars": {"type": "integer", "minimum": 1}}},
+         "then": {"required": ["loop"], "properties": {"loop": {"const": True}}}},
         {"if": {"required": ["loop"], "properties": {"loop": {"const": True}}},
          "then": {"properties": {"task": {"enum": [t for t in tasks if t in LOOP_TASKS]}}}},
     ]

@@ -54,6 +54,7 @@ class SketchBackend:
         return BackendInfo(
             name=self.name, label=LABEL, model_path=None, model_id=None, device="cpu", dtype="float32",
             loaded=True, defaults={}, supports_tasks=("text2music",), supports_stems=True,
+            loops_on_grid=True,
         )
 
     def generate(self, request: GenerationRequest, seeds: list[int], on_progress: ProgressCallback,
