@@ -76,3 +76,20 @@ def test_tiny_checkpoint_loop_is_placed_by_analysis_and_recorded(tiny_checkpoint
     assert abs(on_grid - round(on_grid)) < 1e-3  # the file starts on a bar line of the grid
     assert loop["bars"] == 2 and loop["loop_end_exclusive"] == loops.bar_lines(2, loop["bpm"], 4, 44100)[-1]
     assert sf.info(cue.path).frames == loop["loop_end_exclusive"] + 1  # the loop and its guard frame
+
+
+def test_tiny_checkpoint_intro_and_loop_are_placed_together(tiny_checkpoint: Path, tmp_path: Path):
+    import wavinfo
+
+    from acestep_core.backends.acestep import AceStepBackend
+
+    request = GenerationRequest(prompt="boss battle", loop=True, loop_bars=2, intro_bars=1, seed=2)
+    (cue,) = generate_cues(request, AceStepBackend(tiny_checkpoint, device="cpu"), tmp_path / "intro.wav")
+    loop = cue.metadata["loop"]
+    lines = loops.bar_lines(3, loop["bpm"], 4, 44100)
+    assert (loop["intro_bars"], loop["loop_start"], loop["loop_end_exclusive"]) == (1, lines[1], lines[3])
+    assert loop["region"] is not None
+    (smpl,) = wavinfo.WavInfoReader(cue.path).smpl.sample_loops
+    assert (smpl.start, smpl.end) == (lines[1], lines[3])
+    audio, _ = sf.read(cue.path, dtype="float32", always_2d=True)
+    assert audio.shape[0] == lines[3] + 1 and np.array_equal(audio[-1], audio[lines[1]])
