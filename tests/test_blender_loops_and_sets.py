@@ -1,5 +1,6 @@
 """Loop and Make Intensity Set in real Blender against a real sketch worker: a looped
-cue's strip is exactly one loop long (not the file, which has a guard frame), and a set
+cue's strip is exactly one loop long (not the file, which has a guard frame), or its
+intro and one loop, with where the loop starts on the strip, and a set
 lands as stacked layers at the playhead with its manifest beside the audio."""
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from pathlib import Path
 import pytest
 
 from blender_fixtures import (  # noqa: F401  (fixtures)
+    LayoutStandIn,
     addon,
     add_blocker,
     blender_addon,
     bpy,
+    draw_panels,
     scene_rate,
     strips_of,
     tick_until_idle,
@@ -64,6 +67,84 @@ def test_loop_generate_places_exactly_one_loop_with_its_loop_record(addon, worke
     assert (strip.frame_final_start, strip.frame_final_duration) == (10, expected)
     assert record["frames_in_file"] > record["loop_end_exclusive"]
     assert expected == 48 + seconds_to_frames(Fraction(record["loop_start"], output.sample_rate), scene_rate(scene))
+    assert job.request["intro_bars"] == 0 and record["intro_bars"] == 0 and record["loop_start"] == 0
+    assert (strip["acestep_loop_start"], strip["acestep_intro_bars"]) == (0.0, 0)
+    scene.sequence_editor.active_strip = strip
+    shown = " ".join(draw_panels(addon, only="ACESTEP_PT_generated_strip"))
+    assert "Loop: 2 bars at 240 BPM; the strip is one loop" in shown and "Intro" not in shown
+
+
+class _PropsLayout(LayoutStandIn):
+    """The panel's layout, also recording which properties it shows."""
+
+    def __init__(self, labels=None, props=None):
+        super().__init__(labels)
+        self.props = props if props is not None else []
+
+    def _child(self, *args, **kwargs):
+        return _PropsLayout(self.labels, self.props)
+
+    row = column = box = split = grid_flow = _child
+
+    def prop(self, data, name, **kwargs):
+        super().prop(data, name, **kwargs)
+        self.props.append(name)
+
+
+def test_loop_with_an_intro_places_the_intro_and_one_loop_and_records_where_the_loop_starts(addon, worker):
+    scene = bpy.context.scene
+    scene.frame_current = 10
+    settings = _settings(scene, duration=5.0, loop=True, loop_bars=2, intro_bars=1)
+    layout = _PropsLayout()
+    addon.module.panel.draw_loop_options(layout, settings)
+    assert "intro_bars" in layout.props  # shown under Loop while Loop is on
+    assert bpy.ops.acestep.generate() == {"FINISHED"}
+    tick_until_idle(addon)
+    assert addon.runtime.message_level != "ERROR", addon.runtime.message
+
+    (strip,) = _sounds(scene)
+    job = worker.status(strip["acestep_job"])
+    output = job.outputs[0]
+    assert job.request["loop"] is True and job.request["loop_bars"] == 2 and job.request["intro_bars"] == 1
+    record = json.loads(strip["acestep_loop"])
+    rate = scene_rate(scene)
+    assert record["intro_bars"] == 1 and record["bars"] == 2
+    assert record["intro_frames"] == record["loop_start"] == output.sample_rate  # one bar at 240 BPM: 1 s
+    # The strip is the intro and one loop, from the file's first frame (not the 5 s asked).
+    assert (strip.frame_final_start, strip.frame_final_duration) == (10, 24 + 48)
+    assert strip.frame_final_duration == _loop_frames(record, output.sample_rate, rate)
+    assert strip.frame_start == 10 and strip.frame_offset_start == 0
+    assert strip["acestep_loop_start"] == pytest.approx(1.0) and strip["acestep_intro_bars"] == 1
+    scene.sequence_editor.active_strip = strip
+    shown = " ".join(draw_panels(addon, only="ACESTEP_PT_generated_strip"))
+    assert ("Intro 1 bar, then the loop (2 bars at 240 BPM) from 1 s, frame 34; "
+            "the strip is the intro and one loop") in shown
+
+    # Regenerate keeps the intro: same request, same length.
+    assert bpy.ops.acestep.regenerate() == {"FINISHED"}
+    tick_until_idle(addon)
+    assert addon.runtime.message_level != "ERROR", addon.runtime.message
+    again = next(s for s in _sounds(scene) if s != strip)
+    assert worker.status(again["acestep_job"]).request["intro_bars"] == 1
+    assert (again.frame_final_start, again.frame_final_duration) == (10, 72) and again.mute
+
+
+def test_intro_bars_count_only_with_loop_on(addon, worker):
+    scene = bpy.context.scene
+    settings = _settings(scene, duration=3.0, loop=False, intro_bars=2)
+    layout = _PropsLayout()
+    addon.module.panel.draw_loop_options(layout, settings)
+    assert "intro_bars" not in layout.props  # hidden with Loop off, and not sent
+    settings.intro_bars = 40
+    assert settings.intro_bars == 16  # the most an intro can be
+    assert bpy.ops.acestep.generate() == {"FINISHED"}
+    tick_until_idle(addon)
+    assert addon.runtime.message_level != "ERROR", addon.runtime.message
+    (strip,) = _sounds(scene)
+    request = worker.status(strip["acestep_job"]).request
+    assert request["loop"] is False and request["intro_bars"] == 0
+    assert "acestep_loop" not in strip and "acestep_loop_start" not in strip
+    assert strip.frame_final_duration == 72
 
 
 def test_make_intensity_set_stacks_layers_that_play_together_and_puts_stingers_after_the_loop(addon, worker):

@@ -151,7 +151,7 @@ def test_generate_puts_one_item_at_the_edit_cursor_with_every_candidate_as_a_tak
 
     state = session.snapshot()
     dialog = state["dialogs"][0]
-    assert dialog["defaults"][1:] == ["6", "2", "", "96", "4/4", "", "", ""]  # seconds = time selection; no loop
+    assert dialog["defaults"][1:] == ["6", "2", "", "96", "4/4", "", "", "", ""]  # seconds = time selection; no loop
     assert dialog["defaults"][0] == "[mood] [scene], [style], [tempo] [instruments]"
     assert state["message_boxes"] == [] and state["script_errors"] == []
     music = state["project"]["tracks"][1]
@@ -229,7 +229,7 @@ def test_a_missed_loudness_target_is_said_in_the_notes_and_the_console(session, 
     """-5 LUFS under a -1 dBTP ceiling cannot be reached without crushing the music: the
     worker says so, and REAPER shows it in the item notes and the ReaScript console."""
     prepare(session, tmp_path)
-    session.answer_inputs([PROMPT, "6", "1", "7", "", "", "", "", "-5"])
+    session.answer_inputs([PROMPT, "6", "1", "7", "", "", "", "", "", "-5"])
     session.run("generate")
     wait(session)
     state = session.snapshot()
@@ -283,6 +283,85 @@ def test_generate_a_loop_places_an_item_exactly_one_loop_long(session, tmp_path,
     assert "Loop source is off" in item["notes"]
     assert json.loads(item["ext"]["acestep-dcc"])["loop"] is True
     assert state["project"]["undo"][-1] == "ACE-Step: generate at edit cursor"
+
+
+def test_a_loop_after_an_intro_is_one_item_of_the_intro_and_one_loop_that_does_not_loop_its_source(
+        session, worker, tmp_path):
+    prepare(session, tmp_path)
+    session.answer_inputs([PROMPT, "6", "1", "7", "96", "4/4", "", "2", "1"])
+    session.run("generate")
+    wait(session)
+    state = session.snapshot()
+    assert state["message_boxes"] == [] and state["script_errors"] == []
+    assert "Intro bars" in state["dialogs"][0]["captions"][8]
+    [item] = state["project"]["tracks"][1]["items"]
+    intro_seconds, loop_seconds = 4 * 60 / 96, 2 * 4 * 60 / 96  # 2.5 s a bar
+    request = worker.jobs(limit=1)[0].request
+    assert request["loop"] is True and request["loop_bars"] == 2 and request["intro_bars"] == 1
+    [output] = worker.jobs(limit=1)[0].outputs
+    record = output.metadata["loop"]
+    assert record["intro_bars"] == 1 and record["intro_frames"] == record["loop_start"] == round(intro_seconds * 44100)
+    # From the file's first frame (the intro plays), the intro and one loop long.
+    assert item["position"] == 4.0 and item["length"] == pytest.approx(intro_seconds + loop_seconds, abs=1e-9)
+    [take] = item["takes"]
+    assert take["start_offset"] == 0.0
+    assert wav_frames(take["source"]) == record["loop_end_exclusive"] + 1 == round((intro_seconds + loop_seconds) * 44100) + 1
+    # Loop source would repeat the whole file, intro and all: it is off, and the notes say why.
+    assert item_value(session, 1, 0, "B_LOOPSRC") == 0.0
+    assert "\nintro 1 bar, then the loop from 2.5 s: " in item["notes"] and "Loop source is off" in item["notes"]
+    assert json.loads(item["ext"]["acestep-dcc"])["intro_bars"] == 1
+
+
+def test_an_intro_in_a_file_of_exactly_intro_and_loop_still_does_not_loop_its_source(worker, tmp_path):
+    """FLAC and Ogg hold exactly the intro and the loop (no guard frame): a loop without an
+    intro gets Loop source there, an intro never does (it would play again on every pass)."""
+    from acestep_core.request import GenerationRequest
+    from acestep_reaper.placements import loop_fit, loop_note
+
+    def made(intro: int):
+        request = GenerationRequest(prompt=PROMPT, duration=6, seed=3, bpm=96, time_signature="4/4", loop=True,
+                                    loop_bars=2, intro_bars=intro, output_format="flac")
+        [output] = worker.wait(worker.submit(request).id, timeout=60).outputs
+        return loop_fit(output)
+
+    plain, intro = made(0), made(2)
+    assert plain.loop_source is True and plain.start_offset == 0.0 and plain.length == pytest.approx(5.0)
+    assert intro.frames[1] == intro.frames[2]  # the file is exactly intro + loop
+    assert intro.loop_source is False and intro.start_offset == 0.0 and intro.length == pytest.approx(10.0)
+    assert intro.loop_start == pytest.approx(5.0)
+    assert "intro 2 bars, then the loop from 5 s" in loop_note(intro)
+
+
+@pytest.mark.parametrize("loop_field,intro_field,message", [
+    ("2", "two", "Intro bars must be a whole number of bars from 0 to 16, or empty for no intro; got 'two'"),
+    ("2", "17", "Intro bars must be a whole number of bars from 0 to 16, or empty for no intro; got '17'"),
+    ("2", "1.5", "Intro bars must be a whole number of bars from 0 to 16, or empty for no intro; got '1.5'"),
+    ("", "2", "Intro bars come before a loop: fill in Loop bars (a number or 'fit'), or leave Intro bars empty"),
+])
+def test_an_intro_that_is_not_a_whole_number_or_has_no_loop_is_refused_before_anything_is_sent(
+        inside, worker, tmp_path, loop_field, intro_field, message):
+    prepare(inside, tmp_path)
+    before = [job.id for job in worker.jobs(limit=5)]
+    inside.answer_inputs([PROMPT, "6", "1", "", "96", "4/4", "", loop_field, intro_field])
+    inside.answer_inputs(None)  # the dialog comes back filled in; the user gives up
+    inside.run("generate")
+    wait(inside)
+    state = inside.snapshot()
+    [box] = state["message_boxes"]
+    assert message in box["message"]
+    assert state["dialogs"][1]["defaults"][7:9] == [loop_field, intro_field]
+    assert state["project"]["tracks"][1]["items"] == [] and state["project"]["undo"] == ["test setup"]
+    assert [job.id for job in worker.jobs(limit=5)] == before  # nothing was sent
+
+
+def test_an_intro_of_0_is_no_intro(inside, worker, tmp_path):
+    prepare(inside, tmp_path)
+    inside.answer_inputs([PROMPT, "6", "1", "", "96", "4/4", "", "2", "0"])
+    inside.run("generate")
+    wait(inside)
+    [item] = inside.snapshot()["project"]["tracks"][1]["items"]
+    assert worker.jobs(limit=1)[0].request["intro_bars"] == 0
+    assert item["length"] == pytest.approx(5.0) and "intro" not in item["notes"]
 
 
 def test_a_loop_that_does_not_parse_is_explained(inside, tmp_path):

@@ -159,7 +159,7 @@ def plan_variation(context, settings, addon: AddonSettings, strip) -> Task:
             if not source.is_file():
                 raise BadInput(f"the audio of '{strip.name}' is missing ({source}); find it, or use New Seed")
             request = GenerationRequest(**{**request.to_dict(), "task": "cover", "source_audio": None,
-                                           "loop": False, "loop_bars": None})
+                                           "loop": False, "loop_bars": None, "intro_bars": 0})
         else:
             notice = "this worker's model cannot make covers (the sketch backend cannot), so this is a new seed"
     if source is None:

@@ -1,8 +1,10 @@
-"""The Loop and Loudness options of Generate, and how long a looped cue's strip is.
+"""The Loop, Intro and Loudness options of Generate, and how long a looped cue's strip is.
 
 A looped WAV carries one guard frame after the loop end (so players that read past the
 end still hear the seam right), so the file's length is not the loop's: the strip length
-comes from the output's loop record, loop_end_exclusive samples, in scene frames.
+comes from the output's loop record, loop_end_exclusive samples, in scene frames. A
+loop with an intro starts at loop_start (the intro's frames): its strip is the intro
+and one loop, from the file's first frame.
 No bpy calls here: the arithmetic is tested directly.
 """
 
@@ -28,12 +30,14 @@ def panel_loudness(settings) -> str | float | None:
 
 
 def with_loop_options(request: GenerationRequest, settings) -> GenerationRequest:
-    """`request` with the panel's Loop, Bars and Loudness (not yet validated)."""
+    """`request` with the panel's Loop, Bars, Intro Bars and Loudness (not yet validated).
+    Bars and Intro Bars only count with Loop on, as the panel shows them."""
     loudness = panel_loudness(settings)
     if not settings.loop:
         return dataclasses.replace(request, loudness=loudness)
     bars = int(settings.loop_bars) or None  # 0 = fit the length
-    return dataclasses.replace(request, loop=True, loop_bars=bars, loudness=loudness)
+    return dataclasses.replace(request, loop=True, loop_bars=bars, intro_bars=int(settings.intro_bars),
+                               loudness=loudness)
 
 
 def loop_record(output) -> dict | None:
@@ -52,10 +56,20 @@ def loop_frames(output, rate: Fraction) -> int | None:
 
 
 def fit_plans_to_loops(task, rate: Fraction) -> None:
-    """A looped job's strips are one loop long, whatever span was asked: the worker
-    chose the whole bars. Called at placement, before channels are chosen."""
+    """A looped job's strips are one loop long (after the intro, if any), whatever span
+    was asked: the worker chose the whole bars. Called at placement, before channels are
+    chosen."""
     for job in task.jobs:
         outputs = job.status.outputs if job.status is not None else []
         lengths = [n for n in (loop_frames(o, rate) for o in outputs) if n]
         if lengths:
             job.plan.frames = max(lengths)
+
+
+def loop_start_seconds(output) -> float | None:
+    """Seconds from the file's start to the loop's first frame (the intro's length; 0
+    without one), or None for a cue that is no loop."""
+    record = loop_record(output)
+    if record is None or not output.sample_rate:
+        return None
+    return round(int(record.get("loop_start") or 0) / int(output.sample_rate), 6)

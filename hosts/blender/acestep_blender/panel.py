@@ -10,6 +10,8 @@ import functools
 
 import bpy
 
+from acestep_core import timeline
+
 from . import compat, edit_plans, strip_records, worker_link
 
 CATEGORY = "ACE-Step"
@@ -91,6 +93,8 @@ def draw_loop_options(layout, settings) -> None:
     sub = row.row(align=True)
     sub.active = settings.loop
     sub.prop(settings, "loop_bars", text="Bars (0 = fit)")
+    if settings.loop:
+        col.prop(settings, "intro_bars", text="Intro Bars (0 = none)")
     row = col.row(align=True)
     row.prop(settings, "loudness")
     if settings.loudness == "TARGET":
@@ -214,6 +218,11 @@ class ACESTEP_PT_generated_strip(_SequencerSidebar, bpy.types.Panel):
         musical = strip_records.tempo_and_key(strip)
         if musical:
             _wrapped(col, musical, icon="SOUND")
+        render = compat.sequencer_scene(context).render
+        looped = strip_records.loop_text(strip, compat.content_start(strip),
+                                         timeline.frame_rate(render.fps, render.fps_base))
+        if looped:
+            _wrapped(col, looped, icon="LOOP_FORWARDS")
         for warning in str(strip.get(strip_records.PROP_WARNINGS, "")).splitlines():
             _wrapped(col, warning, icon="ERROR")
         layout.operator("acestep.use_candidate", icon="CHECKMARK")

@@ -15,8 +15,8 @@ from bpy.props import (
 )
 
 from acestep_core import keywords
-from acestep_core.request import (MAX_BPM, MAX_CANDIDATES, MAX_DURATION_S, MAX_LOUDNESS_LUFS, MAX_SEED, MIN_BPM,
-                                  MIN_DURATION_S, MIN_LOUDNESS_LUFS, NOTE_NAMES, TRACK_NAMES)
+from acestep_core.request import (MAX_BPM, MAX_CANDIDATES, MAX_DURATION_S, MAX_INTRO_BARS, MAX_LOUDNESS_LUFS, MAX_SEED,
+                                  MIN_BPM, MIN_DURATION_S, MIN_LOUDNESS_LUFS, NOTE_NAMES, TRACK_NAMES)
 
 # Enum item lists must outlive the properties that use them (Blender keeps pointers).
 NONE = "NONE"  # an empty identifier would make the item a menu separator
@@ -109,9 +109,13 @@ class AceStepSceneSettings(bpy.types.PropertyGroup):
     section_prompts: CollectionProperty(type=AceStepSectionPrompt)
     section_prompt_index: IntProperty()
 
-    loop: BoolProperty(name="Loop", description="A seamless loop on whole bars; the strip is exactly one loop long")
+    loop: BoolProperty(name="Loop", description="A seamless loop on whole bars; the strip is exactly one loop long "
+                                                 "(after its intro, when Intro Bars is set)")
     loop_bars: IntProperty(name="Bars", default=0, min=0, max=256,
                            description="Bars in the loop; 0 fits the whole bars nearest the length")
+    intro_bars: IntProperty(name="Intro Bars", default=0, min=0, max=MAX_INTRO_BARS,
+                            description="Bars of intro that play once before the loop, in the same file (0: none); "
+                                        "the strip is the intro and one loop, and the file's loop starts after the intro")
     loudness: EnumProperty(name="Loudness", items=LOUDNESS_ITEMS, default=NONE)
     loudness_lufs: FloatProperty(name="LUFS", default=-14.0, min=MIN_LOUDNESS_LUFS, max=MAX_LOUDNESS_LUFS,
                                  description="Integrated loudness to aim for (the true peak stays under -1 dBTP)")

@@ -5,6 +5,9 @@ Generated Strip panel read them. No bpy import: a strip is used like a dict."""
 from __future__ import annotations
 
 import json
+from fractions import Fraction
+
+from acestep_core import timeline
 
 from . import loop_options
 from .worker_link import model_label
@@ -18,6 +21,8 @@ PROP_CANDIDATE = "acestep_candidate"
 PROP_REQUEST = "acestep_request"  # the request as JSON, to regenerate faithfully
 PROP_SECTION = "acestep_section"
 PROP_LOOP = "acestep_loop"  # the output's loop record as JSON (loop_start, loop_end_exclusive, bars, bpm...)
+PROP_LOOP_START = "acestep_loop_start"  # seconds into the file where the loop starts (after the intro; 0 without one)
+PROP_INTRO_BARS = "acestep_intro_bars"  # bars of one-time intro before the loop (0: none)
 PROP_BPM = "acestep_bpm"  # the tempo the cue was made at (asked, the model's, or measured)
 PROP_BPM_MEASURED = "acestep_bpm_measured"  # what analysis of the audio found
 PROP_KEY = "acestep_key"
@@ -43,6 +48,8 @@ def record_output(strip, job, output) -> None:
     record = loop_options.loop_record(output)
     if record is not None:
         strip[PROP_LOOP] = json.dumps(record, sort_keys=True)
+        strip[PROP_LOOP_START] = loop_options.loop_start_seconds(output)
+        strip[PROP_INTRO_BARS] = int(record.get("intro_bars") or 0)
     tempo, key = metadata.get("tempo") or {}, metadata.get("key") or {}
     for prop, value in ((PROP_BPM, _number(tempo.get("used"))), (PROP_BPM_MEASURED, _number(tempo.get("measured"))),
                         (PROP_KEY, _text(key.get("used"))), (PROP_KEY_MEASURED, _text(key.get("measured")))):
@@ -70,6 +77,27 @@ def tempo_and_key(strip, measured: bool = True) -> str:
         elif measured and found is not None:
             parts.append(f"measured {_shown(found)}{unit}")
     return ", ".join(parts)
+
+
+def loop_text(strip, content_start: float, rate: Fraction) -> str:
+    """'Loop: 2 bars at 240 BPM; the strip is one loop' or 'Intro 2 bars, then the loop
+    (8 bars at 120 BPM) from 4 s, frame 106; the strip is the intro and one loop', or ''
+    for a strip that is no loop. `content_start` is the scene frame of the file's start."""
+    try:
+        record = json.loads(strip[PROP_LOOP])
+    except (KeyError, ValueError, TypeError):
+        return ""
+    if not isinstance(record, dict):
+        return ""
+    bars, bpm = record.get("bars"), _number(record.get("bpm"))
+    loop = f"{bars} bars" + (f" at {_shown(bpm)} BPM" if bpm is not None else "")
+    intro = int(strip.get(PROP_INTRO_BARS, record.get("intro_bars") or 0) or 0)
+    start = strip.get(PROP_LOOP_START)
+    if not intro or not isinstance(start, (int, float)):
+        return f"Loop: {loop}; the strip is one loop"
+    frame = round(content_start) + timeline.seconds_to_frames(Fraction(start).limit_denominator(10**6), rate)
+    return (f"Intro {intro} bar{'s' if intro != 1 else ''}, then the loop ({loop}) from {round(start, 3):g} s, "
+            f"frame {frame}; the strip is the intro and one loop")
 
 
 def _shown(value) -> str:

@@ -1,7 +1,7 @@
 """The REAPER actions. The generating ones ask what they need, start a Generation and
 return to REAPER at once; errors end in a message box that says what to do.
 
-    Generate at edit cursor      generate_at_edit_cursor()   (optionally a seamless loop)
+    Generate at edit cursor      generate_at_edit_cursor()   (optionally a seamless loop, after an intro)
     Generate variations          generate_variations()
     Score regions                score_regions()
     Make intensity set           make_intensity_set()
@@ -29,7 +29,7 @@ from acestep_core.client import MAX_SET_INTENSITIES, MAX_SET_STINGERS, find_work
 from acestep_core.worker import discovery
 from acestep_core.errors import AceStepError, FieldProblem, InvalidRequest, WorkerError
 from acestep_core.keywords import compose_prompt
-from acestep_core.request import TRACK_NAMES, GenerationRequest, beats_per_bar
+from acestep_core.request import MAX_INTRO_BARS, TRACK_NAMES, GenerationRequest, beats_per_bar
 from acestep_core.stems import file_format, split_request
 from acestep_core.timeline import CueSheet
 
@@ -49,7 +49,9 @@ DEFAULT_INTENSITIES = 3
 DEFAULT_STINGERS = 2
 PROMPT_EXAMPLE = "tense boss battle, synthwave, fast drums"
 FIT = "fit"
-LOUDNESS_CAPTION = "Loudness (console, mobile or LUFS; empty: as made)"
+# Captions hold no commas: REAPER splits GetUserInputs' captions on them.
+LOUDNESS_CAPTION = "Loudness (console or mobile or LUFS; empty: as made)"
+INTRO_CAPTION = f"Intro bars (0-{MAX_INTRO_BARS} before the loop; empty: none)"
 
 
 # -- reading the dialog ----------------------------------------------------------------------
@@ -87,6 +89,24 @@ def _loop_bars(text: str, field: str, caption: str, optional: bool) -> tuple[boo
         empty = ", or empty for no loop" if optional else ""
         raise InvalidRequest([FieldProblem(field, f"{caption} must be a number of bars such as 8, or '{FIT}' for the "
                                                   f"whole bars nearest the seconds{empty}; got {text!r}")]) from None
+
+
+def _intro_bars(text: str, loop: bool) -> int:
+    """'' or '0' -> no intro; '2' -> two bars that play once before the loop (only with one)."""
+    text = text.strip()
+    if not text:
+        return 0
+    try:
+        bars = int(text)
+    except ValueError:
+        bars = None
+    if bars is None or not 0 <= bars <= MAX_INTRO_BARS:
+        raise InvalidRequest([FieldProblem("intro_bars", f"Intro bars must be a whole number of bars from 0 to "
+                                                         f"{MAX_INTRO_BARS}, or empty for no intro; got {text!r}")])
+    if bars and not loop:
+        raise InvalidRequest([FieldProblem("intro_bars", "Intro bars come before a loop: fill in Loop bars (a number "
+                                                         f"or '{FIT}'), or leave Intro bars empty")])
+    return bars
 
 
 def _loudness(text: str) -> str | float | None:
@@ -136,6 +156,7 @@ def generate_at_edit_cursor(loop=None) -> Generation | None:
         ("Time signature", context.time_signature or ""),
         ("Key (empty: any)", ""),
         (f"Loop bars ({FIT}: nearest Seconds; empty: no loop)", ""),
+        (INTRO_CAPTION, ""),
         (LOUDNESS_CAPTION, ""),
     ]
 
@@ -144,6 +165,7 @@ def generate_at_edit_cursor(loop=None) -> Generation | None:
         if not prompt:
             raise InvalidRequest([FieldProblem("prompt", f"Type a prompt: replace the [words] in brackets, for example '{PROMPT_EXAMPLE}'")])
         loop, loop_bars = _loop_bars(values[7], "loop_bars", "Loop bars", optional=True)
+        intro_bars = _intro_bars(values[8], loop)
         return GenerationRequest(
             prompt=prompt,
             duration=_number(values[1], "duration", "Seconds"),
@@ -154,7 +176,8 @@ def generate_at_edit_cursor(loop=None) -> Generation | None:
             key=values[6].strip() or None,
             loop=loop,
             loop_bars=loop_bars,
-            loudness=_loudness(values[8]),
+            intro_bars=intro_bars,
+            loudness=_loudness(values[9]),
         ).validated()
 
     request = _ask_until_valid("ACE-Step: Generate at edit cursor", fields, parse)

@@ -1,7 +1,7 @@
 """What each action does with the finished files, and how it shows progress meanwhile.
 
 - NewItem: one item at the edit cursor, one take per candidate (the first active); a
-  loop's item is exactly one loop long.
+  loop's item is exactly one loop long (the intro and one loop, with an intro).
 - NewTakes: variations added as takes to an existing item.
 - ScoreCues: one item per region on a "Score" track, with crossfades.
 - IntensitySetTracks: a dynamic-music set on stacked new tracks at the edit cursor.
@@ -15,6 +15,10 @@ after the loop's end (a copy of its first frame, which Godot needs for a seamles
 wrap), so Loop source would replay that frame on every pass and drift a sample per
 repeat: it is turned off, and the item, exactly one loop long, is duplicated to repeat
 the loop instead (Item > Copy/Duplicate, or Ctrl+D, which puts the copy right after it).
+A loop with an intro (the file is intro + loop, the loop from loop_start) gets an item of
+the intro and one loop from the file's first frame, with Loop source off whatever the
+format: repeating the whole file would replay the intro. Its notes say where the loop
+starts, for copies that repeat only the loop.
 """
 
 from __future__ import annotations
@@ -40,12 +44,14 @@ SET_TRACK_PREFIX = "ACE-Step set"
 class LoopFit:
     """How a looped cue sits in an item, from its sidecar's loop record."""
 
-    length: float  # seconds: exactly the loop
-    start_offset: float  # seconds into the file where the loop starts
+    length: float  # seconds: exactly the loop (the intro and one loop when there is an intro)
+    start_offset: float  # seconds into the file where the item starts (the loop's start; 0 with an intro)
     loop_source: bool  # whether REAPER's Loop source repeats exactly the loop (see the module doc)
     bars: int
     bpm: float
     frames: tuple[int, int, int]  # loop start, loop end (exclusive), frames in the file
+    intro_bars: int = 0  # bars of one-time intro before the loop, from the file's first frame
+    loop_start: float = 0.0  # seconds into the file where the loop starts (the intro's length)
 
 
 def loop_fit(output: CueOutput) -> LoopFit | None:
@@ -56,13 +62,24 @@ def loop_fit(output: CueOutput) -> LoopFit | None:
     rate = (output.metadata.get("format") or {}).get("sample_rate") or output.sample_rate
     start, end = int(loop["loop_start"]), int(loop["loop_end_exclusive"])
     in_file = int(loop.get("frames_in_file") or output.metadata.get("frames_written") or end)
+    fields = dict(bars=int(loop["bars"]), bpm=float(loop["bpm"]), frames=(start, end, in_file))
+    intro = int(loop.get("intro_bars") or 0)
+    if intro:  # the intro and one loop, from the file's start; Loop source would replay the intro
+        return LoopFit(length=end / rate, start_offset=0.0, loop_source=False, intro_bars=intro,
+                       loop_start=start / rate, **fields)
     return LoopFit(length=(end - start) / rate, start_offset=start / rate, loop_source=start == 0 and in_file == end,
-                   bars=int(loop["bars"]), bpm=float(loop["bpm"]), frames=(start, end, in_file))
+                   loop_start=start / rate, **fields)
 
 
 def loop_note(fit: LoopFit) -> str:
     start, end, in_file = fit.frames
     text = f"loop: {fit.bars} bars at {fit.bpm:g} BPM, frames {start}-{end} of {in_file}"
+    if fit.intro_bars:
+        at = f"{round(fit.loop_start, 6):g} s"
+        bars = f"{fit.intro_bars} bar{'s' if fit.intro_bars != 1 else ''}"
+        return (f"{text}\nintro {bars}, then the loop from {at}: the item is the intro and one loop, and Loop source "
+                f"is off so the intro plays once; to repeat the loop, duplicate the item (Ctrl+D) and trim the "
+                f"copy's start by {at}")
     if fit.loop_source:
         return text + "; Loop source repeats it exactly"
     return (text + "; the file keeps a guard frame after the loop for game engines, so Loop source is off: "
