@@ -43,7 +43,7 @@ def test_the_schema_says_what_the_worker_does(worker: WorkerClient, worker_proce
     run = subprocess.run([str(st_command), "--no-color", "--config-file", str(HERE / "schemathesis.toml"), "run",
                           str(schema_file), "--url", worker.url, "-H", f"Authorization: Bearer {worker.token}",
                           "--checks", "all", "--phases", "examples,coverage,fuzzing", "--max-examples", "10",
-                          "--seed", "1", "--workers", "2"],
+                          "--seed", "1", "--workers", "1"],
                          capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)  # its cache goes there
     report = run.stdout + run.stderr
     assert run.returncode == 0, report[-8000:]
