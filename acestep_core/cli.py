@@ -341,6 +341,7 @@ def run_generate(args: argparse.Namespace) -> int:
         print(f"acestep-dcc: wrote {cue.path} ({cue.duration:.2f} s, seed {cue.seed})", file=sys.stderr)
         _print_stems(cue)
     _print_warnings([(Path(cue.path).name, text) for cue in outputs for text in cue.warnings])
+    _print_not_rendered(outputs)
     if args.json:
         import json
 
@@ -348,9 +349,26 @@ def run_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def not_rendered_note(metadata: dict) -> str:
+    """'the sketch backend does not play these words of the prompt: waltz, choir', or ''."""
+    words = list((metadata or {}).get("not_rendered") or [])
+    if not words:
+        return ""
+    name = ((metadata or {}).get("backend") or {}).get("name") or "backend"
+    return f"the {name} backend does not play these words of the prompt: {', '.join(words)}"
+
+
+def _print_not_rendered(outputs) -> None:
+    for note in dict.fromkeys(not_rendered_note(cue.metadata) for cue in outputs):
+        if note:
+            print(f"acestep-dcc: note: {note}", file=sys.stderr)
+
+
 def _cue_json(cue) -> dict:
     data = {"path": cue.path, "seed": cue.seed, "duration": cue.duration, "sidecar": cue.sidecar_path,
             "warnings": cue.warnings}
+    if "not_rendered" in (cue.metadata or {}):
+        data["not_rendered"] = cue.metadata["not_rendered"]
     if cue.stems:
         data.update(stems=cue.stems, stems_sum_exact=cue.metadata.get("stems_sum_exact"),
                     stems_note=(cue.metadata.get("stems_sum") or {}).get("note"))

@@ -1041,6 +1041,9 @@ def _sidecar(request: GenerationRequest, info: BackendInfo, settings: dict, inde
         "loudness": {**cue.loudness.to_dict(), "true_peak_oversampling": WRITTEN_PEAK_OVERSAMPLING,
                      "measured_on": "the samples as written"},
         "warnings": list(cue.warnings),
+        # The prompt's library words the backend did not play (the sketch reports them; a
+        # model hears the prompt's text itself, so there is nothing to report).
+        **({"not_rendered": list(settings["not_rendered"])} if "not_rendered" in settings else {}),
         "versions": package_versions(),
     }
 

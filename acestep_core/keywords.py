@@ -12,7 +12,8 @@ parse_prompt() reads any text, not only composed prompts: case-insensitive, punc
 and hyphens are separators ("lo-fi" == "lo fi"), the longest known phrase wins
 ("boss battle" before "battle"), a trailing plural 's' is optional ("pad" == "pads"),
 "no drums" / "without strings" exclude an instrument, "120 bpm" and "E minor" are read
-as an explicit tempo and key.
+as an explicit tempo and key, "minor key" / "in major" as an explicit mode, and the meter
+words ("waltz", "jig", "6/8", "compound") as a time signature (METER_WORDS).
 """
 
 from __future__ import annotations
@@ -150,6 +151,8 @@ KEYWORDS: tuple[Keyword, ...] = (
     _style("dance", "electronic", (120, 128), aliases=("club",)),
     _style("pop", "pop", (100, 120), aliases=("indie pop", "pop music")),
     _style("indie", "pop", (100, 125), aliases=("indie rock",)),
+    # A ballad is slow and sparse: the sketch plays it without a drum kit.
+    _style("ballad", "pop", (60, 80)),
     # -- instruments ----------------------------------------------------------------
     _instrument("drums", ("drum kit", "beat", "beats")),
     _instrument("percussion", ("hand drums",)),
@@ -204,6 +207,14 @@ TEMPO_WORDS = _words("tempo")
 WORDS_BY_CATEGORY: dict[str, tuple[str, ...]] = {c: _words(c) for c in CATEGORIES}
 
 _BY_WORD: dict[str, Keyword] = {k.word: k for k in KEYWORDS}
+
+# Words that name a meter, and the time signature each asks for (request.TIME_SIGNATURES).
+# Not a category of KEYWORDS: the UIs list moods, scenes, styles, instruments and tempo.
+METER_WORDS: dict[str, str] = {
+    "waltz": "3/4", "minuet": "3/4", "mazurka": "3/4", "triple meter": "3/4", "3/4": "3/4",
+    "jig": "6/8", "tarantella": "6/8", "barcarolle": "6/8", "compound": "6/8", "compound meter": "6/8",
+    "6/8": "6/8", "2/4": "2/4", "4/4": "4/4",
+}
 
 
 def keyword(word: str) -> Keyword:
@@ -272,6 +283,12 @@ class PromptTags:
     key: str | None = None
     style_id: str | None = None
     style_from: str | None = None
+    # The meter words found (METER_WORDS' keys), and the time signature the first one names.
+    meter_words: tuple[str, ...] = ()
+    time_signature: str | None = None
+    # "key" (a named key), "mode word" ("minor key", "in major"), "moods and scenes" or
+    # "style" (their leans), None without a mode.
+    mode_from: str | None = None
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -286,6 +303,11 @@ _BPM_PATTERNS = (
 )
 # The note letter must be a capital ("Em", "F# minor"), so "a minor boss" stays words.
 _KEY_PATTERN = re.compile(r"(?<![A-Za-z0-9])([A-G])\s?([#b♯♭]?)(?:\s?(major|minor|maj|min)\b|(m)\b)", re.IGNORECASE)
+# "minor key", "in major", "major mode": the mode said outright (a bare "minor" may mean small).
+_MODE_PATTERN = re.compile(r"\b(?:(major|minor)\s+(?:key|mode|scale|tonality)|in\s+(?:a\s+)?(major|minor)(?!\s+\w*\d))\b")
+_METER_PATTERN = re.compile(
+    r"(?<![\w/])(" + "|".join(sorted((re.escape(w).replace("\\ ", r"\s+") for w in METER_WORDS), key=len, reverse=True))
+    + r")(?:e?s)?(?![\w/])")
 _NEGATIONS = frozenset({"no", "without", "minus", "not", "except"})
 _FILLERS = frozenset({"any", "the", "a"})
 
@@ -341,6 +363,14 @@ def parse_prompt(text: str) -> PromptTags:
         bpm, bpm_from = _implied_bpm(found)
     key = _named_key(text)
     style_id, style_from = _implied_style(found)
+    meters = list(dict.fromkeys(" ".join(m.group(1).split()) for m in _METER_PATTERN.finditer(lowered)))
+    said_mode = _said_mode(lowered)
+    if key:
+        mode, mode_from = key.split()[1], "key"
+    elif said_mode:
+        mode, mode_from = said_mode, "mode word"
+    else:
+        mode, mode_from = _implied_mode(found)
     return PromptTags(
         moods=tuple(found["mood"]),
         scenes=tuple(found["scene"]),
@@ -350,10 +380,13 @@ def parse_prompt(text: str) -> PromptTags:
         tempo_words=tuple(found["tempo"]),
         bpm=bpm,
         bpm_from=bpm_from if bpm is not None else None,
-        mode=key.split()[1] if key else _implied_mode(found),
+        mode=mode,
         key=key,
         style_id=style_id,
         style_from=style_from,
+        meter_words=tuple(meters),
+        time_signature=METER_WORDS[meters[0]] if meters else None,
+        mode_from=mode_from,
     )
 
 
@@ -419,11 +452,19 @@ def _midpoint_of(ranges: list[tuple[int, int]]) -> int:
     return int((low + high) / 2 + 0.5)
 
 
-def _implied_mode(found: dict[str, list[str]]) -> str | None:
-    lean = sum((1 if e.mode == "major" else -1) for e in _entries(found, "mood", "scene", "style") if e.mode)
-    if lean == 0:
-        return None
-    return "major" if lean > 0 else "minor"
+def _said_mode(lowered: str) -> str | None:
+    match = _MODE_PATTERN.search(lowered)
+    return (match.group(1) or match.group(2)) if match else None
+
+
+def _implied_mode(found: dict[str, list[str]]) -> tuple[str | None, str | None]:
+    """The moods' and scenes' lean ("victory, metal" is major: the moment outweighs the
+    genre's habit); the styles' lean only when the moods and scenes say nothing or cancel."""
+    for categories, source in ((("mood", "scene"), "moods and scenes"), (("style",), "style")):
+        lean = sum((1 if e.mode == "major" else -1) for e in _entries(found, *categories) if e.mode)
+        if lean:
+            return ("major" if lean > 0 else "minor"), source
+    return None, None
 
 
 def _implied_style(found: dict[str, list[str]]) -> tuple[str | None, str | None]:
@@ -436,6 +477,6 @@ def _implied_style(found: dict[str, list[str]]) -> tuple[str | None, str | None]
 
 __all__ = [
     "CATEGORIES", "MODES", "STYLE_IDS", "FALLBACK_STYLE_ID", "Keyword", "KEYWORDS",
-    "MOOD_WORDS", "SCENE_WORDS", "STYLE_WORDS", "INSTRUMENT_WORDS", "TEMPO_WORDS", "WORDS_BY_CATEGORY",
+    "MOOD_WORDS", "SCENE_WORDS", "STYLE_WORDS", "INSTRUMENT_WORDS", "TEMPO_WORDS", "WORDS_BY_CATEGORY", "METER_WORDS",
     "PromptTags", "compose_prompt", "parse_prompt", "keyword",
 ]

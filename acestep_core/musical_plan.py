@@ -3,12 +3,14 @@
     plan = plan_tempo_and_key(GenerationRequest(prompt="boss battle, rock"))
     plan.bpm, plan.bpm_from   # 155.0, "prompt (mood and scene)"
 
-The request's own bpm and key win; then what the prompt says (an explicit "140 bpm",
-tempo words, the moods', scenes' and styles' ranges in acestep_core.keywords; a named key,
-or mode words); then the style's habits. A tonic that nothing names comes from a checksum
+The request's own bpm, key and time signature win; then what the prompt says (an
+explicit "140 bpm", tempo words, the moods', scenes' and styles' ranges in
+acestep_core.keywords; a named key, "minor key", or the moods' and scenes' leans before
+the styles': "victory fanfare" is major; a meter word: "waltz" 3/4, "jig" or "6/8" 6/8);
+then the style's habits (4/4 when nothing names a meter). A tonic that nothing names comes from a checksum
 of the prompt, so the same prompt keeps its key and different prompts do not all sit in
-one key. Every backend gets the plan as the request's bpm and key (ACE-Step as its bpm
-and keyscale conditions); what was measured afterwards is only a check (tempo_check).
+one key. Every backend gets the plan as the request's bpm, key and time signature
+(ACE-Step as its bpm, keyscale and timesignature conditions); what was measured afterwards is only a check (tempo_check).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ PLANNED_TASKS = ("text2music",)
 # A measured tempo within this fraction of the plan (or of its half or double: beat
 # trackers often lock to the other octave) agrees with it.
 TEMPO_AGREEMENT = 0.04
+DEFAULT_TIME_SIGNATURE = "4/4"
 
 
 @dataclass(frozen=True)
@@ -33,12 +36,17 @@ class TempoKeyPlan:
     bpm_from: str
     key: str
     key_from: str
+    time_signature: str = DEFAULT_TIME_SIGNATURE
+    time_signature_from: str = "default"
 
     def applied(self, request: GenerationRequest) -> GenerationRequest:
-        return replace(request, bpm=self.bpm, key=self.key)
+        # The default meter stays unsaid (None), as it was asked: backends read None as 4/4.
+        meter = request.time_signature if self.time_signature_from == "default" else self.time_signature
+        return replace(request, bpm=self.bpm, key=self.key, time_signature=meter)
 
     def to_dict(self) -> dict:
-        return {"bpm": self.bpm, "bpm_from": self.bpm_from, "key": self.key, "key_from": self.key_from}
+        return {"bpm": self.bpm, "bpm_from": self.bpm_from, "key": self.key, "key_from": self.key_from,
+                "time_signature": self.time_signature, "time_signature_from": self.time_signature_from}
 
 
 def plan_tempo_and_key(request: GenerationRequest, tags: PromptTags | None = None) -> TempoKeyPlan:
@@ -64,7 +72,15 @@ def plan_tempo_and_key(request: GenerationRequest, tags: PromptTags | None = Non
         tonic = style.tonics[checksum % len(style.tonics)]
         key = f"{NOTE_NAMES[tonic]} {'minor' if minor else 'major'}"
         key_from = "prompt (mode words)" if tags.mode else f"style default ({style.style_id})"
-    return TempoKeyPlan(bpm=bpm, bpm_from=bpm_from, key=key, key_from=key_from)
+
+    if request.time_signature:
+        meter, meter_from = request.time_signature, "request"
+    elif tags.time_signature:
+        meter, meter_from = tags.time_signature, f"prompt ({tags.meter_words[0]})"
+    else:
+        meter, meter_from = DEFAULT_TIME_SIGNATURE, "default"
+    return TempoKeyPlan(bpm=bpm, bpm_from=bpm_from, key=key, key_from=key_from,
+                        time_signature=meter, time_signature_from=meter_from)
 
 
 def planned_request(request: GenerationRequest) -> tuple[GenerationRequest, TempoKeyPlan | None]:

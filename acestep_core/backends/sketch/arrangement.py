@@ -2,9 +2,11 @@
 from a seed to a score (sections, progression, drum hits and notes, in beats).
 
 Two steps, kept apart on purpose. choose_musical_choices() reads only the request and
-its prompt, so every candidate of one request shares the tempo, key, style and length
-recorded in the sidecar. arrange() reads only those choices and one seed, so a candidate
-made alone with its seed is the same candidate.
+its prompt, so every candidate of one request shares the tempo, key, meter, style and
+length recorded in the sidecar. arrange() reads only those choices and one seed, so a
+candidate made alone with its seed is the same candidate. The seed picks what a take
+plays within the style: the progressions, the style's alternative and optional parts
+(candidate_parts), the groove's variant and fills, the motif, the voicings.
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ import numpy as np
 from acestep_core.backends.sketch.grooves import write_drums
 from acestep_core.backends.sketch.parts import WRITERS, ending_notes
 from acestep_core.backends.sketch.score import Bar, Hit, Note, Score, Section
-from acestep_core.backends.sketch.styles import ADDED_BY_WORD, REMOVED_BY_WORD, STYLES, Part, StyleSpec
+from acestep_core.backends.sketch.styles import ADDED_BY_WORD, REMOVED_BY_WORD, STYLES, Part, StyleSpec, part_track
+from acestep_core.backends.sketch.words import part_plays, plays
 from acestep_core.backends.sketch.synthesis import SAMPLE_RATE
 from acestep_core.backends.sketch.theory import parse_numeral
 from acestep_core.keywords import FALLBACK_STYLE_ID, PromptTags
-from acestep_core.musical_plan import plan_tempo_and_key
+from acestep_core.musical_plan import TempoKeyPlan, plan_tempo_and_key
 from acestep_core.request import NOTE_NAMES, GenerationRequest, beats_per_bar, key_to_pitch_class
 
 # A remainder shorter than this many beats is faded rather than given an ending chord.
@@ -53,6 +56,14 @@ class MusicalChoices:
     intro_bars: int = 0  # a loop's one-time intro before its body (ending "continues")
     instruments_added: tuple[str, ...] = ()
     instruments_removed: tuple[str, ...] = ()
+    time_signature_from: str = "default"
+    # Why the arrangement is thinner than the style's ("ballad": no drum kit), or None.
+    sparse: str | None = None
+    # The prompt's instrument words and its "no X" words: a take's palette keeps the one
+    # and never brings back the other (candidate_parts).
+    asked_instruments: tuple[str, ...] = ()
+    excluded_instruments: tuple[str, ...] = ()
+    plan: TempoKeyPlan | None = None
 
     @property
     def key(self) -> str:
@@ -93,7 +104,7 @@ def choose_musical_choices(request: GenerationRequest, tags: PromptTags) -> Musi
     bpm, bpm_from, key_from = plan.bpm, plan.bpm_from, plan.key_from
     tonic_pc, minor = key_to_pitch_class(plan.key)
 
-    time_signature = request.time_signature or "4/4"
+    time_signature = plan.time_signature  # the request's, a meter word's ("waltz": 3/4), else 4/4
     frames = int(round(request.duration * SAMPLE_RATE))
     bar_frames = 60.0 * SAMPLE_RATE / bpm * beats_per_bar(time_signature)
     nearest_bars = int(round(frames / bar_frames))
@@ -109,12 +120,20 @@ def choose_musical_choices(request: GenerationRequest, tags: PromptTags) -> Musi
             groove_bars += 1  # the groove runs through the sliver that is left, and fades
 
     parts, added, removed = _parts_for_instruments(style, tags)
+    sparse = None
+    if "ballad" in tags.styles and "drums" not in tags.instruments:
+        # A ballad is sung over keys: no kit, and the bass waits for the verse.
+        sparse = "ballad: no drum kit"
+        parts = tuple(replace(p, min_energy=max(p.min_energy, 1)) if p.role == "bass" else p
+                      for p in parts if p.role != "drums")
     return MusicalChoices(
         style=style, style_from=style_from, bpm=bpm, bpm_from=bpm_from, tonic_pc=tonic_pc, minor=minor,
         key_from=key_from, time_signature=time_signature, frames=frames, groove_bars=groove_bars, ending=ending,
         energy=None if request.intensity is None else int(round(2 * request.intensity)),
         intro_bars=request.intro_bars if request.loop else 0,
         parts=parts, instruments_added=added, instruments_removed=removed,
+        time_signature_from=plan.time_signature_from, sparse=sparse,
+        asked_instruments=tags.instruments, excluded_instruments=tags.excluded_instruments, plan=plan,
     )
 
 
@@ -123,7 +142,7 @@ def _parts_for_instruments(style: StyleSpec, tags: PromptTags) -> tuple[tuple[Pa
     added, removed = [], []
     for word in tags.instruments:
         extra = ADDED_BY_WORD.get(word)
-        if extra and not any(p.writer == extra.writer and p.patch == extra.patch for p in parts):
+        if extra and not plays(word, parts, style.kit):
             parts.append(extra)
             added.append(word)
     for word in tags.excluded_instruments:
@@ -271,12 +290,44 @@ def seeded_stream(seed: int, name: str) -> np.random.Generator:
     return np.random.default_rng([int(seed), zlib.crc32(name.encode("utf-8"))])
 
 
+def candidate_parts(choices: MusicalChoices, seed: int) -> tuple[Part, ...]:
+    """What one take plays: the style's parts, each perhaps swapped for one of the style's
+    alternatives of its role, and each of the style's optional parts in about half the takes.
+
+    A part that plays an instrument the prompt names stays; nothing comes in that a "no X"
+    took out, or on a track the style's parts do not play (every take has the same stems).
+    """
+    style = choices.style
+    rng = seeded_stream(seed, f"palette/{style.style_id}")
+    kit = style.kit
+
+    def allowed(part: Part) -> bool:
+        return not any(part_plays(word, part, kit) for word in choices.excluded_instruments) and not any(
+            part.role in REMOVED_BY_WORD.get(word, ((), ()))[0] or part.patch in REMOVED_BY_WORD.get(word, ((), ()))[1]
+            for word in choices.excluded_instruments)
+
+    tracks = {part_track(p) for p in choices.parts}
+    parts = []
+    for part in choices.parts:
+        options = [part]
+        if part in style.parts and not any(part_plays(word, part, kit) for word in choices.asked_instruments):
+            options += [alt for alt in style.alternatives
+                        if alt.role == part.role and part_track(alt) == part_track(part) and allowed(alt)
+                        and alt.min_energy == part.min_energy]
+        parts.append(options[int(rng.integers(len(options)))])
+    for extra in style.optional:
+        if rng.random() < 0.5 and allowed(extra) and part_track(extra) in tracks:
+            parts.append(extra)
+    return tuple(parts)
+
+
 def arrange(choices: MusicalChoices, seed: int) -> Arrangement:
     """One candidate's score from its seed."""
-    score, sections, summary = build_score(choices, seeded_stream(seed, "form"))
+    score, sections, summary = build_score(choices, seeded_stream(seed, f"form/{choices.style.style_id}"))
     tracks: list[tuple[Part, list[Note]]] = []
     hits: list[Hit] = []
-    for part in choices.parts:
+    parts = candidate_parts(choices, seed)
+    for part in parts:
         rng = seeded_stream(seed, f"{part.role}/{part.writer}/{part.patch}")
         if part.role == "drums":
             hits = write_drums(score, choices.style.groove, rng)
@@ -286,13 +337,14 @@ def arrange(choices: MusicalChoices, seed: int) -> Arrangement:
         start = choices.groove_bars * score.beats
         beats = choices.ring_out_beats
         tracks = [(part, notes + ending_notes(score, part, start, beats)) for part, notes in tracks]
-        if any(p.role == "drums" for p in choices.parts) and choices.style.groove != "none":
+        if any(p.role == "drums" for p in parts) and choices.style.groove != "none":
             main = "timpani" if choices.style.groove == "orchestral" else "kick"
             hits = hits + [Hit(start, main, 1.0), Hit(start, "crash", 1.0)]
     swing = choices.style.swing
     if swing:
         tracks = [(part, [replace(n, start=swing_beat(n.start, swing)) for n in notes]) for part, notes in tracks]
         hits = [replace(h, start=swing_beat(h.start, swing)) for h in hits]
+    summary["parts"] = [f"{p.role}: {p.patch or p.writer}" for p in parts]
     summary["sections"] = [
         {"name": s.name, "start_bar": s.start_bar + 1, "bars": s.bars, "energy": s.energy} for s in sections
     ]

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from acestep_core.backends.base import BackendInfo, RawAudio
-from acestep_core.backends.sketch.arrangement import MusicalChoices, arrange, choose_musical_choices, seeded_stream
+from acestep_core.backends.sketch.arrangement import (
+    MusicalChoices, arrange, candidate_parts, choose_musical_choices, seeded_stream,
+)
 from acestep_core.backends.sketch.mixing import part_track, render_candidate
 from acestep_core.backends.sketch.synthesis import SAMPLE_RATE
+from acestep_core.backends.sketch.words import not_rendered
 from acestep_core.errors import BackendUnavailable, GenerationCancelled
 from acestep_core.keywords import PromptTags, parse_prompt
+from acestep_core.musical_plan import TempoKeyPlan, plan_tempo_and_key
 from acestep_core.progress import CancelCheck, Progress, ProgressCallback, step_stage
 from acestep_core.request import GenerationRequest
 
@@ -68,7 +74,8 @@ class SketchBackend:
             raise ValueError(f"expected one seed per candidate ({request.candidates}), got {len(seeds)}")
         tags = parse_prompt(request.prompt)
         choices = choose_musical_choices(request, tags)
-        steps_per_candidate = len(choices.parts) + 1
+        # A take may play some of the style's optional parts too (arrangement.candidate_parts).
+        steps_per_candidate = len(choices.parts) + len(choices.style.optional) + 1
         total = steps_per_candidate * len(seeds)
         done = 0
 
@@ -86,13 +93,16 @@ class SketchBackend:
                 raise GenerationCancelled()
             started = done
             arrangement = arrange(choices, seed)
+            # The optional parts this take leaves out count as done first, so the mix stays the last step.
+            for _ in range(steps_per_candidate - 1 - len(candidate_parts(choices, seed))):
+                step_done()
             render_candidate(arrangement, choices, seeded_stream(seed, "sound"), step_done, is_cancelled, out=row,
                              stems_out=None if stems is None else {track: rows[k] for track, rows in stems.items()})
             # A step with nothing to do (a drum part with no hits) still counts.
             while done < started + steps_per_candidate:
                 step_done()
             arrangements.append({"seed": int(seed), **arrangement.summary})
-        settings = _settings(request, choices, tags, arrangements)
+        settings = _settings(request, choices, tags, arrangements, [candidate_parts(choices, seed) for seed in seeds])
         if stems is not None:
             played = _played_tracks(choices)
             settings["stems"] = list(stems)
@@ -125,14 +135,22 @@ def _stem_arrays(request: GenerationRequest, choices: MusicalChoices, candidates
             for track in _played_tracks(choices) if wanted is None or track in wanted}
 
 
-def _settings(request: GenerationRequest, choices: MusicalChoices, tags: PromptTags, arrangements: list[dict]) -> dict:
-    """What the sketch chose, JSON-able, for the sidecar."""
+def _settings(request: GenerationRequest, choices: MusicalChoices, tags: PromptTags, arrangements: list[dict],
+              parts_by_take: list) -> dict:
+    """What the sketch chose, JSON-able, for the sidecar. `not_rendered`: the prompt's
+    library words this cue does not play (words.not_rendered); the sidecar repeats it at
+    its top level, the CLI and the hosts say it."""
+    unplayed = not_rendered(tags, _words_plan(request, choices, tags), choices.style.style_id, choices.style_from,
+                            parts_by_take, choices.style.kit)
+    if choices.sparse and "ballad" in unplayed:
+        unplayed.remove("ballad")  # it thinned the arrangement, whatever style plays
     settings = {
         "bpm": choices.bpm,
         "bpm_from": choices.bpm_from,
         "key": choices.key,
         "key_from": choices.key_from,
         "time_signature": choices.time_signature,
+        "time_signature_from": choices.time_signature_from,
         "beats_per_bar": choices.beats_per_bar,
         "style": choices.style.style_id,
         "style_from": choices.style_from,
@@ -145,9 +163,26 @@ def _settings(request: GenerationRequest, choices: MusicalChoices, tags: PromptT
         "parts": [f"{p.role}: {p.patch or p.writer}" for p in choices.parts],
         "instruments_added": list(choices.instruments_added),
         "instruments_removed": list(choices.instruments_removed),
+        "sparse": choices.sparse,
+        "not_rendered": unplayed,
         "prompt_tags": tags.to_dict(),
         "arrangements": arrangements,
     }
     if request.lyrics.strip():
         settings["lyrics"] = "not sung: the sketch backend has no voice"
     return settings
+
+
+def _words_plan(request: GenerationRequest, choices: MusicalChoices, tags: PromptTags) -> TempoKeyPlan:
+    """The plan as the prompt alone makes it, for what the prompt's words decided.
+
+    Generation hands the backend a planned request (musical_plan.planned_request), so its
+    bpm, key and meter all read "request"; the prompt's own plan, where it chose what the
+    cue plays, says which words chose it. Where the request's value differs, it was asked."""
+    own = plan_tempo_and_key(replace(request, bpm=None, key=None, time_signature=None), tags)
+    return replace(
+        own,
+        bpm_from=own.bpm_from if own.bpm == choices.bpm else "request",
+        key_from=own.key_from if own.key == choices.key else "request",
+        time_signature_from=own.time_signature_from if own.time_signature == choices.time_signature else "request",
+    )

@@ -4,17 +4,42 @@ from __future__ import annotations
 
 import numpy as np
 
+from dataclasses import dataclass
+
 from acestep_core.backends.sketch.score import Hit, Score, grid
+
+
+@dataclass(frozen=True)
+class Feel:
+    """What a take's drummer does with the style's groove, drawn once from the seed.
+
+    `variant` the kick pattern (and each groove's own touch); `hats` how the hats (or the
+    four-on-the-floor's off-beats) run: 0 the style's own, 1 busier, 2 sparser with an
+    open hat; `half_time` the backbeat on beat 3 alone (4/4 rock, pop, synthwave);
+    `ghosts` soft snare notes before the backbeats.
+    """
+
+    variant: int = 0
+    hats: int = 0
+    half_time: bool = False
+    ghosts: bool = False
+
+    @classmethod
+    def drawn(cls, groove: str, score: Score, rng: np.random.Generator) -> "Feel":
+        variant, hats = int(rng.integers(3)), int(rng.integers(3))
+        half_time = bool(rng.random() < 0.3) and groove in ("rock", "pop", "synthwave") and score.beats == 4
+        ghosts = bool(rng.random() < 0.4) and groove in ("rock", "pop", "lofi", "synthwave") and not score.compound
+        return cls(variant, hats, half_time, ghosts)
 
 
 def write_drums(score: Score, groove: str, rng: np.random.Generator) -> list[Hit]:
     """Hits bar by bar: the groove at the bar's energy, a fill at phrase ends, a crash on top."""
     if groove == "none":
         return []
-    variant = int(rng.integers(3))
+    feel = Feel.drawn(groove, score, rng)
     hits: list[Hit] = []
     for bar in score.bars:
-        pattern = _groove_bar(score, groove, bar.energy, variant)
+        pattern = _groove_bar(score, groove, bar.energy, feel)
         if bar.phrase_end and bar.energy > 0 and bar.phrase_bars >= 2:
             pattern = _with_fill(score, groove, pattern, long=bar.energy == 2 and rng.random() < 0.5, rng=rng)
         if bar.phrase_start and (bar.energy == 2 or (bar.energy == 1 and bar.index > 0 and bar.section != "verse")):
@@ -27,10 +52,15 @@ def write_drums(score: Score, groove: str, rng: np.random.Generator) -> list[Hit
     return hits
 
 
-def _groove_bar(score: Score, groove: str, energy: int, variant: int) -> list[tuple[float, str, float]]:
-    """One bar of a style's groove: (beat in bar, drum, velocity)."""
+def _groove_bar(score: Score, groove: str, energy: int, feel: Feel) -> list[tuple[float, str, float]]:
+    """One bar of a style's groove in a take's feel: (beat in bar, drum, velocity)."""
     beats, eighth, sixteenth = score.beats, score.eighth, score.sixteenth
     pulses, backbeats = score.pulses, score.backbeats
+    variant = feel.variant
+    if feel.half_time and energy >= 1:
+        backbeats = (2,)
+    # A busier take's hats run a step finer, a sparser one's a step coarser.
+    finer = {0: 1.0, 1: 0.5, 2: 2.0}[feel.hats]
     kicks = [0.0] + ([2.0] if beats == 4 else [])
     out: list[tuple[float, str, float]] = []
 
@@ -46,9 +76,16 @@ def _groove_bar(score: Score, groove: str, energy: int, variant: int) -> list[tu
             out += [(p, "closed_hat", 0.5) for p in offbeats]
             return out
         out += [(float(b), "clap", 0.9) for b in backbeats]
-        out += [(p, "open_hat", 0.75) for p in offbeats]
-        if energy == 2:
-            out += [(p, "closed_hat", 0.45) for p in grid(sixteenth, beats) if p not in offbeats]
+        if feel.hats == 2:  # closed off-beats, the open hat only on the bar's last
+            out += [(p, "closed_hat", 0.7) for p in offbeats[:-1]] + [(offbeats[-1], "open_hat", 0.75)]
+        else:
+            out += [(p, "open_hat", 0.75) for p in offbeats]
+        if energy == 2 or feel.hats == 1:
+            out += [(p, "closed_hat", 0.45 if energy == 2 else 0.35) for p in grid(sixteenth, beats) if p not in offbeats]
+        if variant == 1 and energy == 2:
+            out += [(beats - sixteenth, "kick", 0.6)]
+        elif variant == 2 and energy == 2:
+            out += [(b + sixteenth * 3, "snare", 0.4) for b in backbeats]
         return out
     if groove == "orchestral":
         out.append((0.0, "timpani", 0.7 if energy == 0 else 1.0))
@@ -57,26 +94,38 @@ def _groove_bar(score: Score, groove: str, energy: int, variant: int) -> list[tu
         if energy == 2:
             if variant == 1:
                 out += [(float(beats) - eighth, "timpani", 0.6)]
-            # A field drum marks the pulses, with a pickup into the next bar.
-            out += [(float(p), "snare", 0.25) for p in pulses] + [(beats - eighth, "snare", 0.18)]
+            elif variant == 2 and not score.compound:
+                out += [(1.5, "timpani", 0.55)]
+            if feel.hats == 1 and not score.compound:
+                # A march: the field drum's dotted rhythm on every beat.
+                out += [(p + q, "snare", v) for p in range(beats) for q, v in ((0.0, 0.28), (0.75, 0.16))]
+            elif feel.hats == 2:
+                out += [(0.0, "snare", 0.22), (beats - eighth, "snare", 0.18)]
+            else:
+                # A field drum marks the pulses, with a pickup into the next bar.
+                out += [(float(p), "snare", 0.25) for p in pulses] + [(beats - eighth, "snare", 0.18)]
         return out
     if groove == "synthwave":
         if energy == 0:
             hats(eighth, loud=0.6, soft=0.4)
             out += [(0.0, "kick", 0.9)] + ([(2.0, "kick", 0.8)] if beats == 4 else [])
             return out
-        out += [(float(p), "kick", 1.0) for p in pulses]
+        out += [(float(p), "kick", 1.0) for p in (pulses if not feel.half_time else (0, 2.5) if beats == 4 else pulses)]
         out += [(float(b), "snare", 1.0) for b in backbeats]
+        if feel.ghosts:
+            out += [(b - sixteenth, "snare", 0.25) for b in backbeats if b - sixteenth > 0]
         if energy == 2:
             out += [(float(b), "clap", 0.7) for b in backbeats]
-            hats(sixteenth, loud=0.7, soft=0.4)
-            if variant == 2:
+            hats(sixteenth if feel.hats != 2 else eighth, loud=0.7, soft=0.4)
+            if variant == 2 or feel.hats == 2:
                 out += [(p, "open_hat", 0.6) for p in score.offbeats]
         else:
-            hats(eighth)
+            hats(eighth if feel.hats != 1 else sixteenth)
         return out
     # rock, pop, chiptune, lofi share a backbeat groove with their own touches.
     extra_kicks = {0: [], 1: [2.5] if beats == 4 else [], 2: [1.5, 2.5] if beats == 4 else []}[variant]
+    if feel.half_time:
+        kicks, extra_kicks = [0.0], ([2.5, 3.5] if variant == 2 else [2.5])
     if groove == "lofi":
         extra_kicks = [2.5] if beats == 4 and variant != 1 else ([1.5] if beats == 4 else [])
     if energy == 0:
@@ -90,15 +139,18 @@ def _groove_bar(score: Score, groove: str, energy: int, variant: int) -> list[tu
     out += [(k, "kick", 1.0) for k in (kicks if not score.compound else [0.0])]
     out += [(k, "kick", 0.8) for k in extra_kicks]
     out += [(float(b), "snare", 1.0) for b in backbeats]
+    if feel.ghosts:
+        out += [(b - sixteenth, "snare", 0.22) for b in backbeats if b - sixteenth > 0]
     if groove == "pop" and energy == 2:
         out += [(float(b), "clap", 0.6) for b in backbeats]
+    step = eighth * finer if not score.compound else {1.0: 1.0, 0.5: 0.5, 2.0: 3.0}[finer]
     if groove == "chiptune" and energy == 2:
-        hats(eighth, loud=0.7, soft=0.55)
+        hats(step, loud=0.7, soft=0.55)
         out += [(beats - eighth, "open_hat", 0.6)]
-    elif groove == "rock" and energy == 2:
-        hats(eighth, drum="open_hat", loud=0.55, soft=0.4)
+    elif groove == "rock" and energy == 2 and feel.hats != 1:
+        hats(step, drum="open_hat", loud=0.55, soft=0.4)
     else:
-        hats(eighth)
+        hats(step)
         if energy == 2:
             out += [(beats - eighth, "open_hat", 0.6)]
     return out

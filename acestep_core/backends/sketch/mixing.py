@@ -18,6 +18,7 @@ import numpy as np
 from acestep_core.backends.sketch.arrangement import Arrangement, MusicalChoices
 from acestep_core.backends.sketch.drums import build_kit
 from acestep_core.backends.sketch.instruments import PATCHES, render_note
+from acestep_core.backends.sketch.styles import part_track
 from acestep_core.backends.sketch.synthesis import (
     SAMPLE_RATE, TAPS_PER_PHASE, convolve_in_blocks, decay_envelope, downsample_range, fade, noise, reverb_impulse,
     seconds_to_frames, spectral_filter, upsample_range,
@@ -372,25 +373,6 @@ def _set_level(mix: np.ndarray, peak: float, energy: float) -> float:
     gain = min(TARGET_RMS / max(rms, 1e-9), PEAK_CEILING / peak)
     mix *= np.float32(gain)
     return gain
-
-
-# ACE-Step's track name for each sketch sound (bass parts are "bass" whatever they play).
-PATCH_TRACKS = {
-    "supersaw_pad": "synth", "arp_pluck": "synth", "square_lead": "synth", "stab": "synth", "soft_pad": "synth",
-    "pulse_lead": "synth", "pulse_arp": "synth", "soft_lead": "synth", "evolving_pad": "synth",
-    "sub_drone": "synth", "glass_bell": "synth", "power_chord": "guitar", "lead_guitar": "guitar",
-    "rock_organ": "keyboard", "electric_piano": "keyboard", "piano": "keyboard",
-    "string_ensemble": "strings", "string_staccato": "strings", "horn": "brass",
-}
-
-
-def part_track(part) -> str:
-    """The stem a part plays on, by ACE-Step's track names (request.TRACK_NAMES)."""
-    if part.role in ("drums", "bass"):
-        return part.role
-    if part.writer == "crackle":
-        return "fx"
-    return PATCH_TRACKS.get(part.patch, "synth")
 
 
 def _render_stems(stems_out: dict[str, np.ndarray], stem_layers: list, track_sends: dict, impulse: np.ndarray,

@@ -127,19 +127,33 @@ def write_chip_arp(score: Score, part: Part, rng: np.random.Generator) -> list[N
     return _arpeggio(score, part, rng, score.sixteenth, 1, 1.0)
 
 
+# Where in the bar a bell pulse rings, by beats to the bar: every beat, a dotted
+# (3+3+2) lilt, or slow halves with a pickup; a take draws one.
+_BELL_RHYTHMS = {
+    4: ((0.0, 1.0, 2.0, 3.0), (0.0, 1.5, 3.0), (0.0, 2.0, 3.5)),
+    3: ((0.0, 1.0, 2.0), (0.0, 1.5), (0.0, 2.0, 2.5)),
+    2: ((0.0, 1.0), (0.0, 1.5), (0.0,)),
+    6: ((0.0, 3.0), (0.0, 2.0, 3.0, 5.0), (0.0, 1.0, 2.0, 3.0, 4.0, 5.0)),
+}
+
+
 def write_bell_pulse(score: Score, part: Part, rng: np.random.Generator) -> list[Note]:
-    """One soft bell on every beat, walking the chord's tones; the ambient cue's pulse."""
+    """One soft bell at each pulse of the take's rhythm, walking the chord's tones; the
+    ambient cue's pulse."""
     orders = ((0, 1, 2, 1), (0, 2, 1, 3), (2, 1, 0, 1), (0, 1, 2, 3))
     order = orders[int(rng.integers(len(orders)))]
+    rhythms = _BELL_RHYTHMS[score.beats]
+    rhythm = rhythms[int(rng.integers(len(rhythms)))]
     notes, previous = [], None
     for bar in score.bars:
         if not _active(bar, part):
             continue
         voicing = voice_chord(bar.chord, score.tonic_pc, part.low, part.low + 16, previous)
         previous = voicing
-        for beat in range(score.beats):
-            pitch = voicing[order[(bar.index * score.beats + beat) % len(order)] % len(voicing)]
-            notes.append(Note(bar.index * score.beats + beat, 1.0, (pitch,), 0.9 if beat == 0 else 0.65))
+        for k, at in enumerate(rhythm):
+            length = (rhythm[k + 1] if k + 1 < len(rhythm) else score.beats) - at
+            pitch = voicing[order[(bar.index * len(rhythm) + k) % len(order)] % len(voicing)]
+            notes.append(Note(bar.index * score.beats + at, length, (pitch,), 0.9 if at == 0 else 0.65))
     return notes
 
 

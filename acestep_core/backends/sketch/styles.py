@@ -58,6 +58,12 @@ class StyleSpec:
     swing: float = 0.0  # 0 straight eighths .. 1 triplet eighths
     sidechain: float = 0.0  # how deep the kick ducks the "ducked" bus, 0..1
     reverb: str = "plate"
+    # The palette a seed draws from (arrangement.candidate_parts): `alternatives` may stand
+    # in for the style's part of the same role (on the same stem track), and each of the
+    # `optional` parts plays in about half the takes. Both stay on tracks the style's own
+    # parts play, so every take has the same stems.
+    alternatives: tuple[Part, ...] = ()
+    optional: tuple[Part, ...] = ()
 
     def progressions(self, minor: bool) -> Progressions:
         return self.minor if minor else self.major
@@ -68,12 +74,14 @@ DRUMS = Part("drums", "drums")
 # Every progression opens on the tonic and heads back to it or to the dominant, so the
 # key is heard as the key (i-VI-III-VII alone reads as its relative major).
 _MINOR = Progressions(
-    home=(("i", "VI", "VII", "i"), ("i", "iv", "V", "i"), ("i", "iv", "i", "V"), ("i", "iv", "VII", "i")),
-    away=(("i", "VI", "iv", "V"), ("i", "iv", "VI", "V")),
+    home=(("i", "VI", "VII", "i"), ("i", "iv", "V", "i"), ("i", "iv", "i", "V"), ("i", "iv", "VII", "i"),
+          ("i", "VII", "iv", "i"), ("i", "VI", "V", "i")),
+    away=(("i", "VI", "iv", "V"), ("i", "iv", "VI", "V"), ("i", "VII", "VI", "V"), ("i", "III", "iv", "V")),
 )
 _MAJOR = Progressions(
-    home=(("I", "IV", "V", "I"), ("I", "IV", "I", "V"), ("I", "V", "IV", "I")),
-    away=(("I", "V", "vi", "IV"), ("I", "vi", "IV", "V"), ("I", "IV", "vi", "V")),
+    home=(("I", "IV", "V", "I"), ("I", "IV", "I", "V"), ("I", "V", "IV", "I"), ("I", "ii", "V", "I"),
+          ("I", "vi", "V", "I")),
+    away=(("I", "V", "vi", "IV"), ("I", "vi", "IV", "V"), ("I", "IV", "vi", "V"), ("I", "IV", "ii", "V")),
 )
 
 STYLES: dict[str, StyleSpec] = {
@@ -88,6 +96,12 @@ STYLES: dict[str, StyleSpec] = {
             Part("pad", "sustain", "rock_organ", 55, 74, level=1.7),
             Part("lead", "melody", "lead_guitar", 64, 86, min_energy=2, echo=(0.75, 0.3, 2)),
         ),
+        alternatives=(
+            Part("bass", "octave_eighths", "picked_bass", 35, 47),
+            Part("pad", "piano_rhythm", "piano", 55, 74, level=1.0),
+            Part("lead", "melody", "lead_guitar", 60, 81, min_energy=2, echo=(0.5, 0.25, 2)),
+        ),
+        optional=(Part("arp", "arp16", "rock_organ", 60, 79, min_energy=2, level=0.6),),
     ),
     "synthwave": StyleSpec(
         "synthwave", 108.0, "minor", (9, 4, 2, 11),
@@ -99,6 +113,13 @@ STYLES: dict[str, StyleSpec] = {
             Part("arp", "arp16", "arp_pluck", 60, 84, min_energy=1, bus="ducked", level=0.8, echo=(0.75, 0.35, 2)),
             Part("lead", "melody", "square_lead", 67, 88, min_energy=2, echo=(0.75, 0.4, 3)),
         ),
+        alternatives=(
+            Part("bass", "bass_eighths", "retro_bass", 35, 47, bus="ducked"),
+            Part("chords", "sustain", "soft_pad", 55, 76, bus="ducked", level=1.2),
+            Part("arp", "arp16", "pulse_arp", 60, 84, min_energy=1, bus="ducked", level=0.7, echo=(0.75, 0.35, 2)),
+            Part("lead", "melody", "pulse_lead", 67, 88, min_energy=2, level=0.8, echo=(0.75, 0.4, 3)),
+        ),
+        optional=(Part("pad", "bell_pulse", "glass_bell", 72, 91, min_energy=1, level=0.8),),
     ),
     "orchestral": StyleSpec(
         "orchestral", 100.0, "minor", (2, 0, 7, 9),
@@ -110,6 +131,11 @@ STYLES: dict[str, StyleSpec] = {
             Part("arp", "ostinato", "string_staccato", 50, 67, min_energy=1, level=0.9),
             Part("lead", "melody", "horn", 58, 79, min_energy=2),
         ),
+        alternatives=(
+            Part("arp", "arp16", "string_staccato", 55, 74, min_energy=1, level=0.8),
+            Part("lead", "melody", "horn", 53, 74, min_energy=2),
+        ),
+        optional=(Part("pad", "sustain", "horn", 48, 67, min_energy=1, level=0.6),),
     ),
     "chiptune": StyleSpec(
         "chiptune", 150.0, "major", (0, 7, 2, 5),
@@ -120,6 +146,12 @@ STYLES: dict[str, StyleSpec] = {
             Part("chords", "chip_arp", "pulse_arp", 60, 79, level=0.8),
             Part("lead", "melody", "pulse_lead", 72, 91, min_energy=1, echo=(0.5, 0.3, 1)),
         ),
+        alternatives=(
+            Part("chords", "arp16", "pulse_arp", 60, 79, level=0.8),
+            Part("chords", "stabs", "pulse_arp", 60, 79, level=0.9),
+            Part("lead", "melody", "square_lead", 72, 91, min_energy=1, level=0.8, echo=(0.5, 0.3, 1)),
+        ),
+        optional=(Part("arp", "bell_pulse", "pulse_arp", 79, 96, min_energy=2, level=0.5),),
     ),
     "lofi": StyleSpec(
         "lofi", 80.0, "major", (5, 0, 10, 3, 7),
@@ -136,6 +168,11 @@ STYLES: dict[str, StyleSpec] = {
             Part("lead", "melody", "soft_lead", 65, 84, min_energy=2, level=0.8),
             Part("texture", "crackle"),
         ),
+        alternatives=(
+            Part("chords", "comp", "piano", 50, 70, level=0.9),
+            Part("lead", "melody", "glass_bell", 67, 86, min_energy=2, level=0.7),
+        ),
+        optional=(Part("arp", "bell_pulse", "glass_bell", 72, 91, min_energy=1, level=0.5),),
     ),
     "ambient": StyleSpec(
         "ambient", 70.0, "major", (2, 4, 9, 7, 0),
@@ -149,6 +186,16 @@ STYLES: dict[str, StyleSpec] = {
             Part("pad", "drone", "sub_drone", 35, 47, level=0.8),
             Part("arp", "bell_pulse", "glass_bell", 67, 91, level=2.0, echo=(2.0, 0.35, 2)),
         ),
+        alternatives=(
+            Part("chords", "sustain", "soft_pad", 52, 76, level=0.9),
+            Part("chords", "sustain", "supersaw_pad", 50, 72, level=0.5),
+            Part("arp", "arp16", "glass_bell", 67, 91, level=1.2, echo=(1.5, 0.35, 2)),
+            Part("arp", "bell_pulse", "arp_pluck", 60, 84, level=1.2, echo=(0.75, 0.35, 2)),
+        ),
+        optional=(
+            Part("lead", "melody", "soft_lead", 62, 81, min_energy=1, level=0.6, echo=(1.0, 0.35, 2)),
+            Part("arp", "chip_arp", "arp_pluck", 60, 84, min_energy=2, level=0.5, echo=(0.75, 0.3, 1)),
+        ),
     ),
     "electronic": StyleSpec(
         "electronic", 124.0, "minor", (9, 5, 0, 7),
@@ -160,6 +207,12 @@ STYLES: dict[str, StyleSpec] = {
             Part("pad", "sustain", "soft_pad", 55, 76, min_energy=1, bus="ducked", level=0.8),
             Part("lead", "melody", "arp_pluck", 67, 88, min_energy=2, echo=(0.75, 0.35, 2)),
         ),
+        alternatives=(
+            Part("chords", "stabs", "supersaw_pad", 55, 74, bus="ducked", level=0.9),
+            Part("pad", "sustain", "supersaw_pad", 55, 76, min_energy=1, bus="ducked", level=0.5),
+            Part("lead", "melody", "square_lead", 67, 88, min_energy=2, level=0.8, echo=(0.75, 0.35, 2)),
+        ),
+        optional=(Part("arp", "arp16", "arp_pluck", 60, 84, min_energy=1, bus="ducked", level=0.6, echo=(0.75, 0.35, 2)),),
     ),
     "pop": StyleSpec(
         "pop", 110.0, "major", (0, 7, 2, 5, 9),
@@ -171,8 +224,33 @@ STYLES: dict[str, StyleSpec] = {
             Part("pad", "sustain", "soft_pad", 55, 76, min_energy=2, level=0.6),
             Part("lead", "melody", "soft_lead", 67, 86, min_energy=2),
         ),
+        alternatives=(
+            Part("chords", "comp", "electric_piano", 52, 72),
+            Part("pad", "sustain", "supersaw_pad", 55, 76, min_energy=2, level=0.4),
+            Part("lead", "melody", "square_lead", 67, 86, min_energy=2, level=0.7),
+        ),
+        optional=(Part("arp", "bell_pulse", "glass_bell", 72, 91, min_energy=1, level=0.6),),
     ),
 }
+
+# The stem each patch plays on, by ACE-Step's track names (request.TRACK_NAMES).
+PATCH_TRACKS = {
+    "supersaw_pad": "synth", "arp_pluck": "synth", "square_lead": "synth", "stab": "synth", "soft_pad": "synth",
+    "pulse_lead": "synth", "pulse_arp": "synth", "soft_lead": "synth", "evolving_pad": "synth",
+    "sub_drone": "synth", "glass_bell": "synth", "power_chord": "guitar", "lead_guitar": "guitar",
+    "rock_organ": "keyboard", "electric_piano": "keyboard", "piano": "keyboard",
+    "string_ensemble": "strings", "string_staccato": "strings", "horn": "brass",
+}
+
+
+def part_track(part: Part) -> str:
+    """The stem a part plays on, by ACE-Step's track names (request.TRACK_NAMES)."""
+    if part.role in ("drums", "bass"):
+        return part.role
+    if part.writer == "crackle":
+        return "fx"
+    return PATCH_TRACKS.get(part.patch, "synth")
+
 
 # Parts the prompt's instrument words add when the style does not already play them.
 ADDED_BY_WORD: dict[str, Part] = {
