@@ -205,8 +205,11 @@ def test_sidecar_peaks_and_loudness_are_those_of_the_file_as_written(loud_cue, t
     path, _ = loud_cue
     loudness = json.loads(sidecar_path(path).read_text())["loudness"]
     ffmpeg_lufs, ffmpeg_peak = ffmpeg_ebur128(path, tmp_path)
-    # ffmpeg prints the peak as a gain to 3 decimals: up to 0.006 dB of rounding on top.
-    assert abs(loudness["true_peak_dbtp"] - ffmpeg_peak) <= 0.02 + 0.006
+    # True-peak meters differ by their interpolation filters: on one sketch cue ffmpeg's 4x
+    # read -2.047, the sidecar's soxr 8x -2.019 and scipy's 16x polyphase -1.979 dBTP. The
+    # sidecar may read above ffmpeg by that spread but never below it (the old 4x-grid
+    # reading was 0.07 dB low); ffmpeg prints a gain to 3 decimals, up to 0.006 dB more.
+    assert ffmpeg_peak - 0.006 <= loudness["true_peak_dbtp"] <= ffmpeg_peak + 0.05
     audio, rate = sf.read(path, dtype="float64", always_2d=True)
     assert loudness["sample_peak_dbfs"] == pytest.approx(20 * math.log10(np.abs(audio).max()), abs=0.001)
     assert loudness["integrated_lufs"] == pytest.approx(pyloudnorm.Meter(rate).integrated_loudness(audio), abs=0.01)
