@@ -484,6 +484,9 @@ def _announced_backend(args: argparse.Namespace):
         print(f"acestep-dcc: {SKETCH_NOTICE}", file=sys.stderr)
     else:
         print(f"acestep-dcc: backend {backend.describe().label}", file=sys.stderr)
+    from acestep_core.licence import backend_licence
+
+    print(f"acestep-dcc: licence: {backend_licence(backend.describe())['summary']}", file=sys.stderr)
     return backend
 
 

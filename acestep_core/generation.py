@@ -62,6 +62,7 @@ from acestep_core.errors import (
     OutputNotWritable,
 )
 from acestep_core.jobs import CueOutput
+from acestep_core.licence import backend_licence
 from acestep_core.musical_plan import TempoKeyPlan, planned_request, tempo_agrees
 from acestep_core.backends.base import BASE_REPO_ID
 from acestep_core.output_names import sidecar_path, stem_path
@@ -818,7 +819,7 @@ def _stems_record(written: StemsWritten, raw, cue: FinishedCue, request: Generat
 
 def _stem_sidecar(mix: dict, stem: WrittenStem, cue: FinishedCue, by_extract: bool) -> dict:
     """A stem's own sidecar: what it is part of, and the mix's format, loop and gains."""
-    keep = ("software", "created", "backend", "request", "candidate", "candidates", "seed", "format",
+    keep = ("software", "created", "backend", "licence", "request", "candidate", "candidates", "seed", "format",
             "duration_requested", "duration_written", "frames_written", "loop", "tempo", "key")
     return {
         "file": stem.path.name,
@@ -1024,6 +1025,7 @@ def _sidecar(request: GenerationRequest, info: BackendInfo, settings: dict, inde
             "device": info.device,
             "dtype": info.dtype,
         },
+        "licence": backend_licence(info),  # the model card's, acestep-dcc's for the sketch, or "unknown"
         "request": request.to_dict(),
         "plan": plan.to_dict() if plan is not None else None,
         "candidate": index + 1,
@@ -1062,9 +1064,12 @@ def _info_chunk(request: GenerationRequest, info: BackendInfo, seed: int, create
         parts.append(f"key: {key}")
     if cue and cue.loop:
         parts.append(f"loop: frames {cue.loop.start}-{cue.loop.end_exclusive} ({cue.loop.bars} bars)")
+    licence = backend_licence(info)["summary"]
+    parts.append(f"licence: {licence}")
     return {
         "title": request.prompt[:250],
         "comment": "; ".join(parts),
+        "copyright": licence[:250],
         "software": SOFTWARE,
         "date": created[:10],
         "genre": "Soundtrack",

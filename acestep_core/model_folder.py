@@ -39,7 +39,7 @@ AUDIO_TOKENIZER_COMPONENTS = ("audio_tokenizer", "audio_token_detokenizer")
 # own pipelines/ace_step module). Anything else would import code we never vetted.
 KNOWN_LIBRARIES = ("diffusers", "transformers", "ace_step")
 # What download_model fetches: weights in safetensors, configs, tokenizer files, the model card.
-DOWNLOAD_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.jinja", "tokenizer*", "README.md"]
+DOWNLOAD_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.jinja", "tokenizer*", "README.md", "LICENSE*", "LICENCE*", "COPYING*"]
 DOWNLOADING = "downloading model"
 _LIST_LIMIT = 4
 

@@ -37,7 +37,7 @@ FORMAT_SUBTYPES = {
 }
 
 # Text fields libsndfile writes as RIFF LIST/INFO (WAV) or Vorbis comments (FLAC/OGG).
-INFO_FIELDS = ("title", "comment", "software", "artist", "date", "genre")
+INFO_FIELDS = ("title", "comment", "software", "artist", "date", "genre", "copyright")
 # Frames handed to libsndfile at a time: a few seconds, so a cancel is seen between blocks.
 WRITE_BLOCK_FRAMES = 1 << 17
 # Samples quantised (and decoded back) at a time.

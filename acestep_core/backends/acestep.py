@@ -226,7 +226,16 @@ class AceStepBackend:
             defaults=variant_defaults(report.variant) if report.variant else {},
             supports_tasks=tasks,
             supports_reference=True,
+            licence=self._model_licence(),
         )
+
+    def _model_licence(self) -> dict:
+        """Read once: the card and LICENSE file do not change under a loaded model."""
+        if getattr(self, "_licence", None) is None:
+            from acestep_core.licence import model_licence
+
+            self._licence = model_licence(self.model_dir).to_dict()
+        return self._licence
 
     def generate(
         self,

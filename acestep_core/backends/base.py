@@ -46,6 +46,9 @@ class BackendInfo:
     # (the sketch arranges loops so); otherwise the loop's place is found by analysis
     # (acestep_core.audio.loop_region) in audio generated with a few bars of headroom.
     loops_on_grid: bool = False
+    # The output's licence (acestep_core.licence.Licence.to_dict()): the model card's, or
+    # acestep-dcc's own for the sketch. None: the backend does not say.
+    licence: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)
