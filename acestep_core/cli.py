@@ -181,6 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_backend_arguments(worker)
     worker.set_defaults(handler=run_worker_command)
 
+    _add_library_commands(commands)
+
     install = commands.add_parser("install", help="install the Blender extension or the REAPER actions")
     install_targets = install.add_subparsers(title="targets", metavar="TARGET")
     blender = install_targets.add_parser("blender", help="build the Blender extension and install it")
@@ -340,6 +342,7 @@ def run_generate(args: argparse.Namespace) -> int:
     for cue in outputs:
         print(f"acestep-dcc: wrote {cue.path} ({cue.duration:.2f} s, seed {cue.seed})", file=sys.stderr)
         _print_stems(cue)
+    _index_in_library(outputs)
     _print_warnings([(Path(cue.path).name, text) for cue in outputs for text in cue.warnings])
     _print_not_rendered(outputs)
     if args.json:
@@ -415,6 +418,7 @@ def run_stems(args: argparse.Namespace) -> int:
         request, backend, output, on_progress=on_progress, is_cancelled=is_cancelled, existing=existing,
         mix_file=file))
     _print_stems(cue)
+    _index_in_library([cue])
     _print_warnings([(file.name, text) for text in cue.warnings])
     if args.json:
         import json
@@ -453,6 +457,7 @@ def run_set(args: argparse.Namespace) -> int:
         request, backend, folder, intensities=count, bars=bars, stingers=args.stingers,
         on_progress=on_progress, is_cancelled=is_cancelled, existing=existing, mode=mode))
     manifest = result.manifest
+    _index_in_library([result.base, *result.layers, *result.stingers])
     what = (f"{len(result.layers)} layers (stems that stack: "
             + "; ".join(f"{layer['name']} {'+'.join(layer['parts'])}" for layer in manifest["layers"]) + ")"
             if result.mode == "layers" else f"{len(result.layers)} variant loops")
@@ -578,6 +583,88 @@ class _ProgressBar:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
+
+
+# -- the cue library (acestep_core.library) --------------------------------------------
+
+
+def _index_in_library(outputs) -> None:
+    """Every cue the CLI writes goes into the user's cue library; a failure only warns."""
+    from acestep_core.library import index_outputs_safely
+
+    index_outputs_safely(outputs, warn=lambda text: print(f"acestep-dcc: warning: {text}", file=sys.stderr))
+
+
+def _add_library_commands(commands) -> None:
+    library = commands.add_parser("library", help="search the cues made so far, or index existing ones")
+    actions = library.add_subparsers(title="actions", metavar="ACTION")
+    search = actions.add_parser("search", help="find cues by words, tempo, key, loop, tags, model, licence ...")
+    search.add_argument("text", nargs="?", default="", help='words in the prompt or its tags, e.g. "boss"')
+    search.add_argument("--bpm", metavar="BPM|MIN-MAX", help="tempo or tempo range, e.g. 140-160")
+    search.add_argument("--key", help='key, e.g. "E minor"')
+    search.add_argument("--loop", action=argparse.BooleanOptionalAction, default=None,
+                        help="only loops (--no-loop: only cues that are not loops)")
+    search.add_argument("--seconds", metavar="S|MIN-MAX", help="length or length range in seconds, e.g. 10-30")
+    for name in ("mood", "scene", "style", "instrument"):
+        search.add_argument(f"--{name}", help=f"a {name} word of the keyword library, e.g. "
+                                               f"{ {'mood': 'tense', 'scene': 'boss battle', 'style': 'rock', 'instrument': 'drums'}[name]!r}")
+    search.add_argument("--backend", choices=("acestep", "sketch"))
+    search.add_argument("--model", help="part of the model's name, e.g. turbo")
+    search.add_argument("--licence", help="part of the licence text, e.g. apache")
+    search.add_argument("--seed", type=int)
+    search.add_argument("--flagged", action=argparse.BooleanOptionalAction, default=None,
+                        help="only cues the originality check flagged (--no-flagged: only those it passed)")
+    search.add_argument("--present", action="store_true", help="leave out cues whose file is missing")
+    search.add_argument("--limit", type=int, default=50, help="most cues to list (1-500, default: 50)")
+    search.add_argument("--json", action="store_true", help="print the cues as JSON on stdout")
+    search.set_defaults(handler=run_library_search)
+    add = actions.add_parser("add", help="index the cues in a folder (and below) from their sidecars")
+    add.add_argument("folder", help="folder holding cues and their NAME.wav.json sidecars")
+    add.add_argument("--json", action="store_true", help="print what was indexed as JSON on stdout")
+    add.set_defaults(handler=run_library_add)
+
+
+def run_library_search(args: argparse.Namespace) -> int:
+    from acestep_core.library import CueLibrary, LibraryQuery, parse_range
+
+    bpm = parse_range(args.bpm, "--bpm", "bpm")
+    seconds = parse_range(args.seconds, "--seconds", "duration")
+    query = LibraryQuery(text=args.text, bpm_min=bpm[0], bpm_max=bpm[1], key=args.key, loop=args.loop,
+                         duration_min=seconds[0], duration_max=seconds[1], mood=args.mood, scene=args.scene,
+                         style=args.style, instrument=args.instrument, backend=args.backend, model=args.model,
+                         licence=args.licence, seed=args.seed, flagged=args.flagged,
+                         include_missing=not args.present, limit=args.limit).validated()
+    library = CueLibrary()
+    cues = library.search(query)
+    if args.json:
+        import json
+
+        print(json.dumps([cue.to_dict() for cue in cues], indent=2))
+    elif cues:
+        for cue in cues:
+            print(f"{cue.summary()}\n    {cue.prompt}\n    {cue.path}")
+    print(f"acestep-dcc: {len(cues)} cue{'s' if len(cues) != 1 else ''} found in {library.path}"
+          + ("" if cues else "; index existing cues with 'acestep-dcc library add FOLDER'"), file=sys.stderr)
+    return 0
+
+
+def run_library_add(args: argparse.Namespace) -> int:
+    from acestep_core.library import CueLibrary
+
+    library = CueLibrary()
+    report = library.add_folder(args.folder)
+    for path, why in report.skipped:
+        print(f"acestep-dcc: skipped {path}: {why}", file=sys.stderr)
+    for path in report.missing:
+        print(f"acestep-dcc: marked missing (moved or deleted): {path}", file=sys.stderr)
+    print(f"acestep-dcc: indexed {len(report.indexed)} cue{'s' if len(report.indexed) != 1 else ''} from "
+          f"{args.folder} into {library.path}", file=sys.stderr)
+    if args.json:
+        import json
+
+        print(json.dumps({"indexed": report.indexed, "missing": report.missing,
+                          "skipped": [{"path": p, "reason": r} for p, r in report.skipped]}, indent=2))
+    return 0
 
 
 # -- download-model and doctor ----------------------------------------------------------

@@ -259,6 +259,16 @@ class WorkerClient:
 
         return self.submit_with_files(split_request(audio_path, tracks))
 
+    def library_search(self, query: "LibraryQuery | None" = None, **fields: Any) -> "list[LibraryCue]":
+        """Search the worker's cue library: a LibraryQuery, or its fields as keywords
+        (text="boss", bpm_min=140, bpm_max=160, key="E minor", loop=True, ...).
+        Raises WorkerRejected with .problems for a bad value."""
+        from acestep_core.library import LibraryCue, LibraryQuery
+
+        query = query or LibraryQuery(**fields)
+        data = self._json("GET", "/v1/library?" + urllib.parse.urlencode(query.to_params()))
+        return [LibraryCue.from_dict(cue) for cue in data["cues"]]
+
     # -- additions for hosts, scripts and tests ------------------------------------------
 
     def wait(self, job_id: str, timeout: float | None = None, poll: float = 0.5,

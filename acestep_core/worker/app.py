@@ -29,6 +29,8 @@ from acestep_core.backends.base import Backend
 from acestep_core.errors import FieldProblem, InvalidRequest
 from acestep_core.dynamic_sets import MAX_INTENSITIES, MAX_STINGERS
 from acestep_core.jobs import DONE, MODEL_STATES, CueOutput, JobStatus
+from acestep_core.library import (DEFAULT_LIMIT as LIBRARY_LIMIT, MAX_BPM_FILTER, MAX_DURATION_FILTER,
+                                  MAX_LIMIT as MAX_LIBRARY_LIMIT, MAX_TEXT_CHARS, CueLibrary, LibraryCue, LibraryQuery)
 from acestep_core.request import (
     BIT_DEPTHS, FILE_NAME_PATTERN, KEY_PATTERN, LOOP_TASKS, LOUDNESS_PRESETS, MAX_BPM, MAX_CANDIDATES, MAX_DURATION_S,
     MAX_GUIDANCE, MAX_LOOP_BARS, MAX_INTRO_BARS, MAX_LOUDNESS_LUFS, MAX_LYRICS_CHARS, MAX_PROMPT_CHARS, MAX_SEED, MAX_SHIFT, MAX_STEPS,
@@ -318,6 +320,39 @@ def create_app(context: WorkerContext) -> FastAPI:
             raise ApiError(410, f"file {index} of job {job_id} is no longer in the worker's output folder; generate it again")
         return FileResponse(path, media_type=_media_type(path), filename=path.name)
 
+    @app.get("/v1/library", summary="Search the cue library: every cue this worker or the CLI made, and added folders",
+             description=("Every parameter is optional and the given ones must all match (acestep_core.library."
+                          "LibraryQuery): q is words matched as prefixes against the prompt and its tags; mood, "
+                          "scene, style and instrument one keyword-library word each; model and licence part of "
+                          "the text. A cue whose file is gone says missing: true. Best text match first, then "
+                          "newest."),
+             responses=_responses(200, "LibraryResults", 422, 503))
+    def search_library(  # a plain def: FastAPI runs it on a thread, so SQLite never holds the event loop
+            q: str = Query("", max_length=MAX_TEXT_CHARS), bpm_min: float = Query(None, ge=0, le=MAX_BPM_FILTER),
+            bpm_max: float = Query(None, ge=0, le=MAX_BPM_FILTER), key: str = Query(None, pattern=KEY_PATTERN),
+            loop: bool = Query(None), duration_min: float = Query(None, ge=0, le=MAX_DURATION_FILTER),
+            duration_max: float = Query(None, ge=0, le=MAX_DURATION_FILTER), mood: str = Query(None, max_length=100),
+            scene: str = Query(None, max_length=100), style: str = Query(None, max_length=100),
+            instrument: str = Query(None, max_length=100), backend: str = Query(None, max_length=100),
+            model: str = Query(None, max_length=200), licence: str = Query(None, max_length=200),
+            seed: int = Query(None, ge=0, le=MAX_SEED), flagged: bool = Query(None),
+            include_missing: bool = Query(True), limit: int = Query(LIBRARY_LIMIT, ge=1, le=MAX_LIBRARY_LIMIT),
+    ) -> Response:
+        import sqlite3
+
+        query = LibraryQuery(text=q, bpm_min=bpm_min, bpm_max=bpm_max, key=key, loop=loop, duration_min=duration_min,
+                             duration_max=duration_max, mood=mood, scene=scene, style=style, instrument=instrument,
+                             backend=backend, model=model, licence=licence, seed=seed, flagged=flagged,
+                             include_missing=include_missing, limit=limit)
+        try:
+            cues = CueLibrary().search(query.validated())
+        except InvalidRequest as exc:
+            raise ApiError(422, _problems_sentence(exc.problems), exc.problems) from None
+        except (sqlite3.Error, OSError) as exc:
+            raise ApiError(503, f"the cue library cannot be read now ({exc}); try again in a moment",
+                           headers={"Retry-After": str(STORAGE_RETRY_AFTER_S)}) from None
+        return json_response({"cues": [cue.to_dict() for cue in cues], "count": len(cues)})
+
     @app.post(UPLOADS_PATH, status_code=201, summary="Upload source audio for repaint or cover; returns its id",
               openapi_extra={"requestBody": {"required": True, "content": {
                   "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
@@ -475,13 +510,15 @@ def _dataclass_schemas(tasks: tuple[str, ...], supports_reference: bool = False)
     from pydantic import TypeAdapter
 
     schemas: dict[str, dict] = {}
-    for cls in (GenerationRequest, JobStatus, CueOutput):
+    for cls in (GenerationRequest, JobStatus, CueOutput, LibraryCue):
         schema = TypeAdapter(cls).json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
         schemas[cls.__name__] = schema
     schemas["GenerationRequest"] = _request_schema(schemas["GenerationRequest"], tasks or TASKS, supports_reference)
     schemas["SetGenerationRequest"] = _set_generation_request_schema(schemas["GenerationRequest"])
     schemas["SetRequest"] = _set_request_schema()
+    schemas["LibraryResults"] = {"type": "object", "required": ["cues", "count"], "properties": {
+        "cues": {"type": "array", "items": {"$ref": "#/components/schemas/LibraryCue"}}, "count": {"type": "integer"}}}
     schemas["JobList"] = {"type": "object", "required": ["jobs"], "properties": {
         "jobs": {"type": "array", "items": {"$ref": "#/components/schemas/JobStatus"}}}}
     schemas["Upload"] = {"type": "object", "required": ["id", "original_name", "size", "format", "duration",

@@ -27,6 +27,7 @@ from acestep_core.backends.base import Backend
 from acestep_core.dynamic_sets import LAYER_EXTRACT_TRACKS, LAYERS, build_dynamic_set
 from acestep_core.errors import AceStepError, GenerationCancelled
 from acestep_core.generation import generate_cues, slug_from_prompt
+from acestep_core.library import index_outputs_safely
 from acestep_core.jobs import (
     CANCELLED, DONE, FAILED, INTERRUPTED_MESSAGE, MODEL_FAILED, MODEL_LOADED, MODEL_LOADING, MODEL_UNLOADED, RUNNING,
     SET_JOB, JobStatus,
@@ -456,6 +457,7 @@ class JobRunner:
             self._note_load_failure(error)
             return {"status": FAILED, "error": error}
         _number_stem_files(record)
+        index_outputs_safely(record["outputs"], warn=log.warning)  # the cue library; never fails the job
         with self._cond:
             self._model_error = None
         log.info("job %s done in %.2f s (%d file(s))", job_id, time.monotonic() - started,
