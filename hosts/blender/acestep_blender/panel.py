@@ -225,6 +225,8 @@ class ACESTEP_PT_generated_strip(_SequencerSidebar, bpy.types.Panel):
             _wrapped(col, looped, icon="LOOP_FORWARDS")
         for warning in str(strip.get(strip_records.PROP_WARNINGS, "")).splitlines():
             _wrapped(col, warning, icon="ERROR")
+        if strip.get(strip_records.PROP_LICENCE):
+            _wrapped(col, f"Licence: {strip[strip_records.PROP_LICENCE]}", icon="INFO")
         layout.operator("acestep.use_candidate", icon="CHECKMARK")
         row = layout.row(align=True)
         row.prop(_settings(context), "variation", text="")
@@ -310,6 +312,9 @@ def _active_strip(context):
     strip = editor.active_strip if editor is not None else None
     return strip if strip is not None else {}
 
+
+# The Library panel (library_panel.py) draws with the same two helpers.
+never_raises, wrapped = _never_raises, _wrapped
 
 CLASSES = (ACESTEP_UL_section_prompts, ACESTEP_PT_main, ACESTEP_PT_quick_picks, ACESTEP_PT_score,
            ACESTEP_PT_intensity_set, ACESTEP_PT_generated_strip, ACESTEP_PT_edit_strip)

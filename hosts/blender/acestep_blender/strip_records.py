@@ -28,6 +28,7 @@ PROP_BPM_MEASURED = "acestep_bpm_measured"  # what analysis of the audio found
 PROP_KEY = "acestep_key"
 PROP_KEY_MEASURED = "acestep_key_measured"
 PROP_WARNINGS = "acestep_warnings"  # the worker's warnings about this file, one per line
+PROP_LICENCE = "acestep_licence"  # the sidecar's licence summary (the model card's, or acestep-dcc's for the sketch)
 PROP_ROLE = "acestep_role"  # a set's "base", "intensity" or "stinger"
 PROP_LEVEL = "acestep_level"
 # Edits of a strip (edit_placement.py): what the strip is ("stem", "repaint", "layer"), the
@@ -58,6 +59,9 @@ def record_output(strip, job, output) -> None:
     warnings = output_warnings(output)
     if warnings:
         strip[PROP_WARNINGS] = "\n".join(warnings)
+    licence = metadata.get("licence")
+    if isinstance(licence, dict) and _text(licence.get("summary")):
+        strip[PROP_LICENCE] = licence["summary"]
 
 
 def output_warnings(output) -> list[str]:
