@@ -598,6 +598,7 @@ def _index_in_library(outputs) -> None:
 def _add_library_commands(commands) -> None:
     library = commands.add_parser("library", help="search the cues made so far, or index existing ones")
     actions = library.add_subparsers(title="actions", metavar="ACTION")
+    library.set_defaults(handler=lambda _: library.print_help(sys.stderr) or EXIT_USAGE)  # no action given
     search = actions.add_parser("search", help="find cues by words, tempo, key, loop, tags, model, licence ...")
     search.add_argument("text", nargs="?", default="", help='words in the prompt or its tags, e.g. "boss"')
     search.add_argument("--bpm", metavar="BPM|MIN-MAX", help="tempo or tempo range, e.g. 140-160")
@@ -605,9 +606,8 @@ def _add_library_commands(commands) -> None:
     search.add_argument("--loop", action=argparse.BooleanOptionalAction, default=None,
                         help="only loops (--no-loop: only cues that are not loops)")
     search.add_argument("--seconds", metavar="S|MIN-MAX", help="length or length range in seconds, e.g. 10-30")
-    for name in ("mood", "scene", "style", "instrument"):
-        search.add_argument(f"--{name}", help=f"a {name} word of the keyword library, e.g. "
-                                               f"{ {'mood': 'tense', 'scene': 'boss battle', 'style': 'rock', 'instrument': 'drums'}[name]!r}")
+    for name, example in (("mood", "tense"), ("scene", "boss battle"), ("style", "rock"), ("instrument", "drums")):
+        search.add_argument(f"--{name}", help=f"a {name} word of the keyword library, e.g. {example!r}")
     search.add_argument("--backend", choices=("acestep", "sketch"))
     search.add_argument("--model", help="part of the model's name, e.g. turbo")
     search.add_argument("--licence", help="part of the licence text, e.g. apache")

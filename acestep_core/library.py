@@ -307,7 +307,8 @@ class CueLibrary:
                 report.indexed.append(str(audio.resolve()))
         prefix = str(root.resolve()).rstrip(os.sep) + os.sep
         with self._connect() as db:
-            rows = db.execute("SELECT id, path FROM cues WHERE substr(path, 1, ?) = ?", (len(prefix), prefix)).fetchall()
+            rows = db.execute("SELECT id, path FROM cues WHERE substr(path, 1, ?) = ?",
+                              (len(prefix), prefix)).fetchall()
             gone = [(row["id"], row["path"]) for row in rows if not os.path.exists(row["path"])]
             db.executemany("UPDATE cues SET missing = 1 WHERE id = ?", [(cue_id,) for cue_id, _ in gone])
         report.missing = [path for _, path in gone]
@@ -462,8 +463,9 @@ def _row_from_sidecar(audio: Path, sidecar_file: Path | None, sidecar: dict) -> 
     prompt = _text(request.get("prompt")) or ""
     tags = parse_prompt(prompt)
     backend = sidecar.get("backend") if isinstance(sidecar.get("backend"), dict) else {}
-    model = _text(backend.get("model_id")) or (os.path.basename(str(backend["model_path"]).rstrip("/\\"))
-                                               if _text(backend.get("model_path")) else None) or _text(backend.get("label"))
+    folder = _text(backend.get("model_path"))
+    model = (_text(backend.get("model_id")) or (os.path.basename(folder.rstrip("/\\")) if folder else None)
+             or _text(backend.get("label")))
     licence = sidecar.get("licence")
     loop = sidecar.get("loop") if isinstance(sidecar.get("loop"), dict) else None
     tempo = sidecar.get("tempo") if isinstance(sidecar.get("tempo"), dict) else {}

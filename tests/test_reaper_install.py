@@ -20,6 +20,7 @@ ACTIONS = [
     "ACE-Step - Cancel.py",
     "ACE-Step - Generate at edit cursor.py",
     "ACE-Step - Generate variations of selected item.py",
+    "ACE-Step - Insert from library.py",
     "ACE-Step - Make intensity set.py",
     "ACE-Step - Repaint time selection.py",
     "ACE-Step - Score regions.py",

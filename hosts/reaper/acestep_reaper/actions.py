@@ -11,6 +11,7 @@ return to REAPER at once; errors end in a message box that says what to do.
     Cancel                       cancel()
     Stop worker                  stop_worker()               (frees the model's memory now)
     Worker settings              worker_settings()           (Worker Python, idle unload and exit)
+    Insert from library          insert_from_library()       (library_insert.py: search, pick, place)
 
 `run_action(name)` is what the action scripts call.
 """
@@ -35,6 +36,7 @@ from acestep_core.timeline import CueSheet
 
 from . import generation, media, project, settings
 from .generation import Generation, SetGeneration, StemsGeneration
+from .library_insert import insert_from_library
 from .loops import default_loop
 from .placements import (SCORE_TRACK_NAME, IntensitySetTracks, LayerTrack, NewItem, NewTakes, RepaintTake,
                          ScoreCues, StemTracks)
@@ -678,6 +680,7 @@ ACTIONS = {
     "cancel": cancel,
     "stop_worker": stop_worker,
     "worker_settings": worker_settings,
+    "library": insert_from_library,
 }
 NOT_GENERATING = ("cancel", "stop_worker", "worker_settings")  # these take no loop
 

@@ -145,6 +145,14 @@ def loudness_text(record: dict | None) -> str | None:
     return text
 
 
+def licence_text(metadata: dict | None) -> str | None:
+    """The sidecar's licence line (the model card's, acestep-dcc's for the sketch, or
+    'licence unknown: read the model card at ...'); None when the cue records none."""
+    licence = (metadata or {}).get("licence")
+    summary = licence.get("summary") if isinstance(licence, dict) else None
+    return summary if isinstance(summary, str) and summary.strip() else None
+
+
 def _per_take(texts: list[str]) -> str:
     """One text when every take agrees, else each take's."""
     if len(set(texts)) <= 1:
@@ -182,6 +190,8 @@ def describe(request: GenerationRequest, result: Result) -> str:
         f"seed: {seeds}",
         f"model: {backend.get('model_id') or backend.get('label') or backend.get('name') or 'unknown'}",
     ]
+    if licence_text(metadata):
+        lines.append(f"licence: {licence_text(metadata)}")
     details = [f"{request.duration:g} s"]
     if request.time_signature or played.get("time_signature"):
         details.append(request.time_signature or played["time_signature"])
