@@ -120,6 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
                           help="with --loop: a one-time intro of BARS bars before the loop body, in the same file "
                                "(the WAV's smpl loop starts after it); 'auto' is 4 bars (2 for loops of 4 bars or fewer)")
     _add_game_audio_arguments(generate)
+    generate.add_argument("--against", metavar="DIR",
+                          help="originality check: compare each cue with this reference library (and the other "
+                               "candidates); the sidecar records it, a flagged cue gets a warning (default: "
+                               "$ACESTEP_DCC_REFERENCE_LIBRARY, else config.json's reference_library, else no check)")
     _add_backend_arguments(generate)
     generate.add_argument("--json", action="store_true", help="print the written files as JSON on stdout")
     generate.set_defaults(handler=run_generate)
@@ -182,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker.set_defaults(handler=run_worker_command)
 
     _add_library_commands(commands)
+    from acestep_core.originality.cli import add_check_parser  # stdlib-only: the analysis loads when it runs
+
+    add_check_parser(commands)
 
     install = commands.add_parser("install", help="install the Blender extension or the REAPER actions")
     install_targets = install.add_subparsers(title="targets", metavar="TARGET")
@@ -336,15 +343,23 @@ def run_generate(args: argparse.Namespace) -> int:
     ensure_output_folder(output.parent)
     output_paths(output, request.output_format, request.candidates, existing,
                  stem_tracks=stem_tracks_to_check(request))  # taken names: before loading
+    from acestep_core.config import configured_reference_library
+
+    library = configured_reference_library(args.against)
     backend = _announced_backend(args)
     outputs = _run_with_progress(lambda on_progress, is_cancelled: generate_cues(
-        request, backend, output, on_progress=on_progress, is_cancelled=is_cancelled, existing=existing))
+        request, backend, output, on_progress=on_progress, is_cancelled=is_cancelled, existing=existing,
+        check_against=library))
     for cue in outputs:
         print(f"acestep-dcc: wrote {cue.path} ({cue.duration:.2f} s, seed {cue.seed})", file=sys.stderr)
         _print_stems(cue)
     _index_in_library(outputs)
     _print_warnings([(Path(cue.path).name, text) for cue in outputs for text in cue.warnings])
     _print_not_rendered(outputs)
+    if library is not None:
+        from acestep_core.originality.cli import originality_note
+
+        print(f"acestep-dcc: {originality_note(outputs, library)}", file=sys.stderr)
     if args.json:
         import json
 

@@ -22,6 +22,9 @@ import sys
 from pathlib import Path
 
 MODEL_ENV = "ACESTEP_DCC_MODEL"
+# The originality check's reference library (a folder of music no cue may copy).
+REFERENCE_LIBRARY_ENV = "ACESTEP_DCC_REFERENCE_LIBRARY"
+REFERENCE_LIBRARY_KEY = "reference_library"
 HOME_ENV = "ACESTEP_DCC_HOME"
 DEFAULT_REPO_ID = "ACE-Step/acestep-v15-xl-turbo-diffusers"
 APP_FOLDER = "acestep-dcc"
@@ -116,6 +119,15 @@ def default_model_dir(repo_id: str = DEFAULT_REPO_ID) -> Path:
 def configured_model(explicit: str | os.PathLike | None = None) -> Path | None:
     """The model folder to use: --model, else $ACESTEP_DCC_MODEL, else the configured default."""
     for candidate in (explicit, os.environ.get(MODEL_ENV), load_config().get("model")):
+        if candidate:
+            return Path(candidate).expanduser()
+    return None
+
+
+def configured_reference_library(explicit: str | os.PathLike | None = None) -> Path | None:
+    """The originality check's reference folder: --against, else $ACESTEP_DCC_REFERENCE_LIBRARY,
+    else config.json's "reference_library"; None when none is set (no check)."""
+    for candidate in (explicit, os.environ.get(REFERENCE_LIBRARY_ENV), load_config().get(REFERENCE_LIBRARY_KEY)):
         if candidate:
             return Path(candidate).expanduser()
     return None

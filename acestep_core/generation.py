@@ -196,6 +196,7 @@ def generate_cues(
     is_cancelled: CancelCheck = never_cancelled,
     existing: str = "refuse",
     mix_file: Path | None = None,
+    check_against: Path | None = None,
 ) -> list[CueOutput]:
     """Generate, finish and write every candidate of `request` (see the module doc).
 
@@ -207,7 +208,15 @@ def generate_cues(
     `mix_file` (with request.stems, one candidate): the stems are of this existing file
     (acestep_core.stems.split_request), named after `output_path`; the mix is not written
     again, and a mix rendered again (sketch) must be the file's audio, or nothing is written.
+
+    `check_against` (a reference library folder): every cue is checked for originality
+    against it and the other candidates before it is put in place; the sidecar records
+    the result and a flagged cue gets a warning (acestep_core.originality.generated).
     """
+    if check_against is not None:  # before anything loads: a wrong folder costs nothing
+        from acestep_core.originality.generated import check_reference_library
+
+        check_against = check_reference_library(check_against)
     asked = _with_source_length(request.validated())
     request, plan = planned_request(asked)  # tempo and key fixed before generating (musical_plan)
     output_path = Path(output_path)
@@ -352,6 +361,13 @@ def generate_cues(
                     raise
             timings["finish_s"] = time.perf_counter() - started
             _raise_if_cancelled(is_cancelled)
+            if check_against is not None:
+                from acestep_core.originality.generated import CHECKING, record_originality
+
+                report(Progress(CHECKING, _FINISH_SPAN[0] + (_FINISH_SPAN[1] - _FINISH_SPAN[0]) / 2))
+                started = time.perf_counter()
+                record_originality(outputs, staged, check_against, is_cancelled=is_cancelled)
+                timings["originality_s"] = time.perf_counter() - started
             report(Progress(WRITING, (_FINISH_SPAN[0] + _FINISH_SPAN[1]) / 2))
             for number, (temp, output) in enumerate(zip(staged, outputs), start=1):
                 _raise_if_cancelled(is_cancelled)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 
 from acestep_core.worker.limits import (
     DEFAULT_KEEP_DAYS, DEFAULT_MAX_OUTPUTS_BYTES, DEFAULT_MAX_QUEUE, DEFAULT_MAX_UPLOAD_BYTES,
@@ -42,12 +43,22 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"largest single source-audio upload (default: {DEFAULT_MAX_UPLOAD_MB:g})")
     parser.add_argument("--state-dir", help="discovery file, lock and log (default: acestep-dcc's state folder)")
     parser.add_argument("--data-dir", help="job database, outputs and uploads (default: acestep-dcc's worker folder)")
+    parser.add_argument("--against", metavar="DIR",
+                        help="originality check: compare every cue with this reference library (default: "
+                             "$ACESTEP_DCC_REFERENCE_LIBRARY, else config.json's reference_library, else no check)")
 
 
 def run_from_args(args: argparse.Namespace) -> int:
     """Run the worker as the parsed flags say (for this module and `acestep-dcc worker`)."""
     from acestep_core.worker.retention import RetentionPolicy
     from acestep_core.worker.serve import run_worker
+
+    if getattr(args, "against", None):  # the runner reads the library per job, from here on too
+        import os
+
+        from acestep_core.config import REFERENCE_LIBRARY_ENV
+
+        os.environ[REFERENCE_LIBRARY_ENV] = str(Path(args.against).expanduser().resolve())
 
     retention = RetentionPolicy(keep_days=args.keep_days, max_outputs_bytes=int(args.max_outputs_gb * GB),
                                 max_uploads_bytes=int(args.max_uploads_gb * GB))

@@ -27,6 +27,7 @@ from acestep_core.backends.base import Backend
 from acestep_core.dynamic_sets import LAYER_EXTRACT_TRACKS, LAYERS, build_dynamic_set
 from acestep_core.errors import AceStepError, GenerationCancelled
 from acestep_core.generation import generate_cues, slug_from_prompt
+from acestep_core.config import configured_reference_library  # read per job: config.json may change
 from acestep_core.library import index_outputs_safely
 from acestep_core.jobs import (
     CANCELLED, DONE, FAILED, INTERRUPTED_MESSAGE, MODEL_FAILED, MODEL_LOADED, MODEL_LOADING, MODEL_UNLOADED, RUNNING,
@@ -437,7 +438,8 @@ class JobRunner:
             else:
                 output_path = job_dir / f"{output_stem(request)}.{request.output_format}"
                 record = {"outputs": generate_cues(request, self.backend, output_path, on_progress=on_progress,
-                                                   is_cancelled=running.cancel.is_set)}
+                                                   is_cancelled=running.cancel.is_set,
+                                                   check_against=configured_reference_library())}
         except GenerationCancelled:
             _remove_empty_folder(job_dir)
             if self._stopping:

@@ -1,0 +1,47 @@
+"""The originality check: does a cue copy a reference's melody and harmony?
+
+Copying, as the check must catch it, is the same melody and harmony moved by up to
++-3 semitones, played up to 10 % faster or slower, at another gain, re-encoded (Ogg,
+MP3), or an excerpt of 10 s or more inside a longer file. Different music in the same
+style must pass. Why this method, from the field:
+
+- Audio fingerprints (Chromaprint, Shazam-style landmarks) match exact recordings and
+  fail under a pitch shift: Chromaprint's own features are pitch classes at fixed
+  positions. They would only find exact copies, which the chroma check finds too.
+- Cover-song identification is the problem as stated: the same tune, transposed, at
+  another tempo, in another rendering. Its standard tools are chroma (pitch-class)
+  features compared under the 12 key rotations (the optimal transposition index),
+  with cross-similarity between the two files to find where they match (Serra et al.
+  2008/2009; librosa.segment.cross_similarity), and 2D Fourier magnitude patches of
+  chroma as a key- and shift-invariant index over large collections (Bertin-Mahieux &
+  Ellis 2012).
+- Learned embeddings need weights that are not installed here.
+
+So: CQT chroma from C3 up (bass and kicks tuned to the tonic would otherwise mark every
+bar with one pitch class), each frame centred on its 6 s surroundings (two pieces in one
+key share the key's profile; what differs is how the pitch moves), at 0.14 s frames.
+The index (acestep_core.originality.index, SQLite, updated by path+size+mtime) keeps
+each reference's chroma and its 2D Fourier patches; a query's patches pick the best
+references, and each is verified by searching the cross-similarity for the best 8 s
+diagonal over 12 key rotations and tempo ratios 0.90-1.10 (acestep_core.originality.
+matching). Beat-synchronous chroma was tried first and dropped: a beat tracker picks
+one global tempo per file, so an excerpt inside a file at another tempo was sampled off
+its beats, and half-note beats smooth the melody away.
+
+The score is the mean cosine similarity over that best 8 s stretch (0..1); a match is
+flagged at THRESHOLD (0.88) or more: copies scored 0.90-1.00 in the tests, other
+music of the same prompt and style 0.62-0.86.
+"""
+
+from acestep_core.originality.check import (
+    CANDIDATE_LABEL, METHOD, THRESHOLD, CheckResult, Match, check_candidates, check_files, flagged_warning,
+    originality_record,
+)
+from acestep_core.originality.errors import MissingAnalysisLibrary, OriginalityError, UnreadableAudio
+from acestep_core.originality.index import ReferenceIndex, default_index_path
+
+__all__ = [
+    "CANDIDATE_LABEL", "METHOD", "THRESHOLD", "CheckResult", "Match", "check_candidates", "check_files",
+    "flagged_warning", "originality_record", "MissingAnalysisLibrary", "OriginalityError", "UnreadableAudio",
+    "ReferenceIndex", "default_index_path",
+]
