@@ -367,16 +367,9 @@ def run_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def not_rendered_note(metadata: dict) -> str:
-    """'the sketch backend does not play these words of the prompt: waltz, choir', or ''."""
-    words = list((metadata or {}).get("not_rendered") or [])
-    if not words:
-        return ""
-    name = ((metadata or {}).get("backend") or {}).get("name") or "backend"
-    return f"the {name} backend does not play these words of the prompt: {', '.join(words)}"
-
-
 def _print_not_rendered(outputs) -> None:
+    from acestep_core.keywords import not_rendered_note
+
     for note in dict.fromkeys(not_rendered_note(cue.metadata) for cue in outputs):
         if note:
             print(f"acestep-dcc: note: {note}", file=sys.stderr)

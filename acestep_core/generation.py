@@ -218,7 +218,10 @@ def generate_cues(
 
         check_against = check_reference_library(check_against)
     asked = _with_source_length(request.validated())
-    request, plan = planned_request(asked)  # tempo and key fixed before generating (musical_plan)
+    seeds = candidate_seeds(asked.seed, asked.candidates)
+    # Tempo and key fixed before generating (musical_plan); the first seed may choose the
+    # tempo inside the range the prompt implies.
+    request, plan = planned_request(asked, seeds[0])
     output_path = Path(output_path)
     output_names.output_format_for(output_path)  # x.mp3 is refused before any folder is made
     ensure_output_folder(output_path.parent)
@@ -232,7 +235,6 @@ def generate_cues(
     else:
         targets = output_paths(output_path, request.output_format, request.candidates, existing,
                                stem_tracks=stem_tracks_to_check(request))
-    seeds = candidate_seeds(request.seed, request.candidates)
     if request.task in BASE_ONLY_TASKS and backend.name != "sketch" and request.task not in backend.describe().supports_tasks:
         raise BackendUnavailable(needs_base_checkpoint(request.task))  # before the model loads (sketch says its own)
     if request.reference_audio is not None and not backend.describe().supports_reference:

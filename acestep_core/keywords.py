@@ -26,7 +26,8 @@ from acestep_core.request import MAX_BPM, MIN_BPM, normalize_key
 
 CATEGORIES = ("mood", "scene", "style", "instrument", "tempo")
 MODES = ("major", "minor")
-STYLE_IDS = ("rock", "synthwave", "orchestral", "chiptune", "lofi", "ambient", "electronic", "pop")
+STYLE_IDS = ("rock", "synthwave", "orchestral", "chiptune", "lofi", "ambient", "electronic", "pop", "horror", "folk",
+             "jazz")
 # What the sketch backend plays when nothing in the prompt names or suggests a style.
 FALLBACK_STYLE_ID = "pop"
 
@@ -74,7 +75,9 @@ KEYWORDS: tuple[Keyword, ...] = (
     _mood("dark", "minor"),
     _mood("ominous", "minor", (70, 90), aliases=("menacing", "threatening")),
     _mood("mysterious", "minor", (75, 95), aliases=("mystical", "enigmatic")),
-    _mood("eerie", "minor", (60, 80), "ambient", ("creepy", "spooky", "unsettling")),
+    _mood("eerie", "minor", (60, 80), "horror", ("creepy", "spooky", "unsettling")),
+    # Clusters, tritones and a drone: the horror palette, whatever the scene.
+    _mood("dissonant", "minor", (55, 75), "horror", ("atonal", "discordant", "dissonance")),
     _mood("suspenseful", "minor", (90, 110), aliases=("suspense",)),
     _mood("sad", "minor", (60, 80), aliases=("sorrowful", "tragic")),
     _mood("melancholic", "minor", (65, 85), aliases=("melancholy", "wistful")),
@@ -107,7 +110,7 @@ KEYWORDS: tuple[Keyword, ...] = (
     _scene("battle", "minor", (130, 150), "orchestral", ("fight", "combat", "war", "skirmish")),
     _scene("chase", "minor", (150, 170), "synthwave", ("pursuit", "escape", "getaway")),
     _scene("stealth", "minor", (85, 100), "ambient", ("sneaking", "infiltration", "heist")),
-    _scene("horror", "minor", (60, 80), "ambient", ("haunted house", "nightmare")),
+    _scene("horror", "minor", (60, 80), "horror", ("haunted house", "nightmare")),
     _scene("dungeon", "minor", (70, 90), "ambient", ("cave", "catacombs", "crypt", "ruins")),
     _scene("night city", "minor", (95, 115), "synthwave", ("city at night", "neon city", "cyberpunk city")),
     _scene("game over", "minor", (60, 75), "ambient", ("defeat", "death", "you died")),
@@ -153,6 +156,9 @@ KEYWORDS: tuple[Keyword, ...] = (
     _style("indie", "pop", (100, 125), aliases=("indie rock",)),
     # A ballad is slow and sparse: the sketch plays it without a drum kit.
     _style("ballad", "pop", (60, 80)),
+    _style("horror score", "horror", (55, 75), "minor", ("horror music", "survival horror", "horror ambient")),
+    _style("folk", "folk", (95, 125), "major", ("celtic", "bluegrass", "country", "americana", "acoustic folk")),
+    _style("jazz", "jazz", (100, 150), None, ("swing", "bebop", "smooth jazz", "jazzy", "noir", "jazz club")),
     # -- instruments ----------------------------------------------------------------
     _instrument("drums", ("drum kit", "beat", "beats")),
     _instrument("percussion", ("hand drums",)),
@@ -163,7 +169,7 @@ KEYWORDS: tuple[Keyword, ...] = (
     _instrument("synth bass", ("bass synth",)),
     _instrument("electric guitar", ("electric guitars",)),
     _instrument("distorted guitar", ("power chords", "heavy guitar", "distortion guitar")),
-    _instrument("acoustic guitar", ("nylon guitar",)),
+    _instrument("acoustic guitar", ("nylon guitar", "acoustic guitars", "fingerpicked guitar")),
     _instrument("guitar", ("guitars",)),
     _instrument("piano", ("grand piano",)),
     _instrument("electric piano", ("rhodes", "e-piano", "epiano", "wurlitzer")),
@@ -181,7 +187,13 @@ KEYWORDS: tuple[Keyword, ...] = (
     _instrument("timpani", ()),
     _instrument("taiko", ("war drums",)),
     _instrument("bells", ("glockenspiel", "chimes", "celesta")),
-    _instrument("flute", ("flutes",)),
+    _instrument("flute", ("flutes", "whistle", "tin whistle", "pan flute")),
+    _instrument("saxophone", ("sax", "saxophones", "alto sax", "tenor sax")),
+    _instrument("harp", ("harps", "lyre")),
+    _instrument("brushed drums", ("brushes", "brush drums", "brush kit", "brushed snare")),
+    _instrument("orchestral percussion", ("orchestral drums", "cinematic percussion", "cinematic drums")),
+    _instrument("chiptune pulse", ("pulse wave", "square wave", "chip lead", "8-bit lead")),
+    _instrument("chiptune noise", ("noise drums", "noise channel", "8-bit drums", "chip drums")),
     _instrument("vinyl crackle", ("vinyl", "crackle", "tape hiss")),
     # -- tempo words: what they say, in bpm -----------------------------------------
     _tempo("very slow", (50, 62), ("glacial", "extremely slow")),
@@ -279,6 +291,9 @@ class PromptTags:
     tempo_words: tuple[str, ...] = ()
     bpm: float | None = None
     bpm_from: str | None = None
+    # The range an implied bpm is the middle of (None for an explicit "120 bpm"): a seed may
+    # choose another tempo inside it (musical_plan).
+    bpm_range: tuple[int, int] | None = None
     mode: str | None = None
     key: str | None = None
     style_id: str | None = None
@@ -358,9 +373,9 @@ def parse_prompt(text: str) -> PromptTags:
             if entry.word not in target:
                 target.append(entry.word)
             i += length
-    bpm, bpm_from = _explicit_bpm(lowered), "number"
+    bpm, bpm_from, bpm_range = _explicit_bpm(lowered), "number", None
     if bpm is None:
-        bpm, bpm_from = _implied_bpm(found)
+        bpm, bpm_from, bpm_range = _implied_bpm(found)
     key = _named_key(text)
     style_id, style_from = _implied_style(found)
     meters = list(dict.fromkeys(" ".join(m.group(1).split()) for m in _METER_PATTERN.finditer(lowered)))
@@ -380,6 +395,7 @@ def parse_prompt(text: str) -> PromptTags:
         tempo_words=tuple(found["tempo"]),
         bpm=bpm,
         bpm_from=bpm_from if bpm is not None else None,
+        bpm_range=bpm_range,
         mode=mode,
         key=key,
         style_id=style_id,
@@ -434,22 +450,23 @@ def _entries(found: dict[str, list[str]], *categories: str) -> Iterable[Keyword]
             yield _BY_WORD[word]
 
 
-def _implied_bpm(found: dict[str, list[str]]) -> tuple[float | None, str | None]:
+def _implied_bpm(found: dict[str, list[str]]) -> tuple[float | None, str | None, tuple[int, int] | None]:
     # Tempo words say the tempo; moods and scenes only hint at it; a style's habit comes last.
     for categories, source in ((("tempo",), "tempo words"), (("mood", "scene"), "mood and scene"), (("style",), "style")):
         ranges = [e.bpm_range for e in _entries(found, *categories) if e.bpm_range]
         if ranges:
-            return float(_midpoint_of(ranges)), source
-    return None, None
+            low, high = _overlap_of(ranges)
+            return float(int((low + high) / 2 + 0.5)), source, (low, high)
+    return None, None, None
 
 
-def _midpoint_of(ranges: list[tuple[int, int]]) -> int:
-    """Middle of the ranges' overlap, or of their average range when they do not overlap."""
+def _overlap_of(ranges: list[tuple[int, int]]) -> tuple[int, int]:
+    """The ranges' overlap, or their average range when they do not overlap."""
     low, high = max(r[0] for r in ranges), min(r[1] for r in ranges)
     if low > high:
         low = sum(r[0] for r in ranges) / len(ranges)
         high = sum(r[1] for r in ranges) / len(ranges)
-    return int((low + high) / 2 + 0.5)
+    return int(round(low)), int(round(high))
 
 
 def _said_mode(lowered: str) -> str | None:
@@ -480,3 +497,13 @@ __all__ = [
     "MOOD_WORDS", "SCENE_WORDS", "STYLE_WORDS", "INSTRUMENT_WORDS", "TEMPO_WORDS", "WORDS_BY_CATEGORY", "METER_WORDS",
     "PromptTags", "compose_prompt", "parse_prompt", "keyword",
 ]
+
+
+def not_rendered_note(metadata: dict | None) -> str:
+    """'the sketch backend does not play these words of the prompt: waltz, choir', or '':
+    what a cue's sidecar (its `not_rendered`) says, in the words the CLI and the hosts show."""
+    words = [str(w) for w in ((metadata or {}).get("not_rendered") or [])]
+    if not words:
+        return ""
+    name = ((metadata or {}).get("backend") or {}).get("name") or "backend"
+    return f"the {name} backend does not play these words of the prompt: {', '.join(words)}"

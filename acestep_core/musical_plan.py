@@ -15,6 +15,7 @@ one key. Every backend gets the plan as the request's bpm, key and time signatur
 
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass, replace
 
@@ -49,7 +50,20 @@ class TempoKeyPlan:
                 "time_signature": self.time_signature, "time_signature_from": self.time_signature_from}
 
 
-def plan_tempo_and_key(request: GenerationRequest, tags: PromptTags | None = None) -> TempoKeyPlan:
+def seeded_bpm(bpm_range: tuple[int, int], seed: int) -> float:
+    """A whole bpm in the middle half of the range, chosen by the seed: takes of one prompt
+    made with different seeds need not all sit on the range's midpoint."""
+    low, high = bpm_range
+    first, last = math.ceil(low + (high - low) / 4), math.floor(high - (high - low) / 4)
+    if last <= first:
+        return float(round((low + high) / 2))
+    return float(first + zlib.crc32(f"tempo/{int(seed)}".encode()) % (last - first + 1))
+
+
+def plan_tempo_and_key(request: GenerationRequest, tags: PromptTags | None = None,
+                       seed: int | None = None) -> TempoKeyPlan:
+    """The plan for a request. With `seed` (the first candidate's), a tempo the prompt only
+    implies (a range, not "120 bpm") is chosen inside the range by the seed."""
     # The style table is the sketch's, the one place the styles' habits are written down.
     from acestep_core.backends.sketch.styles import STYLES
 
@@ -59,6 +73,8 @@ def plan_tempo_and_key(request: GenerationRequest, tags: PromptTags | None = Non
         bpm, bpm_from = float(request.bpm), "request"
     elif tags.bpm is not None:
         bpm, bpm_from = float(tags.bpm), f"prompt ({tags.bpm_from})"
+        if seed is not None and tags.bpm_range is not None:
+            bpm = seeded_bpm(tags.bpm_range, seed)
     else:
         bpm, bpm_from = float(style.default_bpm), f"style default ({style.style_id})"
 
@@ -83,11 +99,12 @@ def plan_tempo_and_key(request: GenerationRequest, tags: PromptTags | None = Non
                         time_signature=meter, time_signature_from=meter_from)
 
 
-def planned_request(request: GenerationRequest) -> tuple[GenerationRequest, TempoKeyPlan | None]:
+def planned_request(request: GenerationRequest, seed: int | None = None
+                    ) -> tuple[GenerationRequest, TempoKeyPlan | None]:
     """The request as the backend gets it (bpm and key filled in), and the plan (None: not planned)."""
     if request.task not in PLANNED_TASKS:
         return request, None
-    plan = plan_tempo_and_key(request)
+    plan = plan_tempo_and_key(request, seed=seed)
     return plan.applied(request), plan
 
 

@@ -84,3 +84,34 @@ def test_a_missed_loudness_target_is_said_in_the_panel_and_the_report(addon, wor
     scene.sequence_editor.active_strip = cue
     shown = " ".join(draw_panels(addon, only="ACESTEP_PT_generated_strip"))
     assert " ".join(warning.split()) in shown, "the Generated Strip panel says it too"
+
+
+def test_prompt_words_the_backend_did_not_play_are_said_in_the_panel(addon, worker):
+    """The sketch plays no 808: the sidecar lists the word, and Blender says so."""
+    scene = bpy.context.scene
+    settings = scene.acestep
+    settings.prompt, settings.duration = "calm exploration, 808", 4.0
+    assert bpy.ops.acestep.generate() == {"FINISHED"}, addon.runtime.message
+    tick_until_idle(addon)
+    [cue] = [s for s in strips_of(scene) if s.type == "SOUND"]
+    [output] = _outputs(worker, cue["acestep_job"])
+    assert output.metadata["not_rendered"] == ["808"]
+    note = "the sketch backend does not play these words of the prompt: 808"
+    assert note in cue["acestep_warnings"] and note in addon.runtime.message
+    scene.sequence_editor.active_strip = cue
+    assert note in " ".join(draw_panels(addon, only="ACESTEP_PT_generated_strip"))
+
+
+def test_the_word_template_offers_every_instrument_of_the_library(addon):
+    """Blender holds at most 32 flags in one property: the library's instruments are split
+    over two, and the template reads both."""
+    from acestep_core import keywords
+
+    settings = bpy.context.scene.acestep
+    offered = [item.identifier for name in ("instruments", "more_instruments")
+               for item in settings.bl_rna.properties[name].enum_items]
+    assert offered == list(keywords.INSTRUMENT_WORDS)
+    settings.mood, settings.scene_word = "tense", "boss battle"
+    settings.instruments, settings.more_instruments = {"drums"}, {"chiptune noise"}
+    assert bpy.ops.acestep.use_template() == {"FINISHED"}
+    assert settings.prompt == "tense boss battle, drums, chiptune noise"

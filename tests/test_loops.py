@@ -233,7 +233,7 @@ def test_loop_without_a_tempo_plans_it_from_the_prompt_and_fits_a_phrase(tmp_pat
     request = GenerationRequest(prompt="happy village, folk", loop=True, duration=10, seed=2)
     (cue,) = generate_cues(request, SketchBackend(), tmp_path / "village.wav")
     tempo, loop = cue.metadata["tempo"], cue.metadata["loop"]
-    planned = plan_tempo_and_key(request)
+    planned = plan_tempo_and_key(request, seed=request.seed)
     assert tempo["requested"] is None and cue.metadata["request"]["bpm"] is None  # as the user asked it
     assert tempo["source"] == "plan" and tempo["planned_from"].startswith("prompt")
     # The backend was asked for the planned tempo, and the loop sits on it.
@@ -247,7 +247,7 @@ def test_loop_without_a_tempo_plans_it_from_the_prompt_and_fits_a_phrase(tmp_pat
 def test_a_loop_of_bars_without_a_tempo_grows_the_duration_before_generating_and_says_so(tmp_path: Path):
     request = GenerationRequest(prompt="stealth infiltration, electronic", loop=True, loop_bars=16,
                                 duration=30, seed=4)
-    planned = plan_tempo_and_key(request)
+    planned = plan_tempo_and_key(request, seed=request.seed)
     loop_s = 16 * 4 * 60 / planned.bpm
     assert loop_s > 36  # 16 bars at the stealth tempo are longer than asked
     (cue,) = generate_cues(request, SketchBackend(), tmp_path / "stealth.wav")
@@ -287,7 +287,7 @@ def test_tiny_checkpoint_loop_with_a_planned_tempo(tiny_checkpoint: Path, tmp_pa
     from acestep_core.backends.acestep import AceStepBackend
 
     request = GenerationRequest(prompt="boss battle", loop=True, duration=3, seed=1)
-    planned = plan_tempo_and_key(request)
+    planned = plan_tempo_and_key(request, seed=request.seed)
     backend = AceStepBackend(tiny_checkpoint, device="cpu")
     backend.load(lambda progress: None)
     backend._pipe = RecordedPipeline(backend._pipe)  # the real diffusers pipeline, its arguments noted

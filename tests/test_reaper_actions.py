@@ -972,3 +972,17 @@ def test_only_a_worker_on_this_machine_may_have_its_paths_copied(url, local):
     from acestep_core.client import WorkerClient
 
     assert worker_is_local(WorkerClient(url, "token")) is local
+
+
+def test_prompt_words_the_backend_did_not_play_are_said_in_the_notes(session, worker, tmp_path):
+    """The sketch plays no 808: the item notes and the console say so."""
+    prepare(session, tmp_path)
+    session.answer_inputs(["calm exploration, 808", "4", "1", "7"])
+    session.run("generate")
+    wait(session)
+    state = session.snapshot()
+    [item] = state["project"]["tracks"][1]["items"]
+    [output] = worker.jobs(limit=1)[0].outputs
+    assert output.metadata["not_rendered"] == ["808"]
+    note = "the sketch backend does not play these words of the prompt: 808"
+    assert f"\nwarning: {note}\n" in item["notes"] and note in state["console"]

@@ -24,7 +24,8 @@ CEILING = 10 ** (-1 / 20)  # -1 dBFS
 # A prompt per style, each naming its style the way a user would.
 STYLE_PROMPTS = {
     "rock": "rock", "synthwave": "synthwave", "orchestral": "orchestral", "chiptune": "chiptune",
-    "lofi": "lo-fi", "ambient": "ambient", "electronic": "electronic", "pop": "pop",
+    "lofi": "lo-fi", "ambient": "ambient", "electronic": "electronic", "pop": "pop", "horror": "horror score",
+    "folk": "folk", "jazz": "jazz",
 }
 
 

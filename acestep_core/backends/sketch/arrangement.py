@@ -20,7 +20,9 @@ import numpy as np
 from acestep_core.backends.sketch.grooves import write_drums
 from acestep_core.backends.sketch.parts import WRITERS, ending_notes
 from acestep_core.backends.sketch.score import Bar, Hit, Note, Score, Section
-from acestep_core.backends.sketch.styles import ADDED_BY_WORD, REMOVED_BY_WORD, STYLES, Part, StyleSpec, part_track
+from acestep_core.backends.sketch.styles import (
+    ADDED_BY_WORD, DRUMS, KIT_BY_WORD, KIT_GROOVES, LEAD_BY_WORD, REMOVED_BY_WORD, STYLES, Part, StyleSpec, part_track,
+)
 from acestep_core.backends.sketch.words import part_plays, plays
 from acestep_core.backends.sketch.synthesis import SAMPLE_RATE
 from acestep_core.backends.sketch.theory import parse_numeral
@@ -119,7 +121,7 @@ def choose_musical_choices(request: GenerationRequest, tags: PromptTags) -> Musi
         if ending == "fade":
             groove_bars += 1  # the groove runs through the sliver that is left, and fades
 
-    parts, added, removed = _parts_for_instruments(style, tags)
+    style, parts, added, removed = _parts_for_instruments(style, tags)
     sparse = None
     if "ballad" in tags.styles and "drums" not in tags.instruments:
         # A ballad is sung over keys: no kit, and the bass waits for the verse.
@@ -137,7 +139,10 @@ def choose_musical_choices(request: GenerationRequest, tags: PromptTags) -> Musi
     )
 
 
-def _parts_for_instruments(style: StyleSpec, tags: PromptTags) -> tuple[tuple[Part, ...], tuple[str, ...], tuple[str, ...]]:
+def _parts_for_instruments(style: StyleSpec, tags: PromptTags
+                           ) -> tuple[StyleSpec, tuple[Part, ...], tuple[str, ...], tuple[str, ...]]:
+    """The style as the prompt's instrument words change it: parts added, a melody moved to
+    the lead instrument named, a kit swapped for the drums named, and the "no X" taken out."""
     parts = list(style.parts)
     added, removed = [], []
     for word in tags.instruments:
@@ -145,13 +150,30 @@ def _parts_for_instruments(style: StyleSpec, tags: PromptTags) -> tuple[tuple[Pa
         if extra and not plays(word, parts, style.kit):
             parts.append(extra)
             added.append(word)
+        elif word in LEAD_BY_WORD and not plays(word, parts, style.kit):
+            patch, low, high = LEAD_BY_WORD[word]
+            lead = next((i for i, part in enumerate(parts) if part.role == "lead"), None)
+            if lead is None:
+                parts.append(Part("lead", "melody", patch, low, high, min_energy=1))
+            else:
+                parts[lead] = replace(parts[lead], writer="melody", patch=patch, low=low, high=high)
+            added.append(word)
+        elif word in KIT_BY_WORD and not plays(word, parts, style.kit):
+            kit, groove = KIT_BY_WORD[word]
+            has_drums = any(part.role == "drums" for part in parts)
+            # The style's own groove on the new kit where it has one, else the kit's.
+            groove = KIT_GROOVES.get(kit, style.groove if has_drums and style.groove != "none" else groove)
+            style = replace(style, kit=kit, groove=groove)
+            if not has_drums:
+                parts.insert(0, DRUMS)
+            added.append(word)
     for word in tags.excluded_instruments:
         roles, patches = REMOVED_BY_WORD.get(word, (frozenset(), frozenset()))
         kept = [p for p in parts if p.role not in roles and p.patch not in patches]
         if len(kept) < len(parts):
             removed.append(word)
         parts = kept
-    return tuple(parts), tuple(added), tuple(removed)
+    return style, tuple(parts), tuple(added), tuple(removed)
 
 
 # -- the form ------------------------------------------------------------------------------

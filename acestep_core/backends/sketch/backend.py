@@ -140,7 +140,7 @@ def _settings(request: GenerationRequest, choices: MusicalChoices, tags: PromptT
     """What the sketch chose, JSON-able, for the sidecar. `not_rendered`: the prompt's
     library words this cue does not play (words.not_rendered); the sidecar repeats it at
     its top level, the CLI and the hosts say it."""
-    unplayed = not_rendered(tags, _words_plan(request, choices, tags), choices.style.style_id, choices.style_from,
+    unplayed = not_rendered(tags, _words_plan(request, choices, tags, arrangements[0]["seed"]), choices.style.style_id, choices.style_from,
                             parts_by_take, choices.style.kit)
     if choices.sparse and "ballad" in unplayed:
         unplayed.remove("ballad")  # it thinned the arrangement, whatever style plays
@@ -161,6 +161,7 @@ def _settings(request: GenerationRequest, choices: MusicalChoices, tags: PromptT
         "whole_bars": choices.ending == "whole bars",
         "energy": "by section" if choices.energy is None else choices.energy,
         "parts": [f"{p.role}: {p.patch or p.writer}" for p in choices.parts],
+        "drum_kit": choices.style.kit,
         "instruments_added": list(choices.instruments_added),
         "instruments_removed": list(choices.instruments_removed),
         "sparse": choices.sparse,
@@ -173,13 +174,14 @@ def _settings(request: GenerationRequest, choices: MusicalChoices, tags: PromptT
     return settings
 
 
-def _words_plan(request: GenerationRequest, choices: MusicalChoices, tags: PromptTags) -> TempoKeyPlan:
+def _words_plan(request: GenerationRequest, choices: MusicalChoices, tags: PromptTags, seed: int) -> TempoKeyPlan:
     """The plan as the prompt alone makes it, for what the prompt's words decided.
 
     Generation hands the backend a planned request (musical_plan.planned_request), so its
     bpm, key and meter all read "request"; the prompt's own plan, where it chose what the
     cue plays, says which words chose it. Where the request's value differs, it was asked."""
-    own = plan_tempo_and_key(replace(request, bpm=None, key=None, time_signature=None), tags)
+    own = plan_tempo_and_key(replace(request, bpm=None, key=None, time_signature=None), tags,
+                             seed=seed)
     return replace(
         own,
         bpm_from=own.bpm_from if own.bpm == choices.bpm else "request",

@@ -94,6 +94,34 @@ def boom(rng, length_s=2.0):
     return saturate(body + 0.6 * air, 2.0) * 0.9
 
 
+def brush_swish(rng, length_s=0.5, decay_s=0.18):
+    """A brush drawn across the snare head: noise that swells and fades, no crack."""
+    frames = seconds_to_frames(length_s)
+    rise = np.minimum(1.0, np.arange(frames, dtype=np.float32) / seconds_to_frames(0.05))
+    return spectral_filter(noise(frames, rng), 1800.0, 9000.0) * rise * decay_envelope(frames, decay_s) * 0.5
+
+
+def brush_slap(rng, body_hz=200.0, length_s=0.35):
+    """A brush slapped on the snare: a soft, wide burst with little tone."""
+    return snare(rng, body_hz, 0.15, 0.09, 7000.0, 1200.0, length_s) * 0.6
+
+
+def ride(rng, decay_s=0.35, length_s=0.9):
+    """The ride cymbal's ping: noise with a bell-like partial on top."""
+    frames = seconds_to_frames(length_s)
+    ping = swept_sine(frames, 3200.0, 3100.0, 0.01) * decay_envelope(frames, 0.12) * 0.3
+    wash = spectral_filter(noise(frames, rng), 4500.0, 14000.0) * decay_envelope(frames, decay_s)
+    return (ping + wash) * 0.5
+
+
+def taiko(rng, pitch_hz, decay_s=0.5, length_s=1.5):
+    """A big barrel drum struck with sticks: a low skin with no kettle's pitched modes."""
+    frames = seconds_to_frames(length_s)
+    body = swept_sine(frames, pitch_hz * 2.2, pitch_hz, 0.04) * decay_envelope(frames, decay_s)
+    slap = spectral_filter(noise(frames, rng), 200.0, 2500.0) * decay_envelope(frames, 0.03)
+    return saturate(body + 0.6 * slap, 1.8) * 0.9
+
+
 def build_kit(kit: str, tonic_pc: int, rng: np.random.Generator, impulses: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The stereo one-shots of one style's kit, by drum name. Pitched drums follow the key:
     the kick's fundamental is the tonic or fifth nearest its style's, the snare, toms and
@@ -141,6 +169,25 @@ def build_kit(kit: str, tonic_pc: int, rng: np.random.Generator, impulses: dict[
                 "boom": boom(rng), "snare": snare(rng, in_key(240.0), 0.3, 0.09, 10000.0, 1500.0)}
         reverbs = {"timpani": ("room", 0.4), "timpani_low": ("room", 0.4), "boom": ("room", 0.3),
                    "snare": ("room", 0.5)}
+    elif kit == "brushes":
+        # A jazz kit played with brushes; the names are the backbeat kit's, so any groove plays it.
+        mono = {"kick": spectral_filter(kick(rng, 110.0, kick_hz(52.0), 0.04, 0.25, 0.05, 1.1), high_hz=1500.0) * 0.6,
+                "snare": brush_slap(rng, in_key(200.0)), "clap": brush_slap(rng, in_key(220.0)) * 0.8,
+                "closed_hat": ride(rng, 0.25, 0.6), "open_hat": brush_swish(rng), "rim": rim(rng) * 0.7,
+                "tom_high": tom(rng, in_key(150.0), 0.2) * 0.6, "tom_low": tom(rng, in_key(100.0), 0.25) * 0.6}
+        reverbs = {"snare": ("room", 0.3), "open_hat": ("room", 0.3), "closed_hat": ("room", 0.25)}
+    elif kit == "folk":
+        # A foot stomp, a hand drum, a shaker and a tambourine.
+        mono = {"kick": spectral_filter(kick(rng, 120.0, kick_hz(55.0), 0.02, 0.12, 0.3, 1.2), high_hz=3000.0),
+                "snare": spectral_filter(clap(rng), 700.0, 6000.0), "clap": clap(rng) * 0.8,
+                "closed_hat": hat(rng, 0.03, 5000.0) * 0.8, "open_hat": hat(rng, 0.16, 5500.0, 0.4) * 0.8,
+                "tom_high": tom(rng, in_key(180.0), 0.15), "tom_low": tom(rng, in_key(120.0), 0.2)}
+    elif kit == "taiko":
+        # Played by the orchestral groove: the kettle drums' names carry the barrel drums.
+        mono = {"timpani": taiko(rng, midi_to_hz(38 + (tonic_pc - 2) % 12)),
+                "timpani_low": taiko(rng, midi_to_hz(31 + (tonic_pc - 7) % 12), 0.7),
+                "boom": boom(rng), "snare": rim(rng) * 1.2}
+        reverbs = {"timpani": ("room", 0.45), "timpani_low": ("room", 0.45), "boom": ("room", 0.3)}
     elif kit == "chiptune":
         mono = {"kick": kick(rng, 220.0, kick_hz(52.0), 0.02, 0.08, 0.0, 6.0) * 0.7,
                 "snare": spectral_filter(noise(seconds_to_frames(0.18), rng, hold=3), 1500.0, 12000.0)

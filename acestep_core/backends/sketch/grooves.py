@@ -87,6 +87,19 @@ def _groove_bar(score: Score, groove: str, energy: int, feel: Feel) -> list[tupl
         elif variant == 2 and energy == 2:
             out += [(b + sixteenth * 3, "snare", 0.4) for b in backbeats]
         return out
+    if groove == "jazz":
+        # The ride's spang-a-lang (every beat, the skip before two and four), the hi-hat's
+        # foot on the backbeats, the kick feathered on the pulses; the swing does the rest.
+        if energy == 0:
+            return [(float(p), "open_hat", 0.5) for p in pulses] + [(0.0, "kick", 0.35)]
+        out += [(float(p), "closed_hat", 0.8 if energy == 2 else 0.65) for p in pulses]
+        out += [(b - eighth, "closed_hat", 0.5) for b in backbeats if b - eighth > 0]
+        out += [(float(b), "rim" if variant == 2 else "snare", 0.35) for b in backbeats]
+        out += [(float(p), "kick", 0.3) for p in pulses]
+        if energy == 2:
+            comp = (1.5, 3.5) if variant == 1 and beats == 4 else ((2.5,) if beats == 4 else ())
+            out += [(c, "snare", 0.45) for c in comp]
+        return out
     if groove == "orchestral":
         out.append((0.0, "timpani", 0.7 if energy == 0 else 1.0))
         if energy >= 1 and beats in (4, 6):

@@ -7,6 +7,8 @@ beats; a part plays only in bars whose energy reaches its min_energy.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from acestep_core.backends.sketch.score import Bar, Note, Score, grid
@@ -230,6 +232,69 @@ def write_drone(score: Score, part: Part, rng: np.random.Generator) -> list[Note
     return notes
 
 
+def write_tritone_drone(score: Score, part: Part, rng: np.random.Generator) -> list[Note]:
+    """The tonic with the tritone an octave and a half above, held through each phrase:
+    the interval that will not settle, under a horror cue."""
+    return [replace(n, pitches=(n.pitches[0], n.pitches[0] + 18)) for n in write_drone(score, part, rng)]
+
+
+def write_creep(score: Score, part: Part, rng: np.random.Generator) -> list[Note]:
+    """Two notes a semitone apart, rocking: slow in the verse, on every beat when it builds."""
+    start = int(rng.integers(2))  # the take begins on the note or the semitone above it
+    tonics = [p for p in range(part.low, part.high - 1) if p % 12 == score.tonic_pc] or [part.low]
+    home = tonics[len(tonics) // 2]
+    notes = []
+    for bar in score.bars:
+        if not _active(bar, part):
+            continue
+        step = 1.0 if bar.energy == 2 else score.beats / 2.0
+        for i, at in enumerate(grid(step, score.beats)):
+            pitch = home + (i + start + bar.index) % 2
+            notes.append(Note(bar.index * score.beats + at, step * 0.95, (pitch,), 0.7 + 0.15 * (bar.energy == 2)))
+    return notes
+
+
+def write_strum(score: Score, part: Part, rng: np.random.Generator) -> list[Note]:
+    """An acoustic guitar: the chord's root low, the triad above it, each string a few
+    milliseconds after the last (downstrokes low to high, upstrokes back). One strum per
+    bar in the intro, one per beat in the verse, down-down-up-up-down-up in the chorus."""
+    stagger = 0.025  # beats between strings: ~12 ms at 120 bpm
+    patterns = {4: ((0.0, 1), (1.0, 1), (1.5, -1), (2.5, -1), (3.0, 1), (3.5, -1)), 3: ((0.0, 1), (1.0, 1), (1.5, -1), (2.0, 1)),
+                2: ((0.0, 1), (1.0, 1), (1.5, -1)), 6: ((0.0, 1), (2.0, -1), (3.0, 1), (5.0, -1))}
+    notes, previous = [], None
+    for bar in score.bars:
+        if not _active(bar, part):
+            continue
+        root = bass_pitch(bar.chord, score.tonic_pc, part.low)
+        voicing = voice_chord(bar.chord, score.tonic_pc, root + 5, part.high, previous)
+        previous = voicing
+        strings = (root,) + voicing
+        if bar.energy == 0:
+            rhythm = ((0.0, 1),)
+        elif bar.energy == 1:
+            rhythm = tuple((float(p), 1) for p in score.pulses)
+        else:
+            rhythm = patterns[score.beats]
+        base = bar.index * score.beats
+        for k, (at, direction) in enumerate(rhythm):
+            following = rhythm[k + 1][0] if k + 1 < len(rhythm) else float(score.beats)
+            order = strings if direction > 0 else strings[::-1][:3]  # an upstroke catches the top strings
+            velocity = (0.95 if at == 0 else 0.8) * (1.0 if direction > 0 else 0.75)
+            for i, pitch in enumerate(order):
+                notes.append(Note(base + at + i * stagger, following - at - i * stagger, (pitch,), velocity))
+    return notes
+
+
+def write_fingerpick(score: Score, part: Part, rng: np.random.Generator) -> list[Note]:
+    """Fingerpicked eighths through the chord, each note left to ring on."""
+    return _arpeggio(score, part, rng, score.eighth, 2, 2.0)
+
+
+def write_arp8(score: Score, part: Part, rng: np.random.Generator) -> list[Note]:
+    """A harp's broken chords: eighths over two octaves, ringing."""
+    return _arpeggio(score, part, rng, score.eighth, 2, 3.0)
+
+
 # -- bass lines ---------------------------------------------------------------------------
 
 
@@ -339,6 +404,34 @@ def write_pop_bass(score: Score, part: Part, rng: np.random.Generator) -> list[N
     return _bass_line(score, part, rng, pattern)
 
 
+def write_walking(score: Score, part: Part, rng: np.random.Generator) -> list[Note]:
+    """A jazz walking bass: a quarter note on every beat, the root on one, chord and scale
+    tones between, and a chromatic step into the next chord's root on the last beat."""
+    notes = []
+    pitch = None
+    for bar in score.bars:
+        if not _active(bar, part):
+            continue
+        root = bass_pitch(bar.chord, score.tonic_pc, part.low)
+        target = bass_pitch(bar.next_chord, score.tonic_pc, part.low)
+        tones = pitches_in_range(set(bar.chord.pitch_classes(score.tonic_pc)), part.low, part.high)
+        base = bar.index * score.beats
+        if bar.energy == 0 or score.compound:
+            notes += [Note(base + p, (3.0 if score.compound else 1.0) * 0.9, (root,), 0.85) for p in score.pulses[:2]]
+            continue
+        line = [root]
+        upward = pitch is None or root < (part.low + part.high) / 2 or rng.random() < 0.5
+        for _ in range(score.beats - 2):
+            ahead = [p for p in tones if (p > line[-1]) == upward and p != line[-1]] or tones
+            line.append(min(ahead, key=lambda p: abs(p - line[-1])))
+        approach = target + (1 if line[-1] > target else -1)
+        line.append(approach if part.low <= approach <= part.high else target + 1)
+        for beat, note in enumerate(line[: score.beats]):
+            notes.append(Note(base + beat, 0.9, (note,), 0.95 if beat == 0 else 0.8))
+        pitch = line[-1]
+    return notes
+
+
 # -- melody -------------------------------------------------------------------------------
 
 _RHYTHM_CELLS = {
@@ -410,22 +503,24 @@ WRITERS = {
     "bass_eighths": write_bass_eighths, "octave_eighths": write_octave_eighths, "offbeat": write_offbeat,
     "half_notes": write_half_notes, "chip_bounce": write_chip_bounce, "lofi_bass": write_lofi_bass,
     "pop_bass": write_pop_bass, "melody": write_melody, "crackle": write_nothing,
+    "tritone_drone": write_tritone_drone, "creep": write_creep, "strum": write_strum, "fingerpick": write_fingerpick,
+    "arp8": write_arp8, "walking": write_walking,
 }
 
 
 def ending_notes(score: Score, part: Part, start_beat: float, beats: float) -> list[Note]:
     """What a part plays on the final chord that rings out the cue: the tonic, held."""
     tonic = parse_numeral("i" if score.minor else "I", score.minor)
-    if part.role in ("chords", "pad") and part.writer != "drone":
+    if part.role in ("chords", "pad") and part.writer not in ("drone", "tritone_drone"):
         if part.writer == "power_chords":
             root = bass_pitch(tonic, score.tonic_pc, part.low)
             return [Note(start_beat, beats, (root, root + 7, root + 12), 1.0)]
         return [Note(start_beat, beats, voice_chord(tonic, score.tonic_pc, part.low, part.high, None), 1.0)]
     if part.role == "bass":
         return [Note(start_beat, beats, (bass_pitch(tonic, score.tonic_pc, part.low),), 1.0)]
-    if part.writer == "drone":
+    if part.writer in ("drone", "tritone_drone"):
         root = bass_pitch(tonic, score.tonic_pc, part.low)
-        return [Note(start_beat, beats, (root, root + 12), 0.9)]
+        return [Note(start_beat, beats, (root, root + (18 if part.writer == "tritone_drone" else 12)), 0.9)]
     if part.role == "lead":
         tones = [p for p in range(part.low, part.high + 1) if p % 12 == score.tonic_pc]
         return [Note(start_beat, beats, (tones[len(tones) // 2],), 0.9)] if tones else []

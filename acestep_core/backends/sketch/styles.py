@@ -231,6 +231,63 @@ STYLES: dict[str, StyleSpec] = {
         ),
         optional=(Part("arp", "bell_pulse", "glass_bell", 72, 91, min_energy=1, level=0.6),),
     ),
+    "horror": StyleSpec(
+        # Harmony that will not settle: the tonic with a minor ninth (a semitone cluster), the
+        # Neapolitan a semitone up, the diminished chord on the tritone; a tonic-and-tritone
+        # drone under it, two high notes a semitone apart rocking over it, a detuned music box.
+        "horror", 66.0, "minor", (1, 6, 11, 4),
+        Progressions(home=(("I", "bII", "Ib9", "#iv°"), ("I", "#iv°", "Ib9", "bII")),
+                     away=(("I", "bVI", "#iv°", "bII"), ("Ib9", "bII", "bVI", "#iv°"))),
+        Progressions(home=(("ib9", "bII", "ib9", "#iv°"), ("ib9", "#iv°", "ib9", "bII"), ("ib9", "bIIb9", "#iv°", "ib9")),
+                     away=(("ib9", "bVI", "#iv°", "vii°"), ("ib9", "bII", "bVI", "#iv°"), ("ib9", "#iv°", "bII", "V"))),
+        kit="none", groove="none", bars_per_chord=2, reverb="hall",
+        parts=(
+            Part("pad", "tritone_drone", "sub_drone", 33, 45, level=0.9),
+            Part("chords", "sustain", "evolving_pad", 48, 70, level=0.8),
+            Part("lead", "creep", "string_ensemble", 70, 86, min_energy=1, level=0.6),
+            Part("arp", "bell_pulse", "music_box", 72, 91, level=1.3, echo=(1.5, 0.4, 2)),
+        ),
+        alternatives=(
+            Part("chords", "sustain", "string_ensemble", 46, 70, level=0.6),
+            Part("arp", "arp8", "music_box", 72, 91, level=0.9, echo=(1.5, 0.4, 2)),
+        ),
+        optional=(Part("arp", "bell_pulse", "glass_bell", 84, 100, min_energy=2, level=0.6, echo=(2.0, 0.4, 2)),),
+    ),
+    "folk": StyleSpec(
+        "folk", 108.0, "major", (7, 2, 9, 0, 4),
+        Progressions(_MAJOR.home + (("I", "IV", "I", "V"),), _MAJOR.away), _MINOR,
+        kit="folk", groove="pop", reverb="room",
+        parts=(
+            DRUMS,
+            Part("bass", "half_notes", "upright_bass", 35, 47),
+            Part("chords", "strum", "acoustic_guitar", 40, 64),
+            Part("lead", "melody", "fiddle", 62, 84, min_energy=1, level=0.9),
+        ),
+        alternatives=(
+            Part("chords", "fingerpick", "acoustic_guitar", 43, 69),
+            Part("lead", "melody", "fiddle", 67, 88, min_energy=1, level=0.8),
+        ),
+        optional=(Part("arp", "arp8", "harp", 55, 84, min_energy=2, level=0.6),),
+    ),
+    "jazz": StyleSpec(
+        "jazz", 120.0, "major", (5, 10, 3, 0, 7),
+        # The tonic as add9 more than maj7: Cmaj7 holds E minor whole, and reads as it.
+        Progressions(home=(("Iadd9", "ii7", "V7", "Iadd9"), ("Iadd9", "vi7", "ii7", "V7"), ("Iadd9", "IV7", "ii7", "V7")),
+                     away=(("Imaj7", "vi7", "ii7", "V7"), ("Iadd9", "VI7", "ii7", "V7"), ("Iadd9", "IVmaj7", "ii7", "V7"))),
+        Progressions(home=(("i7", "iv7", "V7", "i7"), ("i7", "VImaj7", "ii°", "V7")),
+                     away=(("i7", "iv7", "VII7", "IIImaj7"), ("i7", "VImaj7", "iv7", "V7"))),
+        kit="brushes", groove="jazz", swing=0.65, reverb="room",
+        parts=(
+            DRUMS,
+            Part("bass", "walking", "upright_bass", 31, 50),
+            Part("chords", "comp", "piano", 50, 70, level=0.9),
+            Part("lead", "melody", "saxophone", 55, 79, min_energy=1),
+        ),
+        alternatives=(
+            Part("chords", "comp", "electric_piano", 50, 70),
+            Part("lead", "melody", "saxophone", 60, 82, min_energy=1, echo=(0.75, 0.25, 1)),
+        ),
+    ),
 }
 
 # The stem each patch plays on, by ACE-Step's track names (request.TRACK_NAMES).
@@ -240,6 +297,8 @@ PATCH_TRACKS = {
     "sub_drone": "synth", "glass_bell": "synth", "power_chord": "guitar", "lead_guitar": "guitar",
     "rock_organ": "keyboard", "electric_piano": "keyboard", "piano": "keyboard",
     "string_ensemble": "strings", "string_staccato": "strings", "horn": "brass",
+    "acoustic_guitar": "guitar", "harp": "strings", "fiddle": "strings", "saxophone": "woodwinds", "flute": "woodwinds",
+    "choir": "backing_vocals", "music_box": "synth",
 }
 
 
@@ -261,7 +320,26 @@ ADDED_BY_WORD: dict[str, Part] = {
     "bells": Part("arp", "bell_pulse", "glass_bell", 72, 91, min_energy=1, level=0.7),
     "organ": Part("pad", "sustain", "rock_organ", 55, 74, level=0.6),
     "vinyl crackle": Part("texture", "crackle"),
+    "acoustic guitar": Part("chords", "strum", "acoustic_guitar", 40, 64, level=0.8),
+    "harp": Part("arp", "arp8", "harp", 55, 84, level=0.8),
+    "choir": Part("pad", "sustain", "choir", 52, 72, level=0.9),
+    "brass": Part("pad", "sustain", "horn", 48, 67, min_energy=1, level=0.7),
+    "violin": Part("lead", "melody", "fiddle", 62, 84, min_energy=1, level=0.8),
 }
+
+# Lead instruments a word asks for: the style's melody moves to that patch (in its range),
+# or, where the style has no melody, a melody comes in from the verse.
+LEAD_BY_WORD: dict[str, tuple[str, int, int]] = {
+    "saxophone": ("saxophone", 55, 79), "flute": ("flute", 67, 91), "chiptune pulse": ("pulse_lead", 67, 91),
+}
+
+# Drum words that change the kit: (kit, the groove to play it with where the style has no drums).
+KIT_BY_WORD: dict[str, tuple[str, str]] = {
+    "brushed drums": ("brushes", "jazz"), "orchestral percussion": ("orchestral", "orchestral"),
+    "timpani": ("orchestral", "orchestral"), "taiko": ("taiko", "orchestral"), "chiptune noise": ("chiptune", "chiptune"),
+}
+# A kit that can only play its own groove (the orchestral kit has no snare-and-hat backbeat).
+KIT_GROOVES = {"orchestral": "orchestral", "taiko": "orchestral"}
 
 # What "no <word>" takes out: parts with these roles, or playing these patches.
 REMOVED_BY_WORD: dict[str, tuple[frozenset[str], frozenset[str]]] = {
@@ -277,10 +355,17 @@ REMOVED_BY_WORD: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "strings": (frozenset(), frozenset({"string_ensemble", "string_staccato", "contrabass"})),
     "piano": (frozenset(), frozenset({"piano"})),
     "electric piano": (frozenset(), frozenset({"electric_piano"})),
-    "guitar": (frozenset(), frozenset({"power_chord", "lead_guitar"})),
+    "guitar": (frozenset(), frozenset({"power_chord", "lead_guitar", "acoustic_guitar"})),
+    "acoustic guitar": (frozenset(), frozenset({"acoustic_guitar"})),
+    "saxophone": (frozenset(), frozenset({"saxophone"})),
+    "flute": (frozenset(), frozenset({"flute"})),
+    "harp": (frozenset(), frozenset({"harp"})),
+    "choir": (frozenset(), frozenset({"choir"})),
+    "brass": (frozenset(), frozenset({"horn"})),
+    "violin": (frozenset(), frozenset({"fiddle"})),
     "electric guitar": (frozenset(), frozenset({"power_chord", "lead_guitar"})),
     "distorted guitar": (frozenset(), frozenset({"power_chord", "lead_guitar"})),
     "organ": (frozenset(), frozenset({"rock_organ"})),
-    "bells": (frozenset(), frozenset({"glass_bell"})),
+    "bells": (frozenset(), frozenset({"glass_bell", "music_box"})),
     "vinyl crackle": (frozenset({"texture"}), frozenset()),
 }

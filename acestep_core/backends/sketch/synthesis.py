@@ -52,6 +52,14 @@ def harmonic_amplitudes(shape: str, count: int) -> np.ndarray:
         return np.where(k <= 16, 1.0 / k**1.3, 0.0) * np.where(k % 8 == 0, 0.2, 1.0)
     if shape == "bell":
         return np.select([k == 1, k == 2, k == 3, k == 5, k == 8], [1.0, 0.15, 0.45, 0.25, 0.1], 0.0)
+    if shape == "pluck":  # a string plucked near a fifth of its length: every fifth harmonic weak
+        return np.where(k % 5 == 0, 0.15, 1.0) / k**1.1
+    if shape == "reed":  # a conical bore (saxophone): every harmonic, the even ones a little weaker
+        return np.where(odd, 1.0, 0.6) / k**0.9
+    if shape == "flute":  # nearly a sine, with a breathy second and third
+        return np.select([k == 1, k == 2, k == 3, k == 4], [1.0, 0.3, 0.12, 0.04], 0.0)
+    if shape == "choir":  # a saw through the vowel's formants (see formant_gain, applied per pitch)
+        return 1.0 / k
     raise ValueError(f"unknown waveform {shape!r}")
 
 
@@ -72,6 +80,19 @@ _FRACTION_MASK = np.uint32((1 << _INDEX_SHIFT) - 1)
 _FRACTION_SCALE = np.float32(1.0 / (1 << _INDEX_SHIFT))
 
 
+# An "ah" sung by a mixed choir: formant centres (Hz), their levels and widths in octaves.
+_AH_FORMANTS = ((750.0, 1.0, 0.35), (1150.0, 0.55, 0.3), (2600.0, 0.25, 0.25))
+
+
+def formant_gain(freqs: np.ndarray) -> np.ndarray:
+    """The vowel's resonances at absolute frequencies: what makes a saw sound sung."""
+    octaves = np.log2(np.maximum(freqs, 1.0))
+    gain = np.full(freqs.shape, 0.04)
+    for centre, level, width in _AH_FORMANTS:
+        gain += level * np.exp(-((octaves - np.log2(centre)) / width) ** 2)
+    return gain
+
+
 @lru_cache(maxsize=1024)
 def wavetable(shape: str, freq_hz: float, cutoff_hz: float, resonance: float = 0.0, levels: int = 0,
               rate: int = SAMPLE_RATE) -> tuple[np.ndarray, np.ndarray]:
@@ -86,6 +107,8 @@ def wavetable(shape: str, freq_hz: float, cutoff_hz: float, resonance: float = 0
     amplitudes = harmonic_amplitudes(shape, count) * lowpass_gain(
         freq_hz * np.arange(1, count + 1), cutoff_hz, resonance=resonance
     )
+    if shape == "choir":
+        amplitudes = amplitudes * formant_gain(freq_hz * np.arange(1, count + 1))
     spectrum = np.zeros(TABLE_SIZE // 2 + 1, dtype=np.complex128)
     spectrum[1:count + 1] = -1j * amplitudes * (TABLE_SIZE / 2)
     table = np.fft.irfft(spectrum, TABLE_SIZE)

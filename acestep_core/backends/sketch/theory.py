@@ -13,7 +13,7 @@ MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
 MINOR_SCALE = (0, 2, 3, 5, 7, 8, 10)  # natural minor; a major V brings the leading tone in
 
 _NUMERAL = re.compile(r"^(?P<accidental>[b#]?)(?P<roman>iii|ii|iv|vii|vi|v|i|III|II|IV|VII|VI|V|I)"
-                      r"(?P<dim>°?)(?P<extension>maj7|7|sus2|sus4|add9|5)?$")
+                      r"(?P<dim>°?)(?P<extension>maj7|7|sus2|sus4|add9|b9|5)?$")
 _DEGREES = {"i": 0, "ii": 1, "iii": 2, "iv": 3, "v": 4, "vi": 5, "vii": 6}
 
 
@@ -38,7 +38,8 @@ def parse_numeral(numeral: str, minor: bool) -> Chord:
 
     Degrees count in the key's own scale (natural minor for minor keys); a 'b' or '#'
     prefix borrows a chromatic root ('bVII' in major). Extensions: maj7, 7, sus2, sus4,
-    add9, 5 (a power chord); '°' makes a diminished triad.
+    add9, b9 (a minor ninth: the semitone cluster of a horror chord), 5 (a power chord);
+    '°' makes a diminished triad.
     """
     match = _NUMERAL.match(numeral)
     if not match:
@@ -64,6 +65,8 @@ def parse_numeral(numeral: str, minor: bool) -> Chord:
         intervals = (0, 5, fifth)
     elif extension == "add9":
         intervals = (0, third, fifth, 14)
+    elif extension == "b9":
+        intervals = (0, third, fifth, 13)
     elif extension == "5":
         intervals = (0, 7)
     return Chord(numeral, root % 12, intervals)

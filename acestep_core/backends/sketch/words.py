@@ -21,19 +21,22 @@ from acestep_core.keywords import PromptTags, keyword
 _SYNTH_PATCHES = frozenset({"supersaw_pad", "arp_pluck", "square_lead", "stab", "soft_pad", "pulse_lead",
                             "pulse_arp", "evolving_pad", "sub_drone", "retro_bass", "offbeat_bass"})
 _GUITARS = frozenset({"power_chord", "lead_guitar"})
+_ACOUSTIC = frozenset({"acoustic_guitar"})
 # Instrument word -> the patches that sound like it (None: see _ROLES / _WRITERS / drums).
 _PATCHES: dict[str, frozenset[str]] = {
     "synth bass": frozenset({"retro_bass", "offbeat_bass", "nes_triangle"}),
-    "electric guitar": _GUITARS, "distorted guitar": _GUITARS, "guitar": _GUITARS,
+    "electric guitar": _GUITARS, "distorted guitar": _GUITARS, "guitar": _GUITARS | _ACOUSTIC,
+    "acoustic guitar": _ACOUSTIC, "saxophone": frozenset({"saxophone"}), "flute": frozenset({"flute"}),
+    "harp": frozenset({"harp"}), "choir": frozenset({"choir"}), "chiptune pulse": frozenset({"pulse_lead", "pulse_arp"}),
     "piano": frozenset({"piano"}), "electric piano": frozenset({"electric_piano"}), "organ": frozenset({"rock_organ"}),
     "synth": _SYNTH_PATCHES,
     "pads": frozenset({"supersaw_pad", "soft_pad", "evolving_pad", "sub_drone"}),
     "strings": frozenset({"string_ensemble", "string_staccato", "contrabass"}),
     # A string ensemble's section holds violins and cellos; a contrabass line the cellos' low end.
-    "violin": frozenset({"string_ensemble", "string_staccato"}),
+    "violin": frozenset({"string_ensemble", "string_staccato", "fiddle"}),
     "cello": frozenset({"string_ensemble", "contrabass"}),
     "brass": frozenset({"horn"}),
-    "bells": frozenset({"glass_bell"}),
+    "bells": frozenset({"glass_bell", "music_box"}),
 }
 _ROLES: dict[str, frozenset[str]] = {"bass": frozenset({"bass"}), "lead": frozenset({"lead"}),
                                      "arpeggio": frozenset({"arp"})}
@@ -43,7 +46,9 @@ _KITS_WITH: dict[str, frozenset[str] | None] = {
     "drums": None, "percussion": None,
     "hi-hats": frozenset({"rock", "synthwave", "electronic", "chiptune", "lofi", "pop"}),
     "claps": frozenset({"synthwave", "electronic", "pop"}),
-    "timpani": frozenset({"orchestral"}),
+    "timpani": frozenset({"orchestral"}), "taiko": frozenset({"taiko"}),
+    "brushed drums": frozenset({"brushes"}), "orchestral percussion": frozenset({"orchestral", "taiko"}),
+    "chiptune noise": frozenset({"chiptune"}),
 }
 
 

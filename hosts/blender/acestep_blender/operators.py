@@ -16,7 +16,7 @@ from . import (compat, cue_plans, edit_placement, edit_plans, intensity_sets, jo
                worker_link)
 from .job_tracking import tracker
 from .preferences import addon_settings
-from .properties import NONE, TRACK_ITEMS
+from .properties import INSTRUMENT_PROPS, NONE, TRACK_ITEMS
 from .strip_records import PROP_GROUP, PROP_PROMPT
 
 
@@ -300,7 +300,8 @@ class ACESTEP_OT_use_template(bpy.types.Operator):
         word = lambda value: None if value == NONE else value  # noqa: E731
         prompt = keywords.compose_prompt(
             mood=word(s.mood), scene=word(s.scene_word), style=word(s.style),
-            instruments=[w for w in keywords.WORDS_BY_CATEGORY["instrument"] if w in s.instruments],
+            instruments=[w for w in keywords.WORDS_BY_CATEGORY["instrument"]
+                         if any(w in getattr(s, name) for name in INSTRUMENT_PROPS)],
             tempo=word(s.tempo_word))
         if not prompt:
             self.report({"WARNING"}, "pick at least one word first")

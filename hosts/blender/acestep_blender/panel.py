@@ -13,6 +13,7 @@ import bpy
 from acestep_core import timeline
 
 from . import compat, edit_plans, strip_records, worker_link
+from .properties import INSTRUMENT_PROPS
 
 CATEGORY = "ACE-Step"
 LEVEL_ICONS = {"INFO": "INFO", "WARNING": "ERROR", "ERROR": "CANCEL"}
@@ -158,7 +159,9 @@ class ACESTEP_PT_quick_picks(_SequencerSidebar, bpy.types.Panel):
         for name in ("mood", "scene_word", "style", "tempo_word"):
             col.prop(settings, name)
         layout.label(text="Instruments")
-        layout.grid_flow(columns=2, even_columns=True, align=True).prop(settings, "instruments")
+        grid = layout.grid_flow(columns=2, even_columns=True, align=True)
+        for name in INSTRUMENT_PROPS:
+            grid.prop(settings, name)
         layout.label(text="[mood] [scene], [style], [tempo] [instruments]", icon="INFO")
         layout.operator("acestep.use_template", icon="TEXT")
 

@@ -31,7 +31,15 @@ MOOD_ITEMS = _word_items("mood")
 SCENE_ITEMS = _word_items("scene")
 STYLE_ITEMS = _word_items("style")
 TEMPO_ITEMS = _word_items("tempo")
-INSTRUMENT_ITEMS = [(w, w, f"instrument: {w}", 1 << i) for i, w in enumerate(keywords.WORDS_BY_CATEGORY["instrument"])]
+# An ENUM_FLAG property holds at most 32 items: the library's instruments are split over
+# INSTRUMENT_PROPS, in order (operators.ACESTEP_OT_use_template reads them all).
+_FLAG_LIMIT = 32
+_INSTRUMENTS = keywords.WORDS_BY_CATEGORY["instrument"]
+INSTRUMENT_ITEM_GROUPS = [[(w, w, f"instrument: {w}", 1 << i) for i, w in enumerate(_INSTRUMENTS[start:start + _FLAG_LIMIT])]
+                          for start in range(0, len(_INSTRUMENTS), _FLAG_LIMIT)]
+INSTRUMENT_ITEMS = INSTRUMENT_ITEM_GROUPS[0]
+INSTRUMENT_PROPS = ("instruments", "more_instruments")
+assert len(INSTRUMENT_ITEM_GROUPS) <= len(INSTRUMENT_PROPS), "add a property to INSTRUMENT_PROPS"
 KEY_ITEMS = [(NONE, "Any Key", "Let the music choose")] + [
     (f"{note} {mode}", f"{note} {mode}", "") for mode in ("major", "minor") for note in NOTE_NAMES
 ]
@@ -85,6 +93,7 @@ class AceStepSceneSettings(bpy.types.PropertyGroup):
     style: EnumProperty(name="Style", items=STYLE_ITEMS)
     tempo_word: EnumProperty(name="Tempo", items=TEMPO_ITEMS)
     instruments: EnumProperty(name="Instruments", items=INSTRUMENT_ITEMS, options={"ENUM_FLAG"})
+    more_instruments: EnumProperty(name="More Instruments", items=INSTRUMENT_ITEM_GROUPS[-1], options={"ENUM_FLAG"})
 
     duration_source: EnumProperty(name="Length", items=DURATION_SOURCE_ITEMS, default="SECONDS")
     duration: FloatProperty(name="Seconds", default=30.0, min=MIN_DURATION_S, max=MAX_DURATION_S, unit="TIME_ABSOLUTE")

@@ -8,6 +8,7 @@ import json
 from fractions import Fraction
 
 from acestep_core import timeline
+from acestep_core.keywords import not_rendered_note
 
 from . import loop_options
 from .worker_link import model_label
@@ -67,7 +68,8 @@ def record_output(strip, job, output) -> None:
 def output_warnings(output) -> list[str]:
     """The worker's sentences about what it could not do for this file (a missed loudness target)."""
     found = (output.metadata or {}).get("warnings") if output is not None else None
-    return [str(w) for w in found if str(w).strip()] if isinstance(found, list) else []
+    unplayed = not_rendered_note(output.metadata) if output is not None else ""  # words the backend did not play
+    return ([str(w) for w in found if str(w).strip()] if isinstance(found, list) else []) + ([unplayed] if unplayed else [])
 
 
 def tempo_and_key(strip, measured: bool = True) -> str:

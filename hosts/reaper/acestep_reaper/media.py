@@ -22,6 +22,7 @@ from acestep_core import output_names
 from acestep_core.client import WorkerClient
 from acestep_core.errors import AceStepError
 from acestep_core.jobs import CueOutput
+from acestep_core.keywords import not_rendered_note
 
 NAME_LIMIT = 48
 
@@ -90,7 +91,8 @@ def output_warnings(output: CueOutput) -> list[str]:
     """What the worker warned about this file (a missed loudness target, say): the result's
     list, else the sidecar's."""
     found = getattr(output, "warnings", None) or output.metadata.get("warnings") or []
-    return [str(text) for text in found if str(text).strip()]
+    unplayed = not_rendered_note(output.metadata)  # words of the prompt the backend did not play
+    return [str(text) for text in found if str(text).strip()] + ([unplayed] if unplayed else [])
 
 
 def worker_is_local(client: WorkerClient) -> bool:
