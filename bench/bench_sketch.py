@@ -47,6 +47,10 @@ PROMPTS = {
     "ambient": "calm exploration, ambient, slow pads",
     "electronic": "racing, electronic, driving",
     "pop": "happy town, pop, piano",
+    "horror": "creepy horror, dissonant, no drums",
+    "folk": "campfire folk, acoustic guitar, fiddle",
+    "jazz": "smoky jazz club, saxophone, brushed drums",
+    "ballad": "sad piano ballad, choir, harp",
 }
 
 # Run in a fresh interpreter: one generate_cues call, then its figures as JSON.

@@ -205,7 +205,7 @@ PATCHES: dict[str, Patch] = {
                        pan=0.1, reverb_send=0.35),
     "flute": Patch(shape="flute", cutoff_hz=6000.0, attack_s=0.05, decay_s=0.3, sustain=0.85, release_s=0.12,
                    vibrato_hz=5.0, vibrato_cents=10.0, vibrato_delay_s=0.25, pan=0.1, reverb_send=0.45),
-    "choir": Patch(shape="choir", cutoff_hz=4000.0, unison=3, detune_cents=12.0, width=0.8, attack_s=0.35,
+    "choir": Patch(shape="choir", cutoff_hz=2800.0, unison=3, detune_cents=12.0, width=0.8, attack_s=0.35,
                    decay_s=1.0, sustain=0.9, release_s=0.7, vibrato_hz=5.0, vibrato_cents=12.0,
                    vibrato_delay_s=0.3, reverb_send=0.6),
     "fiddle": Patch(shape="saw", cutoff_hz=2400.0, key_tracking=0.6, resonance=0.3, attack_s=0.04, decay_s=0.3,
