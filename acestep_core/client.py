@@ -199,13 +199,17 @@ class WorkerClient:
     def download(self, job_id: str, index: int, dest: str | os.PathLike) -> Path:
         """Fetch file `index` (0-based: an output's or an artifact's index) of a done job. `dest` is a folder (the
         worker's file name is kept) or a file path. Written atomically; returns the path."""
+        return self._fetch(f"/v1/jobs/{_quote(job_id)}/files/{int(index)}", Path(dest), f"{job_id}-{index}.wav",
+                           job_id)
+
+    def _fetch(self, path: str, dest: Path, fallback_name: str, job_id: str | None = None) -> Path:
+        """GET `path` into `dest` (a folder: the served file name is kept), atomically."""
         conn = self._connection(max(self.timeout, TRANSFER_TIMEOUT))
         try:
-            response = self._send(conn, "GET", f"/v1/jobs/{_quote(job_id)}/files/{int(index)}")
+            response = self._send(conn, "GET", path)
             if response.status != 200:
                 self._decode(response.status, response.read(), job_id)
-            dest = Path(dest)
-            target = dest / _served_file_name(response, job_id, index) if dest.is_dir() else dest
+            target = dest / _served_file_name(response, fallback_name) if dest.is_dir() else dest
             target.parent.mkdir(parents=True, exist_ok=True)
             temp = target.with_name(f".{target.name}.{os.getpid()}.partial")
             try:
@@ -268,6 +272,19 @@ class WorkerClient:
         query = query or LibraryQuery(**fields)
         data = self._json("GET", "/v1/library?" + urllib.parse.urlencode(query.to_params()))
         return [LibraryCue.from_dict(cue) for cue in data["cues"]]
+
+    def library_download(self, cue_id: int, dest: str | os.PathLike) -> tuple[Path, Path | None]:
+        """Fetch a library cue's audio file to `dest` (a file path) and its sidecar beside
+        it (`dest.json`; None when the worker has none), for a worker on another machine."""
+        audio = self._fetch(f"/v1/library/{int(cue_id)}/file", Path(dest), f"library-{int(cue_id)}.wav")
+        sidecar = Path(str(audio) + ".json")
+        try:
+            self._fetch(f"/v1/library/{int(cue_id)}/sidecar", sidecar, sidecar.name)
+        except WorkerRejected as exc:
+            if exc.status_code != 410:
+                raise
+            return audio, None
+        return audio, sidecar
 
     # -- additions for hosts, scripts and tests ------------------------------------------
 
@@ -872,11 +889,11 @@ def _quote(value: str) -> str:
     return urllib.parse.quote(str(value), safe="")
 
 
-def _served_file_name(response: http.client.HTTPResponse, job_id: str, index: int) -> str:
+def _served_file_name(response: http.client.HTTPResponse, fallback: str) -> str:
     """The worker's name for the file, reduced to a bare safe name (never a path)."""
     header = response.getheader("Content-Disposition") or ""
     match = re.search(r"filename\*=utf-8''([^;]+)", header, re.IGNORECASE) or re.search(r'filename="?([^";]+)"?', header)
     name = urllib.parse.unquote(match.group(1)) if match else ""
     name = re.split(r"[\\/]", name)[-1].lstrip(".")
     name = re.sub(r"[^A-Za-z0-9 _\-.()]", "_", name)[:120]
-    return name or f"{job_id}-{index}.wav"
+    return name or fallback

@@ -375,6 +375,13 @@ class CueLibrary:
         cues.sort(key=lambda cue: cue.missing)  # present files first, each part in its order
         return cues
 
+    def present_files(self) -> list[Path]:
+        """Every indexed file that is where it was indexed, oldest first (for the
+        originality check, which compares new cues with the library's)."""
+        with self._connect() as db:
+            paths = [Path(row["path"]) for row in db.execute("SELECT path FROM cues ORDER BY id")]
+        return [path for path in paths if path.is_file()]
+
     def get(self, cue_id: int) -> LibraryCue | None:
         with self._connect() as db:
             row = db.execute("SELECT * FROM cues WHERE id = ?", (int(cue_id),)).fetchone()

@@ -145,3 +145,30 @@ def test_a_generated_strip_shows_its_licence(addon, worker):
     scene.sequence_editor.active_strip = strip
     shown = " ".join(draw_panels(addon, only="ACESTEP_PT_generated_strip"))
     assert "Licence: Apache-2.0 (acestep-dcc's own licence;" in shown
+
+
+def test_a_worker_on_another_computer_sends_the_cue_before_it_is_placed(addon, worker, library_cues, tmp_path):
+    """Connection 'Another Computer': the worker's paths mean nothing here, so the cue is
+    downloaded (GET /v1/library/{id}/file and /sidecar) on a thread, then placed by the tick
+    at the frame Place was pressed at."""
+    prefs = addon.preferences
+    prefs.connection, prefs.remote_url, prefs.remote_token = "REMOTE", worker.url, worker.token
+    scene = bpy.context.scene
+    scene.frame_current = 30
+    assert len(search(addon, text="calm piano", use_bpm=False, key="NONE", loop="ANY").results) == 1
+    assert bpy.ops.acestep.library_place("EXEC_DEFAULT", True) == {"CANCELLED"}  # no undo step until it lands
+    library = bpy.context.window_manager.acestep_library
+    assert library.message.startswith("Downloading ") and "frame 30" in library.message
+    scene.frame_current = 200  # the user moves on; the cue still lands where it was asked for
+    deadline = time.monotonic() + 30
+    while addon.module.library_panel.tick() is not None:
+        assert time.monotonic() < deadline, "the download did not finish"
+        time.sleep(0.02)
+    [strip] = [s for s in strips_of(scene) if s.type == "SOUND"]
+    calm = library_cues["calm"]
+    assert (strip.frame_final_start, strip.channel) == (30, 1), library.message
+    assert strip.frame_final_duration == round(calm.duration * 24)
+    path = Path(bpy.path.abspath(strip.sound.filepath))
+    assert path.parent == tmp_path / "tmp" / "acestep_audio" and path.read_bytes() == Path(calm.path).read_bytes()
+    assert json.loads(path.with_name(path.name + ".json").read_text())["seed"] == 32
+    assert strip["acestep_licence"] == calm.metadata["licence"]["summary"]

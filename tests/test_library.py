@@ -130,6 +130,7 @@ def test_a_deleted_file_is_marked_missing_never_a_crash(cues: Path):
     assert "(missing)" in found[1].summary()
     assert names(library.search(LibraryQuery(key="E minor", include_missing=False))) == ["boss.wav"]
     assert library.get(found[1].id).missing
+    assert [p.name for p in library.present_files()] == ["boss.wav", "calm.wav"]
     # back in place: present again
     generate(cues / "chase.wav", "chase, rock, electric guitar", "--seconds", "3", "--seed", "13", "--overwrite")
     assert not [c for c in library.search(LibraryQuery(key="E minor")) if c.missing]

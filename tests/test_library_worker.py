@@ -77,3 +77,27 @@ def test_a_file_gone_from_the_worker_is_marked_missing(worker: WorkerClient):
     [cue] = worker.library_search(text="fanfare")
     assert cue.missing and Path(cue.path).name == Path(path).name
     assert worker.library_search(text="fanfare", include_missing=False) == []
+
+
+def test_a_host_on_another_machine_downloads_a_library_cue(worker: WorkerClient, made: dict[str, str], tmp_path):
+    """GET /v1/library/{id}/file and /sidecar serve only what the library indexed, by id."""
+    import json
+
+    [boss] = worker.library_search(text="boss")
+    audio, sidecar = worker.library_download(boss.id, tmp_path / "here.wav")
+    assert audio == tmp_path / "here.wav" and audio.read_bytes() == Path(made["boss"]).read_bytes()
+    assert sidecar == tmp_path / "here.wav.json"
+    assert json.loads(sidecar.read_text()) == json.loads(Path(made["boss"] + ".json").read_text())
+    status, body, _ = raw_request(worker, "GET", "/v1/library/999999/file")
+    assert status == 404 and body["detail"] == "the cue library has no cue 999999; search it with GET /v1/library"
+    assert raw_request(worker, "GET", "/v1/library/0/file")[0] == 422
+    job = worker.wait(worker.submit(GenerationRequest(prompt="stealth, electronic", duration=2, seed=24)).id,
+                      timeout=60)
+    [stealth] = worker.library_search(text="stealth")
+    os.unlink(job.outputs[0].path)
+    status, body, _ = raw_request(worker, "GET", f"/v1/library/{stealth.id}/file")
+    assert status == 410 and "(moved or deleted); index its new folder with 'acestep-dcc library add FOLDER'" in \
+        body["detail"]
+    with pytest.raises(WorkerRejected, match="is gone from"):
+        worker.library_download(stealth.id, tmp_path / "gone.wav")
+    assert not (tmp_path / "gone.wav").exists()

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from fastapi import FastAPI, Query, Request
+from fastapi import Path as PathParameter
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -50,6 +51,7 @@ DEFAULT_MAX_BODY_BYTES = 256 * 1024  # a request is at most ~10 k characters of 
 MAX_HISTORY = 1000
 MAX_WAIT_S = 10.0  # longest a status request may be held open for a job to finish
 STORAGE_RETRY_AFTER_S = 10  # a locked database or an I/O error may pass: try again this soon
+MAX_SQLITE_INTEGER = 2**63 - 1  # a library cue's id is an SQLite rowid
 
 
 class FinishSignal:
@@ -352,6 +354,34 @@ def create_app(context: WorkerContext) -> FastAPI:
             raise ApiError(503, f"the cue library cannot be read now ({exc}); try again in a moment",
                            headers={"Retry-After": str(STORAGE_RETRY_AFTER_S)}) from None
         return json_response({"cues": [cue.to_dict() for cue in cues], "count": len(cues)})
+
+    @app.get("/v1/library/{cue_id}/file", summary="The audio file of a cue in the library (for a host on another "
+                                                  "machine)", responses=_file_responses())
+    def library_file(cue_id: int = PathParameter(ge=1, le=MAX_SQLITE_INTEGER)) -> Response:
+        return _library_file(cue_id, sidecar=False)
+
+    @app.get("/v1/library/{cue_id}/sidecar", summary="The JSON sidecar of a cue in the library",
+             responses=_file_responses())
+    def library_sidecar(cue_id: int = PathParameter(ge=1, le=MAX_SQLITE_INTEGER)) -> Response:
+        return _library_file(cue_id, sidecar=True)
+
+    def _library_file(cue_id: int, sidecar: bool) -> Response:
+        """Only files the library indexed are served (by id: a client names no path)."""
+        import sqlite3
+
+        try:
+            cue = CueLibrary().get(cue_id)
+        except (sqlite3.Error, OSError) as exc:
+            raise ApiError(503, f"the cue library cannot be read now ({exc}); try again in a moment",
+                           headers={"Retry-After": str(STORAGE_RETRY_AFTER_S)}) from None
+        if cue is None:
+            raise ApiError(404, f"the cue library has no cue {cue_id}; search it with GET /v1/library")
+        path = Path(cue.sidecar_path or f"{cue.path}.json") if sidecar else Path(cue.path)
+        if not path.is_file():
+            what = "sidecar" if sidecar else "file"
+            raise ApiError(410, f"the {what} of library cue {cue_id} is gone from {path.parent} (moved or deleted); "
+                                "index its new folder with 'acestep-dcc library add FOLDER'")
+        return FileResponse(path, media_type=_media_type(path), filename=path.name)
 
     @app.post(UPLOADS_PATH, status_code=201, summary="Upload source audio for repaint or cover; returns its id",
               openapi_extra={"requestBody": {"required": True, "content": {

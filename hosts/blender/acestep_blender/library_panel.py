@@ -11,6 +11,7 @@ length, one undo step, recorded like a generated strip (the Generated Strip pane
 
 from __future__ import annotations
 
+import contextlib
 import json
 import traceback
 from pathlib import Path
@@ -26,7 +27,7 @@ from acestep_core.request import MAX_BPM, MIN_BPM
 
 from . import compat, loop_options, strip_records, worker_link
 from .audio_files import resolve_output_folder
-from .library_search import LibrarySearch, bring_cue_in, cue_output
+from .library_search import LibraryDownload, LibrarySearch, bring_cue_in, cue_output, free_target
 from .panel import CATEGORY, never_raises, wrapped
 from .preferences import addon_settings
 from .properties import KEY_ITEMS, NONE
@@ -40,6 +41,7 @@ LOOP_ITEMS = [("ANY", "Any", "Loops and cues that are not loops"), ("LOOPS", "Lo
 
 class _State:
     search: LibrarySearch | None = None
+    download: LibraryDownload | None = None  # a cue on its way from a worker on another machine
 
 
 state = _State()
@@ -103,17 +105,45 @@ def result_line(result) -> str:
 
 
 def tick() -> float | None:
-    """Copy a finished search into the panel's list. Never raises."""
-    search = state.search
-    if search is None:
-        return None
-    if not search.done.is_set():
-        return TICK_INTERVAL
-    state.search = None
+    """Copy a finished search into the panel's list, and place a finished download.
+    Never raises."""
     wm = bpy.context.window_manager
     fields = getattr(wm, "acestep_library", None) if wm else None
     if fields is None:
         return None
+    download = state.download
+    if download is not None and download.done.is_set():
+        state.download = None
+        _place_download(fields, download)
+    search = state.search
+    if search is not None and search.done.is_set():
+        state.search = None
+        _show_search(fields, search)
+    compat.tag_sequencer_redraw()
+    return TICK_INTERVAL if state.search is not None or state.download is not None else None
+
+
+def _place_download(fields, download: LibraryDownload) -> None:
+    if download.error:
+        _say(fields, f"Downloading {download.cue.name} failed: {download.error}", "ERROR")
+        return
+    try:
+        with _window_context():  # undo and the operator want a window, as a click has
+            bpy.ops.acestep.library_place("EXEC_DEFAULT", True, cue=json.dumps(download.cue.to_dict()),
+                                          downloaded=str(download.path), frame=download.frame)
+    except RuntimeError as exc:  # the operator reported why, in the panel too
+        _say(fields, str(exc).removeprefix("Error: ").strip(), "ERROR")
+
+
+def _window_context():
+    context = bpy.context
+    windows = context.window_manager.windows if context.window_manager else ()
+    if context.window is None and len(windows):
+        return context.temp_override(window=windows[0])
+    return contextlib.nullcontext()
+
+
+def _show_search(fields, search: LibrarySearch) -> None:
     try:
         fields.searching = False
         if search.error:
@@ -123,8 +153,6 @@ def tick() -> float | None:
     except Exception as exc:  # a bug of ours: say so rather than break the timer
         traceback.print_exc()
         _say(fields, f"unexpected error ({type(exc).__name__}: {exc})", "ERROR")
-    compat.tag_sequencer_redraw()
-    return None
 
 
 def _fill(fields, cues: list[LibraryCue]) -> None:
@@ -149,9 +177,14 @@ def _say(fields, message: str, level: str = "INFO") -> None:
 def forget() -> None:
     if state.search is not None:
         state.search.stop()
-    state.search = None
+    state.search = state.download = None
     if bpy.app.timers.is_registered(tick):
         bpy.app.timers.unregister(tick)
+
+
+def ensure_timer() -> None:
+    if not bpy.app.timers.is_registered(tick):
+        bpy.app.timers.register(tick, first_interval=TICK_INTERVAL)
 
 
 # -- operators -------------------------------------------------------------------------------
@@ -179,12 +212,13 @@ class ACESTEP_OT_library_search(bpy.types.Operator):
             _say(fields, message, "ERROR")
             self.report({"ERROR"}, message)
             return {"CANCELLED"}
-        forget()
+        if state.search is not None:
+            state.search.stop()
         state.search = LibrarySearch(query, link)
         state.search.start()
         fields.searching = True
         _say(fields, "Searching...")
-        bpy.app.timers.register(tick, first_interval=TICK_INTERVAL)
+        ensure_timer()
         return {"FINISHED"}
 
 
@@ -195,19 +229,28 @@ class ACESTEP_OT_library_place(bpy.types.Operator):
     bl_label = "Place at Playhead"
     bl_options = {"REGISTER", "UNDO"}
 
+    # Set by the tick once a cue from a worker on another machine has arrived.
+    cue: StringProperty(options={"HIDDEN", "SKIP_SAVE"})
+    downloaded: StringProperty(options={"HIDDEN", "SKIP_SAVE"})
+    frame: IntProperty(default=-1, options={"HIDDEN", "SKIP_SAVE"})
+
     @classmethod
     def poll(cls, context):
         try:
-            fields = _library(context)
-            return compat.sequencer_scene(context) is not None and 0 <= fields.index < len(fields.results)
+            return compat.sequencer_scene(context) is not None and _library(context) is not None
         except Exception:
             return False
 
     def execute(self, context):
         fields = _library(context)
-        result = fields.results[fields.index]
         try:
-            strip = place_at_playhead(context, LibraryCue.from_dict(json.loads(result.data)))
+            if not self.cue and not 0 <= fields.index < len(fields.results):
+                raise AceStepError("no cue is chosen; search the library and pick one in the list first")
+            cue = LibraryCue.from_dict(json.loads(self.cue or fields.results[fields.index].data))
+            if not self.downloaded and addon_settings(context).connection == "REMOTE":
+                return self._download(context, fields, cue)
+            strip = place_at_playhead(context, cue, Path(self.downloaded) if self.downloaded else None,
+                                      self.frame if self.frame >= 0 else None)
         except AceStepError as exc:
             _say(fields, str(exc), "ERROR")
             self.report({"ERROR"}, str(exc))
@@ -218,17 +261,33 @@ class ACESTEP_OT_library_place(bpy.types.Operator):
         self.report({"INFO"}, message)
         return {"FINISHED"}
 
+    def _download(self, context, fields, cue: LibraryCue):
+        """A worker on another machine: fetch the cue first (a thread); the tick places it."""
+        link = worker_link.link
+        if link.client is None:
+            raise AceStepError("the worker is not connected; press Search Library again, then Place at Playhead")
+        if state.download is not None:
+            raise AceStepError(f"{state.download.cue.name} is still downloading; place this one when it is in")
+        folder, _ = resolve_output_folder(addon_settings(context).output_folder, bpy.data.filepath)
+        state.download = LibraryDownload(link.client, cue, free_target(cue, folder),
+                                         compat.sequencer_scene(context).frame_current)
+        state.download.start()
+        ensure_timer()
+        _say(fields, f"Downloading {cue.name} from the worker; it lands at frame {state.download.frame}")
+        return {"CANCELLED"}  # nothing changed yet: the placing, when it is in, is the undo step
 
-def place_at_playhead(context, cue: LibraryCue):
-    """The strip for `cue` at the scene's current frame; raises AceStepError with the fix."""
+
+def place_at_playhead(context, cue: LibraryCue, local: Path | None = None, frame: int | None = None):
+    """The strip for `cue` at `frame` (default: the current one), from `local` (a file
+    already here) or the cue's own file; raises AceStepError with the fix."""
     scene = compat.sequencer_scene(context)
     folder, _ = resolve_output_folder(addon_settings(context).output_folder, bpy.data.filepath)
-    path = bring_cue_in(Path(cue.path), folder)
+    path = local if local is not None else bring_cue_in(Path(cue.path), folder)
     job, output = cue_output(path, cue)
     rate = timeline.frame_rate(scene.render.fps, scene.render.fps_base)
     # A loop is placed one loop long (after its intro), as a generated loop is; else the whole file.
     frames = loop_options.loop_frames(output, rate) or max(1, timeline.seconds_to_frames(cue.duration or 0.0, rate))
-    start = scene.frame_current
+    start = scene.frame_current if frame is None else frame
     editor = compat.sequence_editor(scene, create=True)
     [channel] = timeline.first_free_channels(compat.occupied_ranges(editor), start, start + frames)
     name = (" ".join(cue.prompt.split()) or path.stem)[:MAX_STRIP_NAME]

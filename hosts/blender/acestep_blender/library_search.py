@@ -55,6 +55,40 @@ class LibrarySearch(threading.Thread):
             self.done.set()
 
 
+class LibraryDownload(threading.Thread):
+    """A library cue fetched from a worker on another machine (its paths mean nothing here)
+    into `target`, with its sidecar. `path` or `error` is set before `done`."""
+
+    def __init__(self, client, cue: LibraryCue, target: Path, frame: int):
+        super().__init__(name="acestep library download", daemon=True)
+        self.client, self.cue, self.target, self.frame = client, cue, target, frame
+        self.path: Path | None = None
+        self.error = ""
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        try:
+            self.path, _ = self.client.library_download(self.cue.id, self.target)
+        except AceStepError as exc:
+            self.error = str(exc)
+        except Exception as exc:  # a bug of ours: a sentence in the panel, not a dead thread
+            self.error = f"unexpected error ({type(exc).__name__}: {exc})"
+        finally:
+            self.done.set()
+
+
+def free_target(cue: LibraryCue, folder: Path) -> Path:
+    """Where a downloaded cue goes: its own name in the audio folder, numbered when taken."""
+    name = Path(cue.path.replace("\\", "/")).name or f"library-{cue.id}.wav"
+    audio_format = output_names.audio_extension(name) or "wav"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputNotWritable(f"cannot create the audio folder {folder}: {exc.strerror}; choose another Audio "
+                                "Folder in the add-on preferences") from None
+    return output_names.first_free_paths(folder / name, audio_format, 1)[0]
+
+
 @dataclass
 class LibraryJob:
     """What strip_records.record_output reads of a job, for a cue from the library."""

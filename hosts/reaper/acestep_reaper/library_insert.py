@@ -204,19 +204,20 @@ class LibraryInsert:
         self._end("placed")
 
     def _bring_in(self, cue: LibraryCue, folder: Path) -> Path:
-        """The cue's file (and sidecar) copied into the media folder under a free name."""
-        source = Path(cue.path)
+        """The cue's file (and sidecar) copied into the media folder under a free name;
+        downloaded from a worker on another machine (a remote path is never opened here)."""
+        source = Path(cue.path.replace("\\", "/"))
+        audio_format = output_names.audio_extension(source.name) or "wav"
         if not media.worker_is_local(self.client):
-            raise AceStepError(f"ACE-Step's worker at {self.client.url} runs on another machine, so its library's "
-                               f"files are there: copy {source.name} here and add it with 'acestep-dcc library add "
-                               "FOLDER' on this machine.")
+            folder.mkdir(parents=True, exist_ok=True)
+            [target] = output_names.first_free_paths(folder / source.name, audio_format)
+            return self.client.library_download(cue.id, target)[0]
         if not source.is_file():
             raise AceStepError(f"{source} is not there any more (moved or deleted). Index the folder it is in now "
                                "with 'acestep-dcc library add FOLDER', then search again.")
         folder.mkdir(parents=True, exist_ok=True)
         if source.parent.resolve() == folder.resolve():
             return source
-        audio_format = output_names.audio_extension(str(source)) or "wav"
         [target] = output_names.first_free_paths(folder / source.name, audio_format)
         shutil.copyfile(source, target)
         sidecar = output_names.sidecar_path(source)
