@@ -92,10 +92,11 @@ class ReferenceIndex:
         finally:
             db.close()
 
-    def update(self, folder: Path, is_cancelled=None) -> IndexUpdate:
+    def update(self, folder: Path, is_cancelled=None, workers: int = 1) -> IndexUpdate:
         """Bring the folder's entries up to date: new and changed files (path, size,
         mtime) are analysed, entries of files no longer there are dropped. is_cancelled
-        is asked before each file (GenerationCancelled; what was done is kept)."""
+        is asked before each file (GenerationCancelled; what was done is kept).
+        workers > 1 analyses in that many processes (a first index of a large library)."""
         folder = Path(folder).expanduser().resolve()
         if not folder.is_dir():
             raise OriginalityError(f"the reference library {folder} is not a folder; give a folder of WAV, FLAC, "
@@ -109,6 +110,7 @@ class ReferenceIndex:
             for gone in sorted(set(known) - set(files)):
                 db.execute("DELETE FROM reference WHERE path = ?", (gone,))
                 report.removed.append(gone)
+            todo = []
             for name, path in files.items():
                 try:
                     stat = path.stat()
@@ -117,15 +119,11 @@ class ReferenceIndex:
                     continue
                 if known.get(name) == (stat.st_size, stat.st_mtime_ns, FEATURE_VERSION):
                     report.unchanged += 1
-                    continue
-                if is_cancelled is not None and is_cancelled():
-                    from acestep_core.errors import GenerationCancelled
-
-                    raise GenerationCancelled()
-                try:
-                    features = features_of_file(path)
-                except UnreadableAudio as exc:
-                    report.unreadable.append((name, str(exc)))
+                else:
+                    todo.append((name, stat))
+            for name, stat, features in _analysed(todo, workers, is_cancelled):
+                if isinstance(features, UnreadableAudio):
+                    report.unreadable.append((name, str(features)))
                     db.execute("DELETE FROM reference WHERE path = ?", (name,))
                     continue
                 db.execute("INSERT OR REPLACE INTO reference VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -146,6 +144,34 @@ class ReferenceIndex:
             chroma=np.frombuffer(chroma, np.float16).reshape(-1, 12).astype(np.float32),
             patches=np.frombuffer(patches, np.float16).reshape(-1, PATCH_WIDTH).astype(np.float32), duration=duration))
             for path, duration, chroma, patches in rows])
+
+
+def _features_or_error(name: str):
+    try:
+        return features_of_file(Path(name))
+    except UnreadableAudio as exc:
+        return exc
+
+
+def _analysed(todo: list, workers: int, is_cancelled):
+    """(name, stat, features or UnreadableAudio) for each (name, stat), in order."""
+    def check_cancel():
+        if is_cancelled is not None and is_cancelled():
+            from acestep_core.errors import GenerationCancelled
+
+            raise GenerationCancelled()
+
+    if workers <= 1 or len(todo) < 2:
+        for name, stat in todo:
+            check_cancel()
+            yield name, stat, _features_or_error(name)
+        return
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for (name, stat), features in zip(todo, pool.map(_features_or_error, [n for n, _ in todo], chunksize=4)):
+            check_cancel()
+            yield name, stat, features
 
 
 def reference_set(entries: list[tuple[str, float, AudioFeatures]]) -> ReferenceSet:

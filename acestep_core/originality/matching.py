@@ -71,12 +71,12 @@ def align(query: np.ndarray, reference: np.ndarray, threshold: float) -> Alignme
         return None
     coarse_query, coarse_reference = _decimated(query), _decimated(reference)
     coarse = []
+    rotations = np.stack([np.roll(coarse_reference, -shift, axis=1) for shift in range(12)])
     for ratio in TEMPO_RATIOS[::2]:
         q = stretched(coarse_query, ratio)
-        for shift in range(12):
-            found = _best_window(np.roll(coarse_reference, -shift, axis=1) @ q.T,
-                                 window_frames(len(q) * COARSE_FACTOR, len(reference)) // COARSE_FACTOR)
-            coarse.append((found[0], ratio, shift))
+        means, _, _ = _best_windows(rotations @ q.T,
+                                    window_frames(len(q) * COARSE_FACTOR, len(reference)) // COARSE_FACTOR)
+        coarse += [(float(score), ratio, shift) for shift, score in enumerate(means)]
     coarse.sort(reverse=True)
     best = None
     for _, coarse_ratio, shift in coarse[:COARSE_KEEP]:
@@ -113,25 +113,34 @@ def _signed(shift: int) -> int:
 def _best_window(sim: np.ndarray, window: int) -> tuple[float, int, int]:
     """The best mean of `window` consecutive cells along any diagonal of sim (R, Q), and
     where that window starts: (mean, reference frame, query frame)."""
-    rows, cols = sim.shape
+    means, ref_starts, query_starts = _best_windows(sim[None], window)
+    return float(means[0]), int(ref_starts[0]), int(query_starts[0])
+
+
+def _best_windows(sims: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """_best_window for each of K matrices (K, R, Q) at once: (means, reference starts,
+    query starts), each (K,)."""
+    keys, rows, cols = sims.shape
     window = max(1, min(window, rows, cols))
     # Sheared view: row d holds the diagonal whose query frame is reference frame + d - (rows - 1).
     width = 2 * rows - 1 + cols
-    padded = np.zeros((rows, width), np.float32)
-    padded[:, rows - 1: rows - 1 + cols] = sim
-    diagonals = as_strided(padded, shape=(rows + cols - 1, rows), strides=(4, (width + 1) * 4))
-    sums = np.cumsum(diagonals, axis=1, dtype=np.float32)
-    window_sums = sums[:, window - 1:].copy()
-    window_sums[:, 1:] -= sums[:, :-window]
+    padded = np.zeros((keys, rows, width), np.float32)
+    padded[:, :, rows - 1: rows - 1 + cols] = sims
+    diagonals = as_strided(padded, shape=(keys, rows + cols - 1, rows),
+                           strides=(rows * width * 4, 4, (width + 1) * 4))
+    sums = np.cumsum(diagonals, axis=2, dtype=np.float32)
+    window_sums = sums[:, :, window - 1:].copy()
+    window_sums[:, :, 1:] -= sums[:, :, :-window]
     # Only windows wholly inside the matrix count: diagonal d covers reference frames
     # [max(0, rows-1-d), min(rows, rows-1-d+cols)).
     d = np.arange(rows + cols - 1)[:, None]
-    i = np.arange(window_sums.shape[1])[None, :]
+    i = np.arange(window_sums.shape[2])[None, :]
     inside = (i >= np.maximum(0, rows - 1 - d)) & (i + window <= np.minimum(rows, rows - 1 - d + cols))
-    window_sums[~inside] = -np.inf
-    flat = int(np.argmax(window_sums))
-    diagonal, start = divmod(flat, window_sums.shape[1])
-    return float(window_sums[diagonal, start] / window), start, start + diagonal - (rows - 1)
+    window_sums[:, ~inside] = -np.inf
+    flat = window_sums.reshape(keys, -1).argmax(axis=1)
+    diagonal, start = np.divmod(flat, window_sums.shape[2])
+    means = window_sums.reshape(keys, -1)[np.arange(keys), flat] / window
+    return means, start, start + diagonal - (rows - 1)
 
 
 def _extend(sim: np.ndarray, ref_start: int, query_start: int, window: int,
