@@ -184,7 +184,8 @@ def main() -> None:
         top = matches[0] if matches else None
         rows.append((label, features.duration, analysed - started, done - analysed, total,
                      f"{Path(top.reference).stem} {top.score:.3f}" if top else "-", bool(top and top.flagged)))
-    print(f"\none core, {len(references.paths)} references, threshold {THRESHOLD}:")
+    print(f"\none core, {len(references.paths)} references, threshold {THRESHOLD}, load average "
+          f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs:")
     print(f"{'query':32} {'audio s':>8} {'features':>9} {'search':>8} {'total':>7}  best match      flagged")
     for label, seconds, feats, found, total, best, flagged in rows:
         print(f"{label:32} {seconds:8.1f} {feats:9.3f} {found:8.3f} {total:7.3f}  {best:15} {flagged}")

@@ -42,7 +42,8 @@ def test_a_flagged_cue_shows_the_warning_on_its_strip_and_in_the_panel(addon, wo
     cue, shown = _generate(addon, FLAGGED_SEED)
     [output] = worker.jobs(limit=1)[0].outputs
     record = output.metadata["originality"]
-    assert record["flagged"] is True and record["checked_against"] == [str(worker_process.library.resolve())]
+    assert record["flagged"] is True
+    assert record["checked_against"] == [str(worker_process.library.resolve()), "cue library"]
     assert Path(record["matches"][0]["reference"]).name == "protected.wav"
     [warning] = [w for w in output.metadata["warnings"] if w.startswith("originality check:")]
     assert "protected.wav" in warning

@@ -233,14 +233,14 @@ def test_generate_against_a_library_records_the_check_and_warns(music, tmp_path)
     assert done.returncode == 0, done.stderr
     first, second = (json.loads((tmp_path / f"cue-{k}.wav.json").read_text()) for k in (1, 2))
     record = first["originality"]
-    assert record["checked_against"] == [str(music["refs"].resolve()), "other candidates"]
+    assert record["checked_against"] == [str(music["refs"].resolve()), "other candidates", "cue library"]
     assert record["flagged"] is True and record["threshold"] == THRESHOLD and "chroma" in record["method"]
     assert record["matches"][0]["reference"] == str(music["boss"].resolve())
     assert record["matches"][0]["score"] == pytest.approx(1.0, abs=0.01)
     assert any(w.startswith("originality check: this cue is close to boss.wav") for w in first["warnings"])
     assert "warning: cue-1.wav: originality check: this cue is close to boss.wav" in done.stderr
-    assert f"originality: checked against {music['refs'].resolve()} and the other candidates: FLAGGED cue-1.wav" \
-        in done.stderr
+    assert (f"originality: checked against {music['refs'].resolve()}, the other candidates and the cue library: "
+            "FLAGGED cue-1.wav") in done.stderr
     assert second["originality"]["flagged"] is False and not any("originality" in w for w in second["warnings"])
     assert {m["reference"] for m in second["originality"]["matches"]} >= {str(tmp_path / "cue-1.wav")}
 
@@ -248,8 +248,25 @@ def test_generate_against_a_library_records_the_check_and_warns(music, tmp_path)
                            "--against", str(music["refs"])], capture_output=True, text=True, env=_env(home),
                           cwd=REPO_ROOT)
     assert done.returncode == 0, done.stderr
-    assert json.loads((tmp_path / "new.wav.json").read_text())["originality"]["flagged"] is False
-    assert "originality: checked against" in done.stderr and "nothing flagged" in done.stderr
+    record = json.loads((tmp_path / "new.wav.json").read_text())["originality"]
+    assert record["flagged"] is False and "nothing flagged" in done.stderr
+    compared = {m["reference"] for m in record["matches"]}
+    assert {str(tmp_path / "cue-1.wav"), str(tmp_path / "cue-2.wav")} <= compared, "the cue library's cues too"
+
+
+def test_check_library_compares_with_the_cues_made_so_far(music, tmp_path):
+    """A cue the CLI made is in the cue library: a copy of it is flagged against it with
+    --library (no reference folder needed), and the cue itself is not compared with itself."""
+    home = tmp_path / "home"
+    (made,) = _generate(tmp_path, home, BOSS, 1, "made")
+    copy = tmp_path / "copy.ogg"
+    _ffmpeg("-i", str(made), "-af", "rubberband=pitch=0.840896", "-c:a", "libvorbis", str(copy))
+    done = _check(music, str(copy), str(made), "--library", "--json", home=home)
+    assert done.returncode == 1, done.stderr
+    of_copy, of_made = json.loads(done.stdout)
+    assert of_copy["flagged"] and of_copy["matches"][0]["reference"] == str(made.resolve())
+    assert of_copy["matches"][0]["transposed_semitones"] == -3
+    assert of_made["matches"] == [] and not of_made["flagged"]
 
 
 def test_generate_refuses_a_missing_library_before_generating(tmp_path):

@@ -35,15 +35,18 @@ def test_a_flagged_cue_says_so_in_its_item_notes_and_the_console(session, worker
     state, item = _generate(session, tmp_path, FLAGGED_SEED)
     [output] = worker.jobs(limit=1)[0].outputs
     record = output.metadata["originality"]
-    assert record["flagged"] is True and record["checked_against"] == [str(worker_process.library.resolve())]
-    assert Path(record["matches"][0]["reference"]).name == "protected.wav"
+    assert record["flagged"] is True
+    assert record["checked_against"] == [str(worker_process.library.resolve()), "cue library"]
+    # the distant run's cue is also flagged against the inside run's, now in the cue library
+    assert "protected.wav" in {Path(m["reference"]).name for m in record["matches"] if m["flagged"]}
     [warning] = [w for w in output.metadata["warnings"] if w.startswith("originality check:")]
     assert f"\nwarning: {warning}\n" in item["notes"]
     assert f"ACE-Step warning: '{FLAGGED_PROMPT}' (seed {FLAGGED_SEED}): {warning}" in state["console"]
 
 
 def test_a_cue_that_passes_has_no_originality_warning(session, worker, tmp_path):
-    state, item = _generate(session, tmp_path, FLAGGED_SEED + 100)
+    # a seed per run: the second run's cue would be flagged against the first's in the cue library
+    state, item = _generate(session, tmp_path, FLAGGED_SEED + 100 + (session.mode == "distant"))
     [output] = worker.jobs(limit=1)[0].outputs
     assert output.metadata["originality"]["flagged"] is False
     assert "originality" not in item["notes"] and "originality" not in state.get("console", "")

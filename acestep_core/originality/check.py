@@ -9,7 +9,7 @@ import numpy as np
 
 from acestep_core.originality.errors import UnreadableAudio
 from acestep_core.originality.features import AudioFeatures, features_of_file, fourier_patches
-from acestep_core.originality.index import ReferenceIndex, ReferenceSet, reference_set
+from acestep_core.originality.index import IndexUpdate, ReferenceIndex, ReferenceSet, merged, reference_set
 from acestep_core.originality.matching import align, stretched
 
 # A match is flagged when some stretch of MATCH_WINDOW_S (8 s) follows a reference this
@@ -26,6 +26,7 @@ VERIFY_TOP = 12
 # survives a few percent of tempo change, not ten.
 INDEX_RATIOS = (0.92, 1.0, 1.08)
 CANDIDATE_LABEL = "other candidates"
+CUE_LIBRARY_LABEL = "cue library"
 
 
 @dataclass
@@ -55,20 +56,28 @@ class CheckResult:
 
 
 def check_files(files: list[Path], against: Path | None = None, *, index: ReferenceIndex | None = None,
-                extra: dict[str, AudioFeatures] | None = None, top: int = 5,
-                threshold: float = THRESHOLD, with_update: bool = False,
-                queries: list[tuple[str, AudioFeatures]] = (), against_set: ReferenceSet | None = None):
-    """Each file against the references under `against` (indexed first, incrementally)
-    and against `extra` {name: features}. Every file is read before anything is indexed,
-    so a missing or unreadable one fails at once (UnreadableAudio). with_update: return
-    (results, the index's IndexUpdate) instead of the results alone. `queries` (name,
-    features) and `against_set` are for callers that have them already."""
+                cue_library: list[Path] | None = None, extra: dict[str, AudioFeatures] | None = None,
+                top: int = 5, threshold: float = THRESHOLD, with_update: bool = False,
+                queries: list[tuple[str, AudioFeatures]] = (), is_cancelled=None):
+    """Each file against the references under `against` and the `cue_library` files
+    (both indexed first, incrementally) and against `extra` {name: features}. Every file
+    is read before anything is indexed, so a missing or unreadable one fails at once
+    (UnreadableAudio). with_update: return (results, IndexUpdate) instead of the results
+    alone. `queries` (name, features) are for callers that have the features already."""
     queries = [(str(Path(f)), _features(Path(f))) for f in files] + list(queries)
-    references, update = against_set, None
-    if against is not None:
+    update, sets = IndexUpdate(), []
+    if against is not None or cue_library:
         index = index or ReferenceIndex()
-        update = index.update(Path(against))
-        references = index.references(Path(against))
+    if against is not None:
+        update = index.update(Path(against), is_cancelled=is_cancelled)
+        sets.append(index.references(Path(against)))
+    if cue_library:
+        found = index.update_files(cue_library, is_cancelled=is_cancelled)
+        update.computed += found.computed
+        update.unchanged += found.unchanged
+        update.unreadable += found.unreadable
+        sets.append(index.references_of(cue_library))
+    references = merged(*sets) if sets else None
     results = []
     for name, features in queries:
         matches = [] if references is None else search(features, references, threshold, exclude=name)

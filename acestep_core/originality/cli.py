@@ -22,6 +22,8 @@ def add_check_parser(commands) -> None:
     check.add_argument("--against", metavar="DIR",
                        help="the reference library: a folder of WAV, FLAC, Ogg and MP3 files, searched recursively "
                             "(default: $ACESTEP_DCC_REFERENCE_LIBRARY, else config.json's reference_library)")
+    check.add_argument("--library", action="store_true",
+                       help="also compare with every cue in the cue library (acestep-dcc library: music already made)")
     check.add_argument("--index", metavar="FILE",
                        help="the index file, built once and updated for new or changed references (default: "
                             "originality-index.sqlite in acestep-dcc's data folder)")
@@ -37,9 +39,9 @@ def run_check(args: argparse.Namespace) -> int:
     from acestep_core.errors import AceStepError
 
     against = configured_reference_library(args.against)
-    if against is None:
+    if against is None and not args.library:
         raise AceStepError("no reference library to check against; give one with --against DIR (or set "
-                           "$ACESTEP_DCC_REFERENCE_LIBRARY)")
+                           "$ACESTEP_DCC_REFERENCE_LIBRARY), or compare with the cue library with --library")
     if args.top < 1:
         raise AceStepError(f"--top takes a number of references from 1 up, got {args.top}")
     files = [Path(name).expanduser() for name in args.files]
@@ -48,10 +50,16 @@ def run_check(args: argparse.Namespace) -> int:
             raise AceStepError(f"{path} does not exist; give the path of an audio file")
     from acestep_core.originality import THRESHOLD, ReferenceIndex, check_files
 
+    made = None
+    if args.library:
+        from acestep_core.library import CueLibrary
+
+        made = CueLibrary().present_files()
     index = ReferenceIndex(Path(args.index).expanduser() if args.index else None)
-    results, update = check_files(files, against, index=index, top=args.top, with_update=True)
+    results, update = check_files(files, against, index=index, cue_library=made, top=args.top, with_update=True)
     if update.computed or update.removed:
-        print(f"acestep-dcc: indexed {len(update.computed)} new or changed references in {against} "
+        where = " and ".join(filter(None, [str(against) if against else "", "the cue library" if made else ""]))
+        print(f"acestep-dcc: indexed {len(update.computed)} new or changed references in {where} "
               f"({update.unchanged} unchanged, {len(update.removed)} gone)", file=sys.stderr)
     for _, sentence in update.unreadable:
         print(f"acestep-dcc: warning: skipped a reference: {sentence}", file=sys.stderr)
@@ -80,10 +88,12 @@ def describe(result, threshold: float) -> str:
 
 
 def originality_note(outputs, library: Path) -> str:
-    """One line after generate: what the cues were checked against and how many were flagged
+    """One line after generate: what the cues were checked against and which were flagged
     (each flagged cue's own warning names the reference)."""
     flagged = [Path(cue.path).name for cue in outputs if (cue.metadata.get("originality") or {}).get("flagged")]
-    what = f"{library}" + (" and the other candidates" if len(outputs) > 1 else "")
+    checked = list((outputs[0].metadata.get("originality") or {}).get("checked_against") or [str(library)])
+    what = ", ".join(checked[:-1]) + " and " + checked[-1] if len(checked) > 1 else checked[0]
+    what = what.replace("other candidates", "the other candidates").replace("cue library", "the cue library")
     if not flagged:
         return f"originality: checked against {what}: nothing flagged"
     return f"originality: checked against {what}: FLAGGED {', '.join(flagged)}"

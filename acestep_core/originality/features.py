@@ -80,7 +80,7 @@ def features_of_samples(mono: np.ndarray, rate: int) -> AudioFeatures:
 
 def chroma_frames(mono: np.ndarray, rate: int) -> np.ndarray:
     """(frames, 12): CQT chroma averaged to FRAME_S, centred on its surroundings, unit rows."""
-    librosa = _librosa()
+    librosa = require_librosa()
     from scipy.ndimage import uniform_filter1d
 
     if rate != ANALYSIS_RATE:
@@ -125,7 +125,8 @@ def _unit_rows(matrix: np.ndarray) -> np.ndarray:
     return np.where(norms > 1e-6, matrix / np.maximum(norms, 1e-6), 0.0).astype(np.float32)
 
 
-def _librosa():
+def require_librosa():
+    """librosa, or MissingAnalysisLibrary saying how to install it."""
     try:
         import librosa
     except ImportError:

@@ -101,15 +101,30 @@ class ReferenceIndex:
         if not folder.is_dir():
             raise OriginalityError(f"the reference library {folder} is not a folder; give a folder of WAV, FLAC, "
                                    "Ogg or MP3 files")
+        return self._update(audio_files(folder), "path >= ? AND path < ?", _prefix_range(folder), is_cancelled,
+                            workers)
+
+    def update_files(self, files: list[Path], is_cancelled=None, workers: int = 1) -> IndexUpdate:
+        """update() for a list of files (the cue library's) instead of a folder; nothing is dropped."""
+        paths = [Path(f).expanduser().resolve() for f in files]
+        return self._update(paths, None, (), is_cancelled, workers)
+
+    def _update(self, paths: list[Path], where: str | None, values: tuple, is_cancelled, workers: int) -> IndexUpdate:
         report = IndexUpdate()
-        files = {str(path): path for path in audio_files(folder)}
+        files = {str(path): path for path in paths}
         with self._lock, self._connect() as db:
-            known = {row[0]: row[1:] for row in db.execute(
-                "SELECT path, size, mtime_ns, version FROM reference WHERE path >= ? AND path < ?",
-                _prefix_range(folder))}
-            for gone in sorted(set(known) - set(files)):
-                db.execute("DELETE FROM reference WHERE path = ?", (gone,))
-                report.removed.append(gone)
+            if where is None:
+                known = {}
+                for name in files:
+                    row = db.execute("SELECT size, mtime_ns, version FROM reference WHERE path = ?", (name,)).fetchone()
+                    if row is not None:
+                        known[name] = tuple(row)
+            else:
+                known = {row[0]: row[1:] for row in db.execute(
+                    f"SELECT path, size, mtime_ns, version FROM reference WHERE {where}", values)}
+                for gone in sorted(set(known) - set(files)):
+                    db.execute("DELETE FROM reference WHERE path = ?", (gone,))
+                    report.removed.append(gone)
             todo = []
             for name, path in files.items():
                 try:
@@ -140,10 +155,36 @@ class ReferenceIndex:
         with self._lock, self._connect() as db:
             rows = db.execute("SELECT path, duration, chroma, patches FROM reference WHERE path >= ? AND path < ? "
                               "AND version = ? ORDER BY path", (*_prefix_range(folder), FEATURE_VERSION)).fetchall()
-        return reference_set([(path, duration, AudioFeatures(
-            chroma=np.frombuffer(chroma, np.float16).reshape(-1, 12).astype(np.float32),
-            patches=np.frombuffer(patches, np.float16).reshape(-1, PATCH_WIDTH).astype(np.float32), duration=duration))
-            for path, duration, chroma, patches in rows])
+        return reference_set([_entry(*row) for row in rows])
+
+    def references_of(self, files: list[Path]) -> ReferenceSet:
+        """The indexed references among `files` (call update_files first), in their order."""
+        entries = []
+        with self._lock, self._connect() as db:
+            for path in files:
+                row = db.execute("SELECT path, duration, chroma, patches FROM reference WHERE path = ? AND "
+                                 "version = ?", (str(Path(path).expanduser().resolve()), FEATURE_VERSION)).fetchone()
+                if row is not None:
+                    entries.append(_entry(*row))
+        return reference_set(entries)
+
+
+def _entry(path: str, duration: float, chroma: bytes, patches: bytes) -> tuple[str, float, AudioFeatures]:
+    return path, duration, AudioFeatures(
+        chroma=np.frombuffer(chroma, np.float16).reshape(-1, 12).astype(np.float32),
+        patches=np.frombuffer(patches, np.float16).reshape(-1, PATCH_WIDTH).astype(np.float32), duration=duration)
+
+
+def merged(*sets: ReferenceSet) -> ReferenceSet:
+    """One searchable set of several (a folder's and the cue library's); a path in two counts once."""
+    entries, seen = [], set()
+    for group in sets:
+        for k, path in enumerate(group.paths):
+            if path not in seen:
+                seen.add(path)
+                entries.append((path, group.durations[k], AudioFeatures(
+                    chroma=group.chroma[k], patches=group.patches[group.owners == k], duration=group.durations[k])))
+    return reference_set(entries)
 
 
 def _features_or_error(name: str):
