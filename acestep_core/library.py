@@ -69,9 +69,11 @@ CREATE TABLE IF NOT EXISTS cues (
     track TEXT,
     created TEXT,
     indexed_at TEXT NOT NULL,
-    missing INTEGER NOT NULL DEFAULT 0
+    missing INTEGER NOT NULL DEFAULT 0,
+    sidecar_stamp TEXT
 );
 CREATE INDEX IF NOT EXISTS cues_identity ON cues (identity);
+CREATE INDEX IF NOT EXISTS cues_newest ON cues (indexed_at DESC, id DESC);
 CREATE VIRTUAL TABLE IF NOT EXISTS cues_text USING fts5(prompt, tags, tokenize = 'unicode61 remove_diacritics 2');
 """
 
@@ -230,6 +232,9 @@ class CueLibrary:
         self.path = Path(path) if path is not None else default_library_path()
         with self._connect() as db:
             db.executescript(_SCHEMA)
+            columns = {row["name"] for row in db.execute("PRAGMA table_info(cues)")}
+            if "sidecar_stamp" not in columns:  # a library made before add_folder skipped unchanged sidecars
+                db.execute("ALTER TABLE cues ADD COLUMN sidecar_stamp TEXT")
 
     def _connect(self):
         import sqlite3
@@ -251,27 +256,8 @@ class CueLibrary:
             sidecar = _read_sidecar(sidecar_file)
         if not _is_cue_sidecar(sidecar):
             raise ValueError(f"{sidecar_file} is not an acestep-dcc cue sidecar")
-        row = _row_from_sidecar(audio, sidecar_file if sidecar_file.is_file() else None, sidecar)
         with self._connect() as db:
-            found = db.execute("SELECT id FROM cues WHERE path = ?", (row["path"],)).fetchone()
-            if found is None:  # the same cue at a new place (moved): keep its row
-                for moved in db.execute("SELECT id, path FROM cues WHERE identity = ?", (row["identity"],)):
-                    if not os.path.exists(moved["path"]):
-                        found = moved
-                        break
-            names = list(row)
-            if found is None:
-                cursor = db.execute(f"INSERT INTO cues ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
-                                    [row[n] for n in names])
-                cue_id = cursor.lastrowid
-            else:
-                cue_id = found["id"]
-                db.execute(f"UPDATE cues SET {', '.join(f'{n} = ?' for n in names)} WHERE id = ?",
-                           [row[n] for n in names] + [cue_id])
-                db.execute("DELETE FROM cues_text WHERE rowid = ?", (cue_id,))
-            db.execute("INSERT INTO cues_text (rowid, prompt, tags) VALUES (?, ?, ?)",
-                       (cue_id, row["prompt"], _tags_text(row)))
-        return cue_id
+            return _index(db, audio, sidecar_file, sidecar)
 
     def index_outputs(self, outputs: Iterable[Any]) -> list[int]:
         """Index finished CueOutputs (generation.generate_cues, a set's cues) and their
@@ -293,24 +279,32 @@ class CueLibrary:
             raise InvalidRequest([FieldProblem("folder", f"{root} is not a folder; give the folder that holds the "
                                                          "cues and their .wav.json sidecars")])
         report = AddReport()
-        for sidecar_file in sorted(root.rglob("*.json")):
-            if not sidecar_file.name.lower().endswith(SIDECAR_SUFFIXES):
-                continue
-            audio = sidecar_file.with_name(sidecar_file.name[: -len(".json")])
-            sidecar = _read_sidecar(sidecar_file)
-            if not _is_cue_sidecar(sidecar):
-                report.skipped.append((str(sidecar_file), "not an acestep-dcc cue sidecar"))
-            elif not audio.is_file():
-                report.skipped.append((str(sidecar_file), f"its audio file {audio.name} is not there"))
-            else:
-                self.index_file(audio, sidecar)
-                report.indexed.append(str(audio.resolve()))
         prefix = str(root.resolve()).rstrip(os.sep) + os.sep
-        with self._connect() as db:
-            rows = db.execute("SELECT id, path FROM cues WHERE substr(path, 1, ?) = ?",
+        with self._connect() as db:  # one transaction: a folder of thousands is indexed in seconds
+            known = {row["path"]: row["sidecar_stamp"] for row in db.execute(
+                "SELECT path, sidecar_stamp FROM cues WHERE substr(path, 1, ?) = ?", (len(prefix), prefix))}
+            for sidecar_file in sorted(root.rglob("*.json")):
+                if not sidecar_file.name.lower().endswith(SIDECAR_SUFFIXES):
+                    continue
+                audio = sidecar_file.with_name(sidecar_file.name[: -len(".json")]).resolve()
+                stamp = _stamp(sidecar_file)
+                if stamp is not None and known.get(str(audio)) == stamp and audio.is_file():
+                    report.indexed.append(str(audio))  # unchanged since it was indexed
+                    continue
+                sidecar = _read_sidecar(sidecar_file)
+                if not _is_cue_sidecar(sidecar):
+                    report.skipped.append((str(sidecar_file), "not an acestep-dcc cue sidecar"))
+                elif not audio.is_file():
+                    report.skipped.append((str(sidecar_file), f"its audio file {audio.name} is not there"))
+                else:
+                    _index(db, audio, sidecar_file, sidecar)
+                    report.indexed.append(str(audio))
+            rows = db.execute("SELECT id, path, missing FROM cues WHERE substr(path, 1, ?) = ?",
                               (len(prefix), prefix)).fetchall()
-            gone = [(row["id"], row["path"]) for row in rows if not os.path.exists(row["path"])]
-            db.executemany("UPDATE cues SET missing = 1 WHERE id = ?", [(cue_id,) for cue_id, _ in gone])
+            states = [(int(not os.path.exists(row["path"])), row["id"], row["path"], row["missing"]) for row in rows]
+            db.executemany("UPDATE cues SET missing = ? WHERE id = ?",
+                           [(missing, cue_id) for missing, cue_id, _, was in states if missing != was])
+            gone = [(cue_id, path) for missing, cue_id, path, _ in states if missing]
         report.missing = [path for _, path in gone]
         return report
 
@@ -359,9 +353,8 @@ class CueLibrary:
                f"ORDER BY {order} LIMIT ?")
         params = values + [MAX_LIMIT * 4]
         with self._connect() as db:
-            rows = db.execute(sql, params).fetchall()
             cues, changed = [], []
-            for row in rows:
+            for row in db.execute(sql, params):  # read only as far as the answer needs
                 missing = not os.path.exists(row["path"])
                 if missing != bool(row["missing"]):
                     changed.append((int(missing), row["id"]))
@@ -386,6 +379,38 @@ class CueLibrary:
         with self._connect() as db:
             row = db.execute("SELECT * FROM cues WHERE id = ?", (int(cue_id),)).fetchone()
         return None if row is None else _cue_from_row(row, not os.path.exists(row["path"]))
+
+
+def _index(db, audio: Path, sidecar_file: Path, sidecar: dict) -> int:
+    """Insert or update one cue's row and its text; a cue moved since (same identity, old
+    file gone) keeps its row."""
+    row = _row_from_sidecar(audio, sidecar_file if sidecar_file.is_file() else None, sidecar)
+    found = db.execute("SELECT id FROM cues WHERE path = ?", (row["path"],)).fetchone()
+    if found is None:
+        for moved in db.execute("SELECT id, path FROM cues WHERE identity = ?", (row["identity"],)).fetchall():
+            if not os.path.exists(moved["path"]):
+                found = moved
+                break
+    names = list(row)
+    if found is None:
+        cue_id = db.execute(f"INSERT INTO cues ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                            [row[n] for n in names]).lastrowid
+    else:
+        cue_id = found["id"]
+        db.execute(f"UPDATE cues SET {', '.join(f'{n} = ?' for n in names)} WHERE id = ?",
+                   [row[n] for n in names] + [cue_id])
+        db.execute("DELETE FROM cues_text WHERE rowid = ?", (cue_id,))
+    db.execute("INSERT INTO cues_text (rowid, prompt, tags) VALUES (?, ?, ?)", (cue_id, row["prompt"], _tags_text(row)))
+    return cue_id
+
+
+def _stamp(path: Path) -> str | None:
+    """Size and modification time: a sidecar with the same stamp is not read again."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return f"{info.st_size}:{info.st_mtime_ns}"
 
 
 def index_outputs_safely(outputs: Iterable[Any], warn=None) -> list[int]:
@@ -505,6 +530,7 @@ def _row_from_sidecar(audio: Path, sidecar_file: Path | None, sidecar: dict) -> 
         "created": _text(sidecar.get("created")),
         "indexed_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds"),
         "missing": 0,
+        "sidecar_stamp": _stamp(sidecar_file) if sidecar_file else None,
     }
 
 

@@ -176,6 +176,22 @@ def test_library_add_indexes_existing_cues_and_finds_moved_ones(cues: Path, tmp_
     assert "indexed 1 cue from" in out.err
 
 
+def test_library_add_reads_a_sidecar_again_only_when_it_changed(cues: Path):
+    """The originality check (or a user) rewrites a sidecar: the next add sees it; an
+    unchanged one is not read again (its entry keeps its time of indexing)."""
+    library = CueLibrary()
+    library.add_folder(cues)
+    before = {c.name: c.indexed_at for c in library.search(LibraryQuery())}
+    sidecar = json.loads((cues / "calm.wav.json").read_text())
+    sidecar["originality"] = {"flagged": True, "matches": []}
+    (cues / "calm.wav.json").write_text(json.dumps(sidecar))
+    library.add_folder(cues)
+    after = {c.name: c.indexed_at for c in library.search(LibraryQuery())}
+    assert after["boss.wav"] == before["boss.wav"] and after["chase.wav"] == before["chase.wav"]
+    assert after["calm.wav"] > before["calm.wav"]
+    assert names(library.search(LibraryQuery(flagged=True))) == ["calm.wav"]
+
+
 def test_cli_library_search_prints_cues_and_json(cues: Path, capsys):
     capsys.readouterr()
     assert main(["library", "search", "boss", "--bpm", "140-160", "--key", "E minor", "--loop", "--json"]) == 0
