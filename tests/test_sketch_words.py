@@ -132,16 +132,17 @@ def _correlation(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a[:frames], b[:frames])[0, 1])
 
 
-@pytest.mark.parametrize("prompt", ["boss battle, rock", "stealth infiltration"])
+@pytest.mark.parametrize("prompt", ["boss battle, rock", "happy town, pop", "stealth infiltration"])
 def test_candidates_of_one_prompt_are_different_takes(tmp_path, prompt):
     out = tmp_path / "take.wav"
     assert main(["generate", prompt, "--backend", "sketch", "--seconds", "20", "--seed", "7", "--candidates", "4",
                  "-o", str(out)]) == 0
     takes = [sf.read(tmp_path / f"take-{k}.wav", dtype="float32", always_2d=True)[0].mean(axis=1) for k in range(1, 5)]
-    alike = [_correlation(a, b) for a, b in itertools.combinations(takes, 2)]
-    # The first round's stealth takes correlated at 0.94. Measured now: rock 0.45-0.65
-    # (one tempo, one key, one style's bass and kick), stealth -0.1-0.1.
-    assert max(alike) < 0.8 and float(np.mean(alike)) < 0.7, alike
+    alike = [abs(_correlation(a, b)) for a, b in itertools.combinations(takes, 2)]
+    # The first round's stealth takes correlated at 0.94. Measured now (magnitudes): rock
+    # 0.05-0.38, pop 0.02-0.54, stealth 0.04-0.10. Four-on-the-floor electronic stays at
+    # 0.34-0.89: one kick on every beat at one tempo is most of its waveform.
+    assert max(alike) < 0.75 and float(np.mean(alike)) < 0.5, alike
     sidecars = [json.loads((tmp_path / f"take-{k}.wav.json").read_text()) for k in range(1, 5)]
     takes_played = [next(a for a in s["settings"]["arrangements"] if a["seed"] == s["seed"]) for s in sidecars]
     arrangements = {json.dumps({key: a[key] for key in ("parts", "progressions")}) for a in takes_played}

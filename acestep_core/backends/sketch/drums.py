@@ -128,6 +128,12 @@ def build_kit(kit: str, tonic_pc: int, rng: np.random.Generator, impulses: dict[
     timpani sit on the tonic (or the timpani's fifth below)."""
     if kit == "none":
         return {}
+    # Each take's drummer tunes and damps the kit a little differently: without it every
+    # take's kick is one waveform on one grid, and the takes' mixes correlate by it.
+    damping, attack, retune = float(rng.uniform(0.75, 1.3)), float(rng.uniform(0.85, 1.2)), bool(rng.random() < 0.5)
+
+    def kick_of_take(rng, start_hz, end_hz, sweep_s, decay_s, click, drive):
+        return kick(rng, start_hz * attack, end_hz, sweep_s * damping, decay_s * damping, click * attack, drive)
 
     def kick_hz(hz: float) -> float:
         """The tonic or the fifth nearest hz, from D#1 to A1 (39-55 Hz; seven semitones
@@ -135,8 +141,9 @@ def build_kit(kit: str, tonic_pc: int, rng: np.random.Generator, impulses: dict[
         (52 Hz, G#1, in every key) is the tritone of D minor. Kept under 60 Hz, where the
         bass and a key finder start to hear notes."""
         midi = 69.0 + 12.0 * np.log2(hz / 440.0)
-        nearest = min((m for m in KICK_MIDI_RANGE if (m - tonic_pc) % 12 in (0, 7)), key=lambda m: abs(m - midi))
-        return midi_to_hz(nearest)
+        tuned = sorted((m for m in KICK_MIDI_RANGE if (m - tonic_pc) % 12 in (0, 7)), key=lambda m: abs(m - midi))
+        # Where the range holds both, half the takes tune to the other one.
+        return midi_to_hz(tuned[1] if retune and len(tuned) > 1 else tuned[0])
 
     def in_key(hz: float) -> float:
         """The tonic nearest hz: a producer tunes the snare and toms to the song, or their
@@ -149,17 +156,17 @@ def build_kit(kit: str, tonic_pc: int, rng: np.random.Generator, impulses: dict[
     reverbs: dict[str, tuple[str, float]] = {"snare": ("room", 0.35), "clap": ("room", 0.35),
                                               "tom_high": ("room", 0.3), "tom_low": ("room", 0.3)}
     if kit == "rock":
-        mono = {"kick": kick(rng, 140.0, kick_hz(52.0), 0.03, 0.16, 0.45, 2.0), "snare": snare(rng, in_key(200.0), 0.35, 0.17),
+        mono = {"kick": kick_of_take(rng, 140.0, kick_hz(52.0), 0.03, 0.16, 0.45, 2.0), "snare": snare(rng, in_key(200.0), 0.35, 0.17),
                 "closed_hat": hat(rng, 0.04), "open_hat": hat(rng, 0.22, 6000.0, 0.6),
                 "tom_high": tom(rng, in_key(150.0)), "tom_low": tom(rng, in_key(95.0), 0.3)}
     elif kit == "synthwave":
-        mono = {"kick": kick(rng, 150.0, kick_hz(46.0), 0.04, 0.28, 0.2, 1.8), "snare": snare(rng, in_key(180.0), 0.35, 0.16),
+        mono = {"kick": kick_of_take(rng, 150.0, kick_hz(46.0), 0.04, 0.28, 0.2, 1.8), "snare": snare(rng, in_key(180.0), 0.35, 0.16),
                 "clap": clap(rng), "closed_hat": hat(rng, 0.025), "open_hat": hat(rng, 0.18, 6500.0, 0.5),
                 "tom_high": tom(rng, in_key(140.0), 0.3), "tom_low": tom(rng, in_key(90.0), 0.35)}
         reverbs.update({"snare": ("gated", 1.0), "clap": ("gated", 0.6), "tom_high": ("gated", 0.8),
                         "tom_low": ("gated", 0.8)})
     elif kit == "electronic":
-        mono = {"kick": kick(rng, 170.0, kick_hz(50.0), 0.03, 0.3, 0.3, 2.5), "clap": clap(rng),
+        mono = {"kick": kick_of_take(rng, 170.0, kick_hz(50.0), 0.03, 0.3, 0.3, 2.5), "clap": clap(rng),
                 "snare": snare(rng, in_key(210.0), 0.4, 0.1), "closed_hat": hat(rng, 0.03),
                 "open_hat": hat(rng, 0.12, 7500.0, 0.4)}
         reverbs["clap"] = ("plate", 0.3)
@@ -171,14 +178,14 @@ def build_kit(kit: str, tonic_pc: int, rng: np.random.Generator, impulses: dict[
                    "snare": ("room", 0.5)}
     elif kit == "brushes":
         # A jazz kit played with brushes; the names are the backbeat kit's, so any groove plays it.
-        mono = {"kick": spectral_filter(kick(rng, 110.0, kick_hz(52.0), 0.04, 0.25, 0.05, 1.1), high_hz=1500.0) * 0.6,
+        mono = {"kick": spectral_filter(kick_of_take(rng, 110.0, kick_hz(52.0), 0.04, 0.25, 0.05, 1.1), high_hz=1500.0) * 0.6,
                 "snare": brush_slap(rng, in_key(200.0)), "clap": brush_slap(rng, in_key(220.0)) * 0.8,
                 "closed_hat": ride(rng, 0.25, 0.6), "open_hat": brush_swish(rng), "rim": rim(rng) * 0.7,
                 "tom_high": tom(rng, in_key(150.0), 0.2) * 0.6, "tom_low": tom(rng, in_key(100.0), 0.25) * 0.6}
         reverbs = {"snare": ("room", 0.3), "open_hat": ("room", 0.3), "closed_hat": ("room", 0.25)}
     elif kit == "folk":
         # A foot stomp, a hand drum, a shaker and a tambourine.
-        mono = {"kick": spectral_filter(kick(rng, 120.0, kick_hz(55.0), 0.02, 0.12, 0.3, 1.2), high_hz=3000.0),
+        mono = {"kick": spectral_filter(kick_of_take(rng, 120.0, kick_hz(55.0), 0.02, 0.12, 0.3, 1.2), high_hz=3000.0),
                 "snare": spectral_filter(clap(rng), 700.0, 6000.0), "clap": clap(rng) * 0.8,
                 "closed_hat": hat(rng, 0.03, 5000.0) * 0.8, "open_hat": hat(rng, 0.16, 5500.0, 0.4) * 0.8,
                 "tom_high": tom(rng, in_key(180.0), 0.15), "tom_low": tom(rng, in_key(120.0), 0.2)}
@@ -189,19 +196,19 @@ def build_kit(kit: str, tonic_pc: int, rng: np.random.Generator, impulses: dict[
                 "boom": boom(rng), "snare": rim(rng) * 1.2}
         reverbs = {"timpani": ("room", 0.45), "timpani_low": ("room", 0.45), "boom": ("room", 0.3)}
     elif kit == "chiptune":
-        mono = {"kick": kick(rng, 220.0, kick_hz(52.0), 0.02, 0.08, 0.0, 6.0) * 0.7,
+        mono = {"kick": kick_of_take(rng, 220.0, kick_hz(52.0), 0.02, 0.08, 0.0, 6.0) * 0.7,
                 "snare": spectral_filter(noise(seconds_to_frames(0.18), rng, hold=3), 1500.0, 12000.0)
                 * decay_envelope(seconds_to_frames(0.18), 0.06) * 0.6,
                 "closed_hat": hat(rng, 0.02, 6000.0, 0.06, hold=2),
                 "open_hat": hat(rng, 0.1, 5000.0, 0.3, hold=2)}
         reverbs = {}
     elif kit == "lofi":
-        mono = {"kick": spectral_filter(kick(rng, 110.0, kick_hz(52.0), 0.03, 0.2, 0.1, 1.3), high_hz=2500.0),
+        mono = {"kick": spectral_filter(kick_of_take(rng, 110.0, kick_hz(52.0), 0.03, 0.2, 0.1, 1.3), high_hz=2500.0),
                 "snare": spectral_filter(snare(rng, in_key(185.0), 0.5, 0.13, 5000.0, 700.0), high_hz=4500.0),
                 "rim": rim(rng), "closed_hat": spectral_filter(hat(rng, 0.03, 5000.0), high_hz=9000.0) * 0.8,
                 "open_hat": spectral_filter(hat(rng, 0.14, 5000.0, 0.4), high_hz=9000.0) * 0.7}
     elif kit == "pop":
-        mono = {"kick": kick(rng, 150.0, kick_hz(52.0), 0.03, 0.2, 0.35, 1.8), "snare": snare(rng, in_key(195.0), 0.35, 0.15),
+        mono = {"kick": kick_of_take(rng, 150.0, kick_hz(52.0), 0.03, 0.2, 0.35, 1.8), "snare": snare(rng, in_key(195.0), 0.35, 0.15),
                 "clap": clap(rng), "closed_hat": hat(rng, 0.035), "open_hat": hat(rng, 0.2, 6500.0, 0.5),
                 "tom_high": tom(rng, in_key(160.0)), "tom_low": tom(rng, in_key(100.0), 0.3)}
     else:
