@@ -13,6 +13,7 @@ import pytest
 import wavinfo
 
 from acestep_core.cli import main
+from acestep_core.library import CueLibrary, LibraryQuery
 from acestep_core.licence import backend_licence, model_licence, project_licence
 from acestep_core.model_folder import DOWNLOAD_RECORD
 
@@ -121,6 +122,10 @@ def test_a_cue_carries_the_cards_licence_in_its_sidecar_and_info_chunk(carded_ch
         info = wavinfo.WavInfoReader(str(tmp_path / name)).info
         assert info.copyright == expected.summary[:250]
         assert f"licence: {expected.summary}" in info.comment
+    # and the cue library finds them by it, with the model they came from
+    found = CueLibrary().search(LibraryQuery(licence="apache-2.0", backend="acestep", text="boss"))
+    assert {c.path for c in found} >= {str((tmp_path / n).resolve()) for n in ("cue-1.wav", "cue-2.wav")}
+    assert {c.model for c in found if c.path.startswith(str(tmp_path.resolve()))} == {"acestep-v15-carded"}
 
 
 def test_a_sketch_cue_carries_acestep_dccs_licence(tmp_path: Path, capsys):
