@@ -276,3 +276,23 @@ def test_generate_refuses_a_missing_library_before_generating(tmp_path):
     assert done.returncode == 2 and not (tmp_path / "cue.wav").exists()
     assert done.stderr.splitlines()[-1].startswith(f"acestep-dcc: the reference library {tmp_path / 'nothere'} is "
                                                    "not a folder")
+
+
+def test_generate_reads_the_library_from_config_json(music, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "config.json").write_text(json.dumps({"reference_library": str(music["refs"])}))
+    done = subprocess.run([*CLI, "generate", BOSS, "--seconds", "30", "--seed", "1", "-o", str(tmp_path / "cue.wav")],
+                          capture_output=True, text=True, env=_env(home), cwd=REPO_ROOT)
+    assert done.returncode == 0, done.stderr
+    record = json.loads((tmp_path / "cue.wav.json").read_text())["originality"]
+    assert record["flagged"] and record["checked_against"][0] == str(music["refs"].resolve())
+
+
+def test_a_worker_refuses_a_missing_library_at_start(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "acestep_core.worker", "--backend", "sketch", "--against",
+                           str(tmp_path / "nothere")], capture_output=True, text=True, env=_env(tmp_path / "home"),
+                          cwd=REPO_ROOT, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith(f"acestep-dcc worker: the reference library {tmp_path / 'nothere'} is not "
+                                          "a folder")

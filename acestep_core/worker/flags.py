@@ -55,10 +55,17 @@ def run_from_args(args: argparse.Namespace) -> int:
 
     if getattr(args, "against", None):  # the runner reads the library per job, from here on too
         import os
+        import sys
 
         from acestep_core.config import REFERENCE_LIBRARY_ENV
+        from acestep_core.errors import AceStepError
+        from acestep_core.originality.generated import check_reference_library
 
-        os.environ[REFERENCE_LIBRARY_ENV] = str(Path(args.against).expanduser().resolve())
+        try:  # refused at start, not at every job
+            os.environ[REFERENCE_LIBRARY_ENV] = str(check_reference_library(Path(args.against)))
+        except AceStepError as exc:
+            print(f"acestep-dcc worker: {exc}", file=sys.stderr)
+            return 2
 
     retention = RetentionPolicy(keep_days=args.keep_days, max_outputs_bytes=int(args.max_outputs_gb * GB),
                                 max_uploads_bytes=int(args.max_uploads_gb * GB))
