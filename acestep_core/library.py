@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from acestep_core import config
-from acestep_core.errors import FieldProblem, InvalidRequest
+from acestep_core.errors import AceStepError, FieldProblem, InvalidRequest
 
 log = logging.getLogger("acestep_core.library")
 
@@ -215,6 +215,10 @@ def default_library_path() -> Path:
 # -- the library -------------------------------------------------------------------------------
 
 
+class LibraryUnavailable(AceStepError):
+    """The library's database cannot be opened or used now; the sentence says why and what to do."""
+
+
 @dataclass
 class AddReport:
     """What `add_folder` did: sidecars indexed, files marked missing, sidecars skipped (why)."""
@@ -239,11 +243,14 @@ class CueLibrary:
     def _connect(self):
         import sqlite3
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_S)
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA journal_mode=WAL")  # a search never waits for a writer
-        return _Closing(db)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_S)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")  # a search never waits for a writer
+        except (sqlite3.Error, OSError) as exc:
+            raise LibraryUnavailable(_unavailable(self.path, exc)) from exc
+        return _Closing(db, self.path)
 
     # -- indexing ------------------------------------------------------------------------
 
@@ -421,8 +428,9 @@ def index_outputs_safely(outputs: Iterable[Any], warn=None) -> list[int]:
         return CueLibrary().index_outputs(outputs)
     except Exception as exc:  # noqa: BLE001 - any failure here is only a warning
         names = ", ".join(os.path.basename(str(o.path)) for o in outputs) or "the cues"
-        sentence = (f"the cue library ({default_library_path()}) could not index {names} "
-                    f"({type(exc).__name__}: {exc}); add them later with 'acestep-dcc library add FOLDER'")
+        reason = str(exc) if isinstance(exc, LibraryUnavailable) else f"{type(exc).__name__}: {exc}"
+        sentence = (f"{names} could not be added to the cue library ({reason}); add them later with "
+                    "'acestep-dcc library add FOLDER'")
         (warn or log.warning)(sentence)
         return []
 
@@ -431,23 +439,41 @@ def index_outputs_safely(outputs: Iterable[Any], warn=None) -> list[int]:
 
 
 class _Closing:
-    """`with` commits (or rolls back) and closes; sqlite3's own context manager only commits."""
+    """`with` commits (or rolls back) and closes, and turns SQLite's errors into one
+    LibraryUnavailable sentence; sqlite3's own context manager only commits."""
 
-    def __init__(self, db):
-        self.db = db
+    def __init__(self, db, path: Path):
+        self.db, self.path = db, path
 
     def __enter__(self):
         return self.db
 
-    def __exit__(self, kind, *_):
+    def __exit__(self, kind, error, _traceback):
+        import sqlite3
+
         try:
             if kind is None:
                 self.db.commit()
             else:
                 self.db.rollback()
+        except sqlite3.Error as exc:
+            error = error or exc
         finally:
             self.db.close()
+        if isinstance(error, sqlite3.Error):
+            raise LibraryUnavailable(_unavailable(self.path, error)) from error
         return False
+
+
+def _unavailable(path: Path, exc: BaseException) -> str:
+    reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    if "locked" in reason or "busy" in reason:
+        return f"the cue library {path} is busy (another program holds it); try again in a moment"
+    if "fts5" in reason.lower():
+        return ("this Python's SQLite has no FTS5, which the cue library needs; use a Python built with it "
+                "(python.org's and most Linux distributions' are)")
+    return (f"the cue library {path} cannot be used ({reason}); free some disk space or fix its folder's "
+            "permissions, or move the file away to start a new library")
 
 
 def _read_sidecar(path: Path) -> dict | None:

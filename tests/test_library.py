@@ -257,5 +257,13 @@ def test_a_library_that_cannot_be_written_never_fails_a_generation(home: Path, t
     generate(out, "victory fanfare, orchestral", "--seconds", "2")
     assert out.is_file() and (tmp_path / "cue.wav.json").is_file()
     err = capsys.readouterr().err
-    assert f"acestep-dcc: warning: the cue library ({home / 'library.sqlite3'}) could not index cue.wav (" in err
-    assert "add them later with 'acestep-dcc library add FOLDER'" in err
+    assert (f"acestep-dcc: warning: cue.wav could not be added to the cue library (the cue library "
+            f"{home / 'library.sqlite3'} cannot be used (unable to open database file); free some disk space or fix "
+            "its folder's permissions, or move the file away to start a new library); add them later with "
+            "'acestep-dcc library add FOLDER'") in err
+    # and the library's own commands say the same in one sentence, exit 2, no traceback
+    assert main(["library", "search", "boss"]) == 2
+    assert capsys.readouterr().err.strip() == (f"acestep-dcc: the cue library {home / 'library.sqlite3'} cannot be "
+                                               "used (unable to open database file); free some disk space or fix "
+                                               "its folder's permissions, or move the file away to start a new "
+                                               "library")

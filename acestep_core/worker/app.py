@@ -31,7 +31,8 @@ from acestep_core.errors import FieldProblem, InvalidRequest
 from acestep_core.dynamic_sets import MAX_INTENSITIES, MAX_STINGERS
 from acestep_core.jobs import DONE, MODEL_STATES, CueOutput, JobStatus
 from acestep_core.library import (DEFAULT_LIMIT as LIBRARY_LIMIT, MAX_BPM_FILTER, MAX_DURATION_FILTER,
-                                  MAX_LIMIT as MAX_LIBRARY_LIMIT, MAX_TEXT_CHARS, CueLibrary, LibraryCue, LibraryQuery)
+                                  MAX_LIMIT as MAX_LIBRARY_LIMIT, MAX_TEXT_CHARS, CueLibrary, LibraryCue, LibraryQuery,
+                                  LibraryUnavailable)
 from acestep_core.request import (
     BIT_DEPTHS, FILE_NAME_PATTERN, KEY_PATTERN, LOOP_TASKS, LOUDNESS_PRESETS, MAX_BPM, MAX_CANDIDATES, MAX_DURATION_S,
     MAX_GUIDANCE, MAX_LOOP_BARS, MAX_INTRO_BARS, MAX_LOUDNESS_LUFS, MAX_LYRICS_CHARS, MAX_PROMPT_CHARS, MAX_SEED, MAX_SHIFT, MAX_STEPS,
@@ -350,8 +351,8 @@ def create_app(context: WorkerContext) -> FastAPI:
             cues = CueLibrary().search(query.validated())
         except InvalidRequest as exc:
             raise ApiError(422, _problems_sentence(exc.problems), exc.problems) from None
-        except (sqlite3.Error, OSError) as exc:
-            raise ApiError(503, f"the cue library cannot be read now ({exc}); try again in a moment",
+        except (LibraryUnavailable, sqlite3.Error, OSError) as exc:
+            raise ApiError(503, f"the cue library cannot be read now: {exc}",
                            headers={"Retry-After": str(STORAGE_RETRY_AFTER_S)}) from None
         return json_response({"cues": [cue.to_dict() for cue in cues], "count": len(cues)})
 
@@ -371,8 +372,8 @@ def create_app(context: WorkerContext) -> FastAPI:
 
         try:
             cue = CueLibrary().get(cue_id)
-        except (sqlite3.Error, OSError) as exc:
-            raise ApiError(503, f"the cue library cannot be read now ({exc}); try again in a moment",
+        except (LibraryUnavailable, sqlite3.Error, OSError) as exc:
+            raise ApiError(503, f"the cue library cannot be read now: {exc}",
                            headers={"Retry-After": str(STORAGE_RETRY_AFTER_S)}) from None
         if cue is None:
             raise ApiError(404, f"the cue library has no cue {cue_id}; search it with GET /v1/library")
