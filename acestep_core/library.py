@@ -134,7 +134,7 @@ class LibraryQuery:
                     name == "limit" and value == DEFAULT_LIMIT):
                 continue
             params["q" if name == "text" else name] = ("true" if value else "false") if isinstance(value, bool) \
-                else f"{value:g}" if isinstance(value, float) else str(value)
+                else repr(value) if isinstance(value, float) else str(value)
         return params
 
 

@@ -120,3 +120,19 @@ def test_generated_item_notes_say_the_licence(session, worker, tmp_path):
     licence = worker.jobs(limit=1)[0].outputs[0].metadata["licence"]["summary"]
     assert licence.startswith("Apache-2.0 (acestep-dcc's own licence")
     assert f"\nlicence: {licence}\n" in item["notes"]
+
+
+def test_with_no_track_selected_the_cue_goes_on_a_new_track(session, library_cues, tmp_path):
+    prepare(session, tmp_path, select=False)
+    session.answer_inputs(["calm", "", "D major", "no"])
+    session.answer_inputs(["1"])
+    session.run("library")
+    wait(session)
+    state = session.snapshot()
+    assert state["message_boxes"] == []
+    tracks = state["project"]["tracks"]
+    assert [t["name"] for t in tracks] == ["Dialogue", "Music", "ACE-Step"] and tracks[1]["items"] == []
+    [item] = tracks[2]["items"]
+    calm = library_cues["calm"]
+    assert item["position"] == 4.0 and item["length"] == pytest.approx(calm.duration)
+    assert Path(item["takes"][0]["source"]).read_bytes() == Path(calm.path).read_bytes()
