@@ -12,7 +12,7 @@ from typing import Iterator
 
 import pytest
 
-from worker_fixtures import WorkerProcess
+from worker_fixtures import WORKER_PYTHON, WorkerProcess
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FLAGGED_PROMPT = "tense boss battle, synthwave"
@@ -32,6 +32,10 @@ def make_reference_library(folder: Path, home: Path, seconds: float, *options: s
 
 
 def checking_worker(tmp_path_factory: pytest.TempPathFactory, seconds: float, *options: str) -> Iterator[WorkerProcess]:
+    # The worker's Python analyses (the host's may lack librosa, and needs none).
+    if subprocess.run([WORKER_PYTHON, "-c", "import librosa"], capture_output=True).returncode != 0:
+        pytest.skip(f"the worker's Python ({WORKER_PYTHON}) has no librosa for the originality check "
+                    "(pip install -e '.[originality]')")
     root = tmp_path_factory.mktemp("originality-worker")
     library = make_reference_library(root / "references", root / "cli-home", seconds, *options)
     process = WorkerProcess(root / "home", "sketch", None, ("--against", str(library)))

@@ -17,7 +17,6 @@ from blender_fixtures import (  # noqa: F401  (fixtures)
 )
 from originality_fixtures import FLAGGED_PROMPT, FLAGGED_SEED, checking_worker
 
-pytest.importorskip("librosa", reason="the worker's originality check needs librosa (the originality extra)")
 SECONDS = 6.0
 
 

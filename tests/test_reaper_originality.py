@@ -12,7 +12,6 @@ import pytest
 from originality_fixtures import FLAGGED_PROMPT, FLAGGED_SEED, checking_worker
 from test_reaper_actions import prepare, session, wait  # noqa: F401  (session is a fixture)
 
-pytest.importorskip("librosa", reason="the worker's originality check needs librosa (the originality extra)")
 SECONDS = 6.0
 
 
