@@ -45,8 +45,12 @@ def test_generated_strips_show_the_tempo_and_key_used_and_measured(addon, worker
     assert "Warning" not in addon.runtime.message and addon.runtime.message_level == "WARNING"  # unsaved .blend only
     scene.sequence_editor.active_strip = cues[0]
     shown = " ".join(draw_panels(addon, only="ACESTEP_PT_generated_strip"))
-    assert (f"{round(first['tempo']['used'], 2):g} BPM (measured {round(first['tempo']['measured'], 2):g}), "
-            f"{first['key']['used']} (measured {first['key']['measured']})") in shown
+    # The tempo and key were planned, so the measurements are checks, and say how they came out.
+    assert first["tempo"]["check"] in ("agrees", "disagrees") and first["key"]["check"] in ("agrees", "disagrees")
+    assert (f"{round(first['tempo']['used'], 2):g} BPM (measured {round(first['tempo']['measured'], 2):g}, "
+            f"{first['tempo']['check']}), {first['key']['used']} (measured {first['key']['measured']}, "
+            f"{first['key']['check']})") in shown
+    assert cues[0]["acestep_bpm_check"] == first["tempo"]["check"]
 
 
 def test_score_cutscene_sections_record_their_tempo_and_key(addon, worker):

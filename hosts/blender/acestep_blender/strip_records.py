@@ -28,6 +28,10 @@ PROP_BPM = "acestep_bpm"  # the tempo the cue was made at (asked, the model's, o
 PROP_BPM_MEASURED = "acestep_bpm_measured"  # what analysis of the audio found
 PROP_KEY = "acestep_key"
 PROP_KEY_MEASURED = "acestep_key_measured"
+# A planned tempo's or key's measurement is a check: "agrees" or "disagrees" (half or
+# double tempo agrees); the measurement is never used.
+PROP_BPM_CHECK = "acestep_bpm_check"
+PROP_KEY_CHECK = "acestep_key_check"
 PROP_WARNINGS = "acestep_warnings"  # the worker's warnings about this file, one per line
 PROP_LICENCE = "acestep_licence"  # the sidecar's licence summary (the model card's, or acestep-dcc's for the sketch)
 PROP_ROLE = "acestep_role"  # a set's "base", "intensity" or "stinger"
@@ -54,7 +58,8 @@ def record_output(strip, job, output) -> None:
         strip[PROP_INTRO_BARS] = int(record.get("intro_bars") or 0)
     tempo, key = metadata.get("tempo") or {}, metadata.get("key") or {}
     for prop, value in ((PROP_BPM, _number(tempo.get("used"))), (PROP_BPM_MEASURED, _number(tempo.get("measured"))),
-                        (PROP_KEY, _text(key.get("used"))), (PROP_KEY_MEASURED, _text(key.get("measured")))):
+                        (PROP_KEY, _text(key.get("used"))), (PROP_KEY_MEASURED, _text(key.get("measured"))),
+                        (PROP_BPM_CHECK, _text(tempo.get("check"))), (PROP_KEY_CHECK, _text(key.get("check")))):
         if value is not None:
             strip[prop] = value
     warnings = output_warnings(output)
@@ -74,12 +79,15 @@ def output_warnings(output) -> list[str]:
 
 def tempo_and_key(strip, measured: bool = True) -> str:
     """'75 BPM (measured 75.3), D major (measured D major)' ('75 BPM, D major' without
-    `measured`), or '' when the strip records neither."""
+    `measured`), or '' when the strip records neither. A planned value's measurement says
+    whether it agrees: '155 BPM (measured 77.5, agrees)'."""
     parts = []
-    for used_prop, measured_prop, unit in ((PROP_BPM, PROP_BPM_MEASURED, " BPM"), (PROP_KEY, PROP_KEY_MEASURED, "")):
-        used, found = strip.get(used_prop), strip.get(measured_prop)
+    for used_prop, measured_prop, check_prop, unit in ((PROP_BPM, PROP_BPM_MEASURED, PROP_BPM_CHECK, " BPM"),
+                                                       (PROP_KEY, PROP_KEY_MEASURED, PROP_KEY_CHECK, "")):
+        used, found, check = strip.get(used_prop), strip.get(measured_prop), strip.get(check_prop)
         if used is not None:
-            parts.append(f"{_shown(used)}{unit}" + (f" (measured {_shown(found)})" if measured and found is not None else ""))
+            said = f"measured {_shown(found)}" + (f", {check}" if check else "")
+            parts.append(f"{_shown(used)}{unit}" + (f" ({said})" if measured and found is not None else ""))
         elif measured and found is not None:
             parts.append(f"measured {_shown(found)}{unit}")
     return ", ".join(parts)
