@@ -296,3 +296,17 @@ def test_a_worker_refuses_a_missing_library_at_start(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().startswith(f"acestep-dcc worker: the reference library {tmp_path / 'nothere'} is not "
                                           "a folder")
+
+
+@pytest.mark.parametrize("kind", ["silence", "a fifth of a second"])
+def test_silence_and_tiny_files_are_checked_without_error_and_pass(music, tmp_path, kind):
+    import numpy as np
+    import soundfile as sf
+
+    path = tmp_path / f"{kind}.wav"
+    if kind == "silence":
+        sf.write(str(path), np.zeros((44100 * 10, 2), np.float32), 44100)
+    else:
+        sf.write(str(path), 0.3 * np.sin(np.linspace(0, 2 * np.pi * 88, 8820)).astype(np.float32), 44100)
+    (result,) = check_files([path], music["refs"], index=music["index"])
+    assert not result.flagged and all(m.score == 0.0 for m in result.matches)

@@ -8,9 +8,9 @@ matching time ranges. This is the cross-similarity matrix of cover-song detectio
 (librosa.segment.cross_similarity, Serra et al. 2009) searched for straight diagonals:
 a straight line is what a copy at one tempo makes, and searching only straight lines at
 a few tempi is what keeps a query against 1,000 references under a second. It is
-hand-written because librosa's cross_similarity binarises with nearest neighbours and
-its rqa walks one matrix at a time in Python-called numba, ~100x slower over 108
-(tempo, key) pairs per reference.
+hand-written because librosa.segment.cross_similarity plus librosa.sequence.rqa (the
+recurrence alignment, which also follows bent paths) took 169 ms for one (tempo, key)
+pair of a 60 s query and a 30 s reference here, against 25 ms for all 108 pairs below.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ COARSE_KEEP = 3
 class Alignment:
     score: float  # best windowed mean cosine, 0..1
     ratio: float  # the query's tempo / the reference's
-    semitones: int  # the query's chroma rotated by this many semitones matches the reference
+    semitones: int  # the query is the reference moved by this many semitones
     query_range: tuple[float, float]  # seconds in the query file
     reference_range: tuple[float, float]  # seconds in the reference
 
