@@ -238,8 +238,10 @@ def intro_from_text(text: str | None, loop_bars: int | None) -> int:
     """None -> 0; 'auto' -> 4 bars (2 before a loop of 4 bars or fewer); '2' -> 2."""
     if text is None:
         return 0
-    if text.strip().lower() == "auto":
-        return 2 if loop_bars is not None and loop_bars <= 4 else 4
+    from acestep_core.request import AUTO_INTRO, auto_intro_bars
+
+    if text.strip().lower() == AUTO_INTRO:
+        return auto_intro_bars(loop_bars)
     try:
         return int(text)
     except ValueError:

@@ -42,6 +42,16 @@ MAX_LYRICS_CHARS = 8000
 TIME_SIGNATURES = ("2/4", "3/4", "4/4", "6/8")
 MAX_LOOP_BARS = 256
 MAX_INTRO_BARS = 16
+# "auto" intro: four bars, or two before a loop of four bars or fewer (a long intro before
+# a short loop is most of the file).
+AUTO_INTRO = "auto"
+
+
+def auto_intro_bars(loop_bars: int | None) -> int:
+    """The intro an 'auto' asks for before a loop of `loop_bars` (None: the loop fits the length)."""
+    return 2 if loop_bars is not None and loop_bars <= 4 else 4
+
+
 # Integrated loudness targets (LUFS) by name: EBU R128 / console platforms, and the level
 # mobile stores and streaming expect. "none" leaves the loudness as generated.
 LOUDNESS_PRESETS: dict[str, float | None] = {"console": -23.0, "mobile": -16.0, "none": None}

@@ -91,6 +91,24 @@ class _PropsLayout(LayoutStandIn):
         self.props.append(name)
 
 
+def test_auto_intro_sends_the_intro_the_cli_makes(addon, worker):
+    """Auto Intro before a 2-bar loop is a 2-bar intro, as `generate --intro auto` makes it."""
+    from acestep_core.cli import intro_from_text
+
+    scene = bpy.context.scene
+    settings = _settings(scene, duration=5.0, loop=True, loop_bars=2, intro_bars=0)
+    settings.intro_auto = True
+    layout = _PropsLayout()
+    addon.module.panel.draw_loop_options(layout, settings)
+    assert "intro_auto" in layout.props
+    assert bpy.ops.acestep.generate() == {"FINISHED"}
+    tick_until_idle(addon)
+    assert addon.runtime.message_level != "ERROR", addon.runtime.message
+    (strip,) = _sounds(scene)
+    job = worker.status(strip["acestep_job"])
+    assert job.request["intro_bars"] == intro_from_text("auto", 2) == 2 == strip["acestep_intro_bars"]
+
+
 def test_loop_with_an_intro_places_the_intro_and_one_loop_and_records_where_the_loop_starts(addon, worker):
     scene = bpy.context.scene
     scene.frame_current = 10

@@ -312,6 +312,22 @@ def test_a_loop_after_an_intro_is_one_item_of_the_intro_and_one_loop_that_does_n
     assert json.loads(item["ext"]["acestep-dcc"])["intro_bars"] == 1
 
 
+def test_an_auto_intro_is_the_one_the_cli_makes(session, worker, tmp_path):
+    """'auto' before a 2-bar loop is a 2-bar intro, as `generate --intro auto` makes it."""
+    from acestep_core.cli import intro_from_text
+
+    prepare(session, tmp_path)
+    session.answer_inputs([PROMPT, "6", "1", "7", "96", "4/4", "", "2", "auto"])
+    session.run("generate")
+    wait(session)
+    state = session.snapshot()
+    assert state["message_boxes"] == [] and state["script_errors"] == []
+    request = worker.jobs(limit=1)[0].request
+    assert request["intro_bars"] == intro_from_text("auto", 2) == 2
+    [item] = state["project"]["tracks"][1]["items"]
+    assert "\nintro 2 bars, then the loop from 5 s: " in item["notes"]
+
+
 def test_an_intro_in_a_file_of_exactly_intro_and_loop_still_does_not_loop_its_source(worker, tmp_path):
     """FLAC and Ogg hold exactly the intro and the loop (no guard frame): a loop without an
     intro gets Loop source there, an intro never does (it would play again on every pass)."""
@@ -333,9 +349,9 @@ def test_an_intro_in_a_file_of_exactly_intro_and_loop_still_does_not_loop_its_so
 
 
 @pytest.mark.parametrize("loop_field,intro_field,message", [
-    ("2", "two", "Intro bars must be a whole number of bars from 0 to 16, or empty for no intro; got 'two'"),
-    ("2", "17", "Intro bars must be a whole number of bars from 0 to 16, or empty for no intro; got '17'"),
-    ("2", "1.5", "Intro bars must be a whole number of bars from 0 to 16, or empty for no intro; got '1.5'"),
+    ("2", "two", "Intro bars must be a whole number of bars from 0 to 16, 'auto', or empty for no intro; got 'two'"),
+    ("2", "17", "Intro bars must be a whole number of bars from 0 to 16, 'auto', or empty for no intro; got '17'"),
+    ("2", "1.5", "Intro bars must be a whole number of bars from 0 to 16, 'auto', or empty for no intro; got '1.5'"),
     ("", "2", "Intro bars come before a loop: fill in Loop bars (a number or 'fit'), or leave Intro bars empty"),
 ])
 def test_an_intro_that_is_not_a_whole_number_or_has_no_loop_is_refused_before_anything_is_sent(

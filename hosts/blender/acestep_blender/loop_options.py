@@ -14,7 +14,7 @@ import dataclasses
 from fractions import Fraction
 
 from acestep_core import timeline
-from acestep_core.request import GenerationRequest
+from acestep_core.request import GenerationRequest, auto_intro_bars
 
 from .properties import NONE
 
@@ -36,8 +36,8 @@ def with_loop_options(request: GenerationRequest, settings) -> GenerationRequest
     if not settings.loop:
         return dataclasses.replace(request, loudness=loudness)
     bars = int(settings.loop_bars) or None  # 0 = fit the length
-    return dataclasses.replace(request, loop=True, loop_bars=bars, intro_bars=int(settings.intro_bars),
-                               loudness=loudness)
+    intro = auto_intro_bars(bars) if settings.intro_auto else int(settings.intro_bars)
+    return dataclasses.replace(request, loop=True, loop_bars=bars, intro_bars=intro, loudness=loudness)
 
 
 def loop_record(output) -> dict | None:

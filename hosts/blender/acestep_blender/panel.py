@@ -95,7 +95,11 @@ def draw_loop_options(layout, settings) -> None:
     sub.active = settings.loop
     sub.prop(settings, "loop_bars", text="Bars (0 = fit)")
     if settings.loop:
-        col.prop(settings, "intro_bars", text="Intro Bars (0 = none)")
+        row = col.row(align=True)
+        row.prop(settings, "intro_auto", text="Auto Intro")
+        sub = row.row(align=True)
+        sub.active = not settings.intro_auto
+        sub.prop(settings, "intro_bars", text="Intro Bars (0 = none)")
     row = col.row(align=True)
     row.prop(settings, "loudness")
     if settings.loudness == "TARGET":

@@ -125,6 +125,8 @@ class AceStepSceneSettings(bpy.types.PropertyGroup):
     intro_bars: IntProperty(name="Intro Bars", default=0, min=0, max=MAX_INTRO_BARS,
                             description="Bars of intro that play once before the loop, in the same file (0: none); "
                                         "the strip is the intro and one loop, and the file's loop starts after the intro")
+    intro_auto: BoolProperty(name="Auto Intro", description="The intro 'acestep-dcc generate --intro auto' makes: "
+                                                            "4 bars, or 2 before a loop of 4 bars or fewer")
     loudness: EnumProperty(name="Loudness", items=LOUDNESS_ITEMS, default=NONE)
     loudness_lufs: FloatProperty(name="LUFS", default=-14.0, min=MIN_LOUDNESS_LUFS, max=MAX_LOUDNESS_LUFS,
                                  description="Integrated loudness to aim for (the true peak stays under -1 dBTP)")

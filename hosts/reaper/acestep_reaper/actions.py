@@ -30,7 +30,8 @@ from acestep_core.client import MAX_SET_INTENSITIES, MAX_SET_STINGERS, find_work
 from acestep_core.worker import discovery
 from acestep_core.errors import AceStepError, FieldProblem, InvalidRequest, WorkerError
 from acestep_core.keywords import compose_prompt
-from acestep_core.request import MAX_INTRO_BARS, TRACK_NAMES, GenerationRequest, beats_per_bar
+from acestep_core.request import (AUTO_INTRO, MAX_INTRO_BARS, TRACK_NAMES, GenerationRequest, auto_intro_bars,
+                                  beats_per_bar)
 from acestep_core.stems import file_format, split_request
 from acestep_core.timeline import CueSheet
 
@@ -53,7 +54,7 @@ PROMPT_EXAMPLE = "tense boss battle, synthwave, fast drums"
 FIT = "fit"
 # Captions hold no commas: REAPER splits GetUserInputs' captions on them.
 LOUDNESS_CAPTION = "Loudness (console or mobile or LUFS; empty: as made)"
-INTRO_CAPTION = f"Intro bars (0-{MAX_INTRO_BARS} before the loop; empty: none)"
+INTRO_CAPTION = f"Intro bars (0-{MAX_INTRO_BARS} or {AUTO_INTRO} before the loop; empty: none)"
 
 
 # -- reading the dialog ----------------------------------------------------------------------
@@ -93,18 +94,20 @@ def _loop_bars(text: str, field: str, caption: str, optional: bool) -> tuple[boo
                                                   f"whole bars nearest the seconds{empty}; got {text!r}")]) from None
 
 
-def _intro_bars(text: str, loop: bool) -> int:
-    """'' or '0' -> no intro; '2' -> two bars that play once before the loop (only with one)."""
+def _intro_bars(text: str, loop: bool, loop_bars: int | None = None) -> int:
+    """'' or '0' -> no intro; '2' -> two bars that play once before the loop (only with one);
+    'auto' -> the intro `acestep-dcc generate --intro auto` makes."""
     text = text.strip()
     if not text:
         return 0
     try:
-        bars = int(text)
+        bars = auto_intro_bars(loop_bars) if text.lower() == AUTO_INTRO else int(text)
     except ValueError:
         bars = None
     if bars is None or not 0 <= bars <= MAX_INTRO_BARS:
         raise InvalidRequest([FieldProblem("intro_bars", f"Intro bars must be a whole number of bars from 0 to "
-                                                         f"{MAX_INTRO_BARS}, or empty for no intro; got {text!r}")])
+                                                         f"{MAX_INTRO_BARS}, '{AUTO_INTRO}', or empty for no intro; "
+                                                         f"got {text!r}")])
     if bars and not loop:
         raise InvalidRequest([FieldProblem("intro_bars", "Intro bars come before a loop: fill in Loop bars (a number "
                                                          f"or '{FIT}'), or leave Intro bars empty")])
@@ -167,7 +170,7 @@ def generate_at_edit_cursor(loop=None) -> Generation | None:
         if not prompt:
             raise InvalidRequest([FieldProblem("prompt", f"Type a prompt: replace the [words] in brackets, for example '{PROMPT_EXAMPLE}'")])
         loop, loop_bars = _loop_bars(values[7], "loop_bars", "Loop bars", optional=True)
-        intro_bars = _intro_bars(values[8], loop)
+        intro_bars = _intro_bars(values[8], loop, loop_bars)
         return GenerationRequest(
             prompt=prompt,
             duration=_number(values[1], "duration", "Seconds"),
