@@ -95,7 +95,7 @@ def project_licence() -> Licence:
     if licence_id is None:
         return Licence(summary=f"licence unknown: read {PROJECT_NAME}'s package metadata", known=False,
                        applies_to=applies)
-    return Licence(summary=f"{licence_id} ({PROJECT_NAME}'s own licence; the sketch is procedural, no ML model)",
+    return Licence(summary=f"{licence_id} ({PROJECT_NAME}'s own licence; its own code made this audio, no ML model)",
                    known=True, id=licence_id, source=f"{PROJECT_NAME} package metadata", applies_to=applies)
 
 

@@ -41,7 +41,7 @@ def write_cues(folder: Path, count: int, seed: int = 1) -> None:
         sidecar = {
             "file": f"cue-{number}.wav", "software": "acestep-dcc 0.1.0", "created": f"2026-12-04T10:{number % 60:02d}:00+00:00",
             "backend": {"name": "sketch", "label": "sketch (procedural, no ML model)"},
-            "licence": {"summary": "Apache-2.0 (acestep-dcc's own licence; the sketch is procedural, no ML model)"},
+            "licence": {"summary": "Apache-2.0 (acestep-dcc's own licence; its own code made this audio, no ML model)"},
             "request": {"prompt": prompt, "bpm": bpm}, "seed": number, "candidate": 1,
             "duration_written": pick.choice((8.0, 15.0, 30.0, 60.0)),
             "loop": {"bars": pick.choice((4, 8, 16)), "loop_start": 0, "loop_end_exclusive": 1} if looped else None,

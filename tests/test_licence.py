@@ -99,7 +99,8 @@ def test_the_download_record_can_carry_the_licence(tiny_checkpoint: Path, tmp_pa
 def test_the_sketch_states_the_projects_own_licence():
     licence = project_licence()
     assert licence.known and licence.id == "Apache-2.0"  # pyproject.toml's license
-    assert "sketch" in licence.applies_to and "procedural" in licence.summary
+    assert "sketch" in licence.applies_to and "no ML model" in licence.summary
+    assert "sketch" not in licence.summary  # the CLI names the backend once, in its own line
 
     class Info:  # what a backend that says nothing gets: unknown, with where to look
         name, licence, model_id, model_path = "acestep", None, "owner/model", None
