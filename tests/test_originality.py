@@ -150,7 +150,7 @@ def test_the_index_is_built_once_and_updated_by_path_size_and_mtime(music, tmp_p
     refs.mkdir()
     first, second = (shutil.copy(music["refs"] / name, refs / name) for name in ("boss.wav", "forest.wav"))
     index = ReferenceIndex(tmp_path / "index.sqlite")
-    report = index.update(refs)
+    report = index.update(refs, workers=2)  # analysed in two processes
     assert sorted(report.computed) == sorted(map(str, (first, second))) and report.unchanged == 0
     again = index.update(refs)
     assert (again.computed, again.unchanged, again.removed) == ([], 2, [])

@@ -58,21 +58,22 @@ class CheckResult:
 def check_files(files: list[Path], against: Path | None = None, *, index: ReferenceIndex | None = None,
                 cue_library: list[Path] | None = None, extra: dict[str, AudioFeatures] | None = None,
                 top: int = 5, threshold: float = THRESHOLD, with_update: bool = False,
-                queries: list[tuple[str, AudioFeatures]] = (), is_cancelled=None):
+                queries: list[tuple[str, AudioFeatures]] = (), is_cancelled=None, workers: int = 1):
     """Each file against the references under `against` and the `cue_library` files
     (both indexed first, incrementally) and against `extra` {name: features}. Every file
     is read before anything is indexed, so a missing or unreadable one fails at once
     (UnreadableAudio). with_update: return (results, IndexUpdate) instead of the results
-    alone. `queries` (name, features) are for callers that have the features already."""
+    alone. `queries` (name, features) are for callers that have the features already;
+    `workers` processes analyse new references."""
     queries = [(str(Path(f)), _features(Path(f))) for f in files] + list(queries)
     update, sets = IndexUpdate(), []
     if against is not None or cue_library:
         index = index or ReferenceIndex()
     if against is not None:
-        update = index.update(Path(against), is_cancelled=is_cancelled)
+        update = index.update(Path(against), is_cancelled=is_cancelled, workers=workers)
         sets.append(index.references(Path(against)))
     if cue_library:
-        found = index.update_files(cue_library, is_cancelled=is_cancelled)
+        found = index.update_files(cue_library, is_cancelled=is_cancelled, workers=workers)
         update.computed += found.computed
         update.unchanged += found.unchanged
         update.unreadable += found.unreadable

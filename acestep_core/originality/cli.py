@@ -27,7 +27,10 @@ def add_check_parser(commands) -> None:
     check.add_argument("--index", metavar="FILE",
                        help="the index file, built once and updated for new or changed references (default: "
                             "originality-index.sqlite in acestep-dcc's data folder)")
-    check.add_argument("--top", type=int, default=5, help="most similar references to list per file (default: 5)")
+    check.add_argument("--jobs", type=int, default=1, metavar="N",
+                       help="processes that analyse new references (default: 1; a first index of a large library "
+                            "goes N times faster)")
+    check.add_argument("--top", type=int, default=5, help="most similar references to list per file, and every flagged one (default: 5)")
     check.add_argument("--json", action="store_true",
                        help='print a JSON list, one object per file: {"file", "flagged", "matches": [{"reference", '
                             '"score", "flagged", "ranges", "transposed_semitones", "tempo_ratio"}]}')
@@ -44,6 +47,8 @@ def run_check(args: argparse.Namespace) -> int:
                            "$ACESTEP_DCC_REFERENCE_LIBRARY), or compare with the cue library with --library")
     if args.top < 1:
         raise AceStepError(f"--top takes a number of references from 1 up, got {args.top}")
+    if args.jobs < 1:
+        raise AceStepError(f"--jobs takes a number of processes from 1 up, got {args.jobs}")
     files = [Path(name).expanduser() for name in args.files]
     for path in files:  # before the analysis stack loads: a typo costs nothing
         if not path.is_file():
@@ -56,7 +61,8 @@ def run_check(args: argparse.Namespace) -> int:
 
         made = CueLibrary().present_files()
     index = ReferenceIndex(Path(args.index).expanduser() if args.index else None)
-    results, update = check_files(files, against, index=index, cue_library=made, top=args.top, with_update=True)
+    results, update = check_files(files, against, index=index, cue_library=made, top=args.top, with_update=True,
+                                  workers=args.jobs)
     if update.computed or update.removed:
         where = " and ".join(filter(None, [str(against) if against else "", "the cue library" if made else ""]))
         print(f"acestep-dcc: indexed {len(update.computed)} new or changed references in {where} "
@@ -79,7 +85,7 @@ def describe(result, threshold: float) -> str:
                           f"{r['reference'][1]:.1f} s there" for r in match.ranges)
         moved = []
         if match.transposed_semitones:
-            moved.append(f"{match.transposed_semitones:+d} semitones")
+            moved.append(f"{match.transposed_semitones:+d} semitone{'s' if abs(match.transposed_semitones) > 1 else ''}")
         if match.tempo_ratio != 1.0:
             moved.append(f"tempo x{match.tempo_ratio:.3f}")
         lines.append(f"  {'flagged ' if match.flagged else ''}{match.score:.3f} {match.reference} ({where}"
