@@ -303,3 +303,22 @@ def test_tiny_checkpoint_loop_with_a_planned_tempo(tiny_checkpoint: Path, tmp_pa
     assert smpl_loop.end == loop["loop_end_exclusive"]
     assert np.array_equal(read_int(Path(cue.path))[smpl_loop.end], read_int(Path(cue.path))[0])
     assert seam_is_clean(audio, 0, loop["loop_end_exclusive"])
+
+
+@pytest.mark.parametrize("intro", ["0", "2"])
+def test_a_limited_loop_has_no_click_at_its_seam_with_or_without_an_intro(tmp_path: Path, intro: str):
+    """-9 LUFS takes 3-6 dB of limiting. With an intro the limiter cannot run circularly
+    over the file (the intro plays once), so the loop's end and its start are limited
+    apart: played end to start, the seam's sharpest step (the second difference) stays
+    under the loop body's own 99.9th percentile. Measured: 0.32 / 0.55 without an intro,
+    0.51 / 0.65 with two bars of it."""
+    out = tmp_path / "seam.wav"
+    assert main(["generate", "boss battle, rock", "--backend", "sketch", "--loop", "4", "--intro", intro,
+                 "--loudness", "-9", "--seed", "5", "-o", str(out)]) == 0
+    audio, _ = sf.read(out, dtype="float64", always_2d=True)
+    sidecar = json.loads(sidecar_path(out).read_text())
+    assert sidecar["loudness"]["limiter_reduction_db"] > 2.0
+    body = audio[sidecar["loop"]["loop_start"]:sidecar["loop"]["loop_end_exclusive"]]
+    played = np.concatenate([body[-2000:], body[:2000]])  # as an engine plays the seam
+    seam = float(np.abs(np.diff(played, 2, axis=0)).max(axis=1)[1995:2003].max())
+    assert seam < float(np.percentile(np.abs(np.diff(body, 2, axis=0)).max(axis=1), 99.9))
