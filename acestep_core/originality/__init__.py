@@ -33,15 +33,21 @@ flagged at THRESHOLD (0.88) or more: copies scored 0.90-1.00 in the tests, other
 music of the same prompt and style 0.62-0.86.
 """
 
-from acestep_core.originality.check import (
-    CANDIDATE_LABEL, METHOD, THRESHOLD, CheckResult, Match, check_candidates, check_files, flagged_warning,
-    originality_record,
-)
-from acestep_core.originality.errors import MissingAnalysisLibrary, OriginalityError, UnreadableAudio
-from acestep_core.originality.index import ReferenceIndex, default_index_path
+from importlib import import_module
 
-__all__ = [
-    "CANDIDATE_LABEL", "METHOD", "THRESHOLD", "CheckResult", "Match", "check_candidates", "check_files",
-    "flagged_warning", "originality_record", "MissingAnalysisLibrary", "OriginalityError", "UnreadableAudio",
-    "ReferenceIndex", "default_index_path",
-]
+# Names load on first use (PEP 562): the CLI imports acestep_core.originality.cli for its
+# parser, and that must not load numpy for every command.
+_HOMES = {
+    "check": ("CANDIDATE_LABEL", "CUE_LIBRARY_LABEL", "METHOD", "THRESHOLD", "CheckResult", "Match",
+              "check_candidates", "check_files", "flagged_warning", "originality_record"),
+    "errors": ("MissingAnalysisLibrary", "OriginalityError", "UnreadableAudio"),
+    "index": ("ReferenceIndex", "default_index_path"),
+}
+_MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str):
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
