@@ -617,7 +617,8 @@ def _add_library_commands(commands) -> None:
                         help="only loops (--no-loop: only cues that are not loops)")
     search.add_argument("--seconds", metavar="S|MIN-MAX", help="length or length range in seconds, e.g. 10-30")
     for name, example in (("mood", "tense"), ("scene", "boss battle"), ("style", "rock"), ("instrument", "drums")):
-        search.add_argument(f"--{name}", help=f"a {name} word of the keyword library, e.g. {example!r}")
+        article = "an" if name[0] in "aeiou" else "a"
+        search.add_argument(f"--{name}", help=f"{article} {name} word of the keyword library, e.g. {example!r}")
     search.add_argument("--backend", choices=("acestep", "sketch"))
     search.add_argument("--model", help="part of the model's name, e.g. turbo")
     search.add_argument("--licence", help="part of the licence text, e.g. apache")
@@ -643,7 +644,10 @@ def run_library_search(args: argparse.Namespace) -> int:
                          duration_min=seconds[0], duration_max=seconds[1], mood=args.mood, scene=args.scene,
                          style=args.style, instrument=args.instrument, backend=args.backend, model=args.model,
                          licence=args.licence, seed=args.seed, flagged=args.flagged,
-                         include_missing=not args.present, limit=args.limit).validated()
+                         include_missing=not args.present, limit=args.limit)
+    if query.tag_problems():
+        raise InvalidRequest(query.tag_problems())
+    query = query.validated()
     library = CueLibrary()
     cues = library.search(query)
     if args.json:

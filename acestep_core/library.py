@@ -42,6 +42,7 @@ MAX_BPM_FILTER = 10000.0
 MAX_DURATION_FILTER = 100000.0
 _BUSY_TIMEOUT_S = 5.0  # the CLI and the worker may write at the same moment
 _WORD = re.compile(r"\w+", re.UNICODE)
+TAG_FIELDS = ("mood", "scene", "style", "instrument")  # each a category of acestep_core.keywords
 _RANGE = re.compile(r"^\s*(\d+(?:\.\d+)?)?\s*(?:(-)\s*(\d+(?:\.\d+)?)?)?\s*$")
 
 _SCHEMA = """
@@ -124,7 +125,25 @@ class LibraryQuery:
             problems.append(FieldProblem("limit", f"limit must be from 1 to {MAX_LIMIT}, got {self.limit}"))
         if problems:
             raise InvalidRequest(problems)
-        return LibraryQuery(**{**asdict(self), "key": key, "text": self.text or ""})
+        tags = {name: _library_word(getattr(self, name), name) or getattr(self, name) for name in TAG_FIELDS}
+        return LibraryQuery(**{**asdict(self), "key": key, "text": self.text or "", **tags})
+
+    def tag_problems(self) -> list[FieldProblem]:
+        """A sentence for each tag field whose word the keyword library does not know (with
+        the nearest words): the CLI refuses them; the worker just finds nothing."""
+        import difflib
+
+        from acestep_core.keywords import WORDS_BY_CATEGORY
+
+        problems = []
+        for name in TAG_FIELDS:
+            value = getattr(self, name)
+            if value and _library_word(value, name) is None:
+                near = difflib.get_close_matches(value.lower(), WORDS_BY_CATEGORY[name], n=3, cutoff=0.6)
+                hint = f"; did you mean {' or '.join(repr(w) for w in near)}?" if near else (
+                    f"; the {name} words are: {', '.join(WORDS_BY_CATEGORY[name])}")
+                problems.append(FieldProblem(name, f"{value!r} is not a {name} word of the keyword library{hint}"))
+        return problems
 
     def to_params(self) -> dict[str, str]:
         """The worker's query parameters for this search (GET /v1/library)."""
@@ -492,6 +511,19 @@ def _read_sidecar_or(audio_path: str, metadata: dict | None) -> dict | None:
 def _is_cue_sidecar(sidecar: Any) -> bool:
     return isinstance(sidecar, dict) and isinstance(sidecar.get("request"), dict) and (
         str(sidecar.get("software", "")).startswith("acestep-dcc") or "backend" in sidecar)
+
+
+def _library_word(value: str | None, category: str) -> str | None:
+    """The keyword library's own word for `value` (an alias gives its word), or None."""
+    from acestep_core.keywords import keyword
+
+    if not value or not value.strip():
+        return None
+    try:
+        entry = keyword(value)
+    except KeyError:
+        return None
+    return entry.word if entry.category == category else None
 
 
 def _text(value: Any) -> str | None:

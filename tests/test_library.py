@@ -81,6 +81,7 @@ def test_every_cue_the_cli_makes_is_indexed_with_what_its_sidecar_says(cues: Pat
     (LibraryQuery(text='boss" (* -^'), ["boss.wav"]),  # FTS5 syntax typed by a user is only words
     (LibraryQuery(mood="tense"), ["boss.wav"]),
     (LibraryQuery(scene="exploration"), ["calm.wav"]),
+    (LibraryQuery(scene="Boss Fight"), ["boss.wav"]),  # an alias finds its library word
     (LibraryQuery(style="rock"), ["chase.wav"]),
     (LibraryQuery(instrument="piano"), ["calm.wav"]),
     (LibraryQuery(bpm_min=140, bpm_max=160), ["boss.wav"]),
@@ -211,10 +212,14 @@ def test_cli_library_search_prints_cues_and_json(cues: Path, capsys):
     (["--bpm", "160-140"], "--bpm '160-140' runs backwards; put the lower number first, such as 140-160"),
     (["--key", "H minor"], "key must be a note and a mode such as 'E minor' or 'Bb major', got 'H minor'"),
     (["--limit", "0"], "limit must be from 1 to 500, got 0"),
+    (["--mood", "tenze"], "'tenze' is not a mood word of the keyword library; did you mean 'tense' or 'intense'?"),
+    (["--style", "boss battle"], "'boss battle' is not a style word of the keyword library; the style words are: "
+                                 "rock, "),
 ])
 def test_bad_search_values_are_one_sentence_each(home: Path, capsys, args, message):
     assert main(["library", "search", *args]) == 2
-    assert capsys.readouterr().err.strip() == f"acestep-dcc: {message}"
+    err = capsys.readouterr().err.strip()
+    assert err == f"acestep-dcc: {message}" if not message.endswith(", ") else err.startswith(f"acestep-dcc: {message}")
 
 
 def test_library_add_refuses_a_folder_that_is_not_there(home: Path, tmp_path: Path, capsys):
