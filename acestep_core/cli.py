@@ -127,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_backend_arguments(generate)
     generate.add_argument("--json", action="store_true", help="print the written files as JSON on stdout")
     generate.set_defaults(handler=run_generate)
+    from acestep_core.refine_command import add_refine_parser  # its options default to "not given"
+
+    add_refine_parser(commands, _add_backend_arguments)
 
     stems = commands.add_parser("stems", help="split an audio file into stems (NAME.drums.wav, NAME.bass.wav, ...)")
     stems.add_argument("file", help="the audio file to split (WAV, FLAC or Ogg)")

@@ -141,6 +141,19 @@ class WorkerClient:
         payload = request.to_dict() if isinstance(request, GenerationRequest) else request
         return JobStatus.from_dict(self._json("POST", "/v1/jobs", payload))
 
+    def refine(self, parent: str | os.PathLike, changes: dict | None = None, cover_strength: float | None = None,
+               job: str | None = None) -> JobStatus:
+        """Queue new candidates of the cue at `parent` (a file on this machine with its
+        sidecar): its request and seed with `changes`, the lineage recorded (acestep_core.refine).
+        With `cover_strength` (0-1) the parent is uploaded and covered. `job`: the job that
+        made the parent, when known. Raises ParentUnreadable, InvalidRequest, WorkerRejected."""
+        from acestep_core.refine import read_parent, refine_request
+
+        cue = read_parent(parent, job)
+        refine_request(cue, changes, cover_strength, cover_source="upload pending")  # bad input: before uploading
+        source = self.upload(cue.path) if cover_strength is not None else None
+        return self.submit(refine_request(cue, changes, cover_strength, cover_source=source))
+
     def submit_set(self, request: GenerationRequest | dict, intensities: int | None = None,
                    bars: int | str | None = 16, stingers: int = 2, *, variants: int | None = None) -> JobStatus:
         """Queue a dynamic-music set as one job: a base loop of `bars` bars (None or "fit":

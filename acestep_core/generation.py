@@ -1044,7 +1044,9 @@ def _sidecar(request: GenerationRequest, info: BackendInfo, settings: dict, inde
             "dtype": info.dtype,
         },
         "licence": backend_licence(info),  # the model card's, acestep-dcc's for the sketch, or "unknown"
-        "request": request.to_dict(),
+        # A refinement's lineage is said once, at the top (acestep_core.refine reads both back).
+        "request": {**request.to_dict(), "lineage": None},
+        **({"lineage": request.lineage} if request.lineage else {}),
         "plan": plan.to_dict() if plan is not None else None,
         "candidate": index + 1,
         "candidates": request.candidates,
@@ -1082,6 +1084,8 @@ def _info_chunk(request: GenerationRequest, info: BackendInfo, seed: int, create
         parts.append(f"key: {key}")
     if cue and cue.loop:
         parts.append(f"loop: frames {cue.loop.start}-{cue.loop.end_exclusive} ({cue.loop.bars} bars)")
+    if request.lineage:
+        parts.append(f"refined from: {request.lineage['parent_file']}")
     licence = backend_licence(info)["summary"]
     parts.append(f"licence: {licence}")
     return {

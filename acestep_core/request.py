@@ -162,6 +162,10 @@ class GenerationRequest:
     tracks: list[str] | None = None
     reference_audio: str | None = None
     stems: bool = False
+    # A refinement of an earlier cue (acestep_core.refine builds it, acestep_core.lineage
+    # says what is valid): parent file, job and seed, and the fields changed. The sidecar
+    # records it as its top-level "lineage"; it never changes the audio.
+    lineage: dict[str, Any] | None = None
 
     def loudness_target_lufs(self) -> float | None:
         """The integrated loudness target in LUFS, or None to leave loudness alone."""
@@ -300,6 +304,12 @@ class GenerationRequest:
                                         f"(-1 suits every platform), got {self.true_peak_ceiling_db!r}")
         if self.intensity is not None and (not _is_number(self.intensity) or not 0.0 <= self.intensity <= 1.0):
             bad("intensity", f"intensity must be between 0 (sparsest) and 1 (fullest), or empty for the natural arrangement, got {self.intensity!r}")
+        if self.lineage is not None:
+            from acestep_core.lineage import lineage_problems
+
+            wrong = lineage_problems(self.lineage, [f.name for f in dataclasses.fields(self)])
+            if wrong:
+                bad("lineage", "; ".join(wrong))
         return _with_text_problems(self, found)
 
     def validated(self) -> "GenerationRequest":
@@ -312,6 +322,10 @@ class GenerationRequest:
             changes["key"] = normalize_key(self.key)
         if isinstance(self.loudness, str):
             changes["loudness"] = self.loudness.strip().lower()
+        if self.lineage is not None:
+            from acestep_core.lineage import normalized_lineage
+
+            changes["lineage"] = normalized_lineage(self.lineage)
         return dataclasses.replace(self, **changes) if changes else self
 
     # -- JSON ---------------------------------------------------------------------
@@ -403,10 +417,11 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "tracks": (list, type(None)),
     "reference_audio": (str, type(None)),
     "stems": (bool,),
+    "lineage": (dict, type(None)),
 }
 
 _TYPE_WORDS = {str: "text", int: "a whole number", float: "a number", bool: "true or false", type(None): "empty (null)",
-               list: "a list"}
+               list: "a list", dict: "an object"}
 
 
 def _type_problem(name: str, value: Any) -> str | None:

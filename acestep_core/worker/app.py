@@ -546,6 +546,11 @@ def _dataclass_schemas(tasks: tuple[str, ...], supports_reference: bool = False)
         schemas.update(schema.pop("$defs", {}))
         schemas[cls.__name__] = schema
     schemas["GenerationRequest"] = _request_schema(schemas["GenerationRequest"], tasks or TASKS, supports_reference)
+    from acestep_core.lineage import lineage_schema  # a refinement's record (acestep_core.refine)
+
+    schemas["Lineage"] = lineage_schema([name for name in schemas["GenerationRequest"]["properties"]])
+    schemas["GenerationRequest"]["properties"]["lineage"] = {
+        "anyOf": [{"$ref": "#/components/schemas/Lineage"}, {"type": "null"}], "default": None, "title": "Lineage"}
     schemas["SetGenerationRequest"] = _set_generation_request_schema(schemas["GenerationRequest"])
     schemas["SetRequest"] = _set_request_schema()
     schemas["LibraryResults"] = {"type": "object", "required": ["cues", "count"], "properties": {
