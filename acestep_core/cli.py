@@ -124,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="originality check: compare each cue with this reference library (and the other "
                                "candidates); the sidecar records it, a flagged cue gets a warning (default: "
                                "$ACESTEP_DCC_REFERENCE_LIBRARY, else config.json's reference_library, else no check)")
+    generate.add_argument("--style", metavar="NAME[:SCALE]",
+                          help="an installed style pack (acestep-dcc packs list), at SCALE 0-2 (default 1)")
     _add_backend_arguments(generate)
     generate.add_argument("--json", action="store_true", help="print the written files as JSON on stdout")
     generate.set_defaults(handler=run_generate)
@@ -189,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker.set_defaults(handler=run_worker_command)
 
     _add_library_commands(commands)
+    from acestep_core.packs.cli import add_packs_commands  # stdlib-only: training imports torch when it runs
+
+    add_packs_commands(commands)
     from acestep_core.originality.cli import add_check_parser  # stdlib-only: the analysis loads when it runs
 
     add_check_parser(commands)
@@ -287,6 +292,7 @@ def request_from_args(args: argparse.Namespace) -> tuple[GenerationRequest, Path
             raise InvalidRequest([FieldProblem("repaint_start", (
                 "--range and --repaint-start/--repaint-end say the same thing; pass only --range START END"))])
         repaint_start, repaint_end = args.range
+    style, style_scale = (None, 1.0) if not args.style else _style_from_text(args.style)
     loop, loop_bars = loop_from_text(args.loop)
     seconds, sample_rate, bit_depth = 30.0, 44100, 16
     if source is not None and args.task != "text2music":  # the source's own length, rate and depth
@@ -322,8 +328,20 @@ def request_from_args(args: argparse.Namespace) -> tuple[GenerationRequest, Path
         intro_bars=intro_from_text(args.intro, loop_bars),
         loudness=loudness_from_text(args.loudness),
         true_peak_ceiling_db=args.true_peak,
+        style=style,
+        style_scale=style_scale,
     ).validated()
     return request, output
+
+
+def _style_from_text(text: str) -> tuple[str, float]:
+    from acestep_core.errors import FieldProblem
+    from acestep_core.packs import PackError, parse_style
+
+    try:
+        return parse_style(text)
+    except PackError as exc:
+        raise InvalidRequest([FieldProblem("style_scale", str(exc))]) from None
 
 
 def _existing_file(path: str | None, field: str, what: str) -> str | None:

@@ -241,6 +241,10 @@ def generate_cues(
         raise BackendUnavailable(
             f"the {backend.name} backend cannot follow a reference clip; use the acestep backend with an "
             "ACE-Step model, or leave the reference out")
+    if request.style is not None:  # before the model loads: a wrong pack costs nothing
+        from acestep_core.packs.use import check_style
+
+        check_style(request, backend)
     stems_by_extract = request.stems and _stems_by_extract(request, backend.describe())
     find_region = request.loop and not backend.describe().loops_on_grid
     timings: dict[str, float] = {}
@@ -1066,6 +1070,8 @@ def _sidecar(request: GenerationRequest, info: BackendInfo, settings: dict, inde
         # The prompt's library words the backend did not play (the sketch reports them; a
         # model hears the prompt's text itself, so there is nothing to report).
         **({"not_rendered": list(settings["not_rendered"])} if "not_rendered" in settings else {}),
+        # The style pack applied (acestep_core.packs): its name, adapter hash and scale.
+        **({"style": settings["style"]} if "style" in settings else {}),
         "versions": package_versions(),
     }
 

@@ -72,6 +72,11 @@ _KEY_PATTERN = re.compile(KEY_PATTERN)
 # filesystem treats specially. The CLI takes folders through -o, not through this field.
 FILE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 _\-.()]{0,119}$"
 _FILE_NAME_PATTERN = re.compile(FILE_NAME_PATTERN)
+# Style pack names (acestep_core.packs): folder names and CLI words (NAME:SCALE), so no
+# colon or slash. A LoRA scale above ~1.5 mostly adds artefacts; 2 leaves room to try.
+STYLE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,47}$"
+_STYLE_NAME_PATTERN = re.compile(STYLE_NAME_PATTERN)
+MAX_STYLE_SCALE = 2.0
 
 
 def normalize_key(text: str) -> str:
@@ -162,6 +167,9 @@ class GenerationRequest:
     tracks: list[str] | None = None
     reference_audio: str | None = None
     stems: bool = False
+    # A style pack (LoRA) by its installed name, and how strongly it applies (0: not at all).
+    style: str | None = None
+    style_scale: float = 1.0
     # A refinement of an earlier cue (acestep_core.refine builds it, acestep_core.lineage
     # says what is valid): parent file, job and seed, and the fields changed. The sidecar
     # records it as its top-level "lineage"; it never changes the audio.
@@ -310,6 +318,12 @@ class GenerationRequest:
             wrong = lineage_problems(self.lineage, [f.name for f in dataclasses.fields(self)])
             if wrong:
                 bad("lineage", "; ".join(wrong))
+        if self.style is not None and (not isinstance(self.style, str) or not _STYLE_NAME_PATTERN.fullmatch(self.style)):
+            bad("style", f"style must be the name of an installed style pack (lowercase letters, digits, - or _), got {self.style!r}")
+        if not _is_number(self.style_scale) or not 0.0 <= self.style_scale <= MAX_STYLE_SCALE:
+            bad("style_scale", f"style_scale must be between 0 and {MAX_STYLE_SCALE:g}, got {self.style_scale!r}")
+        elif self.style is None and self.style_scale != 1.0:
+            bad("style_scale", "style_scale is only used with a style pack; set style or leave style_scale at 1")
         return _with_text_problems(self, found)
 
     def validated(self) -> "GenerationRequest":
@@ -417,6 +431,8 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "tracks": (list, type(None)),
     "reference_audio": (str, type(None)),
     "stems": (bool,),
+    "style": (str, type(None)),
+    "style_scale": (int, float),
     "lineage": (dict, type(None)),
 }
 
@@ -435,7 +451,7 @@ def _type_problem(name: str, value: Any) -> str | None:
 
 # Text fields that must be real Unicode. source_audio is left out: for the CLI it is a
 # file path, and a path may hold any bytes.
-_TEXT_FIELDS = ("prompt", "lyrics", "key", "time_signature", "task", "output_format", "file_name", "loudness", "track")
+_TEXT_FIELDS = ("prompt", "lyrics", "key", "time_signature", "task", "output_format", "file_name", "loudness", "track", "style")
 
 
 def text_problem(name: str, value: Any) -> str | None:

@@ -49,6 +49,9 @@ class BackendInfo:
     # The output's licence (acestep_core.licence.Licence.to_dict()): the model card's, or
     # acestep-dcc's own for the sketch. None: the backend does not say.
     licence: dict[str, Any] | None = None
+    # True when generate() applies request.style (a style pack's LoRA, acestep_core.packs);
+    # a backend without it refuses a styled request before any work.
+    supports_styles: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)

@@ -9,7 +9,7 @@ import numpy as np
 
 from acestep_core.originality.errors import UnreadableAudio
 from acestep_core.originality.features import AudioFeatures, features_of_file, fourier_patches
-from acestep_core.originality.index import IndexUpdate, ReferenceIndex, ReferenceSet, merged, reference_set
+from acestep_core.originality.index import IndexUpdate, ReferenceIndex, ReferenceSet, merged
 from acestep_core.originality.matching import align, stretched
 
 # A match is flagged when some stretch of MATCH_WINDOW_S (8 s) follows a reference this
@@ -158,6 +158,3 @@ def _features(path: Path) -> AudioFeatures:
     return features_of_file(path)
 
 
-
-__all__ = ["THRESHOLD", "METHOD", "Match", "CheckResult", "check_files", "check_candidates", "search", "verify",
-           "originality_record", "flagged_warning", "reference_set"]
