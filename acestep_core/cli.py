@@ -443,6 +443,7 @@ def run_stems(args: argparse.Namespace) -> int:
         backend = create_backend("sketch", None, None)
         print(f"acestep-dcc: {file.name} was made by the sketch backend: rendering its parts again "
               f"(seed {request.seed})", file=sys.stderr)
+        _print_licence(backend)
     else:
         backend = _announced_backend(args)
     (cue,) = _run_with_progress(lambda on_progress, is_cancelled: generate_cues(
@@ -520,10 +521,15 @@ def _announced_backend(args: argparse.Namespace):
         print(f"acestep-dcc: {SKETCH_NOTICE}", file=sys.stderr)
     else:
         print(f"acestep-dcc: backend {backend.describe().label}", file=sys.stderr)
+    _print_licence(backend)
+    return backend
+
+
+def _print_licence(backend) -> None:
+    """Once per run: the licence every file of the run carries (acestep_core.licence)."""
     from acestep_core.licence import backend_licence
 
     print(f"acestep-dcc: licence: {backend_licence(backend.describe())['summary']}", file=sys.stderr)
-    return backend
 
 
 def _run_with_progress(run):

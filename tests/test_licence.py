@@ -141,3 +141,12 @@ def test_a_sketch_cue_carries_acestep_dccs_licence(tmp_path: Path, capsys):
     assert wavinfo.WavInfoReader(str(out)).info.copyright == summary
     for stem in sidecar["stems"]:  # each stem's own sidecar says it too
         assert json.loads((tmp_path / f"{stem['file']}.json").read_text())["licence"] == sidecar["licence"]
+
+
+def test_splitting_a_sketch_cue_says_its_licence_once(tmp_path: Path, capsys):
+    out = tmp_path / "mix.wav"
+    assert main(["generate", "boss battle, rock", "--seconds", "2", "--backend", "sketch", "-o", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["stems", str(out), "--tracks", "drums"]) == 0
+    assert capsys.readouterr().err.count(f"acestep-dcc: licence: {project_licence().summary}") == 1
+    assert json.loads((tmp_path / "mix.drums.wav.json").read_text())["licence"]["id"] == "Apache-2.0"
