@@ -33,16 +33,16 @@ pip=(.venv/bin/python -m pip --disable-pip-version-check -q)
 # never reaches for a multi-gigabyte CUDA build on a machine that did not ask for one.
 # shellcheck disable=SC2086
 "${pip[@]}" install $torch_spec
-"${pip[@]}" install -e ".[worker,originality]"
+"${pip[@]}" install -e ".[worker,originality,packs]"
 if [ "$with_tests" = 1 ]; then
-  "${pip[@]}" install -e ".[worker,originality,test]" "bpy==5.0.1"
+  "${pip[@]}" install -e ".[worker,originality,packs,test]" "bpy==5.0.1"
   # The add-on is tested on Blender 5.0 (above) and 4.5 LTS; bpy wheels cannot share a
   # venv, so 4.5 gets its own, with the same worker stack for the workers its tests start.
   [ -x .venv-blender45/bin/python ] || "$python" -m venv .venv-blender45
   pip45=(.venv-blender45/bin/python -m pip --disable-pip-version-check -q)
   # shellcheck disable=SC2086
   "${pip45[@]}" install $torch_spec
-  "${pip45[@]}" install -e ".[worker,test]" "bpy==4.5.15"
+  "${pip45[@]}" install -e ".[worker,packs,test]" "bpy==4.5.15"
   # Blender 5.2 (the current release) ships for Python 3.13 only. Its venv has the test
   # tools and the worker's audio stack but no torch (none for 3.13 here): tests that need a
   # torch worker start it from .venv (ACESTEP_TEST_WORKER_PYTHON in test.sh).

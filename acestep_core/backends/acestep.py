@@ -133,8 +133,12 @@ class AceStepBackend:
 
     name = "acestep"
 
-    def __init__(self, model_dir: str | os.PathLike, device: str | None = None, dtype: str | None = None):
+    def __init__(self, model_dir: str | os.PathLike, device: str | None = None, dtype: str | None = None,
+                 packs_folder: str | os.PathLike | None = None):
         self.model_dir = Path(model_dir).expanduser()
+        self.packs_folder = packs_folder  # None: the user's installed packs (acestep_core.packs)
+        self.pipeline_loads = 0  # how often the base model was read from disk (packs never reload it)
+        self._adapters: dict[str, str] = {}  # adapter name in the pipeline -> the pack's hash
         self.device = select_device(device)
         self.dtype = select_dtype(self.device, dtype)
         self._pipe = None
@@ -199,6 +203,8 @@ class AceStepBackend:
             pipe.vae.enable_slicing()
             pipe.vae.enable_tiling()
             self._pipe = pipe
+            self._adapters = {}
+            self.pipeline_loads += 1
             report_progress(Progress(LOADING, 1.0))
 
     def unload(self) -> None:
@@ -227,6 +233,7 @@ class AceStepBackend:
             supports_tasks=tasks,
             supports_reference=True,
             licence=self._model_licence(),
+            supports_styles=True,
         )
 
     def _model_licence(self) -> dict:
@@ -263,6 +270,7 @@ class AceStepBackend:
                     "with audio_tokenizer/ and audio_token_detokenizer/ folders, or the repaint task"
                 )
             settings = self.resolve_settings(request)
+            pack = self.style_pack(request)
             source = None
             if request.task in SOURCE_TASKS:
                 source = read_source_audio(request.source_audio, pipe.sample_rate)
@@ -274,6 +282,15 @@ class AceStepBackend:
                 arguments["reference_audio"] = torch.from_numpy(reference)
             arguments["generator"] = [torch.Generator(device="cpu").manual_seed(int(seed)) for seed in seeds]
             arguments["callback_on_step_end"] = _step_reporter(settings["steps"], on_progress, is_cancelled)
+            if pack is not None:
+                if request.style_scale > 0:  # scale 0 is the base model's output, prompt included
+                    arguments["prompt"] = [pack.styled_prompt(request.prompt)] * request.candidates
+                settings["style"] = self._use_style(pack, request.style_scale)
+                settings["style"]["prompt"] = arguments["prompt"][0]
+                # diffusers scales every LoRA layer by this for the call (0: the base model's output).
+                arguments["attention_kwargs"] = {"scale": float(request.style_scale)}
+            elif self._adapters:
+                pipe.disable_lora()
 
             cancelled = False
             out_of_memory = False
@@ -303,6 +320,42 @@ class AceStepBackend:
         samples = audio[:, :, :frames].float().cpu().numpy().astype(np.float32, copy=False)
         settings["seeds"] = [int(seed) for seed in seeds]
         return RawAudio(samples=samples, sample_rate=int(pipe.sample_rate), settings=settings)
+
+    # -- style packs -----------------------------------------------------------------
+
+    def style_pack(self, request: GenerationRequest):
+        """The installed pack request.style names, checked against this model; None without one."""
+        if request.style is None:
+            return None
+        from acestep_core.packs import PackStore, check_pack_base
+
+        pack = PackStore(self.packs_folder).get(request.style)
+        check_pack_base(pack, self.model_dir)
+        return pack
+
+    def _use_style(self, pack, scale: float) -> dict[str, Any]:
+        """Make `pack` the one active adapter; each pack's weights are read once per loaded model."""
+        from acestep_core.packs import adapter_hash
+
+        pipe = self._pipe
+        digest = adapter_hash(pack.adapter_path())
+        adapter = f"{pack.name}_{digest.removeprefix('sha256:')[:12]}"  # a changed pack is another adapter
+        if adapter not in self._adapters:
+            try:
+                pipe.load_lora_weights(str(pack.folder), weight_name=pack.adapter, adapter_name=adapter)
+            except (ValueError, RuntimeError, KeyError, OSError) as exc:
+                raise GenerationFailed(
+                    f"the style pack {pack.name!r} does not fit {self.model_dir.name} ({_first_line(exc)}); "
+                    "train it again with 'acestep-dcc packs train' on this model") from None
+            self._adapters[adapter] = digest
+        pipe.enable_lora()
+        pipe.set_adapters([adapter])
+        return {"name": pack.name, "hash": digest, "scale": float(scale), "licence": pack.licence,
+                "base_checkpoint": dict(pack.base_checkpoint)}
+
+    @property
+    def loaded_adapters(self) -> list[str]:
+        return list(self._adapters)
 
     # -- helpers ---------------------------------------------------------------------
 
