@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from acestep_core.errors import FieldProblem, InvalidRequest
+from acestep_core.lineage import lineage_problems, normalized_lineage
 
 TASKS = ("text2music", "repaint", "cover", "extract", "lego", "complete")
 # Tasks that work on existing audio (source_audio), and those ACE-Step's turbo checkpoints
@@ -313,8 +314,6 @@ class GenerationRequest:
         if self.intensity is not None and (not _is_number(self.intensity) or not 0.0 <= self.intensity <= 1.0):
             bad("intensity", f"intensity must be between 0 (sparsest) and 1 (fullest), or empty for the natural arrangement, got {self.intensity!r}")
         if self.lineage is not None:
-            from acestep_core.lineage import lineage_problems
-
             wrong = lineage_problems(self.lineage, [f.name for f in dataclasses.fields(self)])
             if wrong:
                 bad("lineage", "; ".join(wrong))
@@ -337,8 +336,6 @@ class GenerationRequest:
         if isinstance(self.loudness, str):
             changes["loudness"] = self.loudness.strip().lower()
         if self.lineage is not None:
-            from acestep_core.lineage import normalized_lineage
-
             changes["lineage"] = normalized_lineage(self.lineage)
         return dataclasses.replace(self, **changes) if changes else self
 
