@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from acestep_core.request import GenerationRequest
-from test_reaper_actions import SCRIPT_NAMES, PROMPT, prepare, session, wait  # noqa: F401  (fixtures)
+from test_reaper_actions import SCRIPT_NAMES, PROMPT, inside, prepare, session, wait  # noqa: F401  (fixtures)
 
 SCRIPT_NAMES["library"] = "ACE-Step - Insert from library.py"
 TITLE = "ACE-Step: Insert from library"
@@ -136,3 +136,43 @@ def test_with_no_track_selected_the_cue_goes_on_a_new_track(session, library_cue
     calm = library_cues["calm"]
     assert item["position"] == 4.0 and item["length"] == pytest.approx(calm.duration)
     assert Path(item["takes"][0]["source"]).read_bytes() == Path(calm.path).read_bytes()
+
+
+def _own_address() -> str | None:
+    """This machine's address on its network (not loopback), or None when it has none."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # UDP: no packet is sent, only a route chosen
+        except OSError:
+            return None
+        address = probe.getsockname()[0]
+    return None if address.startswith("127.") else address
+
+
+def test_a_worker_on_another_machine_sends_the_cue(inside, spawn_worker, tmp_path, monkeypatch):
+    """A worker reached at a network address (as one on another machine is): its paths
+    mean nothing here, so the cue is downloaded (GET /v1/library/{id}/file, /sidecar)."""
+    from acestep_reaper import media
+
+    address = _own_address()
+    if address is None:
+        pytest.skip("this machine has no network address besides loopback to reach a worker at")
+    remote = spawn_worker("sketch", None, "--host", address)
+    assert remote.client.url.startswith(f"http://{address}:") and not media.worker_is_local(remote.client)
+    job = remote.client.wait(remote.client.submit(GenerationRequest(prompt="stealth infiltration, electronic",
+                                                                    duration=2, seed=44)).id, timeout=60)
+    monkeypatch.setenv("ACESTEP_DCC_HOME", str(remote.home))  # the REAPER action finds this worker
+    prepare(inside, tmp_path)
+    inside.answer_inputs(["stealth", "", "", ""])
+    inside.answer_inputs(["1"])
+    inside.run("library")
+    wait(inside)
+    state = inside.snapshot()
+    assert state["message_boxes"] == [], state["message_boxes"]
+    [item] = state["project"]["tracks"][1]["items"]
+    source = Path(item["takes"][0]["source"])
+    assert source.parent == tmp_path / "game" and source.read_bytes() == Path(job.outputs[0].path).read_bytes()
+    assert source.with_name(source.name + ".json").is_file()
+    assert f"licence: {job.outputs[0].metadata['licence']['summary']}" in item["notes"]
