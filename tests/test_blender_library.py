@@ -172,3 +172,14 @@ def test_a_worker_on_another_computer_sends_the_cue_before_it_is_placed(addon, w
     assert path.parent == tmp_path / "tmp" / "acestep_audio" and path.read_bytes() == Path(calm.path).read_bytes()
     assert json.loads(path.with_name(path.name + ".json").read_text())["seed"] == 32
     assert strip["acestep_licence"] == calm.metadata["licence"]["summary"]
+
+
+def test_search_without_a_worker_says_why_and_what_to_do(addon):
+    prefs = addon.preferences
+    prefs.connection, prefs.remote_url, prefs.remote_token = "REMOTE", "http://127.0.0.1:9", "no-token"
+    with pytest.raises(RuntimeError, match="is not answering"):
+        bpy.ops.acestep.library_search()
+    library = bpy.context.window_manager.acestep_library
+    assert library.message_level == "ERROR" and not library.searching
+    assert "Check the URL and token in the add-on preferences" in library.message
+    assert "is not answering" in " ".join(draw_library(addon))
