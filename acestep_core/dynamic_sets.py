@@ -523,7 +523,7 @@ def _write_layer(path: Path, frames: "Any", base: CueOutput, fmt: dict, loop: di
     true_peak = true_peak_dbtp(heard.astype(np.float32), circular=True) if heard.size else -math.inf
     written_peak = float(np.max(np.abs(written))) if written.size else 0.0
     put_in_place(temp, path)
-    keep = ("software", "created", "backend", "request", "seed", "format", "duration_requested",
+    keep = ("software", "created", "backend", "licence", "request", "seed", "format", "duration_requested",
             "duration_written", "frames_written", "loop", "tempo", "key", "versions")
     sidecar = {
         "file": path.name,

@@ -101,3 +101,13 @@ def test_a_host_on_another_machine_downloads_a_library_cue(worker: WorkerClient,
     with pytest.raises(WorkerRejected, match="is gone from"):
         worker.library_download(stealth.id, tmp_path / "gone.wav")
     assert not (tmp_path / "gone.wav").exists()
+
+
+def test_every_cue_of_a_set_the_worker_makes_is_indexed(worker: WorkerClient):
+    request = GenerationRequest(prompt="desert chase, chiptune", duration=8, seed=25)
+    job = worker.wait(worker.submit_set(request, intensities=2, bars=2, stingers=1).id, timeout=120)
+    assert job.status == "done", job.error
+    indexed = {cue.path: cue for cue in worker.library_search(text="desert chase", limit=20)}
+    assert {output.path for output in job.outputs} <= set(indexed)
+    assert {o.set_role for o in job.outputs} >= {"base", "layer", "stinger"}
+    assert all(indexed[o.path].licence.startswith("Apache-2.0") for o in job.outputs)  # layers' sidecars too
