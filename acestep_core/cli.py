@@ -194,6 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
     from acestep_core.packs.cli import add_packs_commands  # stdlib-only: training imports torch when it runs
 
     add_packs_commands(commands)
+    from acestep_core.cluster.up import add_cluster_commands  # stdlib-only: Ray loads when a cluster starts
+    from acestep_core.worker.tokens import add_tokens_commands
+
+    add_cluster_commands(commands)
+    add_tokens_commands(commands)
     from acestep_core.originality.cli import add_check_parser  # stdlib-only: the analysis loads when it runs
 
     add_check_parser(commands)

@@ -103,6 +103,9 @@ class JobStatus:
     set_options: dict[str, Any] | None = None
     manifest: dict[str, Any] | None = None  # a done set's manifest, as in its JSON file
     artifacts: list[JobArtifact] = field(default_factory=list)
+    # The user whose token submitted the job (acestep-dcc tokens add NAME); None: the
+    # worker's own discovery-file token.
+    requested_by: str | None = None
 
     @property
     def finished(self) -> bool:

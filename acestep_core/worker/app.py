@@ -42,11 +42,13 @@ from acestep_core.request import (
 from acestep_core.worker.runner import JOB_ID_PATTERN, JobRunner, QueueFull
 from acestep_core.worker.sets import DEFAULT_BARS, DEFAULT_INTENSITIES, DEFAULT_STINGERS, FIT, parse_set_body
 from acestep_core.worker.store import StorageProblem
+from acestep_core.worker.tokens import TokenBook
 from acestep_core.worker.uploads import UPLOAD_ID_PATTERN, NotAudio, UploadFolder, UploadTooLarge
 
 log = logging.getLogger("acestep_core.worker")
 
 ALIVE_PATH = "/v1/alive"
+REQUESTED_BY = "acestep_requested_by"  # the request state key the guard fills with the user's name
 UPLOADS_PATH = "/v1/uploads"
 DEFAULT_MAX_BODY_BYTES = 256 * 1024  # a request is at most ~10 k characters of prompt and lyrics
 MAX_HISTORY = 1000
@@ -112,6 +114,8 @@ class WorkerContext:
     finish_signal: FinishSignal = field(default_factory=FinishSignal)
     # When a client last talked to the worker (monotonic): --idle-exit counts from here.
     last_request: float = field(default_factory=time.monotonic)
+    # Per-user tokens (acestep-dcc tokens add NAME), accepted besides `token`.
+    user_tokens: TokenBook | None = None
 
 
 class ApiError(Exception):
@@ -154,16 +158,27 @@ class GuardMiddleware:
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
         # compare_digest: the time taken says nothing about how much of the token matched.
-        if not hmac.compare_digest(headers.get(b"authorization", b""), self.expected):
+        sent = headers.get(b"authorization", b"")
+        user = "" if hmac.compare_digest(sent, self.expected) else self._user(sent)  # "": the discovery token
+        if user is None:
             return await _send_error(send, 401, (
                 "the worker needs its token: send 'Authorization: Bearer <token>' with the token "
-                "from the worker's discovery file (reconnect to read it again)"), {"www-authenticate": "Bearer"})
+                "from the worker's discovery file (reconnect to read it again), or a user token from "
+                "'acestep-dcc tokens add NAME' (a revoked one no longer works)"), {"www-authenticate": "Bearer"})
+        scope.setdefault("state", {})[REQUESTED_BY] = user or None
         self.context.last_request = time.monotonic()
         limit = self.context.uploads.max_bytes if scope["path"] == UPLOADS_PATH else self.context.max_body_bytes
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > limit:
             return await _send_error(send, 413, _too_large_message(scope["path"], limit))
         return await self.app(scope, receive, send)
+
+    def _user(self, sent: bytes) -> str | None:
+        """The name of the user a per-user token belongs to; None when it is no one's."""
+        book = self.context.user_tokens
+        if book is None or not sent.startswith(b"Bearer "):
+            return None
+        return book.user_for(sent[len(b"Bearer "):].decode("latin-1")) or None
 
 
 async def _send_error(send, status_code: int, detail: str, extra_headers: dict[str, str] | None = None) -> None:
@@ -251,7 +266,7 @@ def create_app(context: WorkerContext) -> FastAPI:
                 f"{', '.join(context.supported_tasks)} (start the worker with an ACE-Step model for more)")))
         if problems:
             raise ApiError(422, _problems_sentence(problems), problems)
-        status = runner.submit(generation)
+        status = runner.submit(generation, requested_by=_requested_by(request))
         return json_response(status.to_dict(), 202)
 
     @app.post("/v1/sets", status_code=202,
@@ -273,7 +288,7 @@ def create_app(context: WorkerContext) -> FastAPI:
         except (OverflowError, ValueError, TypeError, RecursionError) as exc:
             message = f"a value in the request is out of range ({exc}); use ordinary numbers"
             raise ApiError(422, message, [FieldProblem("request", message)]) from None
-        return json_response(runner.submit(generation, options).to_dict(), 202)
+        return json_response(runner.submit(generation, options, requested_by=_requested_by(request)).to_dict(), 202)
 
     @app.get("/v1/jobs", summary="Job history, newest first", responses=_responses(200, "JobList", 422, 503))
     async def list_jobs(limit: int = Query(20, ge=1, le=MAX_HISTORY)) -> Response:
@@ -434,6 +449,11 @@ def _parse_json(body: bytes) -> Any:
     except (ValueError, UnicodeDecodeError) as exc:
         message = f"the request body is not valid JSON ({exc}); send the generation request as a JSON object"
     raise ApiError(400, message, [FieldProblem("request", message)])
+def _requested_by(request: Request) -> str | None:
+    """The user whose token sent this request; None for the discovery-file token."""
+    return request.scope.get("state", {}).get(REQUESTED_BY)
+
+
 
 
 def _validate_request(data: Any) -> GenerationRequest:

@@ -175,7 +175,8 @@ class JobRunner:
 
     # -- what the API calls ---------------------------------------------------------
 
-    def submit(self, request: GenerationRequest, set_options: SetOptions | None = None) -> JobStatus:
+    def submit(self, request: GenerationRequest, set_options: SetOptions | None = None,
+               requested_by: str | None = None) -> JobStatus:
         """Record the job (committed before the reply) and queue it; returns its status.
         With set_options the job makes a dynamic-music set from the request. Raises
         QueueFull past max_queue, StorageProblem when its files would not fit or the
@@ -185,7 +186,8 @@ class JobRunner:
         with self._cond:
             if len(self._queue) >= self.max_queue:
                 raise QueueFull(self.max_queue)
-            status = self.store.add_job(job_id, request.to_dict(), None if set_options is None else set_options.to_dict())
+            status = self.store.add_job(job_id, request.to_dict(), None if set_options is None else set_options.to_dict(),
+                                        requested_by)
             self._queue.append(job_id)
             self._queued[job_id] = status
             self._cond.notify_all()

@@ -42,6 +42,7 @@ from acestep_core.worker.retention import Retention, RetentionPolicy
 from acestep_core.worker.limits import DEFAULT_MAX_QUEUE, DEFAULT_MAX_UPLOAD_BYTES
 from acestep_core.worker.runner import JobRunner
 from acestep_core.worker.store import JobStore, StorageProblem, storage_problem_from_os_error
+from acestep_core.worker.tokens import TOKENS_FILE, TokenBook
 from acestep_core.worker.uploads import UploadFolder
 
 log = logging.getLogger("acestep_core.worker")
@@ -151,7 +152,8 @@ def _serve(host, port, model, backend_name, device, state: Path, data: Path, opt
     context = WorkerContext(runner=runner, uploads=uploads, backend=backend, token=token,
                             outputs_dir=outputs_dir, log_path=log_file,
                             supported_tasks=tuple(backend.describe().supports_tasks),
-                            supports_reference=backend.describe().supports_reference, finish_signal=finish_signal)
+                            supports_reference=backend.describe().supports_reference, finish_signal=finish_signal,
+                            user_tokens=TokenBook(state / TOKENS_FILE))
     app = create_app(context)
     server = WorkerServer(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                                           http="h11", loop="asyncio", timeout_graceful_shutdown=5),

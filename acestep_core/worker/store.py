@@ -63,6 +63,7 @@ ADDED_JOB_COLUMNS = {
     "set_options": "TEXT",
     "manifest": "TEXT",
     "artifacts": "TEXT NOT NULL DEFAULT '[]'",
+    "requested_by": "TEXT",
 }
 
 
@@ -177,18 +178,20 @@ class JobStore:
 
     # -- jobs -----------------------------------------------------------------------
 
-    def add_job(self, job_id: str, request: dict[str, Any], set_options: dict[str, Any] | None = None) -> JobStatus:
+    def add_job(self, job_id: str, request: dict[str, Any], set_options: dict[str, Any] | None = None,
+                requested_by: str | None = None) -> JobStatus:
         """A queued job: a cue job, or a set job when set_options is given."""
         created = utc_now()
         kind = CUE_JOB if set_options is None else SET_JOB
         with self._sql() as db:
             db.execute(
-                "INSERT INTO jobs (id, status, request, created_at, kind, set_options) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO jobs (id, status, request, created_at, kind, set_options, requested_by)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (job_id, QUEUED, json.dumps(request), created, kind,
-                 None if set_options is None else json.dumps(set_options)),
+                 None if set_options is None else json.dumps(set_options), requested_by),
             )
         return JobStatus(id=job_id, status=QUEUED, request=request, created_at=created, kind=kind,
-                         set_options=set_options)
+                         set_options=set_options, requested_by=requested_by)
 
     def mark_running(self, job_id: str) -> None:
         with self._sql() as db:
@@ -242,6 +245,14 @@ class JobStore:
             )
         return [row["id"] for row in rows]
 
+    def requeue_running(self) -> list[str]:
+        """Jobs that were running when the last process stopped: queued again, oldest first
+        (a cluster's ingress restarting while replicas ran them; they run again)."""
+        with self._sql() as db:
+            rows = db.execute("SELECT id FROM jobs WHERE status = ? ORDER BY seq", (RUNNING,)).fetchall()
+            db.execute("UPDATE jobs SET status = ?, stage = '', progress = 0 WHERE status = ?", (QUEUED, RUNNING))
+        return [row["id"] for row in rows]
+
     def counts(self) -> dict[str, int]:
         with self._sql() as db:
             rows = db.execute("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status").fetchall()
@@ -290,4 +301,5 @@ def _status_from_row(row: sqlite3.Row) -> JobStatus:
         set_options=json.loads(row["set_options"]) if row["set_options"] else None,
         manifest=json.loads(row["manifest"]) if row["manifest"] else None,
         artifacts=[JobArtifact.from_dict(a) for a in json.loads(row["artifacts"])],
+        requested_by=row["requested_by"],
     )
