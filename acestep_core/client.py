@@ -135,6 +135,10 @@ class WorkerClient:
         """version, backend, label, model, device, loaded, queue_length, running_job, ..."""
         return self._json("GET", "/v1/health")
 
+    def packs(self) -> list[dict]:
+        """The installed style packs (GET /v1/packs), each with 'usable' and, if not, 'reason'."""
+        return self._json("GET", "/v1/packs")["packs"]
+
     def submit(self, request: GenerationRequest | dict) -> JobStatus:
         """Queue a request; returns at once with the job's id and queue position.
         Raises WorkerRejected with .problems (field-by-field sentences) for a bad request."""

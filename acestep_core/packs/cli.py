@@ -63,6 +63,7 @@ def run_list(args: argparse.Namespace) -> int:
     packs = store.list()
     if args.json:
         print(json.dumps([pack.to_dict() for pack in packs], indent=2))
+        packs = []  # the JSON said it all; problems still go to stderr
     elif not packs:
         print(f"no style packs installed in {store.folder}; 'acestep-dcc packs install PATH_OR_ZIP' adds one")
     for pack in packs:

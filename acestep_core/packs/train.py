@@ -152,10 +152,15 @@ def train_pack(
     transformer = pipe.transformer
     for module in (pipe.vae, pipe.text_encoder, pipe.condition_encoder, transformer):
         module.requires_grad_(False)
-    data = _prepare_examples(pipe, examples, options.seconds, backend.device, backend.dtype, on_line, is_cancelled)
+    with torch.random.fork_rng(devices=[]):  # the VAE samples latents from the global generator
+        torch.manual_seed(options.seed)
+        data = _prepare_examples(pipe, examples, options.seconds, backend.device, backend.dtype, on_line,
+                                 is_cancelled)
 
-    transformer.add_adapter(LoraConfig(r=options.rank, lora_alpha=options.alpha, target_modules=TARGET_MODULES,
-                                       init_lora_weights=True, lora_dropout=0.0))
+    with torch.random.fork_rng(devices=[]):  # lora_A's initial weights: the same on every run of one seed
+        torch.manual_seed(options.seed)
+        transformer.add_adapter(LoraConfig(r=options.rank, lora_alpha=options.alpha, target_modules=TARGET_MODULES,
+                                           init_lora_weights=True, lora_dropout=0.0))
     trainable = [p for p in transformer.parameters() if p.requires_grad]
     for parameter in trainable:  # LoRA weights train in float32 under a bf16 model (peft's advice)
         parameter.data = parameter.data.float()

@@ -264,6 +264,9 @@ def create_app(context: WorkerContext) -> FastAPI:
             problems.append(FieldProblem("task", (
                 f"the {context.backend.name} backend cannot do {generation.task}; it does "
                 f"{', '.join(context.supported_tasks)} (start the worker with an ACE-Step model for more)")))
+        from acestep_core.packs.worker import style_problems
+
+        problems += style_problems(generation, context.backend)  # an unknown pack or one for another model
         if problems:
             raise ApiError(422, _problems_sentence(problems), problems)
         status = runner.submit(generation, requested_by=_requested_by(request))
@@ -399,6 +402,13 @@ def create_app(context: WorkerContext) -> FastAPI:
                                 "index its new folder with 'acestep-dcc library add FOLDER'")
         return FileResponse(path, media_type=_media_type(path), filename=path.name)
 
+    @app.get("/v1/packs", summary="The installed style packs, each with whether this worker's model can use it",
+             responses=_responses(200, "Packs"))
+    def list_packs() -> Response:  # a plain def: reading manifests and hashing adapters stays off the event loop
+        from acestep_core.packs.worker import packs_listing
+
+        return json_response(packs_listing(context.backend))
+
     @app.post(UPLOADS_PATH, status_code=201, summary="Upload source audio for repaint or cover; returns its id",
               openapi_extra={"requestBody": {"required": True, "content": {
                   "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
@@ -421,7 +431,8 @@ def create_app(context: WorkerContext) -> FastAPI:
     async def openapi() -> Response:
         return json_response(app.openapi())
 
-    _extend_openapi(app, context.supported_tasks, context.supports_reference)
+    _extend_openapi(app, context.supported_tasks, context.supports_reference,
+                    supports_styles=context.backend.describe().supports_styles)
     return app
 
 
@@ -788,13 +799,18 @@ def _file_responses() -> dict:
     return responses
 
 
-def _extend_openapi(app: FastAPI, tasks: tuple[str, ...], supports_reference: bool = False) -> None:
+def _extend_openapi(app: FastAPI, tasks: tuple[str, ...], supports_reference: bool = False,
+                    supports_styles: bool = False) -> None:
     generate = app.openapi
 
     def openapi() -> dict:
         if app.openapi_schema is None:
             schema = generate()
             schema.setdefault("components", {}).setdefault("schemas", {}).update(_dataclass_schemas(tasks, supports_reference))
+            from acestep_core.packs.worker import PACKS_SCHEMA, constrain_request_schema
+
+            constrain_request_schema(schema["components"]["schemas"]["GenerationRequest"], supports_styles)
+            schema["components"]["schemas"]["Packs"] = PACKS_SCHEMA
             schema["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
             schema["security"] = [{"bearer": []}]
             schema["paths"][ALIVE_PATH]["get"]["security"] = []
