@@ -147,11 +147,14 @@ def lineage_lines(lineage: Any) -> list[str]:
         facts.append(f"strength {lineage['cover_strength']:g}")
     lines = [first + (f" ({', '.join(facts)})" if facts else "")]
     changed = lineage.get("changed") if isinstance(lineage.get("changed"), dict) else {}
+    order = {name: k for k, name in enumerate(_REQUEST_FIELDS)}  # the request's order, however it was stored
     shown = [f"{name} {_shown(change.get('before'))} -> {_shown(change.get('after'))}"
-             for name, change in changed.items()
+             for name, change in sorted(changed.items(), key=lambda item: order.get(item[0], len(order)))
              if isinstance(change, dict) and name not in ("source_audio", "task", "cover_strength")]
-    lines.append("Changed: " + "; ".join(shown) if shown else "Changed: nothing (the same request and seed)"
-                 if how == "Refined" else "Changed: nothing else")
+    if shown:
+        lines.append("Changed: " + "; ".join(shown))
+    else:
+        lines.append("Changed: nothing (the same request and seed)" if how == "Refined" else "Changed: nothing else")
     return lines
 
 

@@ -11,9 +11,9 @@ vendored_core.ensure_core_importable()
 
 import bpy  # noqa: E402
 
-from . import job_tracking, library_panel, operators, panel, preferences, properties, worker_link  # noqa: E402
+from . import job_tracking, library_panel, operators, panel, preferences, properties, refine_strip, worker_link  # noqa: E402
 
-_MODULES = (preferences, properties, operators, panel, library_panel)
+_MODULES = (preferences, properties, operators, refine_strip, panel, library_panel)
 
 
 @bpy.app.handlers.persistent

@@ -460,4 +460,7 @@ CLASSES = (
 )
 
 
+# Refine (refine_strip.py) checks, starts, fails and places like the operators here.
+start, fail, active_strip, not_busy, PlaceResults = _start, _fail, _active_strip, _not_busy, _PlaceResults
+
 register, unregister = bpy.utils.register_classes_factory(CLASSES)

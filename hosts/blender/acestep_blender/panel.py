@@ -12,7 +12,7 @@ import bpy
 
 from acestep_core import timeline
 
-from . import compat, edit_plans, strip_records, worker_link
+from . import compat, edit_plans, refine_strip, strip_records, worker_link
 from .properties import INSTRUMENT_PROPS
 
 CATEGORY = "ACE-Step"
@@ -234,10 +234,13 @@ class ACESTEP_PT_generated_strip(_SequencerSidebar, bpy.types.Panel):
             _wrapped(col, warning, icon="ERROR")
         if strip.get(strip_records.PROP_LICENCE):
             _wrapped(col, f"Licence: {strip[strip_records.PROP_LICENCE]}", icon="INFO")
+        for line in refine_strip.lineage_of(strip):
+            _wrapped(col, line, icon="LINKED")
         layout.operator("acestep.use_candidate", icon="CHECKMARK")
         row = layout.row(align=True)
         row.prop(_settings(context), "variation", text="")
         row.operator("acestep.regenerate", icon="FILE_REFRESH")
+        layout.operator("acestep.refine", text="Refine...", icon="GREASEPENCIL")
 
 
 class ACESTEP_PT_intensity_set(_SequencerSidebar, bpy.types.Panel):

@@ -44,7 +44,7 @@ def place_task_with_undo(task) -> str:
         # One operator per kind only so Undo History names the step for what the user pressed.
         place = {"SCORE": bpy.ops.acestep.place_score, "SET": bpy.ops.acestep.place_set,
                  "STEMS": bpy.ops.acestep.place_stems, "REPAINT": bpy.ops.acestep.place_repaint,
-                 "LAYER": bpy.ops.acestep.place_layer}.get(task.kind, bpy.ops.acestep.place_cue)
+                 "LAYER": bpy.ops.acestep.place_layer, "REFINE": bpy.ops.acestep.place_refine}.get(task.kind, bpy.ops.acestep.place_cue)
         with _window_context():
             result = place("EXEC_DEFAULT", True)
     finally:
@@ -163,7 +163,8 @@ def _strip_name(base: str, candidate: int) -> str:
 
 
 def _record_origin(strip, job, output, plan, candidate: int) -> None:
-    request = dict(job.request.to_dict(), seed=int(output.seed), candidates=1)
+    # The lineage is the strip's own (PROP_LINEAGE): a variation of it is no refinement.
+    request = dict(job.request.to_dict(), seed=int(output.seed), candidates=1, lineage=None)
     strip_records.record_output(strip, job, output)
     strip[PROP_GROUP] = plan.group or job.job_id
     strip[PROP_CANDIDATE] = candidate + 1

@@ -34,6 +34,7 @@ PROP_BPM_CHECK = "acestep_bpm_check"
 PROP_KEY_CHECK = "acestep_key_check"
 PROP_WARNINGS = "acestep_warnings"  # the worker's warnings about this file, one per line
 PROP_LICENCE = "acestep_licence"  # the sidecar's licence summary (the model card's, or acestep-dcc's for the sketch)
+PROP_LINEAGE = "acestep_lineage"  # a refinement's lineage as JSON (parent file, job, seed, what changed)
 PROP_ROLE = "acestep_role"  # a set's "base", "intensity" or "stinger"
 PROP_LEVEL = "acestep_level"
 # Edits of a strip (edit_placement.py): what the strip is ("stem", "repaint", "layer"), the
@@ -68,6 +69,8 @@ def record_output(strip, job, output) -> None:
     licence = metadata.get("licence")
     if isinstance(licence, dict) and _text(licence.get("summary")):
         strip[PROP_LICENCE] = licence["summary"]
+    if isinstance(metadata.get("lineage"), dict):
+        strip[PROP_LINEAGE] = json.dumps(metadata["lineage"], sort_keys=True)
 
 
 def output_warnings(output) -> list[str]:
