@@ -22,6 +22,7 @@ ACTIONS = [
     "ACE-Step - Generate variations of selected item.py",
     "ACE-Step - Insert from library.py",
     "ACE-Step - Make intensity set.py",
+    "ACE-Step - Refine selected item.py",
     "ACE-Step - Repaint time selection.py",
     "ACE-Step - Score regions.py",
     "ACE-Step - Split selected item into stems.py",

@@ -338,8 +338,9 @@ def reapack_index(base_url: str = REAPACK_BASE_URL, version: str | None = None) 
                    "dynamic-music sets (matched loops at rising intensity on stacked tracks, stingers, and a "
                    "manifest for FMOD, Wwise and Godot); and edits of an item on the timeline: split it into "
                    "stems on a folder track, repaint the time selection as a new take, or add an instrument "
-                   "layer on a track below it; and insert a cue from the searchable cue library; from a local "
-                   "worker. "
+                   "layer on a track below it; and insert a cue from the searchable cue library; and refine an "
+                   "item: its request again with your changes (the same seed, or a cover of it), the lineage in "
+                   "its notes; from a local worker. "
                    "Needs python-reapy in REAPER's Python and a running acestep-dcc worker.")
     return "\n".join([
         '<?xml version="1.0" encoding="utf-8"?>',

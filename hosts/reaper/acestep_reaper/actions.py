@@ -12,6 +12,7 @@ return to REAPER at once; errors end in a message box that says what to do.
     Stop worker                  stop_worker()               (frees the model's memory now)
     Worker settings              worker_settings()           (Worker Python, idle unload and exit)
     Insert from library          insert_from_library()       (library_insert.py: search, pick, place)
+    Refine selected item         refine_selected_item()      (refine_item.py: its request again, your changes)
 
 `run_action(name)` is what the action scripts call.
 """
@@ -38,6 +39,7 @@ from acestep_core.timeline import CueSheet
 from . import generation, media, project, settings
 from .generation import Generation, SetGeneration, StemsGeneration
 from .library_insert import insert_from_library
+from .refine_item import refine_selected_item
 from .loops import default_loop
 from .placements import (SCORE_TRACK_NAME, IntensitySetTracks, LayerTrack, NewItem, NewTakes, RepaintTake,
                          ScoreCues, StemTracks)
@@ -675,6 +677,7 @@ def worker_settings() -> bool:
 ACTIONS = {
     "generate": generate_at_edit_cursor,
     "variations": generate_variations,
+    "refine": refine_selected_item,
     "score": score_regions,
     "intensity_set": make_intensity_set,
     "stems": split_into_stems,
