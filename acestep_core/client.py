@@ -38,6 +38,7 @@ import os
 import re
 import select
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -67,6 +68,7 @@ TRANSFER_TIMEOUT = 60.0  # uploads and downloads move megabytes; this bounds eac
 WATCH_INTERVAL = 0.25  # how long a JobWatcher's request waits at the worker: progress this fresh
 MIN_WATCH_INTERVAL = 0.05  # never a busy loop of requests
 POLL_INTERVAL = 0.2  # a StatusPoll asks at most this often, however fast its host ticks
+CA_FILE_ENV = "ACESTEP_DCC_CA_FILE"  # a cluster's own CA (PEM) for https urls; else the system's
 EXIT_ALREADY_RUNNING = 2  # the worker's exit status when another one holds the lock (also 'cannot start')
 
 NO_COMMAND_MESSAGE = (
@@ -84,10 +86,15 @@ WORKER_DEPENDENCIES = ("fastapi", "uvicorn", "numpy", "soundfile")
 class WorkerClient:
     """One worker, addressed by url and token (both from its discovery file)."""
 
-    def __init__(self, url: str, token: str, timeout: float = DEFAULT_TIMEOUT):
+    def __init__(self, url: str, token: str, timeout: float = DEFAULT_TIMEOUT, ca_file: str | None = None):
         parsed = urllib.parse.urlsplit(url)
-        if parsed.scheme != "http" or not parsed.hostname or not parsed.port:
-            raise WorkerError(f"the worker url {url!r} is not like http://127.0.0.1:PORT; reconnect to read it again")
+        if parsed.scheme not in ("http", "https") or not parsed.hostname or not parsed.port:
+            raise WorkerError(f"the worker url {url!r} is not like http://127.0.0.1:PORT (or https://HOST:PORT for "
+                              "a cluster); reconnect to read it again")
+        # https (a studio cluster): the system's CAs, or the cluster's own from ca_file / $ACESTEP_DCC_CA_FILE.
+        self.tls: ssl.SSLContext | None = None
+        if parsed.scheme == "https":
+            self.tls = ssl.create_default_context(cafile=ca_file or os.environ.get(CA_FILE_ENV) or None)
         self.url = url.rstrip("/")
         self.token = token
         self.timeout = timeout
@@ -328,6 +335,8 @@ class WorkerClient:
 
     def _connection(self, timeout: float | None) -> http.client.HTTPConnection:
         # http.client rather than urllib: no proxy settings can reroute 127.0.0.1.
+        if self.tls is not None:
+            return http.client.HTTPSConnection(self._host, self._port, timeout=timeout or self.timeout, context=self.tls)
         return http.client.HTTPConnection(self._host, self._port, timeout=timeout or self.timeout)
 
     def _send(self, conn: http.client.HTTPConnection, method: str, path: str, body: Any = None,
@@ -396,6 +405,9 @@ class WorkerClient:
             reason = "nothing is listening there: it has stopped or crashed; reconnect to start a new one"
         elif isinstance(exc, (socket.timeout, TimeoutError)):
             reason = f"it did not answer within {timeout or self.timeout:g} s (stuck, or the machine is overloaded)"
+        elif isinstance(exc, ssl.SSLCertVerificationError):
+            reason = (f"its certificate is not trusted ({exc.verify_message}); give the cluster's CA file in "
+                      f"${CA_FILE_ENV}, or use its name as the certificate says")
         else:
             reason = f"the connection failed ({type(exc).__name__}: {exc}); it may have crashed, reconnect"
         return WorkerUnreachable(f"the worker at {self.url} is not answering: {reason}{self._log_hint()}")
@@ -571,7 +583,7 @@ class StatusPoll:
     def _step(self) -> None:
         now = time.monotonic()
         if self._in_flight:
-            if not self._connected and not self._finish_connect():
+            if (not self._connected and not self._finish_connect()) or not self._handshake():
                 self._check_deadline(now)
                 return
             if self._outgoing and not self._send():
@@ -598,7 +610,7 @@ class StatusPoll:
         self._sent_at = now
         self._next_at = now + self.interval
         self.requests_sent += 1
-        if self._connected:
+        if self._connected and self._handshake():
             self._send()
 
     def _open(self) -> None:
@@ -623,6 +635,19 @@ class StatusPoll:
         else:
             raise OSError(code, os.strerror(code))  # OSError picks the subclass: ConnectionRefusedError
 
+    def _handshake(self) -> bool:
+        """https only: the TLS handshake, one non-blocking step at a time; True once done."""
+        if self.client.tls is None:
+            return True
+        if not isinstance(self._sock, ssl.SSLSocket):
+            self._sock = self.client.tls.wrap_socket(self._sock, server_hostname=self.client._host,
+                                                     do_handshake_on_connect=False)
+        try:
+            self._sock.do_handshake()
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return False
+        return True
+
     def _finish_connect(self) -> bool:
         _, writable, failed = select.select([], [self._sock], [self._sock], 0)  # Windows reports failures in the third list
         if not writable and not failed:
@@ -635,8 +660,9 @@ class StatusPoll:
 
     def _send(self) -> bool:
         try:
-            sent = self._sock.send(self._outgoing, _SEND_FLAGS)
-        except BlockingIOError:
+            # An SSLSocket takes no flags (and raises no SIGPIPE).
+            sent = self._sock.send(self._outgoing, 0 if self.client.tls else _SEND_FLAGS)
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             return False
         except (BrokenPipeError, ConnectionResetError):
             if self._retry_on_new_connection():
@@ -651,7 +677,7 @@ class StatusPoll:
         while True:
             try:
                 chunk = self._sock.recv(65536)
-            except BlockingIOError:
+            except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
                 break
             except ConnectionResetError:
                 if self._retry_on_new_connection():
@@ -675,7 +701,7 @@ class StatusPoll:
         self._open()
         self._outgoing = self._request
         self._incoming.clear()
-        if self._connected:
+        if self._connected and self._handshake():
             self._send()
         return True
 
@@ -691,7 +717,7 @@ class StatusPoll:
         """False when the worker closed the idle kept-alive connection (or sent something unasked)."""
         try:
             return not self._sock.recv(1)  # any byte, or the end, means this connection is done
-        except BlockingIOError:
+        except (BlockingIOError, ssl.SSLWantReadError):
             return True
         except OSError:
             return False

@@ -35,7 +35,7 @@ pip=(.venv/bin/python -m pip --disable-pip-version-check -q)
 "${pip[@]}" install $torch_spec
 "${pip[@]}" install -e ".[worker,originality,packs]"
 if [ "$with_tests" = 1 ]; then
-  "${pip[@]}" install -e ".[worker,originality,packs,test]" "bpy==5.0.1"
+  "${pip[@]}" install -e ".[worker,originality,packs,cluster,test]" "bpy==5.0.1"
   # The add-on is tested on Blender 5.0 (above) and 4.5 LTS; bpy wheels cannot share a
   # venv, so 4.5 gets its own, with the same worker stack for the workers its tests start.
   [ -x .venv-blender45/bin/python ] || "$python" -m venv .venv-blender45

@@ -54,8 +54,11 @@ SHORT = {"prompt": "tense boss battle, synthwave", "duration": 4.0, "bpm": 120.0
 
 
 class ClusterProcess:
-    def __init__(self, home: Path):
+    def __init__(self, home: Path, *args: str, replicas: int = 2, ca_file: Path | None = None):
         self.home = home
+        self.args = args
+        self.replicas = replicas
+        self.ca_file = ca_file
         self.port = free_port()
         self.log_file = home / "cluster.log"
         self.process: subprocess.Popen | None = None
@@ -68,8 +71,9 @@ class ClusterProcess:
 
     def start(self) -> WorkerClient:
         self.home.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "acestep_core", "cluster", "up", "--backend", "sketch", "--replicas", "2",
-                   "--num-cpus", "2", "--port", str(self.port), "--max-queue", str(MAX_QUEUE)]
+        command = [sys.executable, "-m", "acestep_core", "cluster", "up", "--backend", "sketch", "--replicas",
+                   str(self.replicas), "--num-cpus", "2", "--port", str(self.port), "--max-queue", str(MAX_QUEUE),
+                   *self.args]
         with open(self.log_file, "ab") as log:
             # Its own session: teardown can end Ray's processes with it, by group.
             self.process = subprocess.Popen(command, cwd=REPO_ROOT, env=self.env(), stdin=subprocess.DEVNULL,
@@ -78,7 +82,7 @@ class ClusterProcess:
         while time.monotonic() < deadline:
             info = read_discovery(self.home / "state")
             if info is not None and info.pid == self.process.pid:
-                return WorkerClient(info.url, info.token)
+                return WorkerClient(info.url, info.token, ca_file=str(self.ca_file) if self.ca_file else None)
             if self.process.poll() is not None:
                 break
             time.sleep(0.2)

@@ -639,8 +639,8 @@ def test_worker_settings_are_checked_kept_in_reaper_and_used_to_start_the_worker
     state = inside.snapshot()
     first, second = state["dialogs"]
     assert first["title"] == "ACE-Step: Worker settings"
-    assert first["defaults"] == [sys.executable, "10", "30"]  # the configured Python; the defaults
-    assert second["defaults"] == [missing, "soon", "-1"]  # the dialog comes back as filled in
+    assert first["defaults"] == [sys.executable, "10", "30", "", ""]  # the configured Python; the defaults; no remote
+    assert second["defaults"] == [missing, "soon", "-1", "", ""]  # the dialog comes back as filled in
     problems, saved = [b["message"] for b in state["message_boxes"]]
     assert f"Worker Python {missing} does not exist; set Worker Python in 'ACE-Step: Worker settings' to " \
            f"{sys.executable}, the Python acestep-dcc is installed in" in problems

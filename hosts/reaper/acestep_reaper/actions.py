@@ -27,7 +27,7 @@ import time
 import traceback
 from pathlib import Path
 
-from acestep_core.client import MAX_SET_INTENSITIES, MAX_SET_STINGERS, find_worker
+from acestep_core.client import MAX_SET_INTENSITIES, MAX_SET_STINGERS, WorkerClient
 from acestep_core.worker import discovery
 from acestep_core.errors import AceStepError, FieldProblem, InvalidRequest, WorkerError
 from acestep_core.keywords import compose_prompt
@@ -41,6 +41,7 @@ from .generation import Generation, SetGeneration, StemsGeneration
 from .library_insert import insert_from_library
 from .refine_item import refine_selected_item
 from .loops import default_loop
+from .settings import find_worker  # a remote worker when one is set
 from .placements import (SCORE_TRACK_NAME, IntensitySetTracks, LayerTrack, NewItem, NewTakes, RepaintTake,
                          ScoreCues, StemTracks)
 
@@ -634,8 +635,23 @@ def _minutes(text: str, field: str, caption: str) -> float:
     return value
 
 
+def _remote_problems(url: str, token: str) -> list[FieldProblem]:
+    """A remote worker's URL must be one the client can use, and it needs a token."""
+    if not url:
+        return []
+    try:
+        WorkerClient(url, token)
+    except WorkerError as error:
+        return [FieldProblem("remote_url", f"Remote worker URL: {error}")]
+    if not token:
+        return [FieldProblem("remote_token", "Remote worker token is empty; a remote worker needs one (its discovery "
+                                             "file's or yours from 'acestep-dcc tokens add NAME')")]
+    return []
+
+
 def worker_settings() -> bool:
-    """Worker Python and the idle times of a worker REAPER starts; persisted in REAPER."""
+    """Worker Python and the idle times of a worker REAPER starts, or a remote worker (a
+    studio cluster) by URL and token; persisted in REAPER."""
     lifetime = settings.worker_lifetime()
     installed = settings.installed_worker_command()
     installed_python = installed[0] if installed else ""
@@ -643,10 +659,14 @@ def worker_settings() -> bool:
         ("Worker Python (empty: as installed)", settings.worker_python_setting() or installed_python),
         ("Unload the model after idle minutes (0: never)", _fmt(lifetime.idle_unload_minutes)),
         ("Stop the worker after idle minutes (0: never)", _fmt(lifetime.idle_exit_minutes)),
+        ("Remote worker URL (empty: this computer)", settings.remote_worker_setting()[0]),
+        ("Remote worker token", settings.remote_worker_setting()[1]),
     ]
 
-    def parse(values: list[str]) -> tuple[str, settings.WorkerLifetime]:
+    def parse(values: list[str]) -> tuple[str, settings.WorkerLifetime, tuple[str, str]]:
         python, problems, times = values[0].strip(), [], {}
+        remote = (values[3].strip(), values[4].strip())
+        problems += _remote_problems(*remote)
         problem = settings.worker_python_problem(python) if python else None
         if problem:
             problems.append(FieldProblem("worker_python", problem))
@@ -658,16 +678,20 @@ def worker_settings() -> bool:
                 problems += error.problems
         if problems:
             raise InvalidRequest(problems)
-        return python, settings.WorkerLifetime(**times)
+        return python, settings.WorkerLifetime(**times), remote
 
     parsed = _ask_until_valid(settings.SETTINGS_ACTION, fields, parse)
     if parsed is None:
         return False
-    python, lifetime = parsed
+    python, lifetime, remote = parsed
     settings.save_worker_settings("" if python == installed_python else python, lifetime)
+    settings.save_remote_worker(*remote)
     health = _worker_health()
     running = (" A worker already running keeps its old settings until it stops (ACE-Step: Stop worker). "
                f"Its model, {generation.supported_tasks_text(health)}.") if health is not None else ""
+    if remote[0]:
+        project.message(f"Saved: the ACE-Step actions now use the worker at {remote[0]}." + running)
+        return True
     project.message("Saved: workers REAPER starts from now on use them." + running)
     return True
 

@@ -174,7 +174,7 @@ class Generation:
     # -- the steps -----------------------------------------------------------------------------
 
     def _connect(self) -> None:
-        self.client = worker_client.find_worker(timeout=PROBE_TIMEOUT)
+        self.client = settings.find_worker(timeout=PROBE_TIMEOUT)
         if self.client is not None:
             self.phase = "model_state"
             return

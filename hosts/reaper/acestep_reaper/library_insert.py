@@ -135,7 +135,7 @@ class LibraryInsert:
     # -- the steps ---------------------------------------------------------------------------
 
     def _connect(self) -> None:
-        self.client = worker_client.find_worker(timeout=PROBE_TIMEOUT)
+        self.client = settings.find_worker(timeout=PROBE_TIMEOUT)
         if self.client is not None:
             self.phase = "search"
             return

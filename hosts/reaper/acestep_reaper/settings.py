@@ -7,6 +7,8 @@
 - The worker command: the Worker Python set in REAPER, else lib/acestep-dcc.json written
   by `acestep-dcc install reaper` next to the installed packages, else "worker_command"
   in acestep-dcc's config.json, else this Python when it can run the worker itself.
+- A remote worker or studio cluster (persisted, "remote_url" and "remote_token"): when
+  its URL is set, every action uses it and never starts a worker on this computer.
 - A worker REAPER starts loads the model at once (--preload), unloads it after
   idle_unload_minutes without a job and exits after idle_exit_minutes without a request
   (0: never), so it gives the model's memory back when REAPER is done with it.
@@ -22,7 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from acestep_core import config
+from acestep_core import client as worker_client
 from acestep_core.client import default_worker_command, worker_command_for_python
+from acestep_core.errors import WorkerUnreachable
 
 from . import project
 
@@ -31,6 +35,8 @@ INSTALL_SETTINGS = Path(__file__).resolve().parent.parent / "acestep-dcc.json"
 WORKER_PYTHON_KEY = "worker_python"
 IDLE_UNLOAD_KEY = "idle_unload_minutes"
 IDLE_EXIT_KEY = "idle_exit_minutes"
+REMOTE_URL_KEY = "remote_url"
+REMOTE_TOKEN_KEY = "remote_token"
 DEFAULT_IDLE_UNLOAD_MINUTES = 10.0
 DEFAULT_IDLE_EXIT_MINUTES = 30.0
 SETTINGS_ACTION = "ACE-Step: Worker settings"
@@ -83,6 +89,30 @@ def save_worker_settings(worker_python: str, lifetime: WorkerLifetime) -> None:
     project.set_state(WORKER_PYTHON_KEY, worker_python.strip(), EXT_SECTION, persist=True)
     project.set_state(IDLE_UNLOAD_KEY, f"{lifetime.idle_unload_minutes:g}", EXT_SECTION, persist=True)
     project.set_state(IDLE_EXIT_KEY, f"{lifetime.idle_exit_minutes:g}", EXT_SECTION, persist=True)
+
+
+def remote_worker_setting() -> tuple[str, str]:
+    """(url, token) of the remote worker or cluster; an empty url: this computer's worker."""
+    return ((project.get_state(REMOTE_URL_KEY, EXT_SECTION) or "").strip(),
+            (project.get_state(REMOTE_TOKEN_KEY, EXT_SECTION) or "").strip())
+
+
+def save_remote_worker(url: str, token: str) -> None:
+    project.set_state(REMOTE_URL_KEY, url.strip(), EXT_SECTION, persist=True)
+    project.set_state(REMOTE_TOKEN_KEY, token.strip() if url.strip() else "", EXT_SECTION, persist=True)
+
+
+def find_worker(timeout: float) -> worker_client.WorkerClient | None:
+    """The remote worker when one is set (it must answer), else this computer's running
+    worker, or None (then an action may start one)."""
+    url, token = remote_worker_setting()
+    if not url:
+        return worker_client.find_worker(timeout=timeout)
+    remote = worker_client.WorkerClient(url, token)
+    if not remote.alive(timeout=timeout):
+        raise WorkerUnreachable(f"the remote worker at {url} (set in '{SETTINGS_ACTION}') is not answering; check "
+                                "that it runs and its URL, or empty the URL to use a worker on this computer")
+    return remote
 
 
 def worker_python_setting() -> str:
