@@ -161,9 +161,10 @@ class WorkerClient:
         from acestep_core.refine import read_parent, refine_request
 
         cue = read_parent(parent, job)
-        refine_request(cue, changes, cover_strength, cover_source="upload pending")  # bad input: before uploading
-        source = self.upload(cue.path) if cover_strength is not None else None
-        return self.submit(refine_request(cue, changes, cover_strength, cover_source=source))
+        request = refine_request(cue, changes, cover_strength)  # the lineage names the parent's path
+        if cover_strength is not None:  # the worker reads no client path: it covers the upload
+            request = dataclasses.replace(request, source_audio=self.upload(cue.path))
+        return self.submit(request)
 
     def submit_set(self, request: GenerationRequest | dict, intensities: int | None = None,
                    bars: int | str | None = 16, stingers: int = 2, *, variants: int | None = None) -> JobStatus:

@@ -118,3 +118,29 @@ def test_a_bad_seed_is_a_sentence_and_the_cover_strength_is_held_to_0_to_1(addon
     # Blender keeps the strength in range; the core refuses anything else (tests/test_refine.py).
     prop = bpy.ops.acestep.refine.get_rna_type().properties["cover_strength"]
     assert (prop.hard_min, prop.hard_max) == (0.0, 1.0)
+
+
+@pytest.mark.slow
+def test_a_cover_refinement_on_acestep(addon, request):
+    """The tiny checkpoint's real cover task: the runner uploads the parent, the lineage
+    names the parent's file and strength."""
+    pytest.importorskip("torch", reason="building the tiny ACE-Step checkpoint needs torch in this Python")
+    acestep_worker = request.getfixturevalue("acestep_worker")
+    scene = bpy.context.scene
+    settings = scene.acestep
+    settings.prompt, settings.duration, settings.candidates = PROMPT, 2.0, 1
+    settings.use_seed, settings.seed = True, 70
+    assert bpy.ops.acestep.generate() == {"FINISHED"}, addon.runtime.message
+    tick_until_placed(addon, timeout=300)
+    [parent] = [s for s in strips_of(scene) if s.type == "SOUND"]
+    _activate(scene, parent)
+    assert bpy.ops.acestep.refine(cover=True, cover_strength=0.6, prompt="boss battle, metal") == {"FINISHED"}, \
+        addon.runtime.message
+    tick_until_placed(addon, timeout=300)
+    [cover] = [s for s in strips_of(scene) if s.type == "SOUND" and s != parent]
+    job = acestep_worker.status(cover["acestep_job"])
+    assert job.request["task"] == "cover" and job.request["source_audio"].startswith("upload-")
+    lineage = json.loads(cover["acestep_lineage"])
+    assert (lineage["cover_strength"], lineage["parent_seed"], int(cover["acestep_seed"])) == (0.6, 70, 70)
+    assert lineage["parent_file"] == Path(bpy.path.abspath(parent.sound.filepath)).name
+    assert (cover.channel, cover.mute) == (parent.channel + 1, True)

@@ -79,3 +79,24 @@ def test_the_schema_describes_the_lineage(worker: WorkerClient):
     assert components["Lineage"] == lineage_schema(fields)
     assert components["GenerationRequest"]["properties"]["lineage"]["anyOf"] == [
         {"$ref": "#/components/schemas/Lineage"}, {"type": "null"}]
+
+
+@pytest.mark.slow
+def test_a_cover_refinement_on_the_acestep_worker(acestep_worker: WorkerClient):
+    """The real pipeline's cover task on the tiny checkpoint: the parent is uploaded, the
+    lineage says cover and names the parent's own file, not the upload."""
+    parent = acestep_worker.wait(acestep_worker.submit(GenerationRequest(prompt="boss battle, rock", duration=2,
+                                                                         seed=60)).id, timeout=300)
+    assert parent.status == "done", parent.error
+    take = parent.outputs[0]
+    job = acestep_worker.wait(acestep_worker.refine(take.path, {"prompt": "boss battle, metal"}, cover_strength=0.7,
+                                                    job=parent.id).id, timeout=300)
+    assert job.status == "done", job.error
+    [cue] = job.outputs
+    assert cue.seed == 60 and job.request["task"] == "cover" and job.request["source_audio"].startswith("upload-")
+    lineage = cue.metadata["lineage"]
+    assert (lineage["cover_strength"], lineage["parent_file"], lineage["parent_job"]) == (0.7, Path(take.path).name,
+                                                                                         parent.id)
+    assert lineage["changed"]["source_audio"] == {"before": None, "after": str(Path(take.path).resolve())}
+    assert lineage_lines(lineage) == [f"Cover of {Path(take.path).name} (seed 60, take 1, job {parent.id[:8]}, "
+                                      "strength 0.7)", "Changed: prompt 'boss battle, rock' -> 'boss battle, metal'"]
