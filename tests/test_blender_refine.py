@@ -47,6 +47,9 @@ def test_refine_keeps_the_seed_and_the_strips_show_the_lineage(addon, worker):
     assert (parent.seed, parent.candidate, parent.request.prompt, parent.request.bpm, parent.request.key) == (
         51, 2, PROMPT, 120.0, "E minor")
     assert parent.job == second["acestep_job"]
+    values = addon.module.refine_strip.dialog_values(parent)
+    assert values == {"prompt": PROMPT, "candidates": 2, "seed": "51", "use_bpm": True, "bpm": 120.0, "key": "E minor",
+                      "parent_text": f"{parent.path.name}, seed 51"}
 
     assert bpy.ops.acestep.refine(prompt=f"{PROMPT}, faster, more double kick", use_bpm=True, bpm=150.0,
                                   candidates=2) == {"FINISHED"}, addon.runtime.message

@@ -620,7 +620,9 @@ def _request_schema(schema: dict, tasks: tuple[str, ...], supports_reference: bo
     MAX_DURATION_S."""
     text_tasks = [t for t in tasks if t not in ("repaint", "cover")]
     limits: dict[str, dict] = {
-        "prompt": {"minLength": 1, "maxLength": MAX_PROMPT_CHARS, "pattern": r"\S"},
+        # Not only whitespace as Python's str.strip() sees it: it also strips \x1c-\x1f and \x85
+        # (not in ECMA's \s) and keeps \ufeff (in ECMA's \s).
+        "prompt": {"minLength": 1, "maxLength": MAX_PROMPT_CHARS, "pattern": r"[^\s\x1c-\x1f\x85]|\uFEFF"},
         "lyrics": {"maxLength": MAX_LYRICS_CHARS},
         "duration": {"minimum": MIN_DURATION_S, "maximum": MAX_DURATION_S},
         "seed": {"minimum": 0, "maximum": MAX_SEED},

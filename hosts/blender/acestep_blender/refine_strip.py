@@ -99,6 +99,19 @@ def plan_refine(context, addon, strip, changes: dict, cover_strength: float | No
                 [CueJob(request, plan, source_audio=source)], notice=notice)
 
 
+def dialog_values(parent: ParentCue) -> dict:
+    """The Refine dialog's fields as the parent was made (headless Blender never shows
+    the dialog, so the tests read this)."""
+    request = parent.request
+    values = {"prompt": request.prompt, "candidates": min(request.candidates, MAX_CANDIDATES),
+              "seed": "" if parent.seed is None else str(parent.seed), "use_bpm": request.bpm is not None,
+              "key": request.key if request.key in {item[0] for item in KEY_ITEMS} else NONE,
+              "parent_text": f"{parent.path.name}, seed {parent.seed}"}
+    if request.bpm is not None:
+        values["bpm"] = request.bpm
+    return values
+
+
 class ACESTEP_OT_refine(bpy.types.Operator):
     """Open the active strip's request with everything filled in; the new takes keep its seed
     and settings wherever you leave them alone (or are a cover of it), above it, muted"""
@@ -135,16 +148,8 @@ class ACESTEP_OT_refine(bpy.types.Operator):
         return context.window_manager.invoke_props_dialog(self, width=420)
 
     def fill_from(self, parent: ParentCue) -> None:
-        """The dialog's fields as the parent was made."""
-        request = parent.request
-        self.prompt = request.prompt
-        self.candidates = min(request.candidates, MAX_CANDIDATES)
-        self.seed = "" if parent.seed is None else str(parent.seed)
-        self.use_bpm = request.bpm is not None
-        if request.bpm is not None:
-            self.bpm = request.bpm
-        self.key = request.key if request.key in {item[0] for item in KEY_ITEMS} else NONE
-        self.parent_text = f"{parent.path.name}, seed {parent.seed}"
+        for name, value in dialog_values(parent).items():
+            setattr(self, name, value)
 
     def draw(self, context):
         layout = self.layout
