@@ -210,6 +210,8 @@ def request_from_panel(settings, addon: AddonSettings, prompt: str, seconds: flo
         key=None if settings.key == NONE else settings.key,
         time_signature=None if settings.time_signature == NONE else settings.time_signature,
         output_format=addon.output_format,
+        style=settings.style_pack.strip() or None,
+        style_scale=float(settings.style_scale) if settings.style_pack.strip() else 1.0,
     ))
 
 

@@ -14,6 +14,7 @@ from acestep_core.errors import AceStepError, WorkerError
 
 from . import (compat, cue_plans, edit_placement, edit_plans, intensity_sets, job_tracking, strip_placement,
                worker_link)
+from . import style_packs
 from .job_tracking import tracker
 from .preferences import addon_settings
 from .properties import INSTRUMENT_PROPS, NONE, TRACK_ITEMS
@@ -437,6 +438,7 @@ def _active_strip(context):
 
 
 CLASSES = (
+    style_packs.ACESTEP_OT_refresh_packs,
     ACESTEP_OT_generate,
     ACESTEP_OT_score_cutscene,
     ACESTEP_OT_regenerate,

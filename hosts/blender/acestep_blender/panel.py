@@ -12,7 +12,7 @@ import bpy
 
 from acestep_core import timeline
 
-from . import compat, edit_plans, refine_strip, strip_records, worker_link
+from . import compat, edit_plans, refine_strip, strip_records, style_packs, worker_link
 from .properties import INSTRUMENT_PROPS
 
 CATEGORY = "ACE-Step"
@@ -83,8 +83,20 @@ class ACESTEP_PT_main(_SequencerSidebar, bpy.types.Panel):
         col.prop(settings, "key", text="Key")
         col.prop(settings, "time_signature", text="Meter")
         layout.row().prop(settings, "quality", expand=True)
+        draw_style_pack(layout, settings)
         draw_loop_options(layout, settings)
         draw_run_controls(layout, runtime, "acestep.generate", "Generate", "PLAY_SOUND")
+
+
+def draw_style_pack(layout, settings) -> None:
+    row = layout.row(align=True)
+    row.prop(settings, "style_pack", icon="BRUSH_DATA")
+    row.operator("acestep.refresh_packs", text="", icon="FILE_REFRESH")
+    if settings.style_pack.strip():
+        layout.prop(settings, "style_scale", slider=True)
+        problem = style_packs.pack_problem(settings.style_pack)
+        if problem:
+            layout.label(text=problem, icon="ERROR")
 
 
 def draw_loop_options(layout, settings) -> None:

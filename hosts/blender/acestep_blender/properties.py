@@ -15,6 +15,9 @@ from bpy.props import (
 )
 
 from acestep_core import keywords
+from acestep_core.request import MAX_STYLE_SCALE
+
+from . import style_packs
 from acestep_core.request import (MAX_BPM, MAX_CANDIDATES, MAX_DURATION_S, MAX_INTRO_BARS, MAX_LOUDNESS_LUFS, MAX_SEED,
                                   MIN_BPM, MIN_DURATION_S, MIN_LOUDNESS_LUFS, NOTE_NAMES, TRACK_NAMES)
 
@@ -110,6 +113,10 @@ class AceStepSceneSettings(bpy.types.PropertyGroup):
     time_signature: EnumProperty(name="Time Signature", items=TIME_SIGNATURE_ITEMS)
     quality: EnumProperty(name="Quality", items=QUALITY_ITEMS, default="FAST")
     variation: EnumProperty(name="Variation", items=VARIATION_ITEMS, default="SEED")
+    style_pack: StringProperty(name="Style Pack", search=style_packs.pack_names,
+                               description="A style pack (LoRA) the worker has; empty: none")
+    style_scale: FloatProperty(name="Strength", default=1.0, min=0.0, max=MAX_STYLE_SCALE,
+                               description="How strongly the style pack applies (0: not at all)")
 
     crossfade: FloatProperty(name="Crossfade", default=1.0, min=0.0, max=30.0, unit="TIME_ABSOLUTE",
                              description="How long each cue overlaps the next, fading out as it fades in")

@@ -43,6 +43,7 @@ class WorkerLink:
         self.reached_by: tuple = ()  # the preferences it was connected with
         self.start_fix = START_FIX  # what to change when the worker it starts fails
         self.started: subprocess.Popen | None = None  # the worker process this link started, if any
+        self.packs: list[dict] | None = None  # the worker's style packs (GET /v1/packs); None: not asked yet
 
     # -- getting a client ----------------------------------------------------------------
 
@@ -157,6 +158,18 @@ class WorkerLink:
         self.state = CONNECTED
         self.summary = describe_health(self.health)
         self.fix = ""
+        if self.packs is None:
+            self.refresh_packs()
+
+    def refresh_packs(self) -> None:
+        """Read the worker's style packs; a worker without them (older, or the call fails) has none."""
+        if self.client is None:
+            self.packs = None
+            return
+        try:
+            self.packs = self.client.packs()
+        except WorkerError:
+            self.packs = []
 
     def _connected(self, client: worker_client.WorkerClient) -> None:
         client.timeout = UI_CALL_TIMEOUT
@@ -169,6 +182,7 @@ class WorkerLink:
         """The worker stopped answering: forget it, so the next Generate finds or starts one."""
         self.client = None
         self.health = None
+        self.packs = None
         self.down(str(error), "Press Connect or Generate to find or start the worker again")
 
     def down(self, reason: str, fix: str) -> None:
