@@ -38,11 +38,18 @@ class GenerationReplica:
         os.environ["ACESTEP_DCC_HOME"] = str(self.scratch / "home")
         self.backend = create_backend(backend, model, device)
         self.uploads: dict[str, Path] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._job_ended: asyncio.Event | None = None
         self.runner = JobRunner(JobStore(self.scratch / "jobs.sqlite3"), self.backend, self.scratch / "outputs",
-                                resolve_upload=self.uploads.get)
+                                resolve_upload=self.uploads.get, on_finished=self._wake)
         self.runner.start()
         self.name = _replica_name()
         self.node = _node_id()
+
+    def _wake(self) -> None:
+        """From the runner's thread: a job ended, so the stream need not wait for its next look."""
+        if self._loop is not None and self._job_ended is not None:
+            self._loop.call_soon_threadsafe(self._job_ended.set)
 
     def describe(self) -> dict[str, Any]:
         return {"info": self.backend.describe(), "loaded": self.backend.loaded}
@@ -58,6 +65,7 @@ class GenerationReplica:
             path.write_bytes(data)
             self.uploads[upload_id] = path
         set_options = SetOptions.from_dict(job["set_options"]) if job.get("set_options") else None
+        self._loop, self._job_ended = asyncio.get_running_loop(), asyncio.Event()
         local = self.runner.submit(GenerationRequest.from_dict(job["request"]), set_options)
         yield {"event": "started", "replica": self.name, "pid": os.getpid(), "node": self.node,
                "loaded": self.backend.loaded}
@@ -72,7 +80,10 @@ class GenerationReplica:
                     last = seen
                     yield {"event": "progress", "progress": status.progress, "stage": status.stage,
                            "eta_seconds": status.eta_seconds}
-                await asyncio.sleep(PROGRESS_INTERVAL_S)
+                try:
+                    await asyncio.wait_for(self._job_ended.wait(), PROGRESS_INTERVAL_S)
+                except asyncio.TimeoutError:
+                    pass
         except (asyncio.CancelledError, GeneratorExit):
             self.runner.cancel(local.id)  # the job stops at its next step; its files are removed
             raise
