@@ -191,3 +191,48 @@ def test_read_parent_of_a_file_that_is_gone(tmp_path: Path):
     with pytest.raises(ParentUnreadable) as gone:
         read_parent(tmp_path / "nope.wav")
     assert str(gone.value).startswith("nope.wav has no sidecar nope.wav.json (and nope.wav itself is not there either)")
+
+
+def test_the_lineage_schema_and_its_validation_agree():
+    """Arbitrary records near the lineage's shape: the worker's JSON Schema (jsonschema,
+    Draft 2020-12) accepts exactly those lineage_problems accepts."""
+    import dataclasses
+
+    jsonschema = pytest.importorskip("jsonschema")
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from acestep_core.lineage import lineage_problems, lineage_schema
+
+    fields = [f.name for f in dataclasses.fields(GenerationRequest)]
+    validator = jsonschema.Draft202012Validator(lineage_schema(fields))
+    scalar = st.one_of(st.none(), st.booleans(), st.integers(-3, 2**32 + 3), st.sampled_from([0.5, 1.0, 2.0, 1.5, -0.1]),
+                       st.text(max_size=3), st.sampled_from(["", "a" * 256, "b" * 65]))
+    good_change = st.fixed_dictionaries({"before": scalar, "after": scalar})
+    change = st.one_of(good_change, st.dictionaries(st.sampled_from(["before", "after", "other"]), scalar, max_size=3))
+    changed = st.one_of(scalar, st.dictionaries(st.sampled_from(["bpm", "prompt", "tempo"]), st.one_of(change, scalar),
+                                                max_size=2))
+    # Mostly near-valid records (each field good or anything), some with fields missing or unknown.
+    either = lambda good: st.one_of(good, scalar)  # noqa: E731
+    near = st.fixed_dictionaries(
+        {"parent_file": either(st.text(min_size=1, max_size=4)), "parent_seed": either(st.integers(0, 2**32 - 1))},
+        optional={"parent_job": either(st.text(max_size=4)), "parent_path": either(st.text(max_size=4)),
+                  "parent_candidate": either(st.integers(1, 1000)),
+                  "cover_strength": either(st.floats(0, 1)), "mood": scalar})
+    record = st.one_of(near, st.dictionaries(st.sampled_from(["parent_file", "parent_seed", "parent_job", "parent_path",
+                                                              "parent_candidate", "cover_strength", "mood"]), scalar,
+                                             max_size=7))
+
+    seen = set()
+
+    @settings(max_examples=400, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+    @given(record, st.one_of(st.just(None), changed))
+    def agree(value, changes):
+        if changes is not None:
+            value = {**value, "changed": changes}
+        valid = validator.is_valid(value)
+        seen.add(valid)
+        assert (lineage_problems(value, fields) == []) == valid, value
+
+    agree()
+    assert seen == {True, False}  # both kinds were tried
