@@ -9,7 +9,10 @@ import json
 import re
 from pathlib import Path
 
-from test_reaper_actions import SCRIPT_NAMES, PROMPT, inside, prepare, session, wait  # noqa: F401  (fixtures)
+import pytest
+
+from test_reaper_actions import (  # noqa: F401  (fixtures)
+    PROMPT, SCRIPT_NAMES, InsideReaperSession, inside, prepare, session, wait)
 
 SCRIPT_NAMES["refine"] = "ACE-Step - Refine selected item.py"
 TITLE = "ACE-Step: Refine selected item"
@@ -77,3 +80,26 @@ def test_a_cover_strength_out_of_range_or_on_the_sketch_is_refused(inside, tmp_p
     assert "This worker's model cannot make covers (the sketch backend cannot)" in second
     [item] = inside.snapshot()["project"]["tracks"][1]["items"]
     assert len(item["takes"]) == 2  # nothing was made
+
+
+@pytest.mark.slow
+def test_a_cover_refinement_on_acestep(acestep_worker, reaper_inside, tmp_path):
+    """The tiny checkpoint covers: the action uploads the active take and the lineage says so."""
+    session = InsideReaperSession(reaper_inside)
+    project = prepare(session, tmp_path)
+    session.answer_inputs([PROMPT, "2", "1", "5"])
+    session.run("generate")
+    wait(session, timeout=300)
+    rpr = session.reapy.reascript_api
+    rpr.SetMediaItemSelected(rpr.GetTrackMediaItem(project.tracks[1].id, 0), True)
+    session.answer_inputs([REFINED, "2", "1", "5", "96", "", "0.6"])
+    session.run("refine")
+    wait(session, timeout=300)
+    state = session.snapshot()
+    assert state["message_boxes"] == [] and state["script_errors"] == []
+    [item] = state["project"]["tracks"][1]["items"]
+    assert len(item["takes"]) == 2 and item["active_take"] == 1
+    assert f"Cover of {Path(item['takes'][0]['source']).name} (seed 5, take 1, job " in item["notes"]
+    assert "strength 0.6)" in item["notes"] and "cover (strength 0.6)" in item["notes"]
+    [job] = [j for j in acestep_worker.jobs(limit=5) if j.request.get("task") == "cover"]
+    assert job.request["source_audio"].startswith("upload") and job.request["lineage"]["cover_strength"] == 0.6
