@@ -36,7 +36,7 @@ from acestep_core.request import (AUTO_INTRO, MAX_INTRO_BARS, TRACK_NAMES, Gener
 from acestep_core.stems import file_format, split_request
 from acestep_core.timeline import CueSheet
 
-from . import generation, media, project, settings
+from . import generation, media, project, settings, style_packs
 from .generation import Generation, SetGeneration, StemsGeneration
 from .library_insert import insert_from_library
 from .refine_item import refine_selected_item
@@ -167,8 +167,12 @@ def generate_at_edit_cursor(loop=None) -> Generation | None:
         (INTRO_CAPTION, ""),
         (LOUDNESS_CAPTION, ""),
     ]
+    packs = style_packs.usable_packs()  # the field shows only when the worker has packs to use
+    if packs:
+        fields.append((style_packs.caption(packs), project.get_state("last_style", settings.EXT_SECTION) or ""))
 
     def parse(values: list[str]) -> GenerationRequest:
+        style, style_scale = style_packs.parse(values[10], packs) if packs else (None, 1.0)
         prompt = clean_prompt(values[0])
         if not prompt:
             raise InvalidRequest([FieldProblem("prompt", f"Type a prompt: replace the [words] in brackets, for example '{PROMPT_EXAMPLE}'")])
@@ -186,12 +190,17 @@ def generate_at_edit_cursor(loop=None) -> Generation | None:
             loop_bars=loop_bars,
             intro_bars=intro_bars,
             loudness=_loudness(values[9]),
+            style=style,
+            style_scale=style_scale,
         ).validated()
 
     request = _ask_until_valid("ACE-Step: Generate at edit cursor", fields, parse)
     if request is None:
         return None
     project.set_state("last_prompt", request.prompt, settings.EXT_SECTION, persist=True)
+    if packs:
+        style_text = "" if request.style is None else f"{request.style}:{request.style_scale:g}"
+        project.set_state("last_style", style_text, settings.EXT_SECTION, persist=True)
     folder, notice = media.media_folder(context.rpp_path, context.media_folder)
     placement = NewItem(context.project, context.track, context.cursor, request.duration).start()
     run = Generation([request], placement, folder, notice)
