@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from blender_fixtures import (  # noqa: F401  (fixtures)
+    LayoutStandIn,
     addon,
     blender_addon,
     bpy,
@@ -50,6 +52,12 @@ def test_refine_keeps_the_seed_and_the_strips_show_the_lineage(addon, worker):
     values = addon.module.refine_strip.dialog_values(parent)
     assert values == {"prompt": PROMPT, "candidates": 2, "seed": "51", "use_bpm": True, "bpm": 120.0, "key": "E minor",
                       "parent_text": f"{parent.path.name}, seed 51"}
+    # The dialog draws those with real properties and icons (LayoutStandIn checks them).
+    labels = []
+    operator = SimpleNamespace(layout=LayoutStandIn(labels), bl_rna=bpy.ops.acestep.refine.get_rna_type(),
+                               cover=True, cover_strength=0.5, **values)
+    addon.module.refine_strip.ACESTEP_OT_refine.draw(operator, bpy.context)
+    assert labels[0] == f"Refine {parent.path.name}, seed 51"
 
     assert bpy.ops.acestep.refine(prompt=f"{PROMPT}, faster, more double kick", use_bpm=True, bpm=150.0,
                                   candidates=2) == {"FINISHED"}, addon.runtime.message

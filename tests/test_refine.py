@@ -55,6 +55,9 @@ def test_refine_keeps_the_seed_and_settings_and_records_what_changed(takes: Path
     assert made["request"]["lineage"] is None and made["request"]["key"] == "E minor"
     assert made["request"]["loudness"] == "console" and made["tempo"]["used"] == 170.0
     assert sf.info(str(child)).duration == pytest.approx(3.0, abs=1e-3)
+    import wavinfo
+
+    assert "; refined from: boss-2.wav; " in wavinfo.WavInfoReader(str(child)).info.comment  # the INFO chunk too
 
 
 def test_nothing_changed_makes_the_parent_again(takes: Path, tmp_path: Path):
@@ -85,10 +88,13 @@ def test_a_seed_given_is_a_change_and_candidates_count_up_from_it(takes: Path, t
     assert sidecar(tmp_path / "seeded-1.wav")["lineage"]["changed"] == {"seed": {"before": 7, "after": 100}}
 
 
-def test_default_names_are_numbered_not_overwritten(takes: Path):
+def test_default_names_are_numbered_not_overwritten(takes: Path, capsys):
     for _ in range(2):
-        assert main(["refine", str(takes / "boss-1.wav"), "--candidates", "1", "--backend", "sketch"]) == 0
+        assert main(["refine", str(takes / "boss-1.wav"), "--candidates", "1", "--backend", "sketch", "--json"]) == 0
     assert (takes / "boss-1-refined.wav").is_file() and (takes / "boss-1-refined_2.wav").is_file()
+    [printed] = json.loads(capsys.readouterr().out.split("\n]\n")[-2] + "\n]")  # the second run's JSON
+    assert printed["path"] == str((takes / "boss-1-refined_2.wav").resolve()) and printed["seed"] == 7
+    assert printed["lineage"]["parent_file"] == "boss-1.wav"
 
 
 @pytest.mark.parametrize("damage, sentence", [
