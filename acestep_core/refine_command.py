@@ -91,6 +91,12 @@ def run_refine(args: argparse.Namespace) -> int:
 
     parent = read_parent(args.file)
     request = refine_request(parent, changes_from_args(args, parent.request), cover_strength=args.cover)
+    if request.source_audio and not Path(request.source_audio).is_file():  # a worker's upload id, or moved
+        from acestep_core.errors import FieldProblem, InvalidRequest
+
+        raise InvalidRequest([FieldProblem("source_audio", (
+            f"{parent.path.name} was made ({request.task}) from source audio that is not on this machine "
+            f"({request.source_audio}); pass --cover STRENGTH to work from {parent.path.name} itself"))])
     given = getattr(args, "output", None)
     if given is None:
         output, existing = default_output(parent.path, request.output_format), "number"

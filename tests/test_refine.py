@@ -126,6 +126,18 @@ def test_a_cover_strength_out_of_range_is_refused(takes: Path, capsys, strength:
     assert sorted(takes.iterdir()) == before
 
 
+def test_a_parent_whose_source_is_not_here_is_one_sentence(takes: Path, capsys):
+    """A cover a worker made records its upload's id as the source: the CLI cannot read it."""
+    side = takes / "boss-1.wav.json"
+    made = json.loads(side.read_text())
+    made["request"].update(task="cover", source_audio="upload-0123456789abcdef0123456789abcdef", cover_strength=0.5)
+    side.write_text(json.dumps(made))
+    assert main(["refine", str(takes / "boss-1.wav"), "--bpm", "150", "--backend", "sketch"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "acestep-dcc: boss-1.wav was made (cover) from source audio that is not on this machine "
+        "(upload-0123456789abcdef0123456789abcdef); pass --cover STRENGTH to work from boss-1.wav itself")
+
+
 def test_the_sketch_cannot_cover_and_says_so(takes: Path, capsys):
     before = sorted(takes.iterdir())
     assert main(["refine", str(takes / "boss-1.wav"), "--cover", "0.5", "--backend", "sketch"]) == 2
