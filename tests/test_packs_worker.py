@@ -79,6 +79,10 @@ def test_a_sketch_worker_refuses_a_style_and_says_why_in_its_list(worker: Worker
     assert listed["usable"] is False and "sketch backend cannot use a style pack" in listed["reason"]
     with pytest.raises(WorkerRejected, match="sketch backend cannot use a style pack.*leave style empty"):
         worker.submit(styled(style="chip"))
+    status, body, _ = raw_request(worker, "POST", "/v1/sets",
+                                  json.dumps({"request": {"prompt": "town", "style": "chip"}}).encode())
+    assert status == 422 and "sketch backend cannot use a style pack" in body["detail"]
     status, schema, _ = raw_request(worker, "GET", "/v1/openapi.json")
-    assert schema["components"]["schemas"]["GenerationRequest"]["properties"]["style"] == {
-        "type": "null", "default": None, "title": "Style"}
+    for name in ("GenerationRequest", "SetGenerationRequest"):
+        assert schema["components"]["schemas"][name]["properties"]["style"] == {
+            "type": "null", "default": None, "title": "Style"}

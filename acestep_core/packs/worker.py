@@ -56,12 +56,13 @@ def constrain_request_schema(schema: dict, supports_styles: bool) -> None:
     """style and style_scale in GenerationRequest's schema. Not said there (422 all the
     same): whether a pack of that name is installed and made for this model."""
     properties = schema["properties"]
-    if supports_styles:
-        for branch in properties["style"].get("anyOf", [properties["style"]]):
-            if branch.get("type") == "string":
-                branch["pattern"] = PACK_NAME_PATTERN
-    else:
+    if not supports_styles:  # no style, so style_scale can only be its default
         properties["style"] = {"type": "null", "default": None, "title": "Style"}
+        properties["style_scale"] = {"const": 1, "default": 1, "title": "Style Scale"}
+        return
+    for branch in properties["style"].get("anyOf", [properties["style"]]):
+        if branch.get("type") == "string":
+            branch["pattern"] = PACK_NAME_PATTERN
     properties["style_scale"].update({"minimum": 0, "maximum": MAX_SCALE})
     # style_scale only with a style (GenerationRequest.problems()).
     schema.setdefault("allOf", []).append(

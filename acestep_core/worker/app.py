@@ -291,6 +291,11 @@ def create_app(context: WorkerContext) -> FastAPI:
         except (OverflowError, ValueError, TypeError, RecursionError) as exc:
             message = f"a value in the request is out of range ({exc}); use ordinary numbers"
             raise ApiError(422, message, [FieldProblem("request", message)]) from None
+        from acestep_core.packs.worker import style_problems
+
+        problems = style_problems(generation, context.backend)
+        if problems:
+            raise ApiError(422, _problems_sentence(problems), problems)
         return json_response(runner.submit(generation, options, requested_by=_requested_by(request)).to_dict(), 202)
 
     @app.get("/v1/jobs", summary="Job history, newest first", responses=_responses(200, "JobList", 422, 503))
@@ -811,7 +816,8 @@ def _extend_openapi(app: FastAPI, tasks: tuple[str, ...], supports_reference: bo
             schema.setdefault("components", {}).setdefault("schemas", {}).update(_dataclass_schemas(tasks, supports_reference))
             from acestep_core.packs.worker import PACKS_SCHEMA, constrain_request_schema
 
-            constrain_request_schema(schema["components"]["schemas"]["GenerationRequest"], supports_styles)
+            for name in ("GenerationRequest", "SetGenerationRequest"):
+                constrain_request_schema(schema["components"]["schemas"][name], supports_styles)
             schema["components"]["schemas"]["Packs"] = PACKS_SCHEMA
             schema["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
             schema["security"] = [{"bearer": []}]
