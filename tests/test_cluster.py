@@ -45,6 +45,12 @@ from test_worker_api import (  # noqa: E402,F401
     test_traversal_in_ids_finds_nothing, test_unknown_job_is_a_typed_error,
 )
 
+# Arbitrary JSON and bytes at the submit endpoints get an answer, never a crash.
+from test_worker_fuzz import (  # noqa: E402,F401
+    test_any_bytes_get_an_answer_not_a_crash, test_any_json_body_gets_an_answer_not_a_crash,
+    test_any_json_set_body_gets_an_answer_not_a_crash,
+)
+
 MAX_QUEUE = 6
 START_TIMEOUT = 180.0  # Ray and two replicas on two busy cores
 # A job long enough to watch, kill or cancel (the sketch makes ~100 s of audio a second
@@ -225,6 +231,12 @@ def test_a_full_queue_answers_429(worker: WorkerClient):
         worker.cancel(job.id)
     for job in jobs:
         assert worker.wait(job.id, timeout=30).status == CANCELLED
+
+
+def test_a_host_cannot_stop_the_shared_cluster(worker: WorkerClient):
+    with pytest.raises(WorkerRejected, match="studio cluster"):
+        worker.shutdown()
+    assert worker.health()["backend"] == "sketch"
 
 
 # -- faults ----------------------------------------------------------------------------------

@@ -124,6 +124,7 @@ class ClusterIngress:
             supported_tasks=tuple(described["info"].supports_tasks),
             supports_reference=described["info"].supports_reference, finish_signal=signal,
             user_tokens=TokenBook(settings.tokens_file) if settings.tokens_file else None)
+        self.context.request_shutdown = _refuse_shutdown
         self.runner.start(asyncio.get_running_loop())
 
     def __serve_build_asgi_app__(self):
@@ -148,6 +149,14 @@ class ClusterIngress:
                 "running": runner.running(), "retries": runner.retries})
 
         return app
+
+
+def _refuse_shutdown() -> None:
+    """A host's Stop worker must not stop a whole studio's cluster."""
+    from acestep_core.worker.app import ApiError
+
+    raise ApiError(409, "this is a studio cluster, shared with others: it is stopped where it was started "
+                        "('acestep-dcc cluster up', Ctrl+C there), not from a host")
 
 
 class _BackendView:
