@@ -273,7 +273,10 @@ def test_a_job_that_loses_two_replicas_fails_with_the_cause(worker: WorkerClient
 
 
 def test_the_job_store_survives_an_ingress_restart(worker: WorkerClient, tmp_path):
+    wait_idle(worker, timeout=120)
     done = worker.wait(worker.submit(GenerationRequest(**SHORT)).id, timeout=120)
+    cut_short = worker.submit(GenerationRequest(**{**LONG, "duration": 240.0}))
+    running_on(worker, cut_short.id)
     ingress_pid = worker.health()["pid"]
     os.kill(ingress_pid, signal.SIGKILL)
     deadline = time.monotonic() + 120
@@ -288,6 +291,8 @@ def test_the_job_store_survives_an_ingress_restart(worker: WorkerClient, tmp_pat
     again = worker.status(done.id)
     assert again.status == DONE and [o.path for o in again.outputs] == [o.path for o in done.outputs]
     assert worker.download(done.id, 0, tmp_path).read_bytes() == Path(done.outputs[0].path).read_bytes()
+    # The job that was running is queued again by the new ingress, and made.
+    assert worker.wait(cut_short.id, timeout=180).status == DONE
     assert worker.wait(worker.submit(GenerationRequest(**SHORT)).id, timeout=120).status == DONE
 
 

@@ -15,6 +15,7 @@ import signal
 import socket
 import sys
 import threading
+import urllib.parse
 from pathlib import Path
 
 from acestep_core import __version__, config
@@ -146,6 +147,8 @@ def run_cluster_up(args: argparse.Namespace) -> int:
         return EXIT_CANNOT_START
     scheme = "https" if args.tls_cert else "http"
     shown = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(args.host, args.host)
+    if args.host in ("0.0.0.0", "::") and (args.address or "").startswith("ray://"):
+        shown = urllib.parse.urlsplit(args.address).hostname or shown  # the API is on the head, not here
     url = f"{scheme}://{shown}:{args.port}"
     write_discovery(WorkerInfo(url=url, token=settings.token, pid=os.getpid(), version=__version__,
                                started_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")), state)
