@@ -310,3 +310,25 @@ def test_silence_and_tiny_files_are_checked_without_error_and_pass(music, tmp_pa
         sf.write(str(path), 0.3 * np.sin(np.linspace(0, 2 * np.pi * 88, 8820)).astype(np.float32), 44100)
     (result,) = check_files([path], music["refs"], index=music["index"])
     assert not result.flagged and all(m.score == 0.0 for m in result.matches)
+
+
+PAIR_PROMPTS = (BOSS, FOREST, HERO, CHASE, "sad piano ballad", "retro chiptune level, upbeat",
+                "smoky jazz club, saxophone", "epic battle, rock, electric guitar")
+
+
+def test_no_two_sketch_cues_of_different_seeds_are_flagged(tmp_path):
+    """Eight prompts, three seeds each (24 cues, 276 pairs, every seed different): cues of
+    one prompt share its key, tempo, instruments and often a progression for a section;
+    none is the other's melody and harmony, so no pair may be flagged."""
+    import itertools
+
+    from acestep_core.originality.features import features_of_file
+    from acestep_core.originality.matching import align
+
+    cues = [path for k, prompt in enumerate(PAIR_PROMPTS, start=1)
+            for path in _generate(tmp_path, tmp_path / "home", prompt, 10 * k, f"p{k}", candidates=3)]
+    chroma = {path: features_of_file(path).chroma for path in cues}
+    scores = sorted(((align(chroma[a], chroma[b], THRESHOLD).score, a.name, b.name)
+                     for a, b in itertools.combinations(cues, 2)), reverse=True)
+    print("highest pairs:", scores[:3])
+    assert scores[0][0] < THRESHOLD, f"flagged pairs: {[s for s in scores if s[0] >= THRESHOLD]}"

@@ -53,6 +53,9 @@ def run_check(args: argparse.Namespace) -> int:
     for path in files:  # before the analysis stack loads: a typo costs nothing
         if not path.is_file():
             raise AceStepError(f"{path} does not exist; give the path of an audio file")
+    if against is not None and not against.is_dir():
+        raise AceStepError(f"the reference library {against} is not a folder; give a folder of WAV, FLAC, Ogg or "
+                           "MP3 files")
     from acestep_core.originality import THRESHOLD, ReferenceIndex, check_files
 
     made = None

@@ -11,20 +11,26 @@ import numpy as np
 from acestep_core.originality.errors import UnreadableAudio, missing_librosa
 
 # Bump when the features change: index entries of another version are computed again.
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2
 ANALYSIS_RATE = 22050
 CQT_HOP = 512
 # CQT frames averaged into one feature frame: 6 x 512 / 22050 = 0.139 s, short enough
 # for an eighth note at 200 BPM to show in the chroma.
 FRAMES_PER_STEP = 6
 FRAME_S = FRAMES_PER_STEP * CQT_HOP / ANALYSIS_RATE
-# From C3 up: kicks and bass tuned to the tonic fill the lowest octaves with one pitch
-# class in every bar, which hides the chords and the melody above them.
-CHROMA_FMIN_NOTE = "C3"
-CHROMA_OCTAVES = 5
-# Each frame minus the mean chroma of the 6 s around it: two pieces in one key share
-# their key's profile, so only how the chroma moves (melody, chord changes) is compared.
-CENTRE_S = 6.0
+# Pitches from A2 to C8, the lowest nine semitones faded in (A2 silent, F#3 full): kicks
+# and bass tuned to the tonic fill the lowest octaves with one pitch class in every bar,
+# which hides the chords and the melody above them; a hard floor at C3 instead made a
+# copy moved 3 semitones lose or gain whole notes there (0.854 against 0.883 for the
+# weakest copy in tests/test_originality.py's material).
+CHROMA_FMIN_NOTE = "A2"
+CHROMA_TOP_NOTE = "C8"
+FADE_IN_SEMITONES = 9
+# Each frame minus the mean chroma of the 3 s around it: two pieces in one key share
+# their key's profile, and two in one style often a chord for a bar or more, so what is
+# compared is how the chroma moves within a bar or two (the melody above the chords).
+# 3 s parted copies from other cues of the same style best of 2.5-6 s (tests/test_originality.py).
+CENTRE_S = 3.0
 # Frames quieter than this (dB under the file's loudest) carry no pitch: zero vectors.
 SILENT_DB = -50.0
 # Index patches: 64 frames (8.9 s, inside any excerpt of 10 s) every 16 frames (2.2 s).
@@ -89,11 +95,13 @@ def chroma_frames(mono: np.ndarray, rate: int) -> np.ndarray:
         mono = soxr.resample(mono, rate, ANALYSIS_RATE).astype(np.float32)
     if len(mono) < CQT_HOP * FRAMES_PER_STEP * 4:  # under half a second: nothing to compare
         return np.zeros((0, 12), np.float32)
-    cqt = np.abs(librosa.cqt(mono, sr=ANALYSIS_RATE, hop_length=CQT_HOP, fmin=librosa.note_to_hz(CHROMA_FMIN_NOTE),
-                             n_bins=36 * CHROMA_OCTAVES, bins_per_octave=36))
-    chroma = librosa.feature.chroma_cqt(C=cqt, sr=ANALYSIS_RATE, hop_length=CQT_HOP, bins_per_octave=36,
-                                        n_octaves=CHROMA_OCTAVES, fmin=librosa.note_to_hz(CHROMA_FMIN_NOTE))
+    fmin = librosa.note_to_hz(CHROMA_FMIN_NOTE)
+    bins = int(round(36 * np.log2(librosa.note_to_hz(CHROMA_TOP_NOTE) / fmin)))
+    cqt = np.abs(librosa.cqt(mono, sr=ANALYSIS_RATE, hop_length=CQT_HOP, fmin=fmin, n_bins=bins, bins_per_octave=36))
     energy = (cqt ** 2).sum(axis=0)
+    cqt *= np.clip(np.arange(bins) / (3 * FADE_IN_SEMITONES), 0.0, 1.0)[:, None]
+    chroma = librosa.feature.chroma_cqt(C=cqt, sr=ANALYSIS_RATE, hop_length=CQT_HOP, bins_per_octave=36,
+                                        n_octaves=bins // 36 + 1, fmin=fmin)
     steps = chroma.shape[1] // FRAMES_PER_STEP
     blocks = chroma[:, : steps * FRAMES_PER_STEP].reshape(12, steps, FRAMES_PER_STEP).mean(axis=2)
     power = energy[: steps * FRAMES_PER_STEP].reshape(steps, FRAMES_PER_STEP).mean(axis=1)
