@@ -46,6 +46,14 @@ class GenerationReplica:
         self.name = _replica_name()
         self.node = _node_id()
 
+    def __del__(self) -> None:
+        # Serve calls this when it stops the replica: the scratch folder goes with it.
+        runner, scratch = getattr(self, "runner", None), getattr(self, "scratch", None)
+        if runner is not None:
+            runner.stop(timeout=2.0)
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
     def _wake(self) -> None:
         """From the runner's thread: a job ended, so the stream need not wait for its next look."""
         if self._loop is not None and self._job_ended is not None:
