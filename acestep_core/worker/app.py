@@ -454,6 +454,11 @@ async def _read_capped(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
+def _requested_by(request: Request) -> str | None:
+    """The user whose token sent this request; None for the discovery-file token."""
+    return request.scope.get("state", {}).get(REQUESTED_BY)
+
+
 def _parse_json(body: bytes) -> Any:
     if not body.strip():
         raise ApiError(400, "the request body is empty; send the generation request as a JSON object",
@@ -465,11 +470,6 @@ def _parse_json(body: bytes) -> Any:
     except (ValueError, UnicodeDecodeError) as exc:
         message = f"the request body is not valid JSON ({exc}); send the generation request as a JSON object"
     raise ApiError(400, message, [FieldProblem("request", message)])
-def _requested_by(request: Request) -> str | None:
-    """The user whose token sent this request; None for the discovery-file token."""
-    return request.scope.get("state", {}).get(REQUESTED_BY)
-
-
 
 
 def _validate_request(data: Any) -> GenerationRequest:
