@@ -247,3 +247,34 @@ def test_the_cli_trains_installs_lists_zips_and_generates_with_a_style(music, ti
     assert main(["packs", "remove", "cli"]) == 0 and main(["packs", "install", "cli.zip"]) == 0
     assert main(["packs", "remove", "gone"]) == 2
     assert "no style pack named 'gone'" in capsys.readouterr().err
+
+
+def test_ctrl_c_stops_training_with_a_checkpoint_and_the_same_command_resumes(music, tiny_checkpoint, tmp_path):
+    """A real SIGINT to `acestep-dcc packs train`, as Ctrl-C sends it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "ACESTEP_DCC_HOME": str(tmp_path / "home")}
+    command = [sys.executable, "-m", "acestep_core", "packs", "train", str(music), "--name", "ctrlc", "--model",
+               str(tiny_checkpoint), "--device", "cpu", "--steps", "200", "--seconds", "2", "--save-every", "1000",
+               "-o", str(tmp_path / "ctrlc")]
+    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    seen = []
+    deadline = time.monotonic() + 120
+    for line in process.stderr:
+        seen.append(line)
+        if "step 10/200" in line or time.monotonic() > deadline:
+            break
+    process.send_signal(signal.SIGINT)
+    _, rest = process.communicate(timeout=60)
+    text = "".join(seen) + rest
+    assert process.returncode == 130, text
+    assert "training stopped at step" in text and "again to resume" in text
+    assert (tmp_path / "ctrlc-checkpoints" / "checkpoint.pt").is_file() and not (tmp_path / "ctrlc").exists()
+    again = subprocess.run(command, env=env, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "resuming from step" in again.stderr and "installed ctrlc" in again.stderr
+    assert read_pack(tmp_path / "ctrlc").training["steps"] == 200

@@ -143,12 +143,13 @@ def train_pack(
     from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 
     from acestep_core.backends.acestep import AceStepBackend, variant_defaults
+    from acestep_core.model_folder import inspect_model_folder
 
     backend = AceStepBackend(model_dir, device=device)
     on_line(f"loading {Path(model_dir).name} on {backend.device}")
     backend.load()
     pipe = backend.pipeline
-    report = backend._report
+    report = inspect_model_folder(model_dir)
     transformer = pipe.transformer
     for module in (pipe.vae, pipe.text_encoder, pipe.condition_encoder, transformer):
         module.requires_grad_(False)
@@ -166,6 +167,7 @@ def train_pack(
         parameter.data = parameter.data.float()
     optimizer = torch.optim.AdamW(trainable, lr=options.learning_rate, weight_decay=0.01)
     defaults = variant_defaults(report.variant)
+    # The pipeline's own (private) schedule helper: training on the very timesteps inference runs.
     schedule = pipe._get_timestep_schedule(num_inference_steps=defaults["steps"], shift=defaults["shift"],
                                            device=backend.device, dtype=torch.float32)
     generator = torch.Generator(device="cpu").manual_seed(options.seed)
