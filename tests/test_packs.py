@@ -278,3 +278,14 @@ def test_ctrl_c_stops_training_with_a_checkpoint_and_the_same_command_resumes(mu
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resuming from step" in again.stderr and "installed ctrlc" in again.stderr
     assert read_pack(tmp_path / "ctrlc").training["steps"] == 200
+
+
+def test_past_its_limit_the_backend_drops_the_least_recently_used_adapter(tiny_checkpoint, store, chip, town):
+    backend = AceStepBackend(tiny_checkpoint, device="cpu", packs_folder=store.folder)
+    backend.max_loaded_adapters = 1
+    first = audio(backend, style="chip")
+    audio(backend, style="town")
+    assert [name.split("_")[0] for name in backend.loaded_adapters] == ["town"]
+    assert np.array_equal(audio(backend, style="chip"), first)  # read again, the same pack
+    assert np.array_equal(audio(backend), audio(AceStepBackend(tiny_checkpoint, device="cpu")))
+    assert backend.pipeline_loads == 1

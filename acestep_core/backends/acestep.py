@@ -138,7 +138,9 @@ class AceStepBackend:
         self.model_dir = Path(model_dir).expanduser()
         self.packs_folder = packs_folder  # None: the user's installed packs (acestep_core.packs)
         self.pipeline_loads = 0  # how often the base model was read from disk (packs never reload it)
-        self._adapters: dict[str, str] = {}  # adapter name in the pipeline -> the pack's hash
+        self._adapters: dict[str, str] = {}  # adapter name in the pipeline -> the pack's hash, oldest use first
+        # A rank-8 adapter of the XL DiT is tens of MB; a worker used with many packs keeps this many.
+        self.max_loaded_adapters = 8
         self.device = select_device(device)
         self.dtype = select_dtype(self.device, dtype)
         self._pipe = None
@@ -340,7 +342,12 @@ class AceStepBackend:
         pipe = self._pipe
         digest = adapter_hash(pack.adapter_path())
         adapter = f"{pack.name}_{digest.removeprefix('sha256:')[:12]}"  # a changed pack is another adapter
-        if adapter not in self._adapters:
+        if adapter in self._adapters:
+            self._adapters[adapter] = self._adapters.pop(adapter)  # most recently used last
+        else:
+            while len(self._adapters) >= self.max_loaded_adapters:  # the least recently used goes
+                pipe.delete_adapters(next(iter(self._adapters)))
+                del self._adapters[next(iter(self._adapters))]
             try:
                 pipe.load_lora_weights(str(pack.folder), weight_name=pack.adapter, adapter_name=adapter)
             except (ValueError, RuntimeError, KeyError, OSError) as exc:
