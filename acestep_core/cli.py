@@ -408,6 +408,8 @@ def _cue_json(cue) -> dict:
             "warnings": cue.warnings}
     if "not_rendered" in (cue.metadata or {}):
         data["not_rendered"] = cue.metadata["not_rendered"]
+    if "originality" in (cue.metadata or {}):  # generate --against: the check's record, as in the sidecar
+        data["originality"] = cue.metadata["originality"]
     if cue.stems:
         data.update(stems=cue.stems, stems_sum_exact=cue.metadata.get("stems_sum_exact"),
                     stems_note=(cue.metadata.get("stems_sum") or {}).get("note"))

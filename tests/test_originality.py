@@ -245,10 +245,11 @@ def test_generate_against_a_library_records_the_check_and_warns(music, tmp_path)
     assert {m["reference"] for m in second["originality"]["matches"]} >= {str(tmp_path / "cue-1.wav")}
 
     done = subprocess.run([*CLI, "generate", BOSS, "--seconds", "30", "--seed", "7", "-o", str(tmp_path / "new.wav"),
-                           "--against", str(music["refs"])], capture_output=True, text=True, env=_env(home),
+                           "--against", str(music["refs"]), "--json"], capture_output=True, text=True, env=_env(home),
                           cwd=REPO_ROOT)
     assert done.returncode == 0, done.stderr
     record = json.loads((tmp_path / "new.wav.json").read_text())["originality"]
+    assert json.loads(done.stdout)[0]["originality"] == record, "--json gives the sidecar's record"
     assert record["flagged"] is False and "nothing flagged" in done.stderr
     compared = {m["reference"] for m in record["matches"]}
     assert {str(tmp_path / "cue-1.wav"), str(tmp_path / "cue-2.wav")} <= compared, "the cue library's cues too"
