@@ -212,6 +212,8 @@ class ClusterRunner:
             job.response.cancel()
         final: dict[str, Any] | None = None
         async for event in job.response:
+            if job.ended:
+                break
             kind = event["event"]
             if kind == "started":
                 self._on_started(job, event)
@@ -232,6 +234,9 @@ class ClusterRunner:
 
     def _on_started(self, job: _ClusterJob, event: dict[str, Any]) -> None:
         with self._lock:
+            if job.ended:  # cancelled while Serve was already handing it to a replica: stays cancelled
+                self._cancel_response(job)
+                return
             job.started = True
             job.replica = {"replica": event["replica"], "pid": event["pid"], "node": event["node"]}
             if job.status.stage != STAGE_CANCELLING:
