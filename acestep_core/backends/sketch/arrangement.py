@@ -66,6 +66,13 @@ class MusicalChoices:
     asked_instruments: tuple[str, ...] = ()
     excluded_instruments: tuple[str, ...] = ()
     plan: TempoKeyPlan | None = None
+    # The prompt's moods and scenes: with the seed they choose the tune, so "dark chase" and
+    # "boss battle" at one seed are not one tune, while tempo words, instruments and "no X"
+    # (what a refinement changes) keep it.
+    identity: str = ""
+
+    def stream(self, name: str) -> str:
+        return f"{self.identity}|{name}" if self.identity else name
 
     @property
     def key(self) -> str:
@@ -136,6 +143,7 @@ def choose_musical_choices(request: GenerationRequest, tags: PromptTags) -> Musi
         parts=parts, instruments_added=added, instruments_removed=removed,
         time_signature_from=plan.time_signature_from, sparse=sparse,
         asked_instruments=tags.instruments, excluded_instruments=tags.excluded_instruments, plan=plan,
+        identity=",".join(sorted({*tags.moods, *tags.scenes})),
     )
 
 
@@ -320,7 +328,7 @@ def candidate_parts(choices: MusicalChoices, seed: int) -> tuple[Part, ...]:
     took out, or on a track the style's parts do not play (every take has the same stems).
     """
     style = choices.style
-    rng = seeded_stream(seed, f"palette/{style.style_id}")
+    rng = seeded_stream(seed, choices.stream(f"palette/{style.style_id}"))
     kit = style.kit
 
     def allowed(part: Part) -> bool:
@@ -345,12 +353,12 @@ def candidate_parts(choices: MusicalChoices, seed: int) -> tuple[Part, ...]:
 
 def arrange(choices: MusicalChoices, seed: int) -> Arrangement:
     """One candidate's score from its seed."""
-    score, sections, summary = build_score(choices, seeded_stream(seed, f"form/{choices.style.style_id}"))
+    score, sections, summary = build_score(choices, seeded_stream(seed, choices.stream(f"form/{choices.style.style_id}")))
     tracks: list[tuple[Part, list[Note]]] = []
     hits: list[Hit] = []
     parts = candidate_parts(choices, seed)
     for part in parts:
-        rng = seeded_stream(seed, f"{part.role}/{part.writer}/{part.patch}")
+        rng = seeded_stream(seed, choices.stream(f"{part.role}/{part.writer}/{part.patch}"))
         if part.role == "drums":
             hits = write_drums(score, choices.style.groove, rng)
         else:
