@@ -171,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_game_audio_arguments(sets)
     _add_backend_arguments(sets)
     sets.add_argument("--json", action="store_true", help="print the manifest on stdout")
+    sets.add_argument("--against", metavar="DIR",
+                      help="originality check of the base cue, variants and stingers against this reference library "
+                           "(default: as for generate)")
     sets.set_defaults(handler=run_set)
 
     download = commands.add_parser("download-model", help="download ACE-Step 1.5 weights from the Hugging Face Hub")
@@ -491,10 +494,13 @@ def run_set(args: argparse.Namespace) -> int:
     ensure_output_folder(folder)
     free_set_paths(folder, slug_from_prompt(args.prompt), request.output_format, count, args.stingers,
                    existing, mode)  # taken names: before loading
+    from acestep_core.config import configured_reference_library
+
+    library = configured_reference_library(args.against)
     backend = _announced_backend(args)
     result = _run_with_progress(lambda on_progress, is_cancelled: build_dynamic_set(
         request, backend, folder, intensities=count, bars=bars, stingers=args.stingers,
-        on_progress=on_progress, is_cancelled=is_cancelled, existing=existing, mode=mode))
+        on_progress=on_progress, is_cancelled=is_cancelled, existing=existing, mode=mode, check_against=library))
     manifest = result.manifest
     _index_in_library([result.base, *result.layers, *result.stingers])
     what = (f"{len(result.layers)} layers (stems that stack: "

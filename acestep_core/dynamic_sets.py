@@ -279,11 +279,14 @@ def build_dynamic_set(
     is_cancelled: CancelCheck = never_cancelled,
     existing: str = "refuse",
     mode: str = LAYERS,
+    check_against: Path | None = None,
 ) -> DynamicSet:
     """Generate a set into `folder` (see the module doc): `intensities` levels as layers
     (mode "layers") or variants ("variants"). `request` gives the prompt, format, loudness
     and, optionally, tempo, key and seed; `bars` None fits its duration. `existing` is what
-    to do when a file of the set is already there (free_set_paths)."""
+    to do when a file of the set is already there (free_set_paths). `check_against` (a
+    reference library) checks the base cue, every variant and every stinger for originality
+    as generate_cues does; layers are parts of the base cue, checked with it."""
     problems = set_option_problems(intensities, stingers)
     if mode not in SET_MODES:
         problems.append(FieldProblem("mode", f"mode must be one of {', '.join(SET_MODES)}, got {mode!r}"))
@@ -319,7 +322,7 @@ def build_dynamic_set(
             on_progress(Progress(f"{job_label(step)}: {progress.stage}", (step + progress.fraction) / steps))
 
         (cue,) = generate_cues(job, backend, path, on_progress=report, is_cancelled=is_cancelled,
-                               existing=cue_existing)
+                               existing=cue_existing, check_against=check_against)
         written.append(cue)
         return cue
 

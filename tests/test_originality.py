@@ -336,3 +336,32 @@ def test_no_two_sketch_cues_of_different_seeds_are_flagged(tmp_path):
                      for a, b in itertools.combinations(cues, 2)), reverse=True)
     print("highest pairs:", scores[:3])
     assert scores[0][0] < THRESHOLD, f"flagged pairs: {[s for s in scores if s[0] >= THRESHOLD]}"
+
+
+def test_a_set_checks_its_base_cue_variants_and_stingers(music, tmp_path):
+    """`set --against DIR` checks every cue it generates: a set made again with the first
+    set's folder as the reference library is flagged against it, cue for cue."""
+    home = tmp_path / "home"
+
+    def make_set(folder: Path, against: Path) -> subprocess.CompletedProcess:
+        return subprocess.run([*CLI, "set", BOSS, "--variants", "2", "--stingers", "1", "--bars", "4", "--seed", "3",
+                               "--backend", "sketch", "--against", str(against), "-o", str(folder)],
+                              capture_output=True, text=True, env=_env(home), cwd=REPO_ROOT)
+
+    first = make_set(tmp_path / "first", music["refs"])
+    assert first.returncode == 0, first.stderr
+    sidecars = sorted((tmp_path / "first").glob("*.wav.json"))
+    assert len(sidecars) == 4  # the base, two variants, one stinger
+    for sidecar in sidecars:
+        record = json.loads(sidecar.read_text())["originality"]
+        assert record["checked_against"][0] == str(music["refs"].resolve()) and record["flagged"] is False
+    again = make_set(tmp_path / "again", tmp_path / "first")
+    assert again.returncode == 0, again.stderr
+    for sidecar in sorted((tmp_path / "again").glob("*.wav.json")):
+        record = json.loads(sidecar.read_text())["originality"]
+        assert record["flagged"] is True, sidecar.name
+        # Its twin in the first set is among the matches, as close as a copy (the top
+        # variant can tie with the base: it plays the base's whole arrangement).
+        twin = [m for m in record["matches"] if Path(m["reference"]).name == sidecar.name.removesuffix(".json")]
+        assert twin and twin[0]["score"] >= 0.99, (sidecar.name, record["matches"])
+    assert "originality check: this cue is close to" in again.stderr

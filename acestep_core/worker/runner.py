@@ -435,7 +435,7 @@ class JobRunner:
                 result = build_dynamic_set(request, self.backend, job_dir, intensities=options.intensities,
                                            bars=options.bars, stingers=options.stingers, name=output_stem(request),
                                            on_progress=on_progress, is_cancelled=running.cancel.is_set,
-                                           mode=options.mode)
+                                           mode=options.mode, check_against=configured_reference_library())
                 record = set_job_record(result)
             else:
                 output_path = job_dir / f"{output_stem(request)}.{request.output_format}"
