@@ -69,6 +69,25 @@ def _start(operator, context, make_task) -> set[str]:
     return {"FINISHED"}
 
 
+class ACESTEP_OT_refresh_packs(bpy.types.Operator):
+    """Ask the worker again which style packs it has (after 'acestep-dcc packs install')"""
+
+    bl_idname = "acestep.refresh_packs"
+    bl_label = "Refresh Style Packs"
+    bl_options = {"REGISTER"}
+
+    def execute(self, context):
+        link = worker_link.link
+        link.connect(addon_settings(context))
+        try:
+            link.refresh_packs()
+        except WorkerError as exc:
+            self.report({"WARNING"}, str(exc))
+        job_tracking.sync_ui(context)
+        self.report({"INFO"}, f"{len(style_packs.known_packs())} style pack(s) on the worker")
+        return {"FINISHED"}
+
+
 class ACESTEP_OT_generate(bpy.types.Operator):
     """Generate music from the prompt and place it at the playhead (or over the span chosen in Length)"""
 
@@ -438,7 +457,7 @@ def _active_strip(context):
 
 
 CLASSES = (
-    style_packs.ACESTEP_OT_refresh_packs,
+    ACESTEP_OT_refresh_packs,
     ACESTEP_OT_generate,
     ACESTEP_OT_score_cutscene,
     ACESTEP_OT_regenerate,

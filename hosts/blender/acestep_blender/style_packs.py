@@ -1,17 +1,13 @@
 """The panel's style pack selector: the packs the worker has, as a search list.
 
 The worker lists its packs (GET /v1/packs, each with whether its model can use it);
-the list is read once per connection and again on Refresh, so drawing never waits.
+the list is read once per connection and again on Refresh (operators.ACESTEP_OT_refresh_packs),
+so drawing never waits. Nothing here imports job tracking or placement: properties use it.
 """
 
 from __future__ import annotations
 
-import bpy
-
-from acestep_core.errors import WorkerError
-
-from . import job_tracking, worker_link
-from .preferences import addon_settings
+from . import worker_link
 
 
 def known_packs() -> list[dict]:
@@ -35,22 +31,3 @@ def pack_problem(name: str) -> str | None:
         if pack["name"] == name:
             return None if pack.get("usable") else pack.get("reason")
     return f"the worker has no style pack named {name!r}; install it with 'acestep-dcc packs install'"
-
-
-class ACESTEP_OT_refresh_packs(bpy.types.Operator):
-    """Ask the worker again which style packs it has (after 'acestep-dcc packs install')"""
-
-    bl_idname = "acestep.refresh_packs"
-    bl_label = "Refresh Style Packs"
-    bl_options = {"REGISTER"}
-
-    def execute(self, context):
-        link = worker_link.link
-        link.connect(addon_settings(context))
-        try:
-            link.refresh_packs()
-        except WorkerError as exc:
-            self.report({"WARNING"}, str(exc))
-        job_tracking.sync_ui(context)
-        self.report({"INFO"}, f"{len(known_packs())} style pack(s) on the worker")
-        return {"FINISHED"}
