@@ -291,7 +291,8 @@ def build_score(choices: MusicalChoices, rng: np.random.Generator) -> tuple[Scor
             bars[i] = replace(bar, next_chord=bars[i + 1].chord)
     if bars:
         bars[-1] = replace(bars[-1], next_chord=parse_numeral("I" if not choices.minor else "i", choices.minor))
-    score = Score(tuple(bars), choices.tonic_pc, choices.minor, choices.time_signature)
+    drums = any(part.role == "drums" for part in choices.parts) and style.groove != "none"
+    score = Score(tuple(bars), choices.tonic_pc, choices.minor, choices.time_signature, drums)
     summary = {"progressions": {"verse": list(progressions["verse"]), "chorus": list(progressions["chorus"])}}
     return score, sections, summary
 

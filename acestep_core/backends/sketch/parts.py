@@ -145,6 +145,11 @@ def write_bell_pulse(score: Score, part: Part, rng: np.random.Generator) -> list
     orders = ((0, 1, 2, 1), (0, 2, 1, 3), (2, 1, 0, 1), (0, 1, 2, 3))
     order = orders[int(rng.integers(len(orders)))]
     rhythms = _BELL_RHYTHMS[score.beats]
+    if not score.drums:
+        # With no kit the bells are the beat: a lilt (3+3+2) off it reads as 2/3 or 4/3 of
+        # the tempo to a beat tracker, and to a listener too. Pulses on the beats only.
+        rhythms = tuple(r for r in rhythms if all(float(at).is_integer() for at in r)
+                        and (not score.compound or set(r) <= {0.0, 3.0} or len(r) == 6)) or rhythms[:1]
     rhythm = rhythms[int(rng.integers(len(rhythms)))]
     notes, previous = [], None
     for bar in score.bars:

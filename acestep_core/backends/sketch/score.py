@@ -56,12 +56,14 @@ class Bar:
 
 @dataclass(frozen=True)
 class Score:
-    """What the note writers need: the bars, the key and the meter."""
+    """What the note writers need: the bars, the key and the meter, and whether a drum kit
+    plays (without one, the pitched parts alone must say where the beat is)."""
 
     bars: tuple[Bar, ...]
     tonic_pc: int
     minor: bool
     time_signature: str
+    drums: bool = True
 
     @property
     def beats(self) -> int:

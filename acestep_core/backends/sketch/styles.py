@@ -189,7 +189,7 @@ STYLES: dict[str, StyleSpec] = {
         alternatives=(
             Part("chords", "sustain", "soft_pad", 52, 76, level=0.9),
             Part("chords", "sustain", "supersaw_pad", 50, 72, level=0.5),
-            Part("arp", "arp16", "glass_bell", 67, 91, level=1.2, echo=(1.5, 0.35, 2)),
+            Part("arp", "arp16", "glass_bell", 67, 91, level=1.2, echo=(2.0, 0.35, 2)),
             Part("arp", "bell_pulse", "arp_pluck", 60, 84, level=1.2, echo=(0.75, 0.35, 2)),
         ),
         optional=(
@@ -245,11 +245,11 @@ STYLES: dict[str, StyleSpec] = {
             Part("pad", "tritone_drone", "sub_drone", 33, 45, level=0.9),
             Part("chords", "sustain", "evolving_pad", 48, 70, level=0.8),
             Part("lead", "creep", "string_ensemble", 70, 86, min_energy=1, level=0.6),
-            Part("arp", "bell_pulse", "music_box", 72, 91, level=1.3, echo=(1.5, 0.4, 2)),
+            Part("arp", "bell_pulse", "music_box", 72, 91, level=1.3, echo=(2.0, 0.4, 2)),
         ),
         alternatives=(
             Part("chords", "sustain", "string_ensemble", 46, 70, level=0.6),
-            Part("arp", "arp8", "music_box", 72, 91, level=0.9, echo=(1.5, 0.4, 2)),
+            Part("arp", "arp8", "music_box", 72, 91, level=0.9, echo=(2.0, 0.4, 2)),
         ),
         optional=(Part("arp", "bell_pulse", "glass_bell", 84, 100, min_energy=2, level=0.6, echo=(2.0, 0.4, 2)),),
     ),
