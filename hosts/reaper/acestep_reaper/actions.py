@@ -133,24 +133,6 @@ def _fmt(value: float) -> str:
     return f"{round(value, 3):g}"
 
 
-def _ask_until_valid(title: str, fields: list[tuple[str, str]], parse):
-    """Show the dialog until `parse(values)` accepts it; None when the user cancels.
-    A refused value is explained in a message box and the dialog comes back filled in."""
-    while True:
-        values = project.ask(title, fields)
-        if values is None:
-            return None
-        try:
-            return parse(values)
-        except InvalidRequest as error:
-            lines = [f"- {p.message}" for p in error.problems]
-            project.message("Some values need changing:\n\n" + "\n".join(lines) + "\n\nChange them and try again.")
-            fields = [(caption, value) for (caption, _), value in zip(fields, values)]
-
-
-# -- Generate at edit cursor -----------------------------------------------------------------------
-
-
 def generate_at_edit_cursor(loop=None) -> Generation | None:
     context = project.read_edit_context()
     seconds = context.selection[1] - context.selection[0] if context.selection else DEFAULT_SECONDS
@@ -194,7 +176,7 @@ def generate_at_edit_cursor(loop=None) -> Generation | None:
             style_scale=style_scale,
         ).validated()
 
-    request = _ask_until_valid("ACE-Step: Generate at edit cursor", fields, parse)
+    request = project.ask_until_valid("ACE-Step: Generate at edit cursor", fields, parse)
     if request is None:
         return None
     project.set_state("last_prompt", request.prompt, settings.EXT_SECTION, persist=True)
@@ -258,7 +240,7 @@ def generate_variations(loop=None) -> Generation | None:
             request.source_audio = None  # replaced by the upload's id before submitting
         return request
 
-    request = _ask_until_valid("ACE-Step: Generate variations", fields, parse)
+    request = project.ask_until_valid("ACE-Step: Generate variations", fields, parse)
     if request is None:
         return None
     folder, notice = media.media_folder(context.rpp_path, context.media_folder)
@@ -302,7 +284,7 @@ def score_regions(loop=None) -> Generation | None:
             raise InvalidRequest(problems)
         return sheet, requests
 
-    parsed = _ask_until_valid("ACE-Step: Score regions", fields, parse)
+    parsed = project.ask_until_valid("ACE-Step: Score regions", fields, parse)
     if parsed is None:
         return None
     sheet, requests = parsed
@@ -388,7 +370,7 @@ def make_intensity_set(loop=None) -> Generation | None:
             options["variants"] = options.pop("intensities")
         return dataclasses.replace(request.validated(), loop=True), {**options, "bars": options["bars"] or FIT}
 
-    parsed = _ask_until_valid("ACE-Step: Make intensity set", fields, parse)
+    parsed = project.ask_until_valid("ACE-Step: Make intensity set", fields, parse)
     if parsed is None:
         return None
     request, options = parsed
@@ -519,7 +501,7 @@ def repaint_time_selection(loop=None) -> Generation | None:
                                  repaint_start=source_start, repaint_end=source_end,
                                  seed=_number(values[1], "seed", "Seed", int, optional=True), **shared).validated()
 
-    request = _ask_until_valid("ACE-Step: Repaint time selection", fields, parse)
+    request = project.ask_until_valid("ACE-Step: Repaint time selection", fields, parse)
     if request is None:
         return None
     folder, notice = media.media_folder(context.rpp_path, context.media_folder)
@@ -561,7 +543,7 @@ def add_layer(loop=None) -> Generation | None:
                                  repaint_start=span[2] if span else None, repaint_end=span[3] if span else None,
                                  seed=_number(values[2], "seed", "Seed", int, optional=True), **shared).validated()
 
-    request = _ask_until_valid("ACE-Step: Add layer to selected item", fields, parse)
+    request = project.ask_until_valid("ACE-Step: Add layer to selected item", fields, parse)
     if request is None:
         return None
     folder, notice = media.media_folder(context.rpp_path, context.media_folder)
@@ -689,7 +671,7 @@ def worker_settings() -> bool:
             raise InvalidRequest(problems)
         return python, settings.WorkerLifetime(**times), remote
 
-    parsed = _ask_until_valid(settings.SETTINGS_ACTION, fields, parse)
+    parsed = project.ask_until_valid(settings.SETTINGS_ACTION, fields, parse)
     if parsed is None:
         return False
     python, lifetime, remote = parsed

@@ -60,21 +60,6 @@ def parse_search(values: list[str]) -> LibraryQuery:
     return query
 
 
-def ask_until_valid(title: str, fields: list[tuple[str, str]], parse):
-    """The dialog until `parse(values)` takes it (a refusal is explained, the values kept);
-    None when the user cancels."""
-    while True:
-        values = project.ask(title, fields)
-        if values is None:
-            return None
-        try:
-            return parse(values)
-        except InvalidRequest as error:
-            lines = [f"- {p.message}" for p in error.problems]
-            project.message("Some values need changing:\n\n" + "\n".join(lines) + "\n\nChange them and try again.")
-            fields = [(caption, value) for (caption, _), value in zip(fields, values)]
-
-
 def insert_from_library(loop=None) -> "LibraryInsert | None":
     """The action: the search dialog now, the rest on the loop's ticks."""
     from .loops import default_loop
@@ -87,7 +72,7 @@ def insert_from_library(loop=None) -> "LibraryInsert | None":
         previous = []
     previous = (previous + [""] * len(SEARCH_FIELDS))[: len(SEARCH_FIELDS)] if isinstance(previous, list) else []
     fields = [(caption, str(value)) for caption, value in zip(SEARCH_FIELDS, previous or [""] * len(SEARCH_FIELDS))]
-    query_and_values = ask_until_valid(TITLE, fields, lambda values: (parse_search(values), values))
+    query_and_values = project.ask_until_valid(TITLE, fields, lambda values: (parse_search(values), values))
     if query_and_values is None:
         return None
     query, values = query_and_values
@@ -178,7 +163,7 @@ class LibraryInsert:
             return self.cues[int(text) - 1]
 
         caption = f"Cue number (1-{count}: the list is in the ReaScript console)"
-        chosen = ask_until_valid(f"{TITLE} ({count} found)", [(caption, "1")], parse)
+        chosen = project.ask_until_valid(f"{TITLE} ({count} found)", [(caption, "1")], parse)
         if chosen is None:
             self._end("cancelled")
             return

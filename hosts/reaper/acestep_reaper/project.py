@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import reapy
 from reapy import reascript_api as RPR
 
+from acestep_core.errors import InvalidRequest
 from acestep_core.request import TIME_SIGNATURES
 
 TITLE = "ACE-Step"
@@ -109,6 +110,21 @@ def ask(title: str, fields: list[tuple[str, str]]) -> list[str] | None:
 
 def message(text: str, title: str = TITLE) -> None:
     RPR.ShowMessageBox(text, title, 0)
+
+
+def ask_until_valid(title: str, fields: list[tuple[str, str]], parse):
+    """Show the dialog until `parse(values)` accepts it; None when the user cancels.
+    A refused value is explained in a message box and the dialog comes back filled in."""
+    while True:
+        values = ask(title, fields)
+        if values is None:
+            return None
+        try:
+            return parse(values)
+        except InvalidRequest as error:
+            lines = [f"- {p.message}" for p in error.problems]
+            message("Some values need changing:\n\n" + "\n".join(lines) + "\n\nChange them and try again.")
+            fields = [(caption, value) for (caption, _), value in zip(fields, values)]
 
 
 def console(text: str) -> None:

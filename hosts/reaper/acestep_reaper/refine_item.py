@@ -19,7 +19,6 @@ from acestep_core.refine import ParentCue, lineage_lines, read_parent, refine_re
 
 from . import generation, media, project
 from .generation import Generation, Result
-from .library_insert import ask_until_valid  # the dialog comes back filled in after a refused value
 from .loops import default_loop
 from .placements import NewTakes, describe, takes_for
 
@@ -88,7 +87,7 @@ def refine_selected_item(loop=None) -> Generation | None:
     job = _JOB_LINE.findall(item.notes or "")
     parent = read_parent(item.active_source, job[-1] if job else None)  # ParentUnreadable: a message box
     can_cover = "cover" in _worker_tasks()
-    request = ask_until_valid(TITLE, dialog_fields(parent),
+    request = project.ask_until_valid(TITLE, dialog_fields(parent),
                                lambda values: parse_dialog(values, parent, can_cover, item.active_source))
     if request is None:
         return None
