@@ -11,7 +11,6 @@ length, one undo step, recorded like a generated strip (the Generated Strip pane
 
 from __future__ import annotations
 
-import contextlib
 import json
 import traceback
 from pathlib import Path
@@ -31,7 +30,7 @@ from .library_search import LibraryDownload, LibrarySearch, bring_cue_in, cue_ou
 from .panel import CATEGORY, never_raises, wrapped
 from .preferences import addon_settings
 from .properties import KEY_ITEMS, NONE
-from .strip_placement import MAX_STRIP_NAME, strip_file_path
+from .strip_placement import MAX_STRIP_NAME, strip_file_path, window_context
 
 TICK_INTERVAL = 0.1
 SEARCH_LIMIT = 50
@@ -128,19 +127,11 @@ def _place_download(fields, download: LibraryDownload) -> None:
         _say(fields, f"Downloading {download.cue.name} failed: {download.error}", "ERROR")
         return
     try:
-        with _window_context():  # undo and the operator want a window, as a click has
+        with window_context():  # undo and the operator want a window, as a click has
             bpy.ops.acestep.library_place("EXEC_DEFAULT", True, cue=json.dumps(download.cue.to_dict()),
                                           downloaded=str(download.path), frame=download.frame)
     except RuntimeError as exc:  # the operator reported why, in the panel too
         _say(fields, str(exc).removeprefix("Error: ").strip(), "ERROR")
-
-
-def _window_context():
-    context = bpy.context
-    windows = context.window_manager.windows if context.window_manager else ()
-    if context.window is None and len(windows):
-        return context.temp_override(window=windows[0])
-    return contextlib.nullcontext()
 
 
 def _show_search(fields, search: LibrarySearch) -> None:

@@ -45,7 +45,7 @@ def place_task_with_undo(task) -> str:
         place = {"SCORE": bpy.ops.acestep.place_score, "SET": bpy.ops.acestep.place_set,
                  "STEMS": bpy.ops.acestep.place_stems, "REPAINT": bpy.ops.acestep.place_repaint,
                  "LAYER": bpy.ops.acestep.place_layer, "REFINE": bpy.ops.acestep.place_refine}.get(task.kind, bpy.ops.acestep.place_cue)
-        with _window_context():
+        with window_context():
             result = place("EXEC_DEFAULT", True)
     finally:
         handoff.task = None
@@ -54,7 +54,7 @@ def place_task_with_undo(task) -> str:
     return handoff.summary
 
 
-def _window_context():
+def window_context():
     """Timers run without a window; undo and the operator want one like a click has."""
     context = bpy.context
     windows = context.window_manager.windows if context.window_manager else ()
