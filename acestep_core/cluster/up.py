@@ -19,6 +19,7 @@ import urllib.parse
 from pathlib import Path
 
 from acestep_core import __version__, config
+from acestep_core.worker.flags import whole_number  # standard library only, like this parser
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 DEFAULT_PORT = 8765
@@ -34,9 +35,9 @@ def add_cluster_commands(commands) -> None:
     up.add_argument("--address", default=None,
                     help="Ray to join: 'auto' (the one 'ray start --head' started on this machine) or "
                          "ray://HEAD:10001; default: start a Ray of its own on this machine")
-    up.add_argument("--replicas", type=_count, default=1, metavar="N",
+    up.add_argument("--replicas", type=whole_number, default=1, metavar="N",
                     help="generation replicas (each takes one GPU with the acestep backend; default: 1)")
-    up.add_argument("--max-replicas", type=_count, default=None, metavar="N",
+    up.add_argument("--max-replicas", type=whole_number, default=None, metavar="N",
                     help="autoscale from 1 up to N replicas on the number of jobs waiting")
     up.add_argument("--backend", choices=("auto", "acestep", "sketch"), default="auto",
                     help="what generates (default: acestep when a model is configured, else the sketch)")
@@ -49,7 +50,7 @@ def add_cluster_commands(commands) -> None:
     up.add_argument("--tls-key", help="private key file (PEM) for HTTPS")
     up.add_argument("--plain-http", action="store_true",
                     help="serve plain HTTP on an address other computers reach (a trusted LAN only)")
-    up.add_argument("--max-queue", type=_count, default=64, metavar="N",
+    up.add_argument("--max-queue", type=whole_number, default=64, metavar="N",
                     help="jobs that may wait for a replica; past it a submission gets 429 (default: 64)")
     up.add_argument("--data-dir", help="job database, outputs and uploads, on the head node (default: "
                                        "acestep-dcc's cluster folder)")
@@ -58,16 +59,6 @@ def add_cluster_commands(commands) -> None:
     up.add_argument("--num-cpus", type=int, default=None,
                     help="CPUs for a Ray this command starts itself (default: all)")
     up.set_defaults(handler=run_cluster_up)
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
-    return value
 
 
 def _refusal(args: argparse.Namespace) -> str | None:

@@ -28,7 +28,7 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
                              "is queued or running")
     parser.add_argument("--preload", action="store_true",
                         help="load the model in the background at start instead of on the first job")
-    parser.add_argument("--max-queue", type=_whole, default=DEFAULT_MAX_QUEUE, metavar="N",
+    parser.add_argument("--max-queue", type=whole_number, default=DEFAULT_MAX_QUEUE, metavar="N",
                         help=f"jobs that may wait; past it a submission gets 429 (default: {DEFAULT_MAX_QUEUE})")
     parser.add_argument("--keep-days", type=_not_negative, default=DEFAULT_KEEP_DAYS, metavar="DAYS",
                         help=f"delete finished jobs' files and uploads older than this (default: {DEFAULT_KEEP_DAYS:g}; "
@@ -100,7 +100,7 @@ def _not_negative(text: str) -> float:
     return value
 
 
-def _whole(text: str) -> int:
+def whole_number(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
