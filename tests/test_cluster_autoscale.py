@@ -14,7 +14,7 @@ pytest.importorskip("ray.serve", reason="Ray Serve is not installed; the cluster
 from test_cluster import LONG, ClusterProcess, cluster_state  # noqa: E402
 
 from acestep_core.cluster.app import ClusterSettings, replica_options  # noqa: E402
-from acestep_core.jobs import CANCELLED  # noqa: E402
+from acestep_core.jobs import CANCELLED, DONE  # noqa: E402
 from acestep_core.request import GenerationRequest  # noqa: E402
 
 
@@ -33,14 +33,18 @@ def test_waiting_jobs_add_a_replica(tmp_path_factory):
     process = ClusterProcess(tmp_path_factory.mktemp("autoscale-home"), "--max-replicas", "2", replicas=1)
     client = process.start()
     try:
-        jobs = [client.submit(GenerationRequest(**LONG)) for _ in range(4)]
+        # Two candidates each: a job outlasts the second replica's start on a busy machine.
+        jobs = [client.submit(GenerationRequest(**LONG, candidates=2)) for _ in range(4)]
         deadline = time.monotonic() + 90
         while len({entry["pid"] for entry in cluster_state(client)["running"]}) < 2:
             assert time.monotonic() < deadline, f"no second replica came: {cluster_state(client)}"
             time.sleep(0.2)
         assert cluster_state(client)["replicas"]["autoscaling"]["max_replicas"] == 2
-        for job in jobs:
-            client.cancel(job.id)
-        assert all(client.wait(job.id, timeout=60).status == CANCELLED for job in jobs)
+        answers = {job.id: client.cancel(job.id).status for job in jobs}
+        endings = {job.id: client.wait(job.id, timeout=60).status for job in jobs}
+        # A job that had already finished when its cancel came stays done; every other one is cancelled.
+        assert all(endings[job_id] == (DONE if answer == DONE else CANCELLED)
+                   for job_id, answer in answers.items()), f"cancel answered {answers}, the jobs ended {endings}"
+        assert list(endings.values()).count(CANCELLED) >= 2, f"the jobs ended {endings}"
     finally:
         process.stop()
