@@ -305,7 +305,8 @@ def generate_cues(
 
     def finish_and_stage(k: int) -> CueOutput:
         cue = finish_cue(raw.samples[k], raw.sample_rate, request, raw.settings, is_cancelled=stop_requested,
-                         on_step=step_done, tempo_plan=plan, find_region=find_region)
+                         on_step=step_done, tempo_plan=plan, find_region=find_region,
+                         reuse_samples=raw.stems is None)  # the stems' check reads the mix again
         if request.task in SPLICE_TASKS:  # the source stays outside the range (audio/splice.py)
             source = None if request.task == "lego" else source_frames(
                 request.source_audio, request.sample_rate, cue.frames.shape[1], cue.frames.shape[0])
@@ -457,18 +458,21 @@ def _with_source_length(request: GenerationRequest) -> GenerationRequest:
 
 def finish_cue(samples: "np.ndarray", source_rate: int, request: GenerationRequest, settings: dict, *,
                is_cancelled: CancelCheck = never_cancelled, on_step=lambda: None,
-               tempo_plan: TempoKeyPlan | None = None, find_region: bool = False) -> FinishedCue:
+               tempo_plan: TempoKeyPlan | None = None, find_region: bool = False,
+               reuse_samples: bool = False) -> FinishedCue:
     """The finishing chain for one candidate (channels-first samples at the backend's rate).
 
     `is_cancelled` is checked between steps and inside the long ones; `on_step()` is
     called after each of the first _FINISH_STEPS - 1 steps (writing is the last). With a
     `tempo_plan`, `request` is the planned one, and what the plan chose is measured as a check.
     `find_region`: the loop's place in the audio is chosen on its bar grid (audio.loop_region).
+    `reuse_samples`: nothing reads `samples` afterwards, so finishing may work in them
+    (finishing.frames_at_rate's reuse).
     """
     rate = request.sample_rate
     length = None if request.loop else target_length(request.duration, rate)
     frames = frames_at_rate(samples, source_rate, rate, resampler_quality(request.bit_depth), length,
-                            is_cancelled=is_cancelled)
+                            is_cancelled=is_cancelled, reuse=reuse_samples)
     peak_gain = 1.0
     if not request.loop:
         peak_gain = _peak_safe(frames)

@@ -27,6 +27,9 @@ from typing import Any
 MODEL_CARD = "README.md"
 LICENCE_FILES = ("LICENSE", "LICENSE.md", "LICENSE.txt", "LICENCE", "LICENCE.md", "LICENCE.txt", "COPYING")
 PROJECT_NAME = "acestep-dcc"
+# pyproject.toml's `license` and the LICENSE file (a test holds the three together): a
+# constant, because reading the installed metadata costs a one-shot generate 80 ms.
+PROJECT_LICENCE = "Apache-2.0"
 HUB_URL = "https://huggingface.co"
 # The longest quote kept from a card: a sentence, not the card.
 MAX_QUOTE_CHARS = 300
@@ -90,13 +93,10 @@ def model_licence(folder: str | Path) -> Licence:
 def project_licence() -> Licence:
     """acestep-dcc's own licence, which the sketch backend's output is under (its
     procedural code makes every sample; no model or data is involved)."""
-    licence_id = _installed_licence() or _checkout_licence()
     applies = "the sketch backend's output (acestep-dcc's own procedural code; no model weights)"
-    if licence_id is None:
-        return Licence(summary=f"licence unknown: read {PROJECT_NAME}'s package metadata", known=False,
-                       applies_to=applies)
-    return Licence(summary=f"{licence_id} ({PROJECT_NAME}'s own licence; its own code made this audio, no ML model)",
-                   known=True, id=licence_id, source=f"{PROJECT_NAME} package metadata", applies_to=applies)
+    return Licence(summary=f"{PROJECT_LICENCE} ({PROJECT_NAME}'s own licence; its own code made this audio, "
+                           "no ML model)",
+                   known=True, id=PROJECT_LICENCE, source=f"{PROJECT_NAME} package metadata", applies_to=applies)
 
 
 def unknown_licence(where: str) -> Licence:
@@ -166,29 +166,6 @@ def _commercial_sentence(body: str) -> str | None:
             quote = " ".join(sentence.replace("*", "").replace("`", "").split())
             return quote if len(quote) <= MAX_QUOTE_CHARS else quote[: MAX_QUOTE_CHARS - 3].rstrip() + "..."
     return None
-
-
-def _installed_licence() -> str | None:
-    from importlib import metadata
-
-    try:
-        info = metadata.metadata(PROJECT_NAME)
-    except metadata.PackageNotFoundError:
-        return None
-    return _text(info.get("License-Expression")) or _text(info.get("License"))
-
-
-def _checkout_licence() -> str | None:
-    """pyproject.toml's `license` when running from a checkout that is not installed."""
-    import tomllib
-
-    path = Path(__file__).resolve().parent.parent / "pyproject.toml"
-    try:
-        project = tomllib.loads(path.read_text(encoding="utf-8")).get("project", {})
-    except (OSError, ValueError):
-        return None
-    value = project.get("license")
-    return _text(value.get("text") if isinstance(value, dict) else value)
 
 
 def _text(value: Any) -> str | None:

@@ -13,8 +13,8 @@ each finishing step alone on the first candidate's audio (median of the repeats)
 
 --long finishes and writes one long sketch cue per length (the audio made first, not
 timed), in a fresh process pinned to one CPU, and prints the finishing's speed in x real
-time and the process's peak RSS against the raw float32 audio (48 kHz stereo; 220 MiB
-for ten minutes; goal <= 3x). --baseline REV measures a git revision the same way
+time and the process's peak RSS against the raw float32 audio (stereo at the sketch's
+44.1 kHz; 202 MiB for ten minutes; goal <= 3x). --baseline REV measures a git revision the same way
 beside it (git archive into a temporary folder, first on PYTHONPATH).
 """
 

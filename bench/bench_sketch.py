@@ -11,8 +11,11 @@ generate_cues, from the request to the WAV and its sidecar (44.1 kHz/16-bit, the
 loudness as asked, default none), each length in a fresh process pinned to one CPU
 (taskset -c 0 does the same from outside; the CPU time is printed too, which other
 load on the machine moves less than the wall time), and reports the process's peak RSS against
-the raw float32 audio the backend hands over (48 kHz stereo: 220 MiB for ten minutes).
-Goals: >= 150x real time at 120 s and 600 s, peak RSS <= 3x the raw audio. --baseline
+the raw float32 audio the backend hands over (stereo at the sketch's rate, 44.1 kHz: 202 MiB
+for ten minutes).
+Goals: >= 150x real time at 120 s and 600 s; peak RSS <= 3x the raw audio for ten minutes
+(RSS_LENGTH_S and longer: under it the interpreter and its imports, ~100 MiB, weigh more
+than the audio, and RSS/raw says little about finishing). --baseline
 REV measures a git revision the same way (git archive into a temporary folder, first
 on PYTHONPATH) and prints it beside this checkout. The load average is printed: other
 work on the machine moves these figures.
@@ -38,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 GOAL = 100.0
 END_TO_END_GOAL = 150.0
 RSS_GOAL = 3.0
+RSS_LENGTH_S = 600.0  # the RSS goal is for a ten-minute cue
 PROMPTS = {
     "rock": "intense boss battle, rock, electric guitar and drums",
     "synthwave": "tense boss battle, synthwave, fast drums",
@@ -60,6 +64,7 @@ from pathlib import Path
 if hasattr(os, "sched_setaffinity"):
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 from acestep_core.backends.sketch import SketchBackend
+from acestep_core.backends.sketch.synthesis import SAMPLE_RATE
 from acestep_core.generation import generate_cues
 from acestep_core.request import GenerationRequest
 seconds, loudness = float(sys.argv[1]), (None if sys.argv[2] == "none" else float(sys.argv[2]))
@@ -70,7 +75,7 @@ with tempfile.TemporaryDirectory() as scratch:
     generate_cues(request, SketchBackend(), Path(scratch) / "cue.wav")
     took, cpu = time.perf_counter() - started, time.process_time() - cpu
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-print(json.dumps({"seconds": took, "cpu": cpu, "peak": peak, "before": before}))
+print(json.dumps({"seconds": took, "cpu": cpu, "peak": peak, "before": before, "raw": seconds * SAMPLE_RATE * 2 * 4}))
 """
 
 
@@ -132,18 +137,19 @@ def end_to_end(lengths: list[float], loudness: str, repeats: int, prompt: str, b
               f"{'peak RSS':>10s} {'RSS/raw':>8s}")
         ok = True
         for seconds in lengths:
-            raw = seconds * 48000 * 2 * 4
             for label, environment in targets:
                 runs = [end_to_end_once(seconds, loudness, prompt, environment) for _ in range(repeats)]
                 took = statistics.median(r["seconds"] for r in runs)
                 cpu = statistics.median(r["cpu"] for r in runs)
                 peak = statistics.median(r["peak"] for r in runs)
+                raw = runs[0]["raw"]
                 print(f"{label[:16]:16s} {seconds:6g}s {seconds / took:11.0f}x {took:7.2f}s {cpu:6.2f}s "
                       f"{seconds / cpu:7.0f}x {peak / 2**20:8.0f} MiB {peak / raw:7.2f}x")
                 if label == "this checkout":
-                    ok &= seconds / took >= END_TO_END_GOAL and peak / raw <= RSS_GOAL
-    print(f"goals: >= {END_TO_END_GOAL:g}x real time and peak RSS <= {RSS_GOAL:g}x the raw audio: "
-          f"{'met' if ok else 'missed'}")
+                    ok &= seconds / took >= END_TO_END_GOAL
+                    ok &= seconds < RSS_LENGTH_S or peak / raw <= RSS_GOAL
+    print(f"goals: >= {END_TO_END_GOAL:g}x real time, and peak RSS <= {RSS_GOAL:g}x the raw audio from "
+          f"{RSS_LENGTH_S:g} s: {'met' if ok else 'missed'}")
     return 0
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import tomllib
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,8 @@ from acestep_core.cli import main
 from acestep_core.library import CueLibrary, LibraryQuery
 from acestep_core.licence import backend_licence, model_licence, project_licence
 from acestep_core.model_folder import DOWNLOAD_RECORD
+
+ROOT = Path(__file__).resolve().parents[1]
 
 CARD = """---
 license: apache-2.0
@@ -98,7 +102,11 @@ def test_the_download_record_can_carry_the_licence(tiny_checkpoint: Path, tmp_pa
 
 def test_the_sketch_states_the_projects_own_licence():
     licence = project_licence()
-    assert licence.known and licence.id == "Apache-2.0"  # pyproject.toml's license
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert licence.known and licence.id == pyproject["project"]["license"]["text"] == "Apache-2.0"
+    assert (ROOT / "LICENSE").read_text(encoding="utf-8").lstrip().startswith("Apache License")
+    installed = metadata.metadata("acestep-dcc")
+    assert licence.id in (installed.get("License-Expression"), installed.get("License"))
     assert "sketch" in licence.applies_to and "no ML model" in licence.summary
     assert "sketch" not in licence.summary  # the CLI names the backend once, in its own line
 

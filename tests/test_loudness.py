@@ -226,7 +226,7 @@ def test_the_8x_peak_near_finishing_peaks_is_the_8x_peak_of_the_whole_file(promp
 
     request = GenerationRequest(prompt=prompt, duration=20, seed=6).validated()
     raw = SketchBackend().generate(request, [6], lambda progress: None, lambda: False)
-    frames = finish_candidate(raw.samples[0], 48000, 44100, 20)
+    frames = finish_candidate(raw.samples[0], raw.sample_rate, 44100, 20)
     finished, report = finish_loudness(frames, 44100, None, -1.0, circular=loop)
     written = as_written(quantized(finished, "wav", 16))
     near = true_peak_dbtp(written, loop, 8, known_peaks=report.peaks_per_block)

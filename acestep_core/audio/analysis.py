@@ -47,8 +47,9 @@ _FLUX_TOP_HZ = 8000.0
 _REFINE_SPAN = 0.03  # +-3% around the autocorrelation's choice
 _REFINE_STEP_BPM = 0.05  # then a parabola through the best three points
 _REFINE_HARMONICS = 4
-# Analyse at most this much audio; tempo and key do not change past a couple of minutes.
-MAX_ANALYSIS_S = 120.0
+# Analyse at most this much audio: a minute holds 15 to 75 bars, and a cue's tempo and key
+# do not change past it (measured tempo and key are a check of the planned ones).
+MAX_ANALYSIS_S = 60.0
 
 # 4096-point frames at 11.025 kHz (2.7 Hz bins) resolve semitones down to about 55 Hz.
 _CHROMA_RATE = ANALYSIS_RATE // 2

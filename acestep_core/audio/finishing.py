@@ -52,25 +52,36 @@ def resample(frames: np.ndarray, from_rate: int, to_rate: int, quality: str = "V
 
 
 def frames_at_rate(samples: np.ndarray, from_rate: int, to_rate: int, quality: str = "VHQ",
-                   length: int | None = None, *, is_cancelled: CancelCheck = never_cancelled) -> np.ndarray:
+                   length: int | None = None, *, is_cancelled: CancelCheck = never_cancelled,
+                   reuse: bool = False) -> np.ndarray:
     """Channels-first audio -> float32 (frames, channels) at `to_rate`, NaN/inf made silence.
 
     One pass of about a second at a time through a soxr stream (the same samples as one
     soxr.resample call) into a single output array. `length` cuts or pads (with silence)
-    to exactly that many frames; None keeps what the conversion gives.
+    to exactly that many frames; None keeps what the conversion gives. `reuse`: the caller
+    gives `samples` up, so when no conversion is needed and they are interleaved float32
+    already (samples.T contiguous, as the sketch makes them), they are cleaned in place and
+    returned as they are: a long cue is then never copied.
     """
     if samples.ndim != 2:
         raise ValueError(f"expected (channels, frames) audio, got shape {samples.shape}")
     channels, count = samples.shape
+    if reuse and from_rate == to_rate and length in (None, count) and _interleaved_float32(samples):
+        return _cleaned_in_place(samples.T, is_cancelled)
     expected = count if from_rate == to_rate else _converted_length(count, from_rate, to_rate)
     out = np.zeros((expected if length is None else length, channels), dtype=np.float32)
     stream = None if from_rate == to_rate else soxr.ResampleStream(from_rate, to_rate, channels, dtype="float32",
                                                                    quality=quality)
+    if stream is None:
+        return _transposed_clean(samples, out, is_cancelled)
     written = 0
     for start in range(0, max(count, 1), CHUNK_FRAMES):
         if is_cancelled():
             raise GenerationCancelled()
-        chunk = np.ascontiguousarray(samples[:, start : start + CHUNK_FRAMES].T, dtype=np.float32)
+        part = samples[:, start : start + CHUNK_FRAMES]
+        chunk = np.empty((part.shape[1], channels), dtype=np.float32)
+        for channel in range(channels):  # column by column: 5x faster than one transposing copy
+            chunk[:, channel] = part[channel]
         # One sum finds any NaN or inf (cheaper than isfinite); nan_to_num copies, for the
         # chunk may be a view of the caller's audio.
         if not math.isfinite(float(chunk.sum(dtype=np.float64))):
@@ -82,6 +93,39 @@ def frames_at_rate(samples: np.ndarray, from_rate: int, to_rate: int, quality: s
         written += take
     if length is None and written < out.shape[0]:
         out = out[:written]  # soxr rounded its output a frame short of the estimate
+    return out
+
+
+def _interleaved_float32(samples: np.ndarray) -> bool:
+    frames = samples.T
+    return frames.dtype == np.float32 and frames.flags.c_contiguous and frames.flags.writeable
+
+
+def _cleaned_in_place(frames: np.ndarray, is_cancelled: CancelCheck) -> np.ndarray:
+    for start in range(0, frames.shape[0], CHUNK_FRAMES):
+        if is_cancelled():
+            raise GenerationCancelled()
+        _clean(frames[start : start + CHUNK_FRAMES])
+    return frames
+
+
+def _clean(part: np.ndarray) -> None:
+    # One sum finds any NaN or inf (cheaper than isfinite).
+    if not math.isfinite(float(part.sum(dtype=np.float64))):
+        np.nan_to_num(part, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def _transposed_clean(samples: np.ndarray, out: np.ndarray, is_cancelled: CancelCheck) -> np.ndarray:
+    """No rate change: each chunk is transposed straight into `out` (cut or zero-padded
+    already), then cleaned there, so the audio is copied once."""
+    count = min(samples.shape[1], out.shape[0])
+    for start in range(0, count, CHUNK_FRAMES):
+        if is_cancelled():
+            raise GenerationCancelled()
+        part = out[start : min(start + CHUNK_FRAMES, count)]
+        for channel in range(part.shape[1]):  # column by column: 5x faster than one transposing copy
+            part[:, channel] = samples[channel, start : start + part.shape[0]]
+        _clean(part)
     return out
 
 

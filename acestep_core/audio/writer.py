@@ -181,14 +181,20 @@ def quantized(frames: np.ndarray, output_format: str, bit_depth: int) -> np.ndar
     data = np.ascontiguousarray(frames, dtype=np.float32)
     out = np.empty(data.shape, dtype=np.int16 if bit_depth == 16 else np.int32)
     source, target = data.reshape(-1), out.reshape(-1)
-    # A block at a time: no float copy of a long cue, and each block stays in the cache.
+    # A block at a time through one scratch buffer: no float copy of a long cue, and each
+    # block stays in the cache.
+    scratch = np.empty(min(_CONVERT_BLOCK, source.size), dtype=np.float32)
+    low, high = np.float32(-scale), np.float32(scale - 1)
     for start in range(0, source.size, _CONVERT_BLOCK):
-        scaled = np.rint(source[start : start + _CONVERT_BLOCK] * np.float32(scale))
-        np.clip(scaled, -scale, scale - 1, out=scaled)
+        block = source[start : start + _CONVERT_BLOCK]
+        scaled = scratch[: block.size]
+        np.multiply(block, np.float32(scale), out=scaled)
+        np.rint(scaled, out=scaled)
+        np.clip(scaled, low, high, out=scaled)
         if bit_depth == 16:
-            target[start : start + _CONVERT_BLOCK] = scaled
+            target[start : start + block.size] = scaled
         else:
-            target[start : start + _CONVERT_BLOCK] = scaled.astype(np.int32) << (32 - bit_depth)
+            np.left_shift(scaled.astype(np.int32), 32 - bit_depth, out=target[start : start + block.size])
     return out
 
 

@@ -2,7 +2,7 @@
 
 A backend turns a validated GenerationRequest plus one seed per candidate into raw
 audio: float32 arrays shaped (candidates, channels, samples) at the backend's own
-sample rate (48 kHz stereo for ACE-Step and sketch). Finishing to the user's format
+sample rate (48 kHz stereo for ACE-Step, 44.1 kHz for the sketch). Finishing to the user's format
 happens in acestep_core.audio, the same for every backend.
 """
 

@@ -31,7 +31,7 @@ class SketchBackend:
     numpy.random.default_rng streams of that seed alone (arrangement.seeded_stream), so
     the same seed gives the same samples, bit for bit.
 
-    Length: the cue is exactly round(duration * 48000) frames, and its bars are exact at
+    Length: the cue is exactly round(duration * SAMPLE_RATE) frames (44.1 kHz), and its bars are exact at
     the tempo from frame 0. How it ends is what a musician would do with that length:
     - a whole number of bars: the groove runs to the bar line (a 5 ms declick);
     - otherwise the groove stops at the last whole bar and a final tonic chord rings
@@ -84,8 +84,10 @@ class SketchBackend:
             done = min(done + 1, total)
             on_progress(Progress(step_stage(done, total), done / total))
 
-        # Each candidate is mixed straight into its row: the cue is never copied.
-        samples = np.empty((len(seeds), 2, choices.frames), dtype=np.float32)
+        # Each candidate is mixed straight into its row: the cue is never copied. The rows
+        # are (channels, frames) views of interleaved frames, the layout files and
+        # finishing use, so finishing at this rate takes them as they are (no transpose).
+        samples = np.empty((len(seeds), choices.frames, 2), dtype=np.float32).transpose(0, 2, 1)
         stems = _stem_arrays(request, choices, len(seeds))
         arrangements = []
         for k, (row, seed) in enumerate(zip(samples, seeds)):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from acestep_core.backends.sketch.synthesis import (
-    SAMPLE_RATE, add_reverb, decay_envelope, midi_to_hz, noise, place_mono, saturate, seconds_to_frames, spectral_filter,
+    SAMPLE_RATE, add_reverb, band_limited, decay_envelope, midi_to_hz, noise, place_mono, saturate, seconds_to_frames, spectral_filter,
 )
 
 DRUM_NAMES = (
@@ -222,4 +222,4 @@ def build_kit(kit: str, tonic_pc: int, rng: np.random.Generator, impulses: dict[
         kit_sounds[name] = stereo.astype(np.float32)
     if "crash" not in kit_sounds:
         kit_sounds["crash"] = crash(rng, 0.7 if kit == "chiptune" else 1.0)
-    return kit_sounds
+    return {name: band_limited(sound) for name, sound in kit_sounds.items()}

@@ -51,7 +51,7 @@ class Patch:
 
 
 def render_decimation(patch: Patch, pitches: tuple[float, ...]) -> int:
-    """How many times below 48 kHz a note can be rendered: its filter keeps the spectrum
+    """How many times below the sketch's rate a note can be rendered: its filter keeps the spectrum
     under a quarter of that rate's Nyquist. Distortion makes new harmonics: full rate."""
     if patch.drive:
         return 1
@@ -70,7 +70,7 @@ def render_note(patch: Patch, pitches: tuple[float, ...], gate_frames: int, rng:
     most of what makes long pads cheap.
     """
     factor = render_decimation(patch, pitches)
-    rate = SAMPLE_RATE // factor
+    rate = SAMPLE_RATE / factor  # 5512.5 Hz at 1/8: the pitch stays exact
     envelope = adsr(max(1, -(-gate_frames // factor)), patch.attack_s, patch.decay_s, patch.sustain,
                     patch.release_s, rate)
     frames = envelope.shape[0]
@@ -111,11 +111,14 @@ def render_note(patch: Patch, pitches: tuple[float, ...], gate_frames: int, rng:
     out *= 1.0 / np.sqrt(len(detunes))
     if patch.drive:
         out = saturate(out * 0.5, patch.drive)
-    if patch.post_lowpass_hz:
-        out = spectral_filter(out, high_hz=patch.post_lowpass_hz, sample_rate=rate)
     out *= envelope * patch.gain
-    if factor > 1:
-        out = upsample(out, factor, frames * factor)
+    if factor > 1:  # the upsampling filter band-limits it
+        out = spectral_filter(out, high_hz=patch.post_lowpass_hz, sample_rate=rate) if patch.post_lowpass_hz else out
+        return upsample(out, factor, frames * factor)
+    if patch.drive or patch.post_lowpass_hz:
+        # One FFT: the cabinet's low-pass (after the envelope, so it softens the attack too) and
+        # the band limit for what distortion made. Undistorted tables stop at 18 kHz already.
+        out = spectral_filter(out, high_hz=patch.post_lowpass_hz, band_limit=True)
     return out
 
 
