@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import soxr
 
+from acestep_core.fastfft import rfft
+
 NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 MIN_TEMPO_BPM = 30.0
 MAX_TEMPO_BPM = 300.0
@@ -113,7 +115,7 @@ def _magnitudes(signal: np.ndarray, window: int, hop: int, block: int = 1024):
     frames = _frames_of(np.asarray(signal, dtype=np.float32), window, hop)
     taper = np.hanning(window).astype(np.float32)
     for first in range(0, frames.shape[0], block):
-        yield np.abs(np.fft.rfft(frames[first : first + block] * taper, axis=1)).astype(np.float32)
+        yield np.abs(rfft(frames[first : first + block] * taper, axis=1))
 
 
 def onset_envelope(frames: np.ndarray, sample_rate: int) -> tuple[np.ndarray, float]:

@@ -13,6 +13,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from acestep_core.fastfft import irfft, rfft
+
 # 44.1 kHz, the default output rate: a cue in that format is written as rendered, with no
 # rate conversion (a 48 kHz request is converted by finishing, as ACE-Step's audio is).
 SAMPLE_RATE = 44100
@@ -216,7 +218,7 @@ def spectral_filter(signal: np.ndarray, low_hz: float | None = None, high_hz: fl
     # Padded to a size FFTs are fast at (a prime length is ten times slower); the padding
     # also keeps the filter's ringing from wrapping round from one end to the other.
     size = fast_fft_size(frames)
-    spectrum = np.fft.rfft(signal, size, axis=-1)
+    spectrum = rfft(np.asarray(signal, dtype=np.float32), size, axis=-1)
     freqs = np.fft.rfftfreq(size, 1.0 / sample_rate)
     gain = np.ones_like(freqs)
     if high_hz:
@@ -225,8 +227,8 @@ def spectral_filter(signal: np.ndarray, low_hz: float | None = None, high_hz: fl
         gain *= np.sqrt(np.maximum(1.0 - lowpass_gain(freqs, low_hz, order) ** 2, 0.0))
     if band_limit:
         gain *= _band_limit_gain(freqs)
-    spectrum *= gain
-    return np.fft.irfft(spectrum, size, axis=-1)[..., :frames].astype(np.float32)
+    spectrum *= gain.astype(np.float32)
+    return irfft(spectrum, size, axis=-1)[..., :frames].astype(np.float32, copy=False)
 
 
 # Nothing the sketch makes reaches past this: true-peak meters oversample with a passband
@@ -313,8 +315,9 @@ def convolve(stereo: np.ndarray, impulse: np.ndarray) -> np.ndarray:
     """Full convolution of each channel with the impulse's channel, float32."""
     frames = stereo.shape[1] + impulse.shape[1] - 1
     size = fast_fft_size(frames)
-    wet = np.fft.irfft(np.fft.rfft(stereo, size) * np.fft.rfft(impulse, size), size)[:, :frames]
-    return wet.astype(np.float32)
+    wet = irfft(rfft(np.asarray(stereo, dtype=np.float32), size) * rfft(np.asarray(impulse, dtype=np.float32), size),
+                size)[:, :frames]
+    return wet.astype(np.float32, copy=False)
 
 
 def add_reverb(stereo: np.ndarray, impulse: np.ndarray, mix: float) -> np.ndarray:
@@ -408,10 +411,10 @@ def convolve_in_blocks(signal: np.ndarray, impulse: np.ndarray, length: int, blo
     FFTs a little longer than the impulse instead of one as long as the signal."""
     channels, count = signal.shape
     size = fast_fft_size(block + impulse.shape[1] - 1)
-    response = np.fft.rfft(impulse, size)
+    response = rfft(np.asarray(impulse, dtype=np.float32), size)
     out = np.zeros((channels, length), dtype=np.float32)
     for start in range(0, min(count, length), block):
-        piece = np.fft.irfft(np.fft.rfft(signal[:, start : start + block], size) * response, size)
+        piece = irfft(rfft(np.asarray(signal[:, start : start + block], dtype=np.float32), size) * response, size)
         stop = min(length, start + size)
         out[:, start:stop] += piece[:, : stop - start]
     return out
