@@ -4,23 +4,21 @@ numpy.fft (1.x) works in double precision with no SIMD. scipy's pocketfft (C++,
 vectorised; float32 stays float32) is 3-4x faster on the sizes the sketch backend and
 the tempo analysis use, which is most of a short cue's FFT time. scipy.fft takes about
 90 ms to import (it pulls in scipy.special), more than those FFTs cost, so its compiled
-module is loaded by itself, as audio/filters.py loads scipy's sosfilt. Should a scipy
+module is loaded by itself (scipy_parts), as audio/filters.py loads scipy's sosfilt. Should a scipy
 release move it, or ACESTEP_DCC_NUMPY_FFT be set (the tests compare both), numpy.fft
 runs: the same numbers to float32 precision.
 """
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 import os
-import threading
 from functools import lru_cache
 
 import numpy as np
 
+from acestep_core.scipy_parts import load_compiled
+
 _NO_NORMALISATION, _BY_SIZE = 0, 2  # pocketfft's inorm: none, 1/n
-_LOCK = threading.Lock()
 
 
 def rfft(a: np.ndarray, n: int | None = None, axis: int = -1) -> np.ndarray:
@@ -67,33 +65,21 @@ def _fit(a: np.ndarray, size: int, axis: int) -> np.ndarray:
 
 
 def _pocketfft():
-    with _LOCK:  # two threads loading one extension at once is what broke scipy's sosfilt load
-        return _load_pocketfft()
+    if os.environ.get("ACESTEP_DCC_NUMPY_FFT"):  # the tests compare both paths
+        return None
+    return _load_pocketfft()
 
 
 @lru_cache(maxsize=1)
 def _load_pocketfft():
-    """scipy.fft's compiled pocketfft, loaded without scipy.fft's __init__; None when it
-    is not where this scipy keeps it or does not answer as expected."""
-    if os.environ.get("ACESTEP_DCC_NUMPY_FFT"):
-        return None
+    """scipy.fft's compiled pocketfft, loaded without scipy.fft's __init__ (scipy_parts);
+    None when it is not where this scipy keeps it or does not answer as expected."""
+    module = load_compiled("fft/_pocketfft", "pypocketfft")
     try:
-        scipy_spec = importlib.util.find_spec("scipy")
-        if scipy_spec is None or not scipy_spec.submodule_search_locations:
-            return None
-        folder = os.path.join(list(scipy_spec.submodule_search_locations)[0], "fft", "_pocketfft")
-        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-            path = os.path.join(folder, "pypocketfft" + suffix)
-            if os.path.exists(path):
-                spec = importlib.util.spec_from_file_location("scipy.fft._pocketfft.pypocketfft", path)
-                module = importlib.util.module_from_spec(spec)
-                spec.loader.exec_module(module)
-                probe = np.array([1.0, 2.0, 3.0, 4.0], dtype=np.float32)
-                spectrum = module.r2c(probe, axes=[0], forward=True, inorm=_NO_NORMALISATION)
-                back = module.c2r(spectrum, axes=[0], lastsize=4, forward=False, inorm=_BY_SIZE)
-                ok = spectrum.dtype == np.complex64 and np.allclose(spectrum, np.fft.rfft(probe)) \
-                    and np.allclose(back, probe)
-                return module if ok else None
-    except Exception:  # any change in scipy's layout: numpy.fft instead
+        probe = np.array([1.0, 2.0, 3.0, 4.0], dtype=np.float32)
+        spectrum = module.r2c(probe, axes=[0], forward=True, inorm=_NO_NORMALISATION)
+        back = module.c2r(spectrum, axes=[0], lastsize=4, forward=False, inorm=_BY_SIZE)
+        ok = spectrum.dtype == np.complex64 and np.allclose(spectrum, np.fft.rfft(probe)) and np.allclose(back, probe)
+        return module if ok else None
+    except Exception:  # not there, or it changed: numpy.fft
         return None
-    return None

@@ -14,13 +14,12 @@ ten-minute cue is filtered without a full-length float64 copy.
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 import os
-import threading
 from functools import lru_cache
 
 import numpy as np
+
+from acestep_core.scipy_parts import load_compiled
 
 # pyloudnorm's "K-weighting" (ITU-R BS.1770): a +4 dB shelf at 1.5 kHz, then a 38 Hz high-pass.
 _K_SHELF = (4.0, 1 / np.sqrt(2), 1500.0)
@@ -103,41 +102,22 @@ class SosStream:
         return chunk
 
 
-_KERNEL_LOCK = threading.Lock()
-
-
 def _sosfilt_kernel():
-    """scipy's compiled sosfilt loop (see _load_sosfilt_kernel), loaded once.
-
-    Candidates finish on several threads: two loading the extension at once broke scipy's
-    import (KeyError: 'scipy'), so the first load is serialised; lru_cache alone is not.
-    """
-    with _KERNEL_LOCK:
-        return _load_sosfilt_kernel()
+    """scipy's compiled sosfilt loop, loaded without running scipy.signal's __init__
+    (scipy_parts), once; None when this scipy keeps it elsewhere (SosStream then calls the
+    public function)."""
+    if os.environ.get("ACESTEP_DCC_PUBLIC_SOSFILT"):  # the tests compare both paths
+        return None
+    return _load_sosfilt_kernel()
 
 
 @lru_cache(maxsize=1)
 def _load_sosfilt_kernel():
-    """scipy's compiled sosfilt loop, loaded without running scipy.signal's __init__; None when
-    this scipy keeps it elsewhere (SosStream then calls the public function)."""
-    if os.environ.get("ACESTEP_DCC_PUBLIC_SOSFILT"):  # the tests compare both paths
-        return None
+    module = load_compiled("signal", "_sosfilt")
     try:
-        # Where scipy is, without importing it (its __init__ pulls in Cython and scipy._lib).
-        scipy_spec = importlib.util.find_spec("scipy")
-        if scipy_spec is None or not scipy_spec.submodule_search_locations:
-            return None
-        folder = os.path.join(list(scipy_spec.submodule_search_locations)[0], "signal")
-        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-            path = os.path.join(folder, "_sosfilt" + suffix)
-            if os.path.exists(path):
-                spec = importlib.util.spec_from_file_location("scipy.signal._sosfilt", path)
-                module = importlib.util.module_from_spec(spec)
-                spec.loader.exec_module(module)
-                kernel = module._sosfilt
-                probe = np.ones((1, 4))
-                kernel(np.array([[1.0, 0.0, 0.0, 1.0, -0.5, 0.0]]), probe, np.zeros((1, 1, 2)))
-                return kernel if np.allclose(probe[0], [1.0, 1.5, 1.75, 1.875]) else None
-    except Exception:  # any change in scipy's layout: fall back to the public function
+        kernel = module._sosfilt
+        probe = np.ones((1, 4))
+        kernel(np.array([[1.0, 0.0, 0.0, 1.0, -0.5, 0.0]]), probe, np.zeros((1, 1, 2)))
+        return kernel if np.allclose(probe[0], [1.0, 1.5, 1.75, 1.875]) else None
+    except Exception:  # not there, or it changed: the public function
         return None
-    return None
