@@ -6,9 +6,9 @@
 # than they compute (the whole suite one after another used 1.1 of 2 cores): in the
 # foreground the suite without its worker and cluster tests; beside it the add-on's tests
 # on 4.5 and 5.2, then the worker and cluster tests. Each run's report is printed when
-# all have ended. Extra arguments go to the foreground run; naming tests or files (any
-# argument not starting with '-') runs only the foreground run, on what was named, with
-# the add-on runs beside it as before.
+# all have ended. Extra arguments go to the foreground run; naming test files, folders
+# or node ids runs only the foreground run, on what was named, with the add-on runs
+# beside it as before.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scratch="$(mktemp -d "${TMPDIR:-/tmp}/acestep-dcc-tests.XXXXXX")"
@@ -17,7 +17,8 @@ trap 'rm -rf "$scratch"' EXIT
 BESIDE=(tests/test_worker_*.py tests/test_cluster*.py)
 split=yes
 for argument in "$@"; do
-  [[ "$argument" == -* ]] || split=no
+  # A test file, folder or node id (not an option or an option's value, like -p no:cacheprovider).
+  if [[ "$argument" != -* && ( -e "${argument%%::*}" || "$argument" == *::* ) ]]; then split=no; fi
 done
 
 bpy_version() { "$1" -c 'import importlib.metadata as m; print(m.version("bpy"))'; }
