@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from acestep_core.backends.sketch.synthesis import (
-    SAMPLE_RATE, add_reverb, band_limited, decay_envelope, midi_to_hz, noise, place_mono, saturate, seconds_to_frames, spectral_filter,
+    SAMPLE_RATE, add_reverb, band_limited, decay_envelope, midi_to_hz, noise, place_mono, saturate, seconds_to_frames,
+    spectral_filter,
 )
 
 DRUM_NAMES = (

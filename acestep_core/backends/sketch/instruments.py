@@ -112,14 +112,12 @@ def render_note(patch: Patch, pitches: tuple[float, ...], gate_frames: int, rng:
     if patch.drive:
         out = saturate(out * 0.5, patch.drive)
     out *= envelope * patch.gain
-    if factor > 1:  # the upsampling filter band-limits it
-        out = spectral_filter(out, high_hz=patch.post_lowpass_hz, sample_rate=rate) if patch.post_lowpass_hz else out
-        return upsample(out, factor, frames * factor)
-    if patch.drive or patch.post_lowpass_hz:
-        # One FFT: the cabinet's low-pass (after the envelope, so it softens the attack too) and
-        # the band limit for what distortion made. Undistorted tables stop at 18 kHz already.
-        out = spectral_filter(out, high_hz=patch.post_lowpass_hz, band_limit=True)
-    return out
+    # One FFT: the cabinet's low-pass (after the envelope, so it softens the attack too) and the
+    # band limit for what distortion made. Undistorted tables stop at 18 kHz, and upsampling
+    # band-limits a note rendered below the full rate.
+    if patch.post_lowpass_hz or patch.drive:
+        out = spectral_filter(out, high_hz=patch.post_lowpass_hz, sample_rate=rate, band_limit=True)
+    return upsample(out, factor, frames * factor) if factor > 1 else out
 
 
 # -- the patches the styles use --------------------------------------------------------

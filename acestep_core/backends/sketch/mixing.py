@@ -20,8 +20,8 @@ from acestep_core.backends.sketch.drums import build_kit
 from acestep_core.backends.sketch.instruments import PATCHES, render_note
 from acestep_core.backends.sketch.styles import part_track
 from acestep_core.backends.sketch.synthesis import (
-    SAMPLE_RATE, TAPS_PER_PHASE, band_limited, convolve_in_blocks, decay_envelope, downsample_range, fade, noise, reverb_impulse,
-    seconds_to_frames, spectral_filter, upsample_range,
+    SAMPLE_RATE, TAPS_PER_PHASE, band_limited, convolve_in_blocks, decay_envelope, downsample_range, fade, noise,
+    reverb_impulse, seconds_to_frames, spectral_filter, upsample_range,
 )
 from acestep_core.errors import GenerationCancelled
 
